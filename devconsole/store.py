@@ -1,0 +1,262 @@
+"""The dev console's event store: one SQLite file holding QRadar-normalized events and the config
+tables (QID records, categories, log sources and their types, reference data, offenses) that AQL's
+lookup functions read. Schema: ``schema.sql`` beside this file.
+
+Each thread opens its own connection with :meth:`EventStore.connect` (sqlite3 connections are not
+shared across threads). Writers batch rows into one transaction; readers see a consistent snapshot (WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).with_name("schema.sql")
+
+# Log source types the console knows out of the box. IDs 347/445/413/397 come from IBM's pySigma
+# QRadar backend (see ../shared/reference/aql-and-rest-api.md §6.1); the display strings of 445 and 397
+# are UNCONFIRMED there. 5001 for Google Cloud audit logs is this project's own choice (the real ID is
+# UNCONFIRMED); the app resolves IDs from names at run time, so only the names need to match a console.
+BUILTIN_LOG_SOURCE_TYPES: dict[int, str] = {
+    347: "Amazon AWS CloudTrail",
+    445: "Microsoft Azure Active Directory",
+    413: "Microsoft Azure Platform",
+    397: "Microsoft Office 365",
+    5001: "Google Cloud Audit Logs",
+    11: "Linux OS",
+    12: "Microsoft Windows Security Event Log",
+    10: "Cisco ASA",
+    4: "Palo Alto PA Series",
+}
+
+# High-level categories with QRadar's numbering (thousands); low-level ones below them. The low-level IDs
+# are this console's choice (QRadar's own numbers for these names are UNCONFIRMED).
+BUILTIN_HIGH_LEVEL_CATEGORIES: dict[int, str] = {
+    1000: "Recon",
+    2000: "DoS",
+    3000: "Authentication",
+    4000: "Access",
+    5000: "Exploit",
+    7000: "Suspicious Activity",
+    8000: "System",
+    9000: "Policy",
+    10000: "Unknown",
+    15000: "Audit",
+}
+BUILTIN_LOW_LEVEL_CATEGORIES: dict[int, tuple[str, int]] = {
+    3035: ("User Account Added", 3000),
+    3036: ("User Account Removed", 3000),
+    3037: ("User Account Changed", 3000),
+    3014: ("User Login Success", 3000),
+    3015: ("User Login Failure", 3000),
+    3060: ("Group Member Added", 3000),
+    3070: ("Policy Added", 9000),
+    4001: ("Access Permitted", 4000),
+    4002: ("Access Denied", 4000),
+    8050: ("Information", 8000),
+    10009: ("Unknown", 10000),
+    15001: ("Audit Event", 15000),
+}
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "starttime", "endtime", "devicetime", "qid", "category", "highlevelcategory", "logsourceid",
+    "devicetype", "username", "sourceip", "destinationip", "magnitude", "severity", "credibility",
+    "relevance", "eventcount", "payload", "props",
+)
+_EVENT_DEFAULTS: dict[str, Any] = {
+    "username": None, "sourceip": None, "destinationip": None, "magnitude": 5, "severity": 5,
+    "credibility": 5, "relevance": 5, "eventcount": 1, "payload": None, "props": None,
+}
+# QIDs are allocated per log source type in blocks so that they read like QRadar's large numbers.
+_QID_BLOCK = 1_000_000
+
+
+class EventStore:
+    """Owns ``events.db`` in a data directory and hands out per-thread connections."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()  # one writer at a time inside this process
+        with self.connect() as conn:
+            conn.executescript(SCHEMA_PATH.read_text())
+            self._seed_builtins(conn)
+
+    @classmethod
+    def in_dir(cls, data_dir: str | Path) -> EventStore:
+        return cls(Path(data_dir) / "events.db")
+
+    def connect(self, readonly: bool = False) -> sqlite3.Connection:
+        """A new connection for the calling thread (autocommit off; use ``with conn:`` for transactions)."""
+        if readonly:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    # -- config tables -------------------------------------------------------------------------
+
+    def _seed_builtins(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO log_source_types(id, name) VALUES (?, ?)",
+            BUILTIN_LOG_SOURCE_TYPES.items(),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO categories(id, name, high_level_id) VALUES (?, ?, NULL)",
+            BUILTIN_HIGH_LEVEL_CATEGORIES.items(),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO categories(id, name, high_level_id) VALUES (?, ?, ?)",
+            [(cid, name, high) for cid, (name, high) in BUILTIN_LOW_LEVEL_CATEGORIES.items()],
+        )
+
+    def ensure_log_source_type(self, type_id: int, name: str) -> int:
+        with self._write_lock, self.connect() as conn:
+            conn.execute("INSERT OR IGNORE INTO log_source_types(id, name) VALUES (?, ?)", (type_id, name))
+        return type_id
+
+    def ensure_category(self, category_id: int, name: str, high_level_id: int | None) -> int:
+        with self._write_lock, self.connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO categories(id, name, high_level_id) VALUES (?, ?, ?)",
+                (category_id, name, high_level_id),
+            )
+        return category_id
+
+    def high_level_of(self, category_id: int) -> int:
+        """The high-level category of a low-level one (a high-level id maps to itself)."""
+        with self.connect(readonly=True) as conn:
+            row = conn.execute("SELECT high_level_id FROM categories WHERE id = ?", (category_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"unknown category {category_id}")
+        return row[0] if row[0] is not None else category_id
+
+    def ensure_log_source(self, name: str, type_id: int) -> int:
+        """The id of the log source called ``name``, creating it on first sight (as auto-discovery does)."""
+        with self._write_lock, self.connect() as conn:
+            row = conn.execute("SELECT id FROM log_sources WHERE name = ?", (name,)).fetchone()
+            if row:
+                return row[0]
+            return conn.execute(
+                "INSERT INTO log_sources(name, type_id) VALUES (?, ?)", (name, type_id)
+            ).lastrowid
+
+    def ensure_qid(
+        self, type_id: int, name: str, category_id: int, description: str = "", severity: int = 5
+    ) -> int:
+        """The QID of event ``name`` for a log source type, creating its record on first sight."""
+        with self._write_lock, self.connect() as conn:
+            row = conn.execute(
+                "SELECT qid FROM qid_records WHERE log_source_type_id = ? AND name = ?", (type_id, name)
+            ).fetchone()
+            if row:
+                return row[0]
+            base = type_id * _QID_BLOCK
+            top = conn.execute(
+                "SELECT MAX(qid) FROM qid_records WHERE qid >= ? AND qid < ?", (base, base + _QID_BLOCK)
+            ).fetchone()[0]
+            qid = (top or base) + 1
+            conn.execute(
+                "INSERT INTO qid_records(qid, name, description, severity, low_level_category_id,"
+                " log_source_type_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (qid, name, description, severity, category_id, type_id),
+            )
+            return qid
+
+    def declare_custom_property(self, name: str, value_type: str = "STRING") -> None:
+        with self._write_lock, self.connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO custom_properties(name, value_type) VALUES (?, ?)", (name, value_type)
+            )
+
+    # -- events --------------------------------------------------------------------------------
+
+    def insert_events(
+        self, rows: Iterable[Mapping[str, Any]], conn: sqlite3.Connection | None = None
+    ) -> list[int]:
+        """Insert events in one transaction and return their ids in order.
+
+        ``props`` may be a dict (stored as JSON); ``payload`` bytes or str (stored as bytes);
+        ``endtime``/``devicetime`` default to ``starttime``.
+        """
+        prepared = [_prepare_event(row) for row in rows]
+        if not prepared:
+            return []
+        sql = f"INSERT INTO events({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+        own = conn is None
+        with self._write_lock:
+            conn = conn or self.connect()
+            try:
+                if conn.in_transaction:
+                    conn.commit()
+                # BEGIN IMMEDIATE takes SQLite's write lock before reading MAX(id), so no other process
+                # can insert in between: the new ids are contiguous from ``first``.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    first = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0] + 1
+                    conn.executemany(sql, prepared)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+                return list(range(first, first + len(prepared)))
+            finally:
+                if own:
+                    conn.close()
+
+    def count_events(self) -> int:
+        with self.connect(readonly=True) as conn:
+            return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    # -- offenses ------------------------------------------------------------------------------
+
+    def add_offense(self, description: str, start_time: int, last_updated_time: int, **fields: Any) -> int:
+        allowed = {
+            "offense_type", "offense_source", "magnitude", "severity", "credibility", "relevance", "status",
+            "close_time", "assigned_to", "follow_up", "protected", "domain_id", "rules", "id",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown offense fields: {sorted(unknown)}")
+        if "rules" in fields and not isinstance(fields["rules"], str):
+            fields["rules"] = json.dumps(fields["rules"])
+        cols = ["description", "start_time", "last_updated_time", *fields]
+        vals = [description, start_time, last_updated_time, *fields.values()]
+        with self._write_lock, self.connect() as conn:
+            return conn.execute(
+                f"INSERT INTO offenses({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals
+            ).lastrowid
+
+    def link_offense_events(self, offense_id: int, event_ids: Iterable[int]) -> None:
+        with self._write_lock, self.connect() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO offense_events(offense_id, event_id) VALUES (?, ?)",
+                [(offense_id, eid) for eid in event_ids],
+            )
+
+
+def _prepare_event(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    unknown = set(row) - set(EVENT_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown event columns: {sorted(unknown)}")
+    values = {**_EVENT_DEFAULTS, **row}
+    for required in ("starttime", "qid", "category", "highlevelcategory", "logsourceid", "devicetype"):
+        if values.get(required) is None:
+            raise ValueError(f"event is missing {required}")
+    values.setdefault("endtime", values["starttime"])
+    values.setdefault("devicetime", values["starttime"])
+    if values["endtime"] is None:
+        values["endtime"] = values["starttime"]
+    if values["devicetime"] is None:
+        values["devicetime"] = values["starttime"]
+    if isinstance(values["payload"], str):
+        values["payload"] = values["payload"].encode("utf-8")
+    if isinstance(values["props"], Mapping):
+        values["props"] = json.dumps(values["props"], ensure_ascii=False) if values["props"] else None
+    return tuple(values[c] for c in EVENT_COLUMNS)
