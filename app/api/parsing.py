@@ -1,0 +1,95 @@
+"""Strict request parsing for the JSON API: bodies, field types, paging and sorting parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request
+
+from .errors import ApiError
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
+               dict: "an object", float: "a number"}
+
+
+def json_body(fields: Mapping[str, type | tuple[type, ...]] | None = None,
+              required: Iterable[str] = ()) -> dict[str, Any]:
+    """The request's JSON object. With ``fields`` (name → type or tuple of types; ``type(None)`` allows
+    null) unknown fields are rejected (400 naming them), types checked, ``required`` enforced."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type",
+                       "send the body as JSON (Content-Type: application/json)")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "bad_json", "the request body is not valid JSON")
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "the request body must be a JSON object")
+    if fields is None:
+        return data
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    for name in required:
+        if data.get(name) is None:
+            raise ApiError(400, "missing_field", f"{name} is required", name)
+    for name, value in data.items():
+        expected = fields[name]
+        types = expected if isinstance(expected, tuple) else (expected,)
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            names = " or ".join(_TYPE_NAMES.get(t, "null" if t is type(None) else t.__name__) for t in types)
+            raise ApiError(400, "bad_field", f"{name} must be {names}", name)
+    return data
+
+
+def int_arg(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"{name} must be a whole number", name) from None
+    if minimum is not None and value < minimum:
+        raise ApiError(400, "bad_parameter", f"{name} must be at least {minimum}", name)
+    if maximum is not None and value > maximum:
+        raise ApiError(400, "bad_parameter", f"{name} must be at most {maximum}", name)
+    return value
+
+
+@dataclass(frozen=True)
+class Paging:
+    limit: int
+    offset: int
+    sort: str | None
+    descending: bool
+
+    def order_by(self, columns: Mapping[str, str], default: str) -> str:
+        """SQL ORDER BY text from a whitelist (API name → column); never user text."""
+        column = columns[self.sort] if self.sort else default
+        return f"{column} {'DESC' if self.descending else 'ASC'}"
+
+
+def paging(default_limit: int = 50, max_limit: int = 500, sort_fields: Iterable[str] = (),
+           default_sort: str | None = None) -> Paging:
+    """``limit``/``offset``/``sort`` query parameters; ``sort=-field`` sorts descending."""
+    limit = int_arg("limit", default_limit, 1, max_limit)
+    offset = int_arg("offset", 0, 0)
+    raw = request.args.get("sort") or default_sort
+    descending, sort = False, None
+    if raw:
+        descending = raw.startswith("-")
+        sort = raw.lstrip("-+")
+        allowed = set(sort_fields)
+        if sort not in allowed:
+            raise ApiError(400, "bad_parameter",
+                           f"cannot sort by {sort!r}; sort by one of: "
+                           f"{', '.join(sorted(allowed)) or 'nothing'}",
+                           "sort")
+    return Paging(limit, offset, sort, descending)
+
+
+def list_response(items: list[Any], total: int) -> dict[str, Any]:
+    return {"items": items, "total": total}

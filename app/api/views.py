@@ -1,0 +1,74 @@
+"""Core JSON routes: ``/api/openapi.json`` and the admin settings endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from app import settings
+from app.auth import current_user, require
+from app.qradar import reset_gateway
+from app.store.db import get_db
+
+from .errors import ApiError
+from .openapi import build_document
+from .parsing import json_body
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    from app import FEATURES
+
+    return build_document("Cloud Account Watch", current_app.config["APP_VERSION"], FEATURES)
+
+
+@bp.get("/settings")
+@require("admin")
+def get_settings() -> dict[str, Any]:
+    return {"values": settings.all_values(), "settings": settings.describe()}
+
+
+@bp.put("/settings")
+@require("admin")
+def put_settings() -> dict[str, Any]:
+    changes = json_body()
+    try:
+        values = settings.update(get_db(), changes, actor=current_user().name)
+    except settings.SettingError as exc:
+        raise ApiError(400, "bad_setting", exc.message, exc.key) from None
+    if settings.GATEWAY_KEYS & set(changes):
+        reset_gateway()
+    return {"values": values, "settings": settings.describe()}
+
+
+_settings_schema = {"type": "object", "properties": {
+    "values": {"type": "object", "additionalProperties": True},
+    "settings": {"type": "array", "items": {"$ref": "#/components/schemas/SettingInfo"}}}}
+
+OPENAPI_PATHS = {
+    "/api/openapi.json": {"get": {"summary": "This document",
+                                  "responses": {"200": {"description": "OpenAPI 3.0 document"}}}},
+    "/api/settings": {
+        "get": {"summary": "All settings with their current values (admin)",
+                "responses": {"200": {"description": "settings", "content": {"application/json": {
+                    "schema": _settings_schema}}},
+                    "401": {"$ref": "#/components/responses/Error"},
+                    "403": {"$ref": "#/components/responses/Error"}}},
+        "put": {"summary": "Change some settings (admin, audited); unknown keys and bad values → 400",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "additionalProperties": True}}}},
+                "responses": {"200": {"description": "settings after the change", "content": {
+                    "application/json": {"schema": _settings_schema}}},
+                    "400": {"$ref": "#/components/responses/Error"},
+                    "403": {"$ref": "#/components/responses/Error"}}},
+    },
+}
+OPENAPI_SCHEMAS = {
+    "SettingInfo": {"type": "object", "properties": {
+        "key": {"type": "string"}, "kind": {"type": "string"}, "default": {},
+        "description": {"type": "string"}, "minimum": {"type": "integer", "nullable": True},
+        "maximum": {"type": "integer", "nullable": True}}},
+}

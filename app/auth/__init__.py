@@ -1,0 +1,178 @@
+"""Who is asking, and may they? Server-side checks against the logged-in user's own QRadar role.
+
+* `current_user()` — the request's user (name, role, capabilities) from its ``SEC`` cookie, asked of QRadar
+  with that token (never ``SEC_ADMIN_TOKEN``); cached on ``g`` per request and for ``user_cache_s``
+  seconds per token (keyed by a hash of the token).
+* `require("view" | "tune" | "admin")` — decorator: 401 JSON without a valid session, 403 JSON without
+  the permission. ``view`` = any QRadar user; ``tune`` = any capability in the ``tuning_capabilities``
+  setting (or ADMIN); ``admin`` = ADMIN.
+* CSRF: every POST/PUT/PATCH/DELETE needs header ``QRadarCSRF`` equal to cookie ``QRadarCSRF`` (403 JSON).
+* ``GET /api/me``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, g, request
+
+from app import settings
+from app.api.errors import ApiError
+from app.qradar import QRadarError, get_gateway
+
+LEVELS = ("view", "tune", "admin")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    capabilities: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "ADMIN" in self.capabilities
+
+    def can_tune(self, tuning_capabilities: list[str] | None = None) -> bool:
+        caps = settings.get("tuning_capabilities") if tuning_capabilities is None else tuning_capabilities
+        return self.is_admin or bool(self.capabilities & set(caps))
+
+    def may(self, level: str) -> bool:
+        if level == "view":
+            return True
+        if level == "tune":
+            return self.can_tune()
+        if level == "admin":
+            return self.is_admin
+        raise ValueError(f"unknown permission level {level!r}; use one of {LEVELS}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "capabilities": sorted(self.capabilities),
+                "permissions": {level: self.may(level) for level in LEVELS}}
+
+
+class _TokenCache:
+    """Short-lived per-token cache so each page load does not ask QRadar twice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, User]] = {}
+
+    @staticmethod
+    def key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, token: str) -> User | None:
+        with self._lock:
+            entry = self._entries.get(self.key(token))
+        if entry and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
+    def put(self, token: str, user: User, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if len(self._entries) > 1000:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            self._entries[self.key(token)] = (now + ttl_s, user)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+token_cache = _TokenCache()
+
+
+def current_user() -> User:
+    """The logged-in user; raises ApiError 401 when the request has no valid QRadar session."""
+    if "current_user" in g:
+        return g.current_user
+    token = request.cookies.get("SEC", "")
+    if not token:
+        raise ApiError(401, "not_logged_in", "no QRadar session: open the app from the QRadar console")
+    user = token_cache.get(token)
+    if user is None:
+        try:
+            found = get_gateway().current_user(token)
+        except QRadarError as exc:
+            if exc.http_status in (401, 403):
+                raise ApiError(401, "not_logged_in",
+                               "QRadar did not accept the session; log in to QRadar again") from exc
+            raise
+        user = User(name=found.name or "unknown", role=found.role, capabilities=found.capabilities)
+        token_cache.put(token, user, settings.get("user_cache_s"))
+    g.current_user = user
+    return user
+
+
+def require(level: str) -> Callable[[F], F]:
+    """Decorator: the view runs only for users with ``level`` permission."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown permission level {level!r}; use one of {LEVELS}")
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if not user.may(level):
+                raise ApiError(403, "forbidden", f"this needs the '{level}' permission, which "
+                               f"{user.name} ({user.role or 'no role'}) does not have")
+            return view(*args, **kwargs)
+
+        wrapped.required_permission = level  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def check_csrf() -> None:
+    """Unsafe methods need the QRadarCSRF header to equal the QRadarCSRF cookie."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    header = request.headers.get("QRadarCSRF", "")
+    cookie = request.cookies.get("QRadarCSRF", "")
+    if not header or not cookie or not hmac.compare_digest(header.encode(), cookie.encode()):
+        raise ApiError(403, "csrf_failed",
+                       "missing or wrong QRadarCSRF header: it must equal the QRadarCSRF cookie")
+
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.get("/api/me")
+@require("view")
+def me() -> dict[str, Any]:
+    return current_user().to_json()
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(check_csrf)
+    app.register_blueprint(bp)
+
+
+OPENAPI_PATHS = {
+    "/api/me": {"get": {
+        "summary": "The logged-in QRadar user, their capabilities and app permissions",
+        "responses": {"200": {"description": "the user", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Me"}}}},
+            "401": {"$ref": "#/components/responses/Error"}}}},
+}
+OPENAPI_SCHEMAS = {
+    "Me": {"type": "object", "properties": {
+        "name": {"type": "string"}, "role": {"type": "string"},
+        "capabilities": {"type": "array", "items": {"type": "string"}},
+        "permissions": {"type": "object", "properties": {level: {"type": "boolean"} for level in LEVELS}}}},
+}

@@ -1,0 +1,376 @@
+"""The QRadar gateway: the only code in the app that talks to QRadar.
+
+Usage::
+
+    gw = Gateway.from_env()                       # SEC_ADMIN_TOKEN, QRADAR_CONSOLE_FQDN, REQUESTS_CA_BUNDLE
+    rows = gw.run_search(aql, timeout_s=120)      # start + wait + all pages + delete
+    user = gw.current_user(user_token)            # always with the user's own token, over HTTP
+
+Ariel lifecycle: `start_search` (AQL in the POST form body, never the URL: long AQL fails with 414 there),
+`search_status` / `wait_for_search` (progress, ``Prefer: wait=N``), `iter_result_pages` (inclusive
+``Range: items=x-y``), `cancel_search` (``status=CANCELED``, the API's spelling; qpylib's ``CANCELLED`` is not
+used), `delete_search`. Errors: `QRadarError` carrying QRadar's message, `QRadarUnavailable` for
+connection failures and timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from .errors import QRadarError, QRadarUnavailable, SearchCancelled, SearchTimeout
+from .transport import HttpTransport, Transport, transport_from_env
+
+log = logging.getLogger(__name__)
+
+RUNNING_STATES = frozenset({"WAIT", "EXECUTE", "SORTING"})
+FINAL_STATES = frozenset({"COMPLETED", "CANCELED", "ERROR"})
+DEFAULT_USER_LOOKUP_PATH = "api/config/access/users?current_user=true"  # UNCONFIRMED on a real console
+USER_ROLE_PATH = "api/config/access/user_roles?current_user_role=true"
+
+
+def _seg(value: Any) -> str:
+    """One URL path segment; hostile names/values cannot add segments or query strings."""
+    return quote(str(value), safe="")
+
+
+@dataclass(frozen=True)
+class SearchStatus:
+    search_id: str
+    status: str
+    progress: int = 0
+    record_count: int = 0
+    error_messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATES
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> SearchStatus:
+        return cls(search_id=str(body.get("search_id", "")), status=str(body.get("status", "")),
+                   progress=int(body.get("progress") or 0), record_count=int(body.get("record_count") or 0),
+                   error_messages=list(body.get("error_messages") or []))
+
+
+@dataclass(frozen=True)
+class QRadarUser:
+    """Who the logged-in user is, according to QRadar (their own token)."""
+
+    name: str
+    role: str
+    capabilities: frozenset[str]
+    user_id: int | None = None
+
+    def has(self, capability: str) -> bool:
+        return "ADMIN" in self.capabilities or capability in self.capabilities
+
+
+class Gateway:
+    """Typed calls to the QRadar REST API over a transport (qpylib inside QRadar, HTTP outside)."""
+
+    def __init__(self, transport: Transport, *, user_transport: HttpTransport | None = None,
+                 api_version: str = "26.0", user_lookup_path: str = DEFAULT_USER_LOOKUP_PATH,
+                 poll_wait_s: int = 5, poll_interval_s: float = 0.5) -> None:
+        self.transport = transport
+        self._user_transport = user_transport
+        self.api_version = api_version
+        self.user_lookup_path = user_lookup_path
+        self.poll_wait_s = poll_wait_s
+        self.poll_interval_s = poll_interval_s
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, api_version: str = "26.0",
+                 **kwargs: Any) -> Gateway:
+        """qpylib inside QRadar; `HttpTransport` from ``env`` (default ``os.environ``) outside."""
+        transport = transport_from_env(env, api_version=api_version)
+        return cls(transport, api_version=api_version, **kwargs)
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+        """One REST call; returns the parsed JSON body (None when empty); QRadar errors raise."""
+        resp = self.transport.request(method, path, version=self.api_version, **kwargs)
+        return self._parse(resp, expect)
+
+    @staticmethod
+    def _parse(resp: requests.Response, expect: tuple[int, ...]) -> Any:
+        try:
+            body = resp.json() if resp.content else None
+        except ValueError:
+            body = None
+        if resp.status_code not in expect:
+            raise QRadarError.from_response(resp.status_code, body, resp.text if body is None else "")
+        return body
+
+    def user_transport(self) -> HttpTransport:
+        """HTTP transport for calls made as the logged-in user (never carries SEC_ADMIN_TOKEN)."""
+        if self._user_transport is None:
+            base = self.transport if isinstance(self.transport, HttpTransport) else None
+            if base is not None:
+                self._user_transport = HttpTransport(
+                    base.base_url[len("https://"):].rstrip("/"), admin_token=None,
+                    ca_bundle=base.verify if isinstance(base.verify, str) else None,
+                    api_version=self.api_version, proxy=(base.proxies or {}).get("https"))
+            else:  # inside QRadar: same console, same CA bundle, the user's token only
+                env = dict(os.environ)
+                env.pop("SEC_ADMIN_TOKEN", None)
+                self._user_transport = HttpTransport.from_env(env, api_version=self.api_version)
+        return self._user_transport
+
+    # -- Ariel --------------------------------------------------------------------------------------
+
+    def start_search(self, aql: str) -> str:
+        """Start an Ariel search; the AQL travels in the form body, never the URL."""
+        body = self.call("POST", "api/ariel/searches", data={"query_expression": aql}, expect=(200, 201))
+        return str(body["search_id"])
+
+    def search_status(self, search_id: str, wait_s: int | None = None) -> SearchStatus:
+        headers = {"Prefer": f"wait={int(wait_s)}"} if wait_s else None
+        timeout = (wait_s + 30) if wait_s else None
+        body = self.call("GET", f"api/ariel/searches/{_seg(search_id)}", headers=headers,
+                         expect=(200, 206), timeout=timeout)
+        return SearchStatus.from_json(body)
+
+    def wait_for_search(self, search_id: str, timeout_s: float,
+                        on_progress: Callable[[SearchStatus], None] | None = None,
+                        should_cancel: Callable[[], bool] | None = None) -> SearchStatus:
+        """Poll until the search is final. Raises SearchTimeout / SearchCancelled (search cancelled),
+        QRadarError when the search ends in ERROR (QRadar's message) or was cancelled elsewhere."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            wait_s = max(0, min(self.poll_wait_s, int(remaining)))
+            status = self.search_status(search_id, wait_s=wait_s or None)
+            if on_progress is not None:
+                on_progress(status)
+            if status.status == "COMPLETED":
+                return status
+            if status.status in ("ERROR", "CANCELED"):
+                raise self._search_failed(status)
+            if should_cancel is not None and should_cancel():
+                self._quiet_cancel(search_id)
+                raise SearchCancelled(search_id)
+            if time.monotonic() >= deadline:
+                self._quiet_cancel(search_id)
+                raise SearchTimeout(search_id, timeout_s, status.progress)
+            if not wait_s:
+                time.sleep(min(self.poll_interval_s, max(0.0, deadline - time.monotonic())))
+
+    @staticmethod
+    def _search_failed(status: SearchStatus) -> QRadarError:
+        first = status.error_messages[0] if status.error_messages else {}
+        message = "; ".join(str(m.get("message", "")) for m in status.error_messages if m.get("message"))
+        code = first.get("code")
+        try:
+            code = int(code) if code is not None else None
+        except (TypeError, ValueError):
+            code = None
+        if status.status == "CANCELED":
+            return QRadarError(409, code, message or f"Ariel search {status.search_id} was cancelled",
+                               "search canceled")
+        return QRadarError(422, code, message or f"Ariel search {status.search_id} failed", "search error")
+
+    def results(self, search_id: str, start: int, end: int) -> list[dict[str, Any]]:
+        """Rows ``start``..``end`` inclusive (zero-based) of a completed search."""
+        if start < 0 or end < start:
+            raise ValueError(f"bad result range {start}-{end}")
+        body = self.call("GET", f"api/ariel/searches/{_seg(search_id)}/results",
+                         headers={"Range": f"items={start}-{end}"})
+        if isinstance(body, dict):
+            for key in ("events", "flows"):
+                if key in body:
+                    return list(body[key])
+            return next((list(v) for v in body.values() if isinstance(v, list)), [])
+        return []
+
+    def iter_result_pages(self, search_id: str, page_size: int = 1000,
+                          record_count: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Yield the results page by page using inclusive ``Range`` headers."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if record_count is None:
+            record_count = self.search_status(search_id).record_count
+        start = 0
+        while start < record_count:
+            end = min(start + page_size, record_count) - 1
+            page = self.results(search_id, start, end)
+            if not page:
+                return
+            yield page
+            start += len(page)
+
+    def cancel_search(self, search_id: str) -> SearchStatus:
+        body = self.call("POST", f"api/ariel/searches/{_seg(search_id)}", params={"status": "CANCELED"})
+        return SearchStatus.from_json(body or {"search_id": search_id, "status": "CANCELED"})
+
+    def delete_search(self, search_id: str) -> None:
+        self.call("DELETE", f"api/ariel/searches/{_seg(search_id)}", expect=(200, 202, 204))
+
+    def _quiet_cancel(self, search_id: str) -> None:
+        try:
+            self.cancel_search(search_id)
+        except (QRadarError, QRadarUnavailable) as exc:
+            log.warning("cancelling Ariel search %s failed: %s", search_id, exc)
+
+    def run_search(self, aql: str, timeout_s: float, *, page_size: int = 1000,
+                   on_progress: Callable[[SearchStatus], None] | None = None,
+                   should_cancel: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+        """Start, wait, read every page, then delete the search (also on failure)."""
+        search_id = self.start_search(aql)
+        try:
+            status = self.wait_for_search(search_id, timeout_s, on_progress, should_cancel)
+            rows: list[dict[str, Any]] = []
+            for page in self.iter_result_pages(search_id, page_size, status.record_count):
+                rows.extend(page)
+            return rows
+        finally:
+            try:
+                self.delete_search(search_id)
+            except (QRadarError, QRadarUnavailable) as exc:
+                log.warning("deleting Ariel search %s failed: %s", search_id, exc)
+
+    def validate_aql(self, aql: str) -> list[dict[str, Any]]:
+        """QRadar's AQL validator; [] when valid, else its error messages."""
+        body = self.call("POST", "api/ariel/validators/aql", data={"query_expression": aql})
+        return list((body or {}).get("error_messages") or [])
+
+    # -- reference sets -----------------------------------------------------------------------------
+
+    def create_reference_set(self, name: str, element_type: str = "ALN", *, time_to_live: str | None = None,
+                             timeout_type: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": name, "element_type": element_type}
+        if time_to_live:
+            params["time_to_live"] = time_to_live
+        if timeout_type:
+            params["timeout_type"] = timeout_type
+        return self.call("POST", "api/reference_data/sets", params=params, expect=(200, 201))
+
+    def ensure_reference_set(self, name: str, element_type: str = "ALN") -> dict[str, Any]:
+        """Create the set unless it exists (409/1004 means it does)."""
+        try:
+            return self.create_reference_set(name, element_type)
+        except QRadarError as exc:
+            if exc.http_status == 409:
+                return self.get_reference_set(name, limit=0)
+            raise
+
+    def get_reference_set(self, name: str, *, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """The set with its ``data`` (all values, or ``limit`` from ``offset``)."""
+        headers = None
+        if limit is not None:
+            headers = {"Range": f"items={offset}-{offset + max(limit, 1) - 1}"}
+        return self.call("GET", f"api/reference_data/sets/{_seg(name)}", headers=headers)
+
+    def add_to_reference_set(self, name: str, value: str, source: str | None = None) -> dict[str, Any]:
+        params = {"value": value}
+        if source:
+            params["source"] = source
+        return self.call("POST", f"api/reference_data/sets/{_seg(name)}", params=params)
+
+    def delete_reference_set_value(self, name: str, value: str) -> dict[str, Any]:
+        return self.call("DELETE", f"api/reference_data/sets/{_seg(name)}/{_seg(value)}")
+
+    def bulk_load_reference_set(self, name: str, values: list[str]) -> dict[str, Any]:
+        return self.call("POST", f"api/reference_data/sets/bulk_load/{_seg(name)}", json_body=list(values))
+
+    def delete_reference_set(self, name: str, *, purge_only: bool = False) -> Any:
+        return self.call("DELETE", f"api/reference_data/sets/{_seg(name)}",
+                         params={"purge_only": "true" if purge_only else "false"}, expect=(200, 202))
+
+    # -- reference maps -----------------------------------------------------------------------------
+
+    def create_reference_map(self, name: str, element_type: str = "ALN", *, key_label: str | None = None,
+                             value_label: str | None = None, time_to_live: str | None = None,
+                             timeout_type: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": name, "element_type": element_type}
+        for key, value in (("key_label", key_label), ("value_label", value_label),
+                           ("time_to_live", time_to_live), ("timeout_type", timeout_type)):
+            if value:
+                params[key] = value
+        return self.call("POST", "api/reference_data/maps", params=params, expect=(200, 201))
+
+    def ensure_reference_map(self, name: str, element_type: str = "ALN", **labels: str) -> dict[str, Any]:
+        try:
+            return self.create_reference_map(name, element_type, **labels)
+        except QRadarError as exc:
+            if exc.http_status == 409:
+                return self.get_reference_map(name)
+            raise
+
+    def get_reference_map(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"api/reference_data/maps/{_seg(name)}")
+
+    def add_to_reference_map(self, name: str, key: str, value: str,
+                             source: str | None = None) -> dict[str, Any]:
+        params = {"key": key, "value": value}
+        if source:
+            params["source"] = source
+        return self.call("POST", f"api/reference_data/maps/{_seg(name)}", params=params)
+
+    def delete_reference_map_value(self, name: str, key: str, value: str) -> dict[str, Any]:
+        return self.call("DELETE", f"api/reference_data/maps/{_seg(name)}/{_seg(key)}",
+                         params={"value": value})
+
+    def bulk_load_reference_map(self, name: str, mapping: Mapping[str, str]) -> dict[str, Any]:
+        return self.call("POST", f"api/reference_data/maps/bulk_load/{_seg(name)}", json_body=dict(mapping))
+
+    def delete_reference_map(self, name: str, *, purge_only: bool = False) -> Any:
+        return self.call("DELETE", f"api/reference_data/maps/{_seg(name)}",
+                         params={"purge_only": "true" if purge_only else "false"}, expect=(200, 202))
+
+    # -- offenses, log source types -----------------------------------------------------------------
+
+    def get_offense(self, offense_id: int, fields: str | None = None) -> dict[str, Any]:
+        params = {"fields": fields} if fields else None
+        return self.call("GET", f"api/siem/offenses/{int(offense_id)}", params=params)
+
+    def list_offenses(self, *, filter: str | None = None, sort: str | None = None, start: int = 0,
+                      limit: int = 50, fields: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("filter", filter), ("sort", sort), ("fields", fields)) if v}
+        headers = {"Range": f"items={start}-{start + max(limit, 1) - 1}"}
+        return list(self.call("GET", "api/siem/offenses", params=params or None, headers=headers) or [])
+
+    def log_source_types(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """``[{"id", "name"}]`` of log source types; filtered client-side by exact name when given
+        (whether QRadar's ``filter`` grammar accepts names with quotes is not relied upon)."""
+        body = self.call("GET", "api/config/event_sources/log_source_management/log_source_types",
+                         params={"fields": "id,name"})
+        types = [{"id": int(t["id"]), "name": str(t["name"])} for t in body or []]
+        if names is not None:
+            wanted = set(names)
+            types = [t for t in types if t["name"] in wanted]
+        return types
+
+    # -- the logged-in user -------------------------------------------------------------------------
+
+    def current_user(self, user_token: str) -> QRadarUser:
+        """Who owns ``user_token`` and what their role may do — asked with that token only."""
+        if not user_token:
+            raise QRadarError(401, None, "no QRadar session token (SEC cookie) in the request")
+        transport = self.user_transport()
+
+        def get(path: str) -> Any:
+            return self._parse(transport.request("GET", path, version=self.api_version,
+                                                 sec_token=user_token), (200,))
+
+        roles = get(USER_ROLE_PATH) or []
+        role = roles[0] if isinstance(roles, list) and roles else {}
+        capabilities = frozenset(str(c.get("name")) for c in role.get("capabilities") or [] if c.get("name"))
+        name, user_id = "", None
+        try:
+            users = get(self.user_lookup_path) or []
+            if isinstance(users, list) and users:
+                name = str(users[0].get("username") or "")
+                user_id = users[0].get("id")
+        except QRadarError as exc:  # the lookup path is UNCONFIRMED on real consoles: degrade, don't fail
+            log.warning("user name lookup %s failed: %s", self.user_lookup_path, exc)
+        return QRadarUser(name=name, role=str(role.get("name") or ""), capabilities=capabilities,
+                          user_id=user_id if isinstance(user_id, int) else None)

@@ -1,0 +1,249 @@
+"""App settings: typed defaults, stored overrides (SQLite ``settings`` table), admin edits.
+
+Reading (any feature)::
+
+    from app import settings
+    settings.get("refresh_interval_s")            # in a request: uses get_db()
+    settings.get("lookback_hours", conn=conn)     # background work: pass your connection
+    settings.all_values(conn)                     # {key: value} for every setting
+
+Writing (admins, through ``PUT /api/settings``; audited as ``settings.update``)::
+
+    settings.update(conn, {"magnitude_minimum": 4}, actor="admin")   # validates all, then commits
+
+Invalid changes raise `SettingError(key, message)`; unknown keys are errors too. A feature that needs
+its own setting registers it at import time with `register(Setting(...))` and documents it there.
+
+Values some of which are UNCONFIRMED on real consoles (log source type IDs, custom property names,
+capability names, the current-user lookup path) are settings precisely so an admin can correct them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.store import core
+
+
+class SettingError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    kind: str  # int | bool | str | str_list | log_source_types | str_map
+    default: Any
+    description: str
+    minimum: int | None = None
+    maximum: int | None = None
+    validate: Callable[[Any], None] | None = None
+
+
+def _check_int(s: Setting, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingError(s.key, "must be a whole number")
+    if s.minimum is not None and value < s.minimum:
+        raise SettingError(s.key, f"must be at least {s.minimum}")
+    if s.maximum is not None and value > s.maximum:
+        raise SettingError(s.key, f"must be at most {s.maximum}")
+    return value
+
+
+def _check_bool(s: Setting, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingError(s.key, "must be true or false")
+    return value
+
+
+def _check_str(s: Setting, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingError(s.key, "must be a non-empty string")
+    if len(value) > 255 or any(ord(c) < 32 for c in value):
+        raise SettingError(s.key, "must be at most 255 printable characters")
+    return value.strip()
+
+
+def _check_str_list(s: Setting, value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise SettingError(s.key, "must be a non-empty list of strings")
+    out = [_check_str(s, v) for v in value]
+    if len(set(out)) != len(out):
+        raise SettingError(s.key, "must not repeat a value")
+    return out
+
+
+def _check_str_map(s: Setting, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise SettingError(s.key, "must be an object of names")
+    unknown = set(value) - set(s.default)
+    if unknown:
+        raise SettingError(s.key, f"unknown entries: {', '.join(sorted(unknown))}")
+    return {k: _check_str(s, v) for k, v in value.items()}
+
+
+def _check_log_source_types(s: Setting, value: Any) -> dict[str, list[dict[str, Any]]]:
+    if not isinstance(value, dict) or not value:
+        raise SettingError(s.key, "must be an object: platform -> [{name, id}]")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for platform, types in value.items():
+        if platform not in PLATFORMS:
+            raise SettingError(s.key,
+                               f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
+        if not isinstance(types, list) or not types:
+            raise SettingError(s.key, f"{platform}: must be a non-empty list of {{name, id}}")
+        entries = []
+        for t in types:
+            if not isinstance(t, dict) or set(t) - {"name", "id"} or "name" not in t:
+                raise SettingError(s.key, f"{platform}: each entry is {{\"name\": str, \"id\": int|null}}")
+            type_id = t.get("id")
+            bad_id = isinstance(type_id, bool) or not isinstance(type_id, int) or type_id < 0
+            if type_id is not None and bad_id:
+                raise SettingError(s.key, f"{platform}: id must be a non-negative whole number or null")
+            entries.append({"name": _check_str(s, t["name"]), "id": type_id})
+        out[platform] = entries
+    return out
+
+
+CHECKS: dict[str, Callable[[Setting, Any], Any]] = {
+    "int": _check_int,
+    "bool": _check_bool,
+    "str": _check_str,
+    "str_list": _check_str_list,
+    "str_map": _check_str_map,
+    "log_source_types": _check_log_source_types,
+}
+
+PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
+
+REGISTRY: dict[str, Setting] = {}
+
+
+def register(setting: Setting) -> Setting:
+    if setting.kind not in CHECKS:
+        raise ValueError(f"unknown setting kind {setting.kind!r}")
+    existing = REGISTRY.get(setting.key)
+    if existing is not None and existing != setting:
+        raise ValueError(f"setting {setting.key!r} registered twice with different definitions")
+    REGISTRY[setting.key] = setting
+    return setting
+
+
+for _s in (
+    Setting("refresh_interval_s", "int", 300, "Seconds between background detection refreshes.", 30, 86_400),
+    Setting("lookback_hours", "int", 24, "How far back the first refresh searches (hours).", 1, 24 * 30),
+    Setting("overlap_minutes", "int", 10, "Each refresh re-searches this many minutes before the watermark, "
+            "so late-arriving events are not missed (duplicates are removed by event key).", 0, 1440),
+    Setting("magnitude_minimum", "int", 3, "Events below this magnitude are not searched.", 0, 10),
+    Setting("retention_days", "int", 90, "Detections older than this are deleted.", 1, 3650),
+    Setting("log_source_types", "log_source_types", {
+        # IDs from IBM's pySigma QRadar backend; GCP's 5001 is the dev console's (real ID UNCONFIRMED).
+        # Names are resolved to IDs at run time when the console knows them; the IDs are the fallback.
+        "AWS": [{"name": "Amazon AWS CloudTrail", "id": 347}],
+        "Azure AD": [{"name": "Microsoft Azure Active Directory", "id": 445},
+                     {"name": "Microsoft Azure Platform", "id": 413}],
+        "Office 365": [{"name": "Microsoft Office 365", "id": 397}],
+        "GCP": [{"name": "Google Cloud Audit Logs", "id": 5001}],
+    }, "Log source types searched per cloud platform: names, with default type IDs."),
+    Setting("custom_properties", "str_map", {
+        "account_name": "Account Name",
+        "target_username": "Target Username",
+        "user_agent": "User Agent",
+    }, "QRadar custom event property names the detection reads (they exist only if defined on the "
+       "console; UNCONFIRMED names)."),
+    Setting("custom_property_payload_fallback", "bool", True,
+            "When a custom property is empty or missing, extract the value from the event payload."),
+    Setting("tuning_capabilities", "str_list", ["ADMIN", "REFERENCEDATA"],
+            "QRadar capabilities that allow tuning (any one suffices). 'REFERENCEDATA' as the name of "
+            "'Manage Reference Data' is UNCONFIRMED."),
+    Setting("single_person_approval", "bool", False,
+            "Allow one person to both request and approve a tuning change (off: four-eyes)."),
+    Setting("reference_set_name", "str", "CloudAccountWatch_Allowlist",
+            "QRadar reference set mirroring the active allowlist (for REFERENCESETCONTAINS in rules)."),
+    Setting("reference_map_name", "str", "CloudAccountWatch_AllowlistReasons",
+            "QRadar reference map: allowlisted value -> reason/entry id."),
+    Setting("api_version", "str", "26.0", "QRadar REST API version sent in the Version header."),
+    Setting("search_timeout_s", "int", 300, "Time budget of a background Ariel search (s).", 10, 3600),
+    Setting("interactive_search_timeout_s", "int", 120, "Time budget of a user-started Ariel search (s).",
+            5, 1800),
+    Setting("search_poll_wait_s", "int", 5, "Prefer: wait=N seconds per Ariel status poll.", 0, 60),
+    Setting("search_page_size", "int", 1000, "Rows per Ariel results page (Range).", 10, 50_000),
+    Setting("current_user_path", "str", "api/config/access/users?current_user=true",
+            "REST path that names the logged-in user (UNCONFIRMED on real consoles)."),
+    Setting("user_cache_s", "int", 60, "Seconds a user's name and capabilities are cached per token.",
+            0, 3600),
+):
+    register(_s)
+
+# Settings that shape the shared gateway: changing them rebuilds it.
+GATEWAY_KEYS = frozenset({"api_version", "current_user_path", "search_poll_wait_s"})
+
+
+def _conn(conn: sqlite3.Connection | None) -> sqlite3.Connection:
+    if conn is not None:
+        return conn
+    from app.store.db import get_db
+
+    return get_db()
+
+
+def defaults() -> dict[str, Any]:
+    return {key: copy.deepcopy(s.default) for key, s in REGISTRY.items()}
+
+
+def all_values(conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+    """Every setting: stored value where valid, default otherwise."""
+    values = defaults()
+    for key, value in core.setting_rows(_conn(conn)).items():
+        setting = REGISTRY.get(key)
+        if setting is None:
+            continue  # a setting removed from the code: ignore its leftover row
+        # a value stored before a validation rule tightened falls back to the default
+        with contextlib.suppress(SettingError):
+            values[key] = CHECKS[setting.kind](setting, value)
+    return values
+
+
+def get(key: str, conn: sqlite3.Connection | None = None) -> Any:
+    if key not in REGISTRY:
+        raise KeyError(f"unknown setting {key!r}")
+    return all_values(conn)[key]
+
+
+def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed, validated copies of ``changes``; raises SettingError on the first problem."""
+    if not isinstance(changes, Mapping) or not changes:
+        raise SettingError("settings", "send an object with at least one setting")
+    unknown = sorted(set(changes) - set(REGISTRY))
+    if unknown:
+        raise SettingError(unknown[0], f"unknown setting(s): {', '.join(unknown)}")
+    return {key: CHECKS[REGISTRY[key].kind](REGISTRY[key], value) for key, value in changes.items()}
+
+
+def update(conn: sqlite3.Connection, changes: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    """Validate and store ``changes`` in one transaction, with one audit row; returns all values."""
+    clean = validate(changes)
+    with conn:
+        before = all_values(conn)
+        for key, value in clean.items():
+            if value == REGISTRY[key].default:
+                core.delete_setting(conn, key)
+            else:
+                core.put_setting(conn, key, value, actor)
+        core.record_audit(conn, actor=actor, action="settings.update", object_type="settings", object_id=None,
+                          before={k: before[k] for k in clean}, after=clean)
+    return all_values(conn)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Metadata for the settings page / OpenAPI: key, kind, default, description, bounds."""
+    return [{"key": s.key, "kind": s.kind, "default": copy.deepcopy(s.default), "description": s.description,
+             "minimum": s.minimum, "maximum": s.maximum} for s in REGISTRY.values()]

@@ -1,0 +1,10 @@
+"""All SQL lives in this package.
+
+``db`` — connections, ``get_db()`` on ``g``, ``connect()`` for background work, migrations.
+``core`` — the tables of ``0001_core.sql``: settings rows, refresh state, audit log.
+Feature modules (``detections.py``, ``tuning.py``, …) sit beside them and take a connection argument.
+"""
+
+from .db import connect, get_db, migrate, schema_version, store_dir, transaction
+
+__all__ = ["connect", "get_db", "migrate", "schema_version", "store_dir", "transaction"]
