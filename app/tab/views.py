@@ -1,0 +1,59 @@
+"""The console tab's pages: detections (overview, table, detail panel), tuning and settings.
+
+Pages are thin Jinja shells; the data comes from the JSON API through the scripts under static/js/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, url_for
+
+from app.auth import current_user
+
+bp = Blueprint("tab", __name__, url_prefix="/tab", template_folder="templates")
+
+
+def app_root() -> str:
+    """The URL prefix the browser uses to reach the app (the QRadar app proxy path, or "" locally).
+
+    q_url_for is the app's template global (qpylib's in QRadar); the prefix is whatever it adds to url_for.
+    """
+    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
+    local = url_for("tab.index")
+    proxied = q_url_for("tab.index")
+    return proxied[: len(proxied) - len(local)] if proxied.endswith(local) else ""
+
+
+def page_config(section: str, **extra: Any) -> dict[str, Any]:
+    """What the page scripts need to know: where the app lives and which section they are on."""
+    return {"app_root": app_root(), "section": section, **extra}
+
+
+def render_page(template: str, section: str, **extra: Any) -> str:
+    return render_template(template, section=section, page_config=page_config(section, **extra))
+
+
+@bp.get("/")
+def index() -> str:
+    """Detections: overview for the window, the table, the detail panel and refresh status."""
+    return render_page("tab/detections.html", "detections")
+
+
+@bp.get("/tuning")
+def tuning() -> str:
+    """Presets, allowlist entries with live preview, the approval queue and the audit log."""
+    return render_page("tab/tuning.html", "tuning")
+
+
+@bp.get("/settings")
+def settings() -> str:
+    """Admin-only settings; other users get 403 here and from the API."""
+    if not current_user_is_admin():
+        abort(403, description="Settings are for QRadar administrators only.")
+    return render_page("tab/settings.html", "settings")
+
+
+def current_user_is_admin() -> bool:
+    """Asks the auth feature (the logged-in user's own QRadar role), never trusting the browser."""
+    return current_user().may("admin")
