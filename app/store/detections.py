@@ -1,0 +1,432 @@
+"""All SQL for detections, chains, triage and refresh requests (migration 0002).
+
+Functions take a ``sqlite3.Connection`` and leave committing to the caller unless they say otherwise, so
+the refresher can commit rows and its watermark in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.store import core
+
+TRIAGE_STATUSES = ("new", "investigating", "benign", "malicious", "escalated")
+
+# Columns a caller may write when inserting a detection (everything but id, chain and triage state).
+DETECTION_COLUMNS = (
+    "event_key", "event_time", "event_name", "event_category", "log_source", "log_source_type", "qid",
+    "cloud_platform", "is_service_account", "account_kind", "actor", "actor_id", "actor_type",
+    "target_account", "target_id", "target_type", "source_ip", "user_agent", "correlation_id", "result",
+    "mfa", "magnitude", "severity", "confidence", "base_severity", "base_confidence", "also_seen_in",
+    "target_keys", "payload", "payload_ok", "stored_at",
+)
+# What `GET /api/detections` lists (the ARCHITECTURE.md record without the payload).
+LIST_FIELDS = (
+    "id", "event_key", "event_time", "event_name", "event_category", "log_source", "log_source_type", "qid",
+    "cloud_platform", "is_service_account", "account_kind", "actor", "actor_id", "actor_type",
+    "target_account", "target_id", "target_type", "source_ip", "user_agent", "correlation_id", "result",
+    "mfa", "magnitude", "severity", "confidence", "chain_id", "chain_kind", "also_seen_in", "suppressed_by",
+    "triage_status", "triage_note", "triage_by", "triage_at",
+)
+# API sort name -> SQL column (whitelist; never user text in SQL).
+SORT_COLUMNS = {
+    "event_time": "event_time", "severity": "severity", "cloud_platform": "cloud_platform",
+    "actor": "actor", "target_account": "target_account", "event_name": "event_name",
+    "triage_status": "triage_status", "account_kind": "account_kind", "id": "id",
+}
+FOLLOW_ON_COLUMNS = (
+    "event_key", "event_time", "event_name", "cloud_platform", "log_source", "actor", "actor_id",
+    "target_account", "target_keys", "correlation_id", "granted", "admin_grant", "source_ip", "payload",
+    "stored_at",
+)
+
+
+_INSERT_EVENT = ("INSERT OR IGNORE INTO detection_events (event_key, detection_id, cloud_platform, "
+                 "event_time, event_name) VALUES (?, ?, ?, ?, ?)")
+
+
+def _json_list(text: str | None) -> list[Any]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def detection_to_json(row: sqlite3.Row, *, with_payload: bool = False) -> dict[str, Any]:
+    item = {name: row[name] for name in LIST_FIELDS}
+    item["is_service_account"] = bool(item["is_service_account"])
+    item["mfa"] = None if item["mfa"] is None else bool(item["mfa"])
+    item["also_seen_in"] = _json_list(item["also_seen_in"])
+    if with_payload:
+        item["payload"] = row["payload"]
+        item["payload_parsed"] = bool(row["payload_ok"])
+    return item
+
+
+# -- de-duplication and inserts -----------------------------------------------------------------------
+
+def known_event_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` are already stored (as a detection, a merged twin or a follow-on event)."""
+    keys = list(dict.fromkeys(keys))
+    found: set[str] = set()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        for table in ("detection_events", "follow_on_events"):
+            found.update(r[0] for r in conn.execute(
+                f"SELECT event_key FROM {table} WHERE event_key IN ({marks})", chunk))
+    return found
+
+
+def insert_detection(conn: sqlite3.Connection, record: Mapping[str, Any]) -> int:
+    values = [_column_value(record, c) for c in DETECTION_COLUMNS]
+    cur = conn.execute(
+        f"INSERT INTO detections ({', '.join(DETECTION_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(DETECTION_COLUMNS))})", values)
+    detection_id = int(cur.lastrowid)
+    conn.execute(
+        "INSERT INTO detection_events (event_key, detection_id, cloud_platform, event_time, event_name) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (record["event_key"], detection_id, record["cloud_platform"], record["event_time"],
+         record.get("event_name") or ""))
+    return detection_id
+
+
+def _column_value(record: Mapping[str, Any], column: str) -> Any:
+    value = record.get(column)
+    if column in ("also_seen_in", "target_keys"):
+        return json.dumps(sorted(value or []))
+    if column in ("is_service_account", "payload_ok"):
+        return 1 if value else 0
+    if column == "mfa":
+        return None if value is None else int(bool(value))
+    return value
+
+
+def add_twin(conn: sqlite3.Connection, detection_id: int, *, event_key: str, platform: str, event_time: int,
+             event_name: str) -> None:
+    """Record an Office 365 copy of an Azure AD detection (or vice versa) without a second detection."""
+    conn.execute(_INSERT_EVENT, (event_key, detection_id, platform, event_time, event_name))
+    row = conn.execute("SELECT cloud_platform, also_seen_in FROM detections WHERE id = ?",
+                       (detection_id,)).fetchone()
+    seen = set(_json_list(row["also_seen_in"]))
+    if platform != row["cloud_platform"]:
+        seen.add(platform)
+    conn.execute("UPDATE detections SET also_seen_in = ? WHERE id = ?",
+                 (json.dumps(sorted(seen)), detection_id))
+
+
+def promote_twin(conn: sqlite3.Connection, detection_id: int, record: Mapping[str, Any]) -> None:
+    """An Azure AD event arrived for a detection first stored from its Office 365 copy: the richer Azure
+    AD fields replace the copy's, and Office 365 moves to `also_seen_in`."""
+    old = conn.execute("SELECT cloud_platform, also_seen_in FROM detections WHERE id = ?",
+                       (detection_id,)).fetchone()
+    seen = set(_json_list(old["also_seen_in"])) | {old["cloud_platform"]}
+    seen.discard(record["cloud_platform"])
+    columns = [c for c in DETECTION_COLUMNS if c not in ("event_key", "stored_at", "also_seen_in")]
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    conn.execute(f"UPDATE detections SET {assignments}, also_seen_in = ? WHERE id = ?",
+                 [*(_column_value(record, c) for c in columns), json.dumps(sorted(seen)), detection_id])
+    conn.execute(
+        _INSERT_EVENT,
+        (record["event_key"], detection_id, record["cloud_platform"], record["event_time"],
+         record.get("event_name") or ""))
+
+
+def entra_detections_between(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> list[sqlite3.Row]:
+    """Azure AD / Office 365 detections in [start_ms, end_ms]: candidates for twin matching."""
+    return conn.execute(
+        "SELECT id, event_key, event_time, event_name, cloud_platform, account_kind, actor, actor_id, "
+        "target_account, target_keys, correlation_id FROM detections "
+        "WHERE cloud_platform IN ('Azure AD', 'Office 365') AND event_time BETWEEN ? AND ?",
+        (start_ms, end_ms)).fetchall()
+
+
+def insert_follow_on(conn: sqlite3.Connection, record: Mapping[str, Any]) -> None:
+    values = [_column_value(record, c) if c != "admin_grant" else int(bool(record.get(c)))
+              for c in FOLLOW_ON_COLUMNS]
+    conn.execute(
+        f"INSERT OR IGNORE INTO follow_on_events ({', '.join(FOLLOW_ON_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(FOLLOW_ON_COLUMNS))})", values)
+
+
+def has_creations_since(conn: sqlite3.Connection, since_ms: int) -> bool:
+    row = conn.execute("SELECT 1 FROM detections WHERE event_time >= ? LIMIT 1", (since_ms,)).fetchone()
+    return row is not None
+
+
+# -- chains ---------------------------------------------------------------------------------------------
+
+def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    """Creations and follow-on events from `since_ms` on: what chains are recomputed from."""
+    creations = conn.execute(
+        "SELECT id, event_key, event_time, event_name, cloud_platform, account_kind, actor, actor_id, "
+        "target_account, target_keys, correlation_id FROM detections WHERE event_time >= ? "
+        "ORDER BY event_time, id", (since_ms,)).fetchall()
+    follow_ons = conn.execute(
+        "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
+        "target_keys, correlation_id, admin_grant FROM follow_on_events WHERE event_time >= ? "
+        "ORDER BY event_time, event_key", (since_ms,)).fetchall()
+    return creations, follow_ons
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    """A computed chain as the store needs it (built by the refresher from `app.detection.chains`)."""
+
+    chain_key: str
+    kind: str
+    kinds: Sequence[str]
+    first_time: int
+    last_time: int
+    severity: int
+    confidence: str
+    admin: bool
+    # (event_key, event_time, event_name, platform, actor, target_account, detection_id | None)
+    events: Sequence[tuple[str, int, str, str, str | None, str | None, int | None]]
+
+
+def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[ChainRow], now_ms: int) -> None:
+    """Make the stored chains starting at or after `since_ms` exactly `chains` (upsert by key), and set
+    chain membership, severity and confidence on the detections involved."""
+    old = {r["chain_key"]: r["id"] for r in conn.execute(
+        "SELECT id, chain_key FROM chains WHERE first_time >= ?", (since_ms,))}
+    wanted = {c.chain_key for c in chains}
+    stale = [cid for key, cid in old.items() if key not in wanted]
+    # Reset every detection these chains could touch, then apply the new membership.
+    conn.execute(
+        "UPDATE detections SET chain_id = NULL, chain_kind = NULL, severity = base_severity, "
+        "confidence = base_confidence WHERE event_time >= ? OR chain_id IN (SELECT id FROM chains "
+        "WHERE first_time >= ?)", (since_ms, since_ms))
+    for cid in stale:
+        conn.execute("DELETE FROM chains WHERE id = ?", (cid,))
+    for chain in chains:
+        conn.execute(
+            "INSERT INTO chains (chain_key, kind, kinds, first_time, last_time, severity, confidence, admin, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chain_key) DO UPDATE SET "
+            "kind = excluded.kind, kinds = excluded.kinds, first_time = excluded.first_time, "
+            "last_time = excluded.last_time, severity = excluded.severity, confidence = excluded.confidence, "
+            "admin = excluded.admin, updated_at = CASE WHEN chains.kinds = excluded.kinds AND "
+            "chains.last_time = excluded.last_time THEN chains.updated_at ELSE excluded.updated_at END",
+            (chain.chain_key, chain.kind, json.dumps(list(chain.kinds)), chain.first_time, chain.last_time,
+             chain.severity, chain.confidence, int(chain.admin), now_ms))
+        cid = conn.execute("SELECT id FROM chains WHERE chain_key = ?", (chain.chain_key,)).fetchone()[0]
+        conn.execute("DELETE FROM chain_events WHERE chain_id = ?", (cid,))
+        conn.executemany(
+            "INSERT INTO chain_events (chain_id, position, event_key, event_time, event_name, "
+            "cloud_platform, actor, target_account, detection_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(cid, pos, *ev) for pos, ev in enumerate(chain.events)])
+        member_ids = [ev[6] for ev in chain.events if ev[6] is not None]
+        conn.executemany(
+            "UPDATE detections SET chain_id = ?, chain_kind = ?, severity = MAX(base_severity, ?), "
+            "confidence = ? WHERE id = ?",
+            [(cid, chain.kind, chain.severity, chain.confidence, did) for did in member_ids])
+
+
+def chain_to_json(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    events = conn.execute(
+        "SELECT position, event_key, event_time, event_name, cloud_platform, actor, target_account, "
+        "detection_id FROM chain_events WHERE chain_id = ? ORDER BY position", (row["id"],)).fetchall()
+    return {
+        "id": row["id"], "kind": row["kind"], "kinds": _json_list(row["kinds"]),
+        "first_time": row["first_time"], "last_time": row["last_time"], "severity": row["severity"],
+        "confidence": row["confidence"], "admin": bool(row["admin"]),
+        "events": [dict(e) for e in events],
+    }
+
+
+def get_chain(conn: sqlite3.Connection, chain_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM chains WHERE id = ?", (chain_id,)).fetchone()
+    return None if row is None else chain_to_json(conn, row)
+
+
+def list_chains(conn: sqlite3.Connection, *, since_ms: int | None = None, until_ms: int | None = None,
+                kind: str | None = None, limit: int = 50, offset: int = 0
+                ) -> tuple[list[dict[str, Any]], int]:
+    where, args = [], []
+    if since_ms is not None:
+        where.append("last_time >= ?")
+        args.append(since_ms)
+    if until_ms is not None:
+        where.append("first_time <= ?")
+        args.append(until_ms)
+    if kind is not None:
+        where.append("kind = ?")
+        args.append(kind)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    total = conn.execute(f"SELECT COUNT(*) FROM chains {clause}", args).fetchone()[0]
+    rows = conn.execute(f"SELECT * FROM chains {clause} ORDER BY first_time DESC, id DESC LIMIT ? OFFSET ?",
+                        [*args, limit, offset]).fetchall()
+    return [chain_to_json(conn, r) for r in rows], int(total)
+
+
+# -- listing --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DetectionFilter:
+    since_ms: int | None = None
+    until_ms: int | None = None
+    platforms: tuple[str, ...] = ()
+    service_accounts_only: bool = False
+    actor: str | None = None
+    target: str | None = None
+    chains_only: bool = False
+    suppressed: bool | None = None      # None = both
+    triage_statuses: tuple[str, ...] = ()
+    text: str | None = None
+    ids: tuple[int, ...] = ()
+
+
+def _like(value: str) -> str:
+    """A LIKE 'contains' pattern for user text (wildcards in the text are literal; ESCAPE '\\')."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if f.since_ms is not None:
+        where.append("event_time >= ?")
+        args.append(f.since_ms)
+    if f.until_ms is not None:
+        where.append("event_time < ?")
+        args.append(f.until_ms)
+    if f.platforms:
+        where.append(f"cloud_platform IN ({','.join('?' * len(f.platforms))})")
+        args.extend(f.platforms)
+    if f.service_accounts_only:
+        where.append("is_service_account = 1")
+    if f.actor:
+        where.append("(actor LIKE ? ESCAPE '\\' OR actor_id LIKE ? ESCAPE '\\')")
+        args += [_like(f.actor)] * 2
+    if f.target:
+        where.append("(target_account LIKE ? ESCAPE '\\' OR target_id LIKE ? ESCAPE '\\')")
+        args += [_like(f.target)] * 2
+    if f.chains_only:
+        where.append("chain_id IS NOT NULL")
+    if f.suppressed is True:
+        where.append("suppressed_by IS NOT NULL")
+    elif f.suppressed is False:
+        where.append("suppressed_by IS NULL")
+    if f.triage_statuses:
+        where.append(f"triage_status IN ({','.join('?' * len(f.triage_statuses))})")
+        args.extend(f.triage_statuses)
+    if f.text:
+        cols = ("event_name", "actor", "actor_id", "target_account", "target_id", "source_ip", "user_agent",
+                "log_source", "correlation_id", "triage_note")
+        where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
+        args += [_like(f.text)] * len(cols)
+    if f.ids:
+        where.append(f"id IN ({','.join('?' * len(f.ids))})")
+        args.extend(f.ids)
+    return (f"WHERE {' AND '.join(where)}" if where else ""), args
+
+
+def list_detections(conn: sqlite3.Connection, f: DetectionFilter, *, order_by: str = "event_time DESC",
+                    limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """(items, total). `order_by` must come from SORT_COLUMNS (the API layer builds it)."""
+    clause, args = _where(f)
+    total = conn.execute(f"SELECT COUNT(*) FROM detections {clause}", args).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT {', '.join(LIST_FIELDS)} FROM detections {clause} ORDER BY {order_by}, id DESC "
+        "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+    return [detection_to_json(r) for r in rows], int(total)
+
+
+def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any] | None:
+    """Every field, the payload, the feeds it was seen in, its chain and triage history."""
+    row = conn.execute("SELECT * FROM detections WHERE id = ?", (detection_id,)).fetchone()
+    if row is None:
+        return None
+    item = detection_to_json(row, with_payload=True)
+    item["events"] = [dict(r) for r in conn.execute(
+        "SELECT event_key, cloud_platform, event_time, event_name FROM detection_events "
+        "WHERE detection_id = ? ORDER BY event_time, event_key", (detection_id,))]
+    item["chain"] = get_chain(conn, row["chain_id"]) if row["chain_id"] is not None else None
+    item["triage_history"] = [dict(r) for r in conn.execute(
+        "SELECT status, note, by_user AS by, at_ms AS at FROM triage_history WHERE detection_id = ? "
+        "ORDER BY at_ms, id", (detection_id,))]
+    return item
+
+
+# -- triage ---------------------------------------------------------------------------------------------
+
+def set_triage(conn: sqlite3.Connection, detection_ids: Sequence[int], status: str, note: str | None,
+               by: str, at_ms: int) -> list[int]:
+    """Set triage on the given detections, with history and one audit row each; returns the ids that
+    exist. The caller commits."""
+    if status not in TRIAGE_STATUSES:
+        raise ValueError(f"unknown triage status {status!r}")
+    updated = []
+    for did in dict.fromkeys(detection_ids):
+        before = conn.execute("SELECT triage_status, triage_note, triage_by, triage_at FROM detections "
+                              "WHERE id = ?", (did,)).fetchone()
+        if before is None:
+            continue
+        conn.execute("UPDATE detections SET triage_status = ?, triage_note = ?, triage_by = ?, triage_at = ? "
+                     "WHERE id = ?", (status, note, by, at_ms, did))
+        conn.execute("INSERT INTO triage_history (detection_id, status, note, by_user, at_ms) "
+                     "VALUES (?, ?, ?, ?, ?)", (did, status, note, by, at_ms))
+        core.record_audit(conn, actor=by, action="triage.update", object_type="detection", object_id=did,
+                          before=dict(before), after={"triage_status": status, "triage_note": note,
+                                                      "triage_by": by, "triage_at": at_ms}, at_ms=at_ms)
+        updated.append(did)
+    return updated
+
+
+def existing_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> set[int]:
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    return {r[0] for r in conn.execute(f"SELECT id FROM detections WHERE id IN ({marks})", list(ids))}
+
+
+# -- retention ------------------------------------------------------------------------------------------
+
+def purge_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> dict[str, int]:
+    """Delete detections, follow-on events and chains older than `cutoff_ms`; returns counts."""
+    chains = conn.execute("DELETE FROM chains WHERE last_time < ?", (cutoff_ms,)).rowcount
+    detections = conn.execute("DELETE FROM detections WHERE event_time < ?", (cutoff_ms,)).rowcount
+    follow_ons = conn.execute("DELETE FROM follow_on_events WHERE event_time < ?", (cutoff_ms,)).rowcount
+    conn.execute("DELETE FROM refresh_requests WHERE handled_at IS NOT NULL AND handled_at < ?", (cutoff_ms,))
+    return {"detections": detections, "follow_on_events": follow_ons, "chains": chains}
+
+
+# -- refresh requests and counts ----------------------------------------------------------------------
+
+def request_refresh(conn: sqlite3.Connection, action: str, by: str, at_ms: int) -> int:
+    """Queue 'refresh' or 'cancel' for the refresher process. The caller commits."""
+    cur = conn.execute("INSERT INTO refresh_requests (action, requested_by, requested_at) VALUES (?, ?, ?)",
+                       (action, by, at_ms))
+    return int(cur.lastrowid)
+
+
+def open_requests(conn: sqlite3.Connection, action: str) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM refresh_requests WHERE handled_at IS NULL AND action = ? ORDER BY id",
+                        (action,)).fetchall()
+
+
+def mark_requests_handled(conn: sqlite3.Connection, action: str, at_ms: int,
+                          up_to_id: int | None = None) -> None:
+    if up_to_id is None:
+        conn.execute("UPDATE refresh_requests SET handled_at = ? WHERE handled_at IS NULL AND action = ?",
+                     (at_ms, action))
+    else:
+        conn.execute("UPDATE refresh_requests SET handled_at = ? WHERE handled_at IS NULL AND action = ? "
+                     "AND id <= ?", (at_ms, action, up_to_id))
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    row = conn.execute(
+        "SELECT COUNT(*) AS detections, COALESCE(SUM(suppressed_by IS NOT NULL), 0) AS suppressed, "
+        "COALESCE(SUM(chain_id IS NOT NULL), 0) AS in_chains FROM detections").fetchone()
+    out = {k: int(row[k]) for k in ("detections", "suppressed", "in_chains")}
+    out["chains"] = int(conn.execute("SELECT COUNT(*) FROM chains").fetchone()[0])
+    out["follow_on_events"] = int(conn.execute("SELECT COUNT(*) FROM follow_on_events").fetchone()[0])
+    return out
