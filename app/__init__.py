@@ -197,6 +197,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.add_template_global(make_q_url_for(app), "q_url_for")
 
     @app.before_request
+    def _limit_body() -> None:
+        # Refuse oversized bodies before any view or auth work (Werkzeug would only notice on read).
+        if request.content_length is not None and request.content_length > app.config["MAX_CONTENT_LENGTH"]:
+            from werkzeug.exceptions import RequestEntityTooLarge
+
+            raise RequestEntityTooLarge()
+
+    @app.before_request
     def _remember_theme() -> None:
         theme = request.args.get("theme")
         if theme in THEME_CLASSES and session.get("theme") != theme:
