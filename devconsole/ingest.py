@@ -1,0 +1,254 @@
+"""DSM-style ingestion: raw cloud audit records (JSON lines, a JSON array, CloudTrail's
+``{"Records": [...]}`` or Event Hub's ``{"records": [...]}`` envelopes; any mix of sources) parsed by
+``devconsole.dsm`` and stored as QRadar-normalized events.
+
+A bad record (invalid JSON, unknown source, missing or malformed time, wrong field types, too large) is
+counted and reported with its reason; it never stops the ingest and is never dropped silently. Events are
+inserted in batches, one transaction per batch.
+
+    python -m devconsole ingest --data DIR FILE...
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .dsm import RecordError, parse_record
+from .dsm.mapping import DsmMapper
+from .store import EventStore
+
+# Largest record accepted. QRadar's own payload limits depend on the protocol and are configurable;
+# 1 MiB comfortably holds any real CloudTrail/Entra/O365/GCP audit record.
+MAX_RECORD_BYTES = 1 << 20
+DEFAULT_BATCH_SIZE = 5000
+# How many rejections ingest_command prints one by one before summarising.
+PRINT_REJECTIONS = 50
+
+_ENVELOPE_KEYS = ("Records", "records")
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``rejected`` holds (index, reason): index is the 0-based position of the input
+    item (a line, an array element, or a record handed to ``ingest_records``); envelope members share their
+    envelope's index and name their position in the reason."""
+
+    ingested: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    by_source: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)          # unreadable files (not records)
+    event_ids: list[tuple[int, int]] | None = None           # (index, events.id) when collect_ids=True
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.ingested / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Ingester:
+    def __init__(self, store: EventStore, batch_size: int, collect_ids: bool, max_record_bytes: int) -> None:
+        self.store = store
+        self.mapper = DsmMapper(store)
+        self.batch_size = max(1, batch_size)
+        self.max_record_bytes = max_record_bytes
+        self.report = IngestReport(event_ids=[] if collect_ids else None)
+        self._rows: list[dict[str, Any]] = []
+        self._indices: list[int] = []
+        self._conn = store.connect()
+        self._started = time.perf_counter()
+
+    # -- input items -------------------------------------------------------------------------------
+
+    def feed(self, index: int, item: Any, where: str = "") -> None:
+        """One input item: a record object, or its JSON text (str/bytes) whose text becomes the payload."""
+        raw: bytes | None = None
+        if isinstance(item, str | bytes | bytearray):
+            raw = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+            raw = raw.strip()
+            if not raw:
+                return
+            if len(raw) > self.max_record_bytes:
+                self.reject(index, f"{where}{self.too_large(len(raw))}")
+                return
+            try:
+                item = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                self.reject(index, f"{where}invalid JSON: {_json_error(exc)}")
+                return
+        members = _envelope_members(item)
+        if members is not None:
+            for position, member in enumerate(members):
+                self.record(index, member, None, f"{where}{members_key(item)}[{position}]: ")
+            return
+        self.record(index, item, raw, where)
+
+    def record(self, index: int, record: Any, raw: bytes | None, where: str) -> None:
+        try:
+            event = parse_record(record)
+        except RecordError as exc:
+            self.reject(index, f"{where}{exc}")
+            return
+        if raw is None:
+            raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            if len(raw) > self.max_record_bytes:
+                self.reject(index, f"{where}{self.too_large(len(raw))}")
+                return
+        self._rows.append(self.mapper.row(event, raw))
+        self._indices.append(index)
+        self.report.by_source[event.source] += 1
+        if len(self._rows) >= self.batch_size:
+            self.flush()
+
+    def too_large(self, size: int) -> str:
+        return f"record too large: {size} bytes (limit {self.max_record_bytes})"
+
+    def reject(self, index: int, reason: str) -> None:
+        self.report.rejected.append((index, reason))
+
+    # -- storage -----------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        ids = self.store.insert_events(self._rows, conn=self._conn)
+        self.report.ingested += len(ids)
+        if self.report.event_ids is not None:
+            self.report.event_ids.extend(zip(self._indices, ids, strict=True))
+        self._rows = []
+        self._indices = []
+
+    def finish(self) -> IngestReport:
+        try:
+            self.flush()
+        finally:
+            self._conn.close()
+        self.report.seconds = time.perf_counter() - self._started
+        return self.report
+
+
+def members_key(item: dict) -> str:
+    return next(key for key in _ENVELOPE_KEYS if isinstance(item.get(key), list))
+
+
+def _envelope_members(item: Any) -> list | None:
+    """The records of a ``{"Records": [...]}`` / ``{"records": [...]}`` envelope, else None."""
+    if not isinstance(item, dict) or "eventName" in item or "operationName" in item:
+        return None
+    for key in _ENVELOPE_KEYS:
+        value = item.get(key)
+        if isinstance(value, list):
+            return value
+    return None
+
+
+def _json_error(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    return str(exc)
+
+
+def ingest_records(
+    store: EventStore,
+    records: Iterable[Any],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    collect_ids: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> IngestReport:
+    """Ingest records (dicts, or JSON text as str/bytes — then that text is stored as the payload)."""
+    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes)
+    for index, item in enumerate(records):
+        ingester.feed(index, item)
+    return ingester.finish()
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _items_of_file(path: Path) -> Iterator[tuple[Any, str, str | None]]:
+    """(item, where, error) of one file: array elements, one pretty-printed object, or lines. ``error`` is
+    set (and ``item`` None) when the whole file cannot be read as JSON."""
+    with _open(path) as handle:
+        first = handle.read(4096).lstrip()[:1]
+        handle.seek(0)
+        if first == b"[":
+            try:
+                data = json.load(handle)
+            except (ValueError, RecursionError) as exc:
+                yield None, f"{path}: ", f"invalid JSON array: {_json_error(exc)}"
+                return
+            for position, element in enumerate(data):
+                yield element, f"{path}[{position}]: ", None
+            return
+        if first == b"{":
+            # A pretty-printed single object (a CloudTrail file opened in an editor) is not JSON lines.
+            first_line = handle.readline()
+            handle.seek(0)
+            if _not_json(first_line):
+                whole = handle.read()
+                if not _not_json(whole):
+                    yield whole, f"{path}: ", None
+                    return
+                handle.seek(0)
+        for line_number, line in enumerate(handle, 1):
+            if line.strip():
+                yield line, f"{path}:{line_number}: ", None
+
+
+def _not_json(text: bytes) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+def ingest_files(
+    store: EventStore,
+    paths: Iterable[str | Path],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    collect_ids: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> IngestReport:
+    """Ingest JSON-lines / JSON-array / envelope files (``.gz`` too); index counts items across files."""
+    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes)
+    index = 0
+    for path in map(Path, paths):
+        try:
+            for item, where, error in _items_of_file(path):
+                if error is not None:
+                    ingester.reject(index, f"{where}{error}")
+                else:
+                    ingester.feed(index, item, where)
+                index += 1
+        except OSError as exc:
+            ingester.report.errors.append(f"cannot read {path}: {exc.strerror or exc}")
+    return ingester.finish()
+
+
+def ingest_command(args: Any) -> int:
+    """``python -m devconsole ingest --data DIR FILE...``: prints counts and the rejection reasons."""
+    store = EventStore.in_dir(args.data)
+    report = ingest_files(store, args.files)
+    sources = ", ".join(f"{name} {count}" for name, count in sorted(report.by_source.items()))
+    print(f"ingested {report.ingested} records ({sources or 'none'}) in {report.seconds:.1f} s")
+    print(f"rejected {len(report.rejected)} records")
+    for index, reason in report.rejected[:PRINT_REJECTIONS]:
+        print(f"  #{index}: {reason}")
+    if len(report.rejected) > PRINT_REJECTIONS:
+        print(f"  ... and {len(report.rejected) - PRINT_REJECTIONS} more")
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
