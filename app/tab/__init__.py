@@ -1,5 +1,5 @@
-"""The console tab: pages, CSV export and the overview aggregation."""
+"""The console tab: pages (views), CSV export, the overview aggregation and deep links."""
 
-from app.tab import export, overview, views
+from app.tab import export, links, overview, views
 
-blueprints = [views.bp, export.bp, overview.bp]
+blueprints = [views.bp, export.bp, overview.bp, links.bp]

@@ -1,0 +1,261 @@
+"""``GET /api/detections.csv``: every detection matching the table's filters, as CSV.
+
+* Same filters and sort as ``GET /api/detections`` (parsed by `parse_filters`), every matching row (paged
+  out of the store inside one read transaction, so rows do not shift between pages), streamed.
+* The visible columns (``columns=``, default the table's), times in the viewer's zone (``tz=``) with the
+  offset written out, and the time range in the file name.
+* Log values are attacker-controlled: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR would be
+  run as a formula by spreadsheet apps, so it gets a leading ``'`` (OWASP "CSV injection").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, Response, current_app, request, stream_with_context
+
+from app.api.errors import ApiError
+from app.auth import require
+from app.store import connect
+from app.store import detections as detection_store
+from app.store.detections import DetectionFilter
+
+bp = Blueprint("tab_export", __name__)
+
+PAGE_SIZE = 1000
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
+WINDOWS_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _chain(d: Mapping[str, Any]) -> str:
+    if d.get("chain_id") is None:
+        return ""
+    return f"{d.get('chain_kind') or 'chain'} #{d['chain_id']}"
+
+
+# Column key -> (header, value). The first ten are the table's visible columns, in its order.
+COLUMNS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
+    "event_time": ("Time", lambda d: ""),  # formatted per request (time zone), see `_row`
+    "event_category": ("Category", lambda d: _text(d.get("event_category") or d.get("event_name"))),
+    "log_source": ("Log source", lambda d: _text(d.get("log_source"))),
+    "actor": ("Actor", lambda d: _text(d.get("actor"))),
+    "target_account": ("Target account", lambda d: _text(d.get("target_account"))),
+    "source_ip": ("Source IP", lambda d: _text(d.get("source_ip"))),
+    "cloud_platform": ("Cloud platform", lambda d: _text(d.get("cloud_platform"))),
+    "is_service_account": ("Service account", lambda d: "yes" if d.get("is_service_account") else "no"),
+    "chain_id": ("Chain", _chain),
+    "triage_status": ("Triage status", lambda d: _text(d.get("triage_status"))),
+    "event_name": ("Event", lambda d: _text(d.get("event_name"))),
+    "actor_id": ("Actor immutable ID", lambda d: _text(d.get("actor_id"))),
+    "target_id": ("Target ID", lambda d: _text(d.get("target_id"))),
+    "account_kind": ("Account kind", lambda d: _text(d.get("account_kind"))),
+    "user_agent": ("User agent", lambda d: _text(d.get("user_agent"))),
+    "severity": ("Severity", lambda d: _text(d.get("severity"))),
+    "suppressed_by": ("Suppressed by entry", lambda d: _text(d.get("suppressed_by"))),
+    "triage_note": ("Triage note", lambda d: _text(d.get("triage_note"))),
+}
+DEFAULT_COLUMNS = tuple(list(COLUMNS)[:10])
+
+
+def neutralise(cell: str) -> str:
+    """Keep a cell out of spreadsheet formulas: prefix ``'`` when it starts with a formula character."""
+    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
+
+
+def _bad(field: str, message: str) -> ApiError:
+    return ApiError(400, "bad_field", message, field)
+
+
+def _int(args: Mapping[str, str], name: str) -> int | None:
+    raw = args.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise _bad(name, f"{name} must be epoch milliseconds")
+    return int(raw)
+
+
+def _bool(args: Mapping[str, str], name: str) -> bool | None:
+    raw = args.get(name, "").strip().lower()
+    if raw == "":
+        return None
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise _bad(name, f"{name} must be true or false")
+
+
+FILTER_PARAMS = frozenset({"start", "end", "window", "platform", "service_accounts", "actor", "target",
+                           "chains_only", "suppressed", "triage_status", "q"})
+
+
+def parse_filters(args: Mapping[str, str], now_ms: int) -> DetectionFilter:
+    """The table's filters from query parameters (400 naming the parameter on a bad value)."""
+    start, end = _int(args, "start"), _int(args, "end")
+    window = args.get("window", "").strip()
+    if window:
+        if window not in WINDOWS_MS:
+            raise _bad("window", f"window must be one of {', '.join(WINDOWS_MS)}")
+        end = end if end is not None else now_ms
+        start = end - WINDOWS_MS[window]
+    if start is None:
+        start = (end if end is not None else now_ms) - WINDOWS_MS["24h"]
+    if end is None:
+        end = now_ms
+    if end <= start:
+        raise _bad("end", "end must be after start")
+    platforms = tuple(p for p in args.get("platform", "").split(",") if p)
+    for platform in platforms:
+        if platform not in PLATFORMS:
+            raise _bad("platform", f"platform must be one of {', '.join(PLATFORMS)}")
+    statuses = tuple(s for s in args.get("triage_status", "").split(",") if s)
+    for status in statuses:
+        if status not in detection_store.TRIAGE_STATUSES:
+            allowed = ", ".join(detection_store.TRIAGE_STATUSES)
+            raise _bad("triage_status", f"triage_status must be one of {allowed}")
+    text_fields = {}
+    for name in ("actor", "target", "q"):
+        value = args.get(name, "").strip()
+        if len(value) > 200:
+            raise _bad(name, f"{name} is longer than 200 characters")
+        text_fields[name] = value or None
+    return DetectionFilter(
+        since_ms=start, until_ms=end, platforms=platforms,
+        service_accounts_only=bool(_bool(args, "service_accounts")), actor=text_fields["actor"],
+        target=text_fields["target"], chains_only=bool(_bool(args, "chains_only")),
+        suppressed=_bool(args, "suppressed"), triage_statuses=statuses, text=text_fields["q"])
+
+
+def parse_sort(raw: str) -> str:
+    """``-event_time`` → ``event_time DESC``; only the store's whitelisted sort columns."""
+    raw = (raw or "-event_time").strip()
+    descending = raw.startswith("-")
+    key = raw.lstrip("-")
+    if key not in detection_store.SORT_COLUMNS:
+        raise _bad("sort", f"sort must be one of {', '.join(sorted(detection_store.SORT_COLUMNS))} "
+                           "(prefix - for descending)")
+    return f"{detection_store.SORT_COLUMNS[key]} {'DESC' if descending else 'ASC'}"
+
+
+def parse_columns(raw: str) -> tuple[str, ...]:
+    if not raw.strip():
+        return DEFAULT_COLUMNS
+    columns = tuple(c.strip() for c in raw.split(",") if c.strip())
+    for column in columns:
+        if column not in COLUMNS:
+            raise _bad("columns", f"unknown column {column[:60]!r}; use {', '.join(COLUMNS)}")
+    return columns
+
+
+def parse_zone(raw: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(raw.strip() or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _bad("tz", "tz must be an IANA time zone such as UTC or Europe/Berlin") from None
+
+
+def _stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y%m%dT%H%MZ")
+
+
+def filename(f: DetectionFilter) -> str:
+    return f"cloud-account-detections_{_stamp(f.since_ms or 0)}_{_stamp(f.until_ms or 0)}.csv"
+
+
+def iter_matching(conn: sqlite3.Connection, f: DetectionFilter, order_by: str) -> Iterator[dict[str, Any]]:
+    """Every matching detection, page by page, in one read transaction (a consistent snapshot)."""
+    conn.execute("BEGIN")
+    try:
+        offset = 0
+        while True:
+            items, _total = detection_store.list_detections(conn, f, order_by=order_by, limit=PAGE_SIZE,
+                                                            offset=offset)
+            yield from items
+            if len(items) < PAGE_SIZE:
+                return
+            offset += PAGE_SIZE
+    finally:
+        conn.rollback()
+
+
+def csv_lines(rows: Iterator[Mapping[str, Any]], columns: tuple[str, ...], zone: ZoneInfo) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    headers = [COLUMNS[c][0] + (f" ({zone.key})" if c == "event_time" else "") for c in columns]
+    writer.writerow(headers)
+    yield flush()
+    for row in rows:
+        cells = []
+        for column in columns:
+            if column == "event_time":
+                moment = datetime.fromtimestamp(row["event_time"] / 1000, tz=zone)
+                value = moment.isoformat(timespec="seconds")
+            else:
+                value = COLUMNS[column][1](row)
+            cells.append(neutralise(value))
+        writer.writerow(cells)
+        if buffer.tell() > 64 * 1024:
+            yield flush()
+    yield flush()
+
+
+@bp.get("/api/detections.csv")
+@require("view")
+def detections_csv() -> Response:
+    """The filtered detections as a CSV download (all rows, visible columns, range in the file name)."""
+    unknown = set(request.args) - FILTER_PARAMS - {"sort", "columns", "tz", "limit", "offset"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ApiError(400, "unknown_field", f"unknown query parameter {name[:60]!r}", name)
+    now_ms = int(time.time() * 1000)
+    f = parse_filters(request.args, now_ms)
+    order_by = parse_sort(request.args.get("sort", ""))
+    columns = parse_columns(request.args.get("columns", ""))
+    zone = parse_zone(request.args.get("tz", "UTC"))
+    database = current_app.config["DATABASE"]
+
+    def generate() -> Iterator[str]:
+        conn = connect(database, migrate_schema=False)
+        try:
+            yield "\ufeff"  # BOM: spreadsheet apps then read the file as UTF-8
+            yield from csv_lines(iter_matching(conn, f, order_by), columns, zone)
+        finally:
+            conn.close()
+
+    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename(f)}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+OPENAPI_PATHS = {
+    "/api/detections.csv": {"get": {
+        "summary": "Every detection matching the filters as CSV (formula cells neutralised)",
+        "description": "Same filters and sort as GET /api/detections; `columns` (comma-separated, "
+                       "default the table's), `tz` (IANA zone for the Time column). The file name carries "
+                       "the time range.",
+        "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                       for n in sorted(FILTER_PARAMS | {"sort", "columns", "tz"})],
+        "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}},
+                      "400": {"$ref": "#/components/responses/Error"}}}},
+}

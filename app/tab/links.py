@@ -1,0 +1,98 @@
+"""``GET /api/detections/<id>/links``: deep links for the detail panel.
+
+* QRadar Log Activity pinned to the detection's event: an AQL query built here from escaped literals
+  (`app.aql.literals`) — QID, exact ``starttime`` and log source name, inside a one-minute START/STOP
+  window. Events have no stable public id, so this is the narrowest pin AQL allows (UNCONFIRMED whether a
+  better key exists on a real console).
+* The offense that contains the event, when QRadar knows one (``offense_id`` on the record, or looked up
+  through the gateway when the detection API provides it).
+* The playbook section for the detection's platform (an app page, owned by ``app/playbook``).
+
+Console links are console URLs (``/console/do/...``), not app URLs: they are made absolute against the
+console host from ``X-Console-Host`` when the proxy sends it, else left as console-origin paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, request
+
+from app.api.errors import ApiError
+from app.aql import literals as lit
+from app.auth import require
+from app.store import detections as detection_store
+from app.store import get_db
+
+bp = Blueprint("tab_links", __name__)
+
+PIN_WINDOW_MS = 60_000
+PLAYBOOK_SLUGS = {"AWS": "aws", "Azure AD": "azure-ad", "Office 365": "office-365", "GCP": "gcp"}
+LOG_ACTIVITY = ("/console/do/ariel/arielSearch?appName=EventViewer&pageId=EventList&dispatch=performSearch"
+                "&value(timeRangeType)=aqlTime&value(searchMode)=AQL&value(aql)=")
+OFFENSE = "/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary&summaryId="
+
+
+def event_aql(detection: dict[str, Any]) -> str | None:
+    """AQL that finds exactly this detection's event; None when the record lacks the keys to pin it."""
+    event_time, qid = detection.get("event_time"), detection.get("qid")
+    if not isinstance(event_time, int) or not isinstance(qid, int):
+        return None
+    where = [f"qid = {lit.integer(qid)}", f"starttime = {lit.epoch_ms(event_time)}"]
+    log_source = detection.get("log_source")
+    if isinstance(log_source, str) and log_source:
+        # A name AQL cannot quote is left out: qid + exact time still pin the event.
+        with contextlib.suppress(lit.AqlLiteralError):
+            where.append(f"LOGSOURCENAME(logsourceid) = {lit.string(log_source)}")
+    return ("SELECT DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS event_time, QIDNAME(qid) AS event_name,"
+            " LOGSOURCENAME(logsourceid) AS log_source, username, sourceip, UTF8(payload) AS payload"
+            f" FROM events WHERE {' AND '.join(where)}"
+            f" {lit.time_clause(event_time - PIN_WINDOW_MS // 2, event_time + PIN_WINDOW_MS // 2)}")
+
+
+def console_origin() -> str:
+    """``https://<console>`` from the proxy's X-Console-Host; "" (same origin as the page) otherwise."""
+    host = request.headers.get("X-Console-Host", "").strip()
+    if host and "/" not in host and " " not in host and "@" not in host:
+        return f"https://{host}"
+    return ""
+
+
+def app_url(path: str) -> str:
+    q_url_for = current_app.jinja_env.globals.get("q_url_for")
+    if q_url_for is None:
+        return path
+    root = q_url_for("tab.index")
+    return root[: -len("/tab/")] + path if root.endswith("/tab/") else path
+
+
+@bp.get("/api/detections/<int:detection_id>/links")
+@require("view")
+def detection_links(detection_id: int) -> dict[str, Any]:
+    detection = detection_store.get_detection(get_db(), detection_id)
+    if detection is None:
+        raise ApiError(404, "not_found", f"no detection {detection_id}")
+    origin = console_origin()
+    aql = event_aql(detection)
+    offense_id = detection.get("offense_id")
+    slug = PLAYBOOK_SLUGS.get(detection.get("cloud_platform") or "")
+    return {
+        "aql": aql,
+        "log_activity": origin + LOG_ACTIVITY + quote(aql, safe="") if aql else None,
+        "offense_id": offense_id,
+        "offense": origin + OFFENSE + str(int(offense_id)) if isinstance(offense_id, int) else None,
+        "playbook": app_url(f"/playbook/{slug}?detection={detection_id}#platform-{slug}") if slug else None,
+    }
+
+
+OPENAPI_PATHS = {
+    "/api/detections/{detection_id}/links": {"get": {
+        "summary": "Deep links for a detection: Log Activity pinned to its event (AQL from escaped "
+                   "literals), its offense, the playbook section for its platform",
+        "parameters": [{"name": "detection_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "responses": {"200": {"description": "links (null when not available)"},
+                      "404": {"$ref": "#/components/responses/Error"}}}},
+}
