@@ -18,7 +18,8 @@ fi
 NAME="$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["name"])')"
 VERSION="$("$PYTHON" -c 'import json; print(json.load(open("manifest.json"))["version"])')"
 WHEEL_CACHE="${WHEEL_CACHE:-var/wheels}"
-OUT="dist/${NAME}-${VERSION}.zip"
+DIST_DIR="${DIST_DIR:-dist}"
+OUT="${DIST_DIR}/${NAME}-${VERSION}.zip"
 
 # The bundled group: requirement lines after the "--- bundled" marker, comments stripped.
 mapfile -t BUNDLED < <(sed -n '/^# --- bundled/,$p' requirements/app.txt | sed -e 's/#.*//' -e 's/[[:space:]]//g' | grep -v '^$')
@@ -27,7 +28,7 @@ if [ "${#BUNDLED[@]}" -eq 0 ]; then
   exit 1
 fi
 
-mkdir -p "$WHEEL_CACHE" dist
+mkdir -p "$WHEEL_CACHE" "$DIST_DIR"
 "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
   --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --no-deps \
   --dest "$WHEEL_CACHE" "${BUNDLED[@]}"
