@@ -1,0 +1,209 @@
+"""Keep a QRadar reference set (and a reference map) in step with the active entries, through the gateway.
+
+* Set (element type ``ALN``): the actor IDs of active entries keyed on an exact actor ID, so QRadar rules
+  and building blocks can test ``REFERENCESETCONTAINS('<set>', <actor id property>)``.
+* Map (``ALN``): actor ID → ``expires=<ISO>; entries=<ids>; ticket=…; justification=…`` for analysts
+  and rule authors. Narrowing conditions (CIDR, user agent, window, target) cannot live in a set; the map
+  value says ``narrowed`` when an entry has them.
+* TTL: QRadar's TTL is per collection, not per element, so both collections are created with
+  ``time_to_live`` = the longest an entry may live (365 days, ``FIRST_SEEN``) as a backstop if the app
+  stops; the app itself removes an actor ID the moment its last entry expires, is disabled or deleted.
+  Values carry their exact expiry in the map. (Per-element TTL in the 26.0 collections API is UNCONFIRMED.)
+
+``drift`` compares what QRadar holds with what it should; ``sync`` fixes the difference and records it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from app import settings
+from app.qradar import QRadarError, QRadarUnavailable
+from app.store import tuning as store
+
+COLLECTION_TTL = "365 days"
+TIMEOUT_TYPE = "FIRST_SEEN"
+MAP_VALUE_MAX = 255
+SOURCE = "Cloud Account Watch"
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def desired(conn: sqlite3.Connection, now_ms: int) -> dict[str, str]:
+    """actor ID → map value, for every active exact-ID entry (several entries for one ID: latest expiry)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for entry in store.active_entries(conn, now_ms):
+        if entry["actor_id"]:
+            grouped.setdefault(entry["actor_id"], []).append(entry)
+    values = {}
+    for actor_id, entries in grouped.items():
+        latest = max(entries, key=lambda e: e["expires_at"])
+        narrowed = any(
+            e["source_cidrs"]
+            or e["ua_pattern"]
+            or e["window"]
+            or e["target_pattern"]
+            or e["target_type"]
+            or e["actor_pattern"]
+            for e in entries
+        )
+        parts = [
+            f"expires={_iso(latest['expires_at'])}",
+            "entries=" + ",".join(str(e["id"]) for e in entries),
+        ]
+        if narrowed:
+            parts.append("narrowed")
+        if latest["ticket"]:
+            parts.append(f"ticket={latest['ticket']}")
+        parts.append(f"justification={latest['justification']}")
+        values[actor_id] = "; ".join(parts)[:MAP_VALUE_MAX]
+    return values
+
+
+def collection_names(conn: sqlite3.Connection) -> dict[str, str]:
+    """The reference set and map names (admin settings)."""
+    return {
+        "reference_set": settings.get("reference_set_name", conn=conn),
+        "reference_map": settings.get("reference_map_name", conn=conn),
+    }
+
+
+def _set_values(gateway: Any, name: str) -> set[str]:
+    body = gateway.get_reference_set(name)
+    return {str(item.get("value")) for item in body.get("data") or []}
+
+
+def _map_values(gateway: Any, name: str) -> dict[str, str]:
+    body = gateway.get_reference_map(name)
+    data = body.get("data") or {}
+    if isinstance(data, Mapping):  # QRadar: {"key": {"value": ..., "source": ...}}
+        return {str(k): str(v.get("value") if isinstance(v, Mapping) else v) for k, v in data.items()}
+    return {str(item.get("key")): str(item.get("value")) for item in data}  # list form
+
+
+def _missing(exc: QRadarError) -> bool:
+    return exc.http_status == 404
+
+
+def drift(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]:
+    """What QRadar holds versus what it should (read-only)."""
+    names = collection_names(conn)
+    want = desired(conn, now_ms)
+    report: dict[str, Any] = {
+        "reference_set": names["reference_set"],
+        "reference_map": names["reference_map"],
+        "expected": len(want),
+    }
+    try:
+        have_set = _set_values(gateway, names["reference_set"])
+        report["set_exists"] = True
+    except QRadarError as exc:
+        if not _missing(exc):
+            raise
+        have_set, report["set_exists"] = set(), False
+    try:
+        have_map = _map_values(gateway, names["reference_map"])
+        report["map_exists"] = True
+    except QRadarError as exc:
+        if not _missing(exc):
+            raise
+        have_map, report["map_exists"] = {}, False
+    report["missing_in_qradar"] = sorted(set(want) - have_set)
+    report["unexpected_in_qradar"] = sorted(have_set - set(want))
+    report["map_missing"] = sorted(set(want) - set(have_map))
+    report["map_unexpected"] = sorted(set(have_map) - set(want))
+    report["map_outdated"] = sorted(k for k in set(want) & set(have_map) if have_map[k] != want[k])
+    report["in_sync"] = (
+        report["set_exists"]
+        and report["map_exists"]
+        and not any(
+            report[k]
+            for k in (
+                "missing_in_qradar",
+                "unexpected_in_qradar",
+                "map_missing",
+                "map_unexpected",
+                "map_outdated",
+            )
+        )
+    )
+    return report
+
+
+def sync(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]:
+    """Make QRadar match the active entries; records the outcome (never raises for QRadar faults)."""
+    names = collection_names(conn)
+    try:
+        before = drift(conn, gateway, now_ms)
+        if not before["set_exists"]:
+            _create(
+                gateway.create_reference_set,
+                names["reference_set"],
+                "ALN",
+                time_to_live=COLLECTION_TTL,
+                timeout_type=TIMEOUT_TYPE,
+            )
+        if not before["map_exists"]:
+            _create(
+                gateway.create_reference_map,
+                names["reference_map"],
+                "ALN",
+                key_label="actor_id",
+                value_label="allowlist",
+                time_to_live=COLLECTION_TTL,
+                timeout_type=TIMEOUT_TYPE,
+            )
+        want = desired(conn, now_ms)
+        if before["missing_in_qradar"]:
+            gateway.bulk_load_reference_set(names["reference_set"], before["missing_in_qradar"])
+        for value in before["unexpected_in_qradar"]:
+            _ignore_404(gateway.delete_reference_set_value, names["reference_set"], value)
+        have_map = _map_values(gateway, names["reference_map"]) if before["map_exists"] else {}
+        for key in before["map_unexpected"]:
+            _ignore_404(gateway.delete_reference_map_value, names["reference_map"], key, have_map[key])
+        for key in before["map_outdated"]:
+            _ignore_404(gateway.delete_reference_map_value, names["reference_map"], key, have_map[key])
+        load = {k: want[k] for k in [*before["map_missing"], *before["map_outdated"]]}
+        if load:
+            gateway.bulk_load_reference_map(names["reference_map"], load)
+        after = drift(conn, gateway, now_ms)
+        outcome = {
+            "status": "ok",
+            "before": before,
+            "after": after,
+            "added": len(before["missing_in_qradar"]),
+            "removed": len(before["unexpected_in_qradar"]),
+        }
+        store.set_refsync_state(
+            conn,
+            now_ms=now_ms,
+            status="ok" if after["in_sync"] else "error",
+            error=None if after["in_sync"] else "still drifting after sync",
+            details={k: outcome[k] for k in ("added", "removed")} | {"in_sync": after["in_sync"]},
+        )
+        return outcome
+    except (QRadarError, QRadarUnavailable) as exc:
+        message = str(exc) or exc.__class__.__name__
+        store.set_refsync_state(conn, now_ms=now_ms, status="error", error=message[:1000], details={})
+        return {"status": "error", "error": message}
+
+
+def _create(create: Any, name: str, element_type: str, **kwargs: Any) -> None:
+    try:
+        create(name, element_type, **kwargs)
+    except QRadarError as exc:
+        if exc.http_status != 409:  # 409/1004: created meanwhile
+            raise
+
+
+def _ignore_404(call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except QRadarError as exc:
+        if exc.http_status != 404:
+            raise
