@@ -33,11 +33,11 @@ LIST_FIELDS = (
     "triage_status", "triage_note", "triage_by", "triage_at",
 )
 # API sort name -> SQL column (whitelist; never user text in SQL).
-SORT_COLUMNS = {
-    "event_time": "event_time", "severity": "severity", "cloud_platform": "cloud_platform",
-    "actor": "actor", "target_account": "target_account", "event_name": "event_name",
-    "triage_status": "triage_status", "account_kind": "account_kind", "id": "id",
-}
+SORT_COLUMNS = {name: name for name in (
+    "event_time", "severity", "cloud_platform", "actor", "target_account", "event_name", "event_category",
+    "log_source", "source_ip", "is_service_account", "chain_id", "triage_status", "account_kind",
+    "confidence", "id",
+)}
 FOLLOW_ON_COLUMNS = (
     "event_key", "event_time", "event_name", "cloud_platform", "log_source", "actor", "actor_id",
     "target_account", "target_keys", "correlation_id", "granted", "admin_grant", "source_ip", "payload",
@@ -162,16 +162,36 @@ def has_creations_since(conn: sqlite3.Connection, since_ms: int) -> bool:
 
 # -- chains ---------------------------------------------------------------------------------------------
 
+_CHAIN_CREATION_COLUMNS = ("id, event_key, event_time, event_name, cloud_platform, account_kind, actor, "
+                           "actor_id, target_account, target_id, target_keys, correlation_id")
+
+
 def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
-    """Creations and follow-on events from `since_ms` on: what chains are recomputed from."""
-    creations = conn.execute(
-        "SELECT id, event_key, event_time, event_name, cloud_platform, account_kind, actor, actor_id, "
-        "target_account, target_keys, correlation_id FROM detections WHERE event_time >= ? "
-        "ORDER BY event_time, id", (since_ms,)).fetchall()
+    """Creations and follow-on events from `since_ms` on: what chains are recomputed from.
+
+    Only creations that can be in a chain are read: Entra application / service principal / credential
+    creations (the 60-second chain) and creations whose target a follow-on event names.
+    """
     follow_ons = conn.execute(
         "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
         "target_keys, correlation_id, admin_grant FROM follow_on_events WHERE event_time >= ? "
         "ORDER BY event_time, event_key", (since_ms,)).fetchall()
+    found: dict[int, sqlite3.Row] = {}
+    for row in conn.execute(
+            f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? "
+            "AND cloud_platform IN ('Azure AD', 'Office 365') "
+            "AND account_kind IN ('application', 'service_principal', 'credential')", (since_ms,)):
+        found[row["id"]] = row
+    keys = sorted({k for f in follow_ons for k in _json_list(f["target_keys"]) if isinstance(k, str)})
+    for i in range(0, len(keys), 400):
+        chunk = keys[i:i + 400]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+                f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND "
+                f"(lower(target_account) IN ({marks}) OR lower(target_id) IN ({marks}))",
+                [since_ms, *chunk, *chunk]):
+            found[row["id"]] = row
+    creations = sorted(found.values(), key=lambda r: (r["event_time"], r["id"]))
     return creations, follow_ons
 
 

@@ -1,0 +1,113 @@
+"""Detection settings (registered with `app.settings`) and the per-cycle configuration built from them."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from app import settings
+from app.aql import detection as aqld
+from app.qradar import Gateway, QRadarError, QRadarUnavailable
+
+log = logging.getLogger(__name__)
+
+# Setting key per platform for its account-creation event names.
+EVENT_NAME_KEYS = {
+    aqld.AWS: "event_names_aws",
+    aqld.AZURE_AD: "event_names_azure_ad",
+    aqld.OFFICE_365: "event_names_office_365",
+    aqld.GCP: "event_names_gcp",
+}
+for _platform, _key in EVENT_NAME_KEYS.items():
+    settings.register(settings.Setting(
+        _key, "str_list", list(aqld.DEFAULT_EVENT_NAMES[_platform]),
+        f"{_platform} account-creation event (QID) names the detection searches for. Matched "
+        "case-insensitively (ILIKE); % and _ are wildcards."))
+settings.register(settings.Setting(
+    "detection_row_limit", "int", aqld.DEFAULT_ROW_LIMIT,
+    "Most events one refresh reads per query; a larger backlog is read over several refreshes.",
+    100, 1_000_000))
+settings.register(settings.Setting(
+    "detection_base_severity", "int", 7,
+    "Severity (1-10) of a single account creation; chains raise it. The seed rates the detection 'high'.",
+    1, 10))
+
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    spec: aqld.DetectionSpec
+    follow_on: dict[str, aqld.PlatformFilter]
+    type_ids: dict[str, tuple[int, ...]]
+    lookback_ms: int
+    overlap_ms: int
+    interval_s: int
+    retention_ms: int
+    search_timeout_s: int
+    page_size: int
+    base_severity: int
+    # Fill fields the custom property left empty from the payload (setting custom_property_payload_fallback).
+    payload_fallback: bool
+
+
+def resolve_type_ids(gw: Gateway | None, configured: dict[str, list[dict[str, Any]]]
+                     ) -> dict[str, tuple[int, ...]]:
+    """Log source type IDs per platform: the console's ID for each configured name, else the configured ID."""
+    by_name: dict[str, int] = {}
+    if gw is not None:
+        try:
+            by_name = {t["name"].lower(): int(t["id"]) for t in gw.log_source_types()}
+        except (QRadarError, QRadarUnavailable, KeyError, TypeError, ValueError) as exc:
+            log.warning("log source types could not be read; using configured IDs: %s", exc)
+    out: dict[str, tuple[int, ...]] = {}
+    for platform, entries in configured.items():
+        ids = []
+        for entry in entries:
+            type_id = by_name.get(str(entry.get("name", "")).lower(), entry.get("id"))
+            if isinstance(type_id, int) and type_id not in ids:
+                ids.append(type_id)
+        if ids:
+            out[platform] = tuple(ids)
+    return out
+
+
+def available_properties(gw: Gateway | None) -> set[str] | None:
+    """Column names of the events database (custom properties included), or None if unknown."""
+    if gw is None:
+        return None
+    try:
+        body = gw.call("GET", "api/ariel/databases/events")
+    except (QRadarError, QRadarUnavailable) as exc:
+        log.warning("events columns could not be read: %s", exc)
+        return None
+    columns = body.get("columns") if isinstance(body, dict) else None
+    if not isinstance(columns, list):
+        return None
+    return {str(c.get("name")) for c in columns if isinstance(c, dict) and c.get("name")}
+
+
+def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig:
+    values = settings.all_values(conn)
+    type_ids = resolve_type_ids(gw, values["log_source_types"])
+    names = {p: tuple(values[k]) for p, k in EVENT_NAME_KEYS.items()}
+    platforms = {p: aqld.PlatformFilter(type_ids[p], names[p]) for p in aqld.PLATFORMS
+                 if type_ids.get(p) and names.get(p)}
+    follow_on = {p: aqld.PlatformFilter(type_ids[p], aqld.DEFAULT_FOLLOW_ON_EVENT_NAMES[p])
+                 for p in aqld.PLATFORMS if type_ids.get(p)}
+    target_property = values["custom_properties"].get("account_name")
+    columns = available_properties(gw)
+    if columns is not None and target_property not in columns:
+        target_property = None  # not defined on this console: an unknown column would fail the query
+    spec = aqld.DetectionSpec(
+        platforms=platforms, magnitude_min=values["magnitude_minimum"], target_property=target_property,
+        row_limit=values["detection_row_limit"])
+    return DetectionConfig(
+        spec=spec, follow_on=follow_on, type_ids=type_ids,
+        lookback_ms=values["lookback_hours"] * 3_600_000, overlap_ms=values["overlap_minutes"] * 60_000,
+        interval_s=values["refresh_interval_s"], retention_ms=values["retention_days"] * 86_400_000,
+        search_timeout_s=values["search_timeout_s"], page_size=values["search_page_size"],
+        base_severity=values["detection_base_severity"],
+        payload_fallback=values["custom_property_payload_fallback"],
+    )
