@@ -1,0 +1,353 @@
+"""AQL functions evaluated in Python, registered as SQLite user functions on the search's connection.
+
+Every function returns None instead of raising (a raising user function aborts the whole SQLite
+statement), so odd values in attacker-controlled events can never fail a search.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import math
+import re
+import sqlite3
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from devconsole.aql import javaregex, timefmt
+
+_TTL_UNITS = {
+    "sec": 1000, "second": 1000, "min": 60_000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000,
+    "week": 7 * 86_400_000, "mon": 30 * 86_400_000, "month": 30 * 86_400_000, "year": 365 * 86_400_000,
+}
+_TTL_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_TTL_CLOCK = re.compile(r"(\d+):(\d{2}):(\d{2})")
+
+
+def ttl_ms(text: str | None) -> int | None:
+    """Milliseconds of a reference-data ``time_to_live`` such as '30 days', '1 month', '5 minutes' or
+    PostgreSQL's '1 mons 2 days 03:00:00'; None for no expiry (NULL or unreadable)."""
+    if not text:
+        return None
+    lowered = text.lower()
+    total = 0
+    for amount, unit in _TTL_PART.findall(lowered):
+        unit = unit.rstrip("s") if unit not in ("s", "secs") else "sec"
+        unit = {"secs": "sec", "mins": "min", "hr": "hour", "hrs": "hour"}.get(unit, unit)
+        if unit not in _TTL_UNITS:
+            continue
+        total += int(amount) * _TTL_UNITS[unit]
+    clock = _TTL_CLOCK.search(lowered)
+    if clock:
+        h, m, s = (int(x) for x in clock.groups())
+        total += ((h * 60 + m) * 60 + s) * 1000
+    return total or None
+
+
+def _safe(func: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any) -> Any:
+        try:
+            result = func(*args)
+        except Exception:  # noqa: BLE001 - see the module docstring
+            return None
+        if isinstance(result, float) and not math.isfinite(result):
+            return None
+        if isinstance(result, int) and not isinstance(result, bool) and not -(2**63) <= result < 2**63:
+            return None
+        return result
+
+    return wrapper
+
+
+def to_text(value: Any) -> str | None:
+    """STR(): text of a value (payload bytes decoded as UTF-8, invalid bytes replaced)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return repr(value)
+    return str(value)
+
+
+def to_long(value: Any) -> int | None:
+    """LONG(): integers, numeric text, and IPv4 addresses (as their 32-bit number, per IBM's LONG docs)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError:
+        pass
+    return int(float(text))
+
+
+def to_double(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return float(value)
+
+
+@lru_cache(maxsize=256)
+def like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """LIKE pattern (``%`` any run, ``_`` one character, no escape character) as a regex."""
+    body = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def like_to_glob(pattern: str) -> str:
+    """A case-sensitive LIKE pattern as an equivalent SQLite GLOB pattern."""
+    out = []
+    for c in pattern:
+        if c == "%":
+            out.append("*")
+        elif c == "_":
+            out.append("?")
+        elif c in "*?[":
+            out.append(f"[{c}]")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+def in_cidr(cidr: Any, ip: Any) -> bool | None:
+    if cidr is None or ip is None:
+        return None
+    network = parse_network(str(cidr))
+    try:
+        address = ipaddress.ip_address(str(ip).strip())
+    except ValueError:
+        return False
+    return address.version == network.version and address in network
+
+
+class _First:
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.seen = False
+
+    def step(self, value: Any) -> None:
+        if not self.seen:
+            self.value, self.seen = value, True
+
+    def finalize(self) -> Any:
+        return self.value
+
+
+class _Last:
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def step(self, value: Any) -> None:
+        self.value = value
+
+    def finalize(self) -> Any:
+        return self.value
+
+
+class Runtime:
+    """The per-search state behind the registered functions: lookup tables and reference data, read
+    lazily from the search's own connection, and the search's ``now`` and time zone."""
+
+    def __init__(self, conn: sqlite3.Connection, now_ms: int, tz: dt.tzinfo | None) -> None:
+        self.conn = conn
+        self.now_ms = now_ms
+        self.tz = tz
+        self._lookups: dict[str, dict[int, str]] = {}
+        self._sets: dict[str, tuple[str, set[Any], list[Any]] | None] = {}
+        self._maps: dict[str, tuple[str, dict[str, str]] | None] = {}
+
+    # -- name lookups ---------------------------------------------------------------------------
+    _LOOKUP_SQL = {
+        "qidname": "SELECT qid, name FROM qid_records",
+        "qiddescription": "SELECT qid, description FROM qid_records",
+        "categoryname": "SELECT id, name FROM categories",
+        "logsourcename": "SELECT id, name FROM log_sources",
+        "logsourcetypename": "SELECT id, name FROM log_source_types",
+    }
+
+    def _lookup(self, table: str) -> Callable[[Any], Any]:
+        def lookup(key: Any) -> Any:
+            names = self._lookups.get(table)
+            if names is None:
+                names = dict(self.conn.execute(self._LOOKUP_SQL[table]).fetchall())
+                self._lookups[table] = names
+            if isinstance(key, float) and key.is_integer():
+                key = int(key)
+            elif isinstance(key, str) and key.strip().lstrip("-").isdigit():
+                key = int(key)
+            return names.get(key)
+
+        return lookup
+
+    # -- reference data -------------------------------------------------------------------------
+    def _live(self, ttl: str | None, timeout_type: str, first_seen: int, last_seen: int) -> bool:
+        span = ttl_ms(ttl)
+        if span is None:
+            return True
+        basis = first_seen if timeout_type == "FIRST_SEEN" else last_seen
+        return basis + span > self.now_ms
+
+    def _load_set(self, name: str) -> tuple[str, set[Any], list[Any]] | None:
+        if name not in self._sets:
+            meta = self.conn.execute(
+                "SELECT element_type, timeout_type, time_to_live FROM reference_sets WHERE name = ?", (name,)
+            ).fetchone()
+            if meta is None:
+                self._sets[name] = None
+            else:
+                element_type, timeout_type, ttl = meta
+                rows = self.conn.execute(
+                    "SELECT value, first_seen, last_seen FROM reference_set_values WHERE set_name = ?", (name,)
+                ).fetchall()
+                values: set[Any] = set()
+                networks: list[Any] = []
+                for value, first_seen, last_seen in rows:
+                    if not self._live(ttl, timeout_type, first_seen, last_seen):
+                        continue
+                    key = self._set_key(element_type, value)
+                    if key is not None:
+                        values.add(key)
+                    if element_type == "CIDR":
+                        try:
+                            networks.append(parse_network(value))
+                        except ValueError:
+                            pass
+                self._sets[name] = (element_type, values, networks)
+        return self._sets[name]
+
+    @staticmethod
+    def _set_key(element_type: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if element_type == "ALNIC":
+            return str(value).casefold()
+        if element_type in ("NUM", "PORT", "DATE"):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return None
+            return int(number) if number.is_integer() else number
+        if element_type == "IP":
+            try:
+                return str(ipaddress.ip_address(str(value).strip()))
+            except ValueError:
+                return str(value)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    def set_contains(self, name: Any, value: Any) -> bool | None:
+        if value is None:
+            return False
+        loaded = self._load_set(str(name))
+        if loaded is None:
+            return False  # an unknown set contains nothing (QRadar's behaviour here is UNCONFIRMED)
+        element_type, values, networks = loaded
+        key = self._set_key(element_type, value)
+        if key in values:
+            return True
+        if element_type == "CIDR":
+            return any(in_cidr(str(net), value) for net in networks)
+        return False
+
+    def map_value(self, name: Any, key: Any, _domain: Any = None) -> Any:
+        if key is None:
+            return None
+        name = str(name)
+        if name not in self._maps:
+            meta = self.conn.execute(
+                "SELECT element_type, timeout_type, time_to_live FROM reference_maps WHERE name = ?", (name,)
+            ).fetchone()
+            if meta is None:
+                self._maps[name] = None
+            else:
+                element_type, timeout_type, ttl = meta
+                rows = self.conn.execute(
+                    "SELECT key, value, first_seen, last_seen FROM reference_map_values WHERE map_name = ?",
+                    (name,),
+                ).fetchall()
+                live = {
+                    self._map_key(element_type, k): v for k, v, first, last in rows
+                    if self._live(ttl, timeout_type, first, last)
+                }
+                self._maps[name] = (element_type, live)
+        loaded = self._maps[name]
+        if loaded is None:
+            return None
+        element_type, live = loaded
+        return live.get(self._map_key(element_type, key))
+
+    @staticmethod
+    def _map_key(element_type: str, key: Any) -> str:
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        if isinstance(key, float) and key.is_integer():
+            key = int(key)
+        text = str(key)
+        return text.casefold() if element_type == "ALNIC" else text
+
+    # -- registration ---------------------------------------------------------------------------
+    def register(self) -> None:
+        conn = self.conn
+        tz = self.tz
+        det = {"deterministic": True}
+        for table in self._LOOKUP_SQL:
+            conn.create_function(f"aql_{table}", 1, _safe(self._lookup(table)), **det)
+        conn.create_function(
+            "aql_dateformat", 2, _safe(lambda ms, pattern: None if ms is None or pattern is None
+                                       else timefmt.dateformat(float(ms), str(pattern), tz)), **det,
+        )
+        conn.create_function(
+            "aql_parsedatetime", 1, _safe(lambda text: None if text is None
+                                          else timefmt.parse_datetime_phrase(str(text), self.now_ms, tz)),
+            **det,
+        )
+        conn.create_function("aql_lower", 1, _safe(lambda s: None if s is None else to_text(s).lower()), **det)
+        conn.create_function("aql_upper", 1, _safe(lambda s: None if s is None else to_text(s).upper()), **det)
+        conn.create_function("aql_str", 1, _safe(to_text), **det)
+        conn.create_function("aql_utf8", 1, _safe(to_text), **det)
+        conn.create_function("aql_long", 1, _safe(to_long), **det)
+        conn.create_function("aql_double", 1, _safe(to_double), **det)
+        conn.create_function(
+            "aql_base64", 1, _safe(lambda v: None if v is None else base64.b64encode(
+                v if isinstance(v, bytes) else to_text(v).encode("utf-8")).decode("ascii")), **det,
+        )
+        conn.create_function("aql_strlen", 1, _safe(lambda s: None if s is None else len(to_text(s))), **det)
+        conn.create_function(
+            "aql_concat", -1, _safe(lambda *parts: "".join(to_text(p) for p in parts if p is not None)), **det,
+        )
+        conn.create_function(
+            "aql_like", 3, _safe(lambda v, p, ci: None if v is None or p is None
+                                 else like_regex(to_text(p), bool(ci)).fullmatch(to_text(v)) is not None), **det,
+        )
+        conn.create_function(
+            "aql_matches", 3, _safe(lambda v, p, ci: None if v is None or p is None
+                                    else javaregex.matches(to_text(v), to_text(p), bool(ci))), **det,
+        )
+        conn.create_function("aql_incidr", 2, _safe(in_cidr), **det)
+        conn.create_function("aql_pow", 2, _safe(lambda a, b: None if a is None or b is None
+                                                  else math.pow(float(a), float(b))), **det)
+        conn.create_function("aql_refsetcontains", 2, _safe(self.set_contains), **det)
+        conn.create_function("aql_referencemap", -1, _safe(self.map_value), **det)
+        conn.create_aggregate("aql_first", 1, _First)
+        conn.create_aggregate("aql_last", 1, _Last)
