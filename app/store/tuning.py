@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from app.store import core
+
 ENTRY_OBJECT = "tuning_entry"
 REFSYNC_OBJECT = "tuning_refsync"
 PRESET_OBJECT = "tuning_preset"
@@ -348,20 +350,17 @@ def audit(
     before: Any,
     after: Any,
 ) -> int:
-    cur = conn.execute(
-        "INSERT INTO audit_log (at_ms, actor, action, object_type, object_id, before_json, after_json) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            at_ms,
-            actor,
-            action,
-            object_type,
-            None if object_id is None else str(object_id),
-            None if before is None else json.dumps(before, sort_keys=True),
-            None if after is None else json.dumps(after, sort_keys=True),
-        ),
+    """One tuning row in the shared audit log (written by app.store.core, the table's owner)."""
+    return core.record_audit(
+        conn,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before=before,
+        after=after,
+        at_ms=at_ms,
     )
-    return int(cur.lastrowid)
 
 
 def list_audit(
