@@ -1,0 +1,52 @@
+"""QRadar dashboard item (``GET /dashboard/item``): the last 24 hours of cloud account creations.
+
+Manifest entries (owned by the foundation engineer)::
+
+    "rest_methods": [{"name": "cloudAccountDashboardItem", "url": "dashboard/item", "method": "GET",
+                      "argument_names": [], "required_capabilities": []}],
+    "dashboard_items": [{"text": "Cloud account creations (24 h)", "description": "...",
+                         "rest_method": "cloudAccountDashboardItem", "required_capabilities": []}]
+
+The classic dashboard contract is ``{"id", "title", "HTML"}`` (capital HTML); the HTML renders inside
+QRadar's page, so it uses inline styles only and links built with q_url_for.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template, url_for
+from werkzeug.routing import BuildError
+
+from app.aql.detection import PLATFORMS
+from app.auth import require
+from app.store import dashboard as store
+from app.store.db import get_db
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
+
+ITEM_ID = "cloudAccountWatchCreations"
+ITEM_TITLE = "Cloud account creations (last 24 h)"
+DAY_MS = 86_400_000
+
+
+def _console_url(endpoint: str, **values: Any) -> str | None:
+    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
+    try:
+        return q_url_for(endpoint, **values)
+    except BuildError:
+        return None
+
+
+@bp.get("/item")
+@require("view")
+def item() -> Any:
+    now = int(time.time() * 1000)
+    conn = get_db()
+    summary = store.summary(conn, now - DAY_MS, now + 1)
+    html = render_template(
+        "dashboard/item.html", summary=summary, platforms=PLATFORMS,
+        initiators=store.top_initiators(conn, now - DAY_MS, now + 1),
+        tab_url=_console_url("tab.index") or "", playbook_url=_console_url("playbook.index") or "")
+    return jsonify({"id": ITEM_ID, "title": ITEM_TITLE, "HTML": html})

@@ -1,0 +1,226 @@
+"""What the Offense Summary fragment shows for one offense, within a time budget.
+
+Order of answers (the fragment must never hold up QRadar's Offense Summary page):
+
+1. a recent cached answer for the offense (store) — no QRadar call at all;
+2. the offense unchanged since the cached answer (one quick REST call) — the cached answer;
+3. a search already running for the offense — poll it until the budget is spent;
+4. otherwise ONE bounded Ariel search (`app.aql.offense`), polled until the budget is spent.
+
+A search still running when the budget is spent is left running and recorded in the store; the fragment
+answers "still searching" and the next request picks the results up (the search is cancelled once it is
+older than the interactive search time budget). Rows are matched to stored detections for the chain
+badge and the link into the tab.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from app import settings
+from app.aql import offense as offense_aql
+from app.aql.detection import DEFAULT_EVENT_NAMES, PLATFORMS, PlatformFilter
+from app.detection.classify import account_kind, is_service_account, platform_for
+from app.detection.extract import extract
+from app.qradar import QRadarError, QRadarUnavailable, get_gateway
+from app.store import offense_cache
+from app.store.db import get_db
+
+log = logging.getLogger(__name__)
+
+settings.register(settings.Setting(
+    "offense_fragment_budget_s", "int", 4,
+    "Longest the Offense Summary fragment waits for QRadar before answering 'still searching' (s).", 1, 30))
+settings.register(settings.Setting(
+    "offense_cache_recheck_s", "int", 120,
+    "How long the fragment trusts its cached answer before asking QRadar whether the offense changed (s).",
+    0, 86_400))
+
+RETRY_AFTER_ERROR_MS = 60_000
+
+
+@dataclass
+class FragmentAnswer:
+    offense_id: int
+    state: str  # rows | none | searching | error
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def platform_filters(conn: Any) -> dict[str, PlatformFilter]:
+    """The detection's event set: type IDs from the log_source_types setting, default event names."""
+    types = settings.get("log_source_types", conn=conn)
+    out = {}
+    for platform in PLATFORMS:
+        ids = tuple(t["id"] for t in types.get(platform, []) if t.get("id") is not None)
+        names = DEFAULT_EVENT_NAMES.get(platform, ())
+        if ids and names:
+            out[platform] = PlatformFilter(ids, names)
+    return out
+
+
+def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:
+    return {p: f.type_ids for p, f in filters.items()}
+
+
+def rows_from_results(conn: Any, results: list[dict[str, Any]],
+                      filters: dict[str, PlatformFilter]) -> list[dict[str, Any]]:
+    """Fragment rows from Ariel result rows, with the stored detection each one belongs to (if any)."""
+    type_ids = _type_ids(filters)
+    prepared = []
+    for r in results:
+        devicetype = r.get("devicetype")
+        platform = (platform_for(devicetype if isinstance(devicetype, int) else None,
+                                 str(r.get("log_source_type") or ""), type_ids)
+                    or str(r.get("cloud_platform") or ""))
+        event_name = str(r.get("event_name") or "")
+        try:
+            starttime = int(r.get("starttime") or 0)
+        except (TypeError, ValueError):
+            starttime = 0
+        ids = extract(platform, event_name, r.get("payload"),
+                      {"actor": r.get("actor"), "source_ip": r.get("source_ip"),
+                       "target_account": r.get("target_account")})
+        kind = account_kind(platform, event_name)
+        prepared.append({
+            "event_time": starttime, "platform": platform, "event_name": event_name,
+            "actor": ids.actor or "", "target": ids.target_account or ids.target_id or "",
+            "is_service_account": bool(is_service_account(kind, ids)), "detection_id": None,
+        })
+    stored = offense_cache.detections_for_events(
+        conn, [(p["event_time"], p["event_name"], p["platform"]) for p in prepared])
+    seen_detections: set[int] = set()
+    rows = []
+    for p in prepared:
+        det = stored.get((p["event_time"], p["event_name"], p["platform"]))
+        if det is not None:
+            if det["id"] in seen_detections:
+                continue  # the O365 twin of an Entra event already listed
+            seen_detections.add(det["id"])
+            p["detection_id"] = det["id"]
+        rows.append(p)
+    return rows
+
+
+def with_current_detections(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with the current chain/actor/target of their stored detection (chains grow after caching)."""
+    current = offense_cache.detections_by_id(conn, [r["detection_id"] for r in rows if r.get("detection_id")])
+    out = []
+    for r in rows:
+        row = dict(r)
+        det = current.get(r.get("detection_id")) if r.get("detection_id") else None
+        if det is None:
+            row["detection_id"] = None
+            row["chain_kind"] = None
+        else:
+            row.update(actor=det["actor"] or row["actor"], target=det["target_account"] or row["target"],
+                       is_service_account=bool(det["is_service_account"]), chain_kind=det["chain_kind"],
+                       platform=det["cloud_platform"] or row["platform"])
+        out.append(row)
+    return out
+
+
+def _answer_rows(conn: Any, offense_id: int, rows: list[dict[str, Any]]) -> FragmentAnswer:
+    if not rows:
+        return FragmentAnswer(offense_id, "none")
+    return FragmentAnswer(offense_id, "rows", with_current_detections(conn, rows))
+
+
+def _poll(gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float,
+          filters: dict[str, PlatformFilter]) -> FragmentAnswer | None:
+    """Poll the search until `deadline`; the answer when it ended, None when it is still running."""
+    while True:
+        remaining = deadline - time.monotonic()
+        wait_s = int(remaining) if remaining >= 1 else None
+        status = gw.search_status(search_id, wait_s=wait_s)
+        if status.status == "COMPLETED":
+            results: list[dict[str, Any]] = []
+            for page in gw.iter_result_pages(search_id, 500, status.record_count):
+                results.extend(page)
+            rows = rows_from_results(conn, results, filters)
+            offense_cache.finish(conn, offense_id, rows, _now_ms())
+            _quiet_delete(gw, search_id)
+            return _answer_rows(conn, offense_id, rows)
+        if status.status in ("ERROR", "CANCELED"):
+            messages = "; ".join(str(m.get("message", "")) for m in status.error_messages) or status.status
+            offense_cache.fail(conn, offense_id, messages, _now_ms())
+            return FragmentAnswer(offense_id, "error", message=messages)
+        if time.monotonic() >= deadline:
+            return None
+        if wait_s is None:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _quiet_delete(gw: Any, search_id: str) -> None:
+    try:
+        gw.delete_search(search_id)
+    except (QRadarError, QRadarUnavailable) as exc:
+        log.info("deleting fragment search %s failed: %s", search_id, exc)
+
+
+def _still_searching(gw: Any, conn: Any, offense_id: int, cached: dict[str, Any]) -> FragmentAnswer:
+    max_age_ms = settings.get("interactive_search_timeout_s", conn=conn) * 1000
+    if _now_ms() - cached["started_at"] > max_age_ms:
+        try:
+            gw.cancel_search(cached["search_id"])
+        except (QRadarError, QRadarUnavailable) as exc:
+            log.info("cancelling fragment search %s failed: %s", cached["search_id"], exc)
+        message = f"the search did not finish within {max_age_ms // 1000} s"
+        offense_cache.fail(conn, offense_id, message, _now_ms())
+        return FragmentAnswer(offense_id, "error", message=message)
+    return FragmentAnswer(offense_id, "searching")
+
+
+def answer(offense_id: int) -> FragmentAnswer:
+    """The fragment's answer for one offense (see module docstring)."""
+    conn = get_db()
+    deadline = time.monotonic() + settings.get("offense_fragment_budget_s", conn=conn)
+    recheck_ms = settings.get("offense_cache_recheck_s", conn=conn) * 1000
+    cached = offense_cache.get(conn, offense_id)
+    now = _now_ms()
+    if cached and cached["status"] == "done" and now - cached["checked_at"] < recheck_ms:
+        return _answer_rows(conn, offense_id, cached["rows"])
+    if cached and cached["status"] == "error" and now - cached["checked_at"] < RETRY_AFTER_ERROR_MS:
+        return FragmentAnswer(offense_id, "error", message=cached["error"] or "search failed")
+
+    gw = get_gateway()
+    filters = platform_filters(conn)
+    try:
+        if cached and cached["status"] == "searching" and cached["search_id"]:
+            polled = _poll(gw, conn, offense_id, cached["search_id"], deadline, filters)
+            return polled or _still_searching(gw, conn, offense_id, cached)
+
+        offense = gw.get_offense(offense_id, fields="id,start_time,last_updated_time")
+        start_ms = int(offense.get("start_time") or 0)
+        updated_ms = int(offense.get("last_updated_time") or start_ms)
+        if cached and cached["status"] == "done" and cached["offense_updated"] == updated_ms:
+            offense_cache.touch(conn, offense_id, _now_ms())
+            return _answer_rows(conn, offense_id, cached["rows"])
+
+        aql = offense_aql.offense_events_query(
+            offense_id, start_ms, updated_ms, filters,
+            target_property=settings.get("custom_properties", conn=conn).get("account_name"))
+        search_id = gw.start_search(aql)
+        offense_cache.start(conn, offense_id, search_id=search_id, offense_start=start_ms,
+                            offense_updated=updated_ms, now_ms=_now_ms())
+        polled = _poll(gw, conn, offense_id, search_id, deadline, filters)
+        return polled or FragmentAnswer(offense_id, "searching")
+    except QRadarError as exc:
+        if exc.http_status == 404:
+            return FragmentAnswer(offense_id, "error", message=f"QRadar has no offense {offense_id}")
+        if cached and cached["status"] == "done":
+            return _answer_rows(conn, offense_id, cached["rows"])
+        if cached:
+            offense_cache.fail(conn, offense_id, exc.message, _now_ms())
+        return FragmentAnswer(offense_id, "error", message=exc.message)
+    except QRadarUnavailable as exc:
+        if cached and cached["status"] == "done":
+            return _answer_rows(conn, offense_id, cached["rows"])
+        return FragmentAnswer(offense_id, "error", message=f"QRadar is not reachable right now ({exc})")

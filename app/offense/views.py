@@ -1,0 +1,88 @@
+"""Offense Summary fragment and the OffenseSummaryToolbar GUI action "Cloud account playbook".
+
+Manifest entries these routes need (owned by the foundation engineer; present in manifest.json)::
+
+    "fragments": [{"app_name": "SEM", "page_id": "OffenseSummary", "rest_endpoint": "offense/fragment"}],
+    "rest_methods": [{"name": "cloudAccountPlaybook", "url": "offense/playbook_action", "method": "GET",
+                      "argument_names": ["context"], "required_capabilities": []}],
+    "gui_actions": [{"id": "cloudAccountPlaybookAction", "text": "Cloud account playbook", "icon": null,
+                     "rest_method": "cloudAccountPlaybook", "groups": ["OffenseSummaryToolbar"],
+                     "required_capabilities": [],
+                     "javascript": "if (result && result.url) { window.open(result.url, '_blank'); }"}]
+
+QRadar calls ``<rest_endpoint>/<offense_id>`` for the fragment and expects ``{"html": ...}``; the GUI
+action's REST method gets the offense id as ``context`` (UNCONFIRMED on a real console: ``context`` vs
+``appContext`` — both are accepted here) and returns the playbook URL its ``javascript`` opens.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from werkzeug.routing import BuildError
+
+from app.api.errors import ApiError
+from app.offense import fragment
+from app.playbook.content import anchor_for
+
+bp = Blueprint("offense", __name__, url_prefix="/offense", template_folder="templates")
+
+MAX_OFFENSE_ID = 2**31 - 1
+
+
+def parse_offense_id(raw: str | None, field: str) -> int:
+    text = (raw or "").strip()
+    if not text.isdigit() or not 0 < int(text) <= MAX_OFFENSE_ID:
+        raise ApiError(400, "bad_offense_id", f"{field} must be a positive offense id", field)
+    return int(text)
+
+
+def console_url(endpoint: str, **values: Any) -> str | None:
+    """An absolute console-proxy URL (qpylib's q_url_for); None when the endpoint is not registered."""
+    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
+    try:
+        return q_url_for(endpoint, **values)
+    except BuildError:
+        return None
+
+
+def _time_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+
+def render_fragment(answer: fragment.FragmentAnswer) -> str:
+    rows = []
+    for r in answer.rows:
+        anchor = anchor_for(r.get("platform") or "")
+        params: dict[str, Any] = {"offense": answer.offense_id}
+        if r.get("detection_id"):
+            params["detection"] = r["detection_id"]
+        if anchor:
+            params["_anchor"] = anchor
+        rows.append({
+            **r,
+            "time_text": _time_text(int(r.get("event_time") or 0)),
+            "playbook_url": console_url("playbook.index", **params) or "",
+            "detection_url": (console_url("tab.index", detection=r["detection_id"])
+                              if r.get("detection_id") else None),
+        })
+    open_url = (console_url("tab.index", offense=answer.offense_id)
+                or console_url("playbook.index", offense=answer.offense_id) or "")
+    return render_template("offense/fragment.html", answer=answer, rows=rows, open_url=open_url)
+
+
+@bp.get("/fragment/<offense_id>")
+def fragment_view(offense_id: str) -> Any:
+    """QRadar's Offense Summary fragment: ``{"html": ...}`` for the offense on screen."""
+    oid = parse_offense_id(offense_id, "offense_id")
+    return jsonify({"html": render_fragment(fragment.answer(oid))})
+
+
+@bp.get("/playbook_action")
+def playbook_action() -> Any:
+    """The OffenseSummaryToolbar GUI action: where the playbook for this offense is."""
+    raw = request.args.get("context") or request.args.get("appContext")
+    oid = parse_offense_id(raw, "context")
+    return jsonify({"offense_id": oid, "url": console_url("playbook.index", offense=oid)})

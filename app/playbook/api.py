@@ -1,0 +1,121 @@
+"""Playbook JSON API: run a hunting query, check validation coverage.
+
+* ``POST /api/hunting/run`` — body ``{"query": "<topic key>", "detection"?: id, "actor"?: str,
+  "target"?: str, "around_ms"?: int}``. The AQL is rebuilt server-side from the topic and the values
+  (never taken from the client) and run through the gateway; results come back inline.
+* ``GET /api/validation/coverage?window=24h`` — for every validation test, whether the app recorded each
+  expected signal in the window (``window``: ``<n>h`` or ``<n>d``, 1 h to 90 d).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, request
+
+from app import settings
+from app.api.errors import ApiError
+from app.api.parsing import json_body
+from app.aql.hunting import TOPIC_KEYS, find_query
+from app.auth import require
+from app.playbook import validation
+from app.playbook.subject import subject_for_detection, type_ids
+from app.qradar import get_gateway
+from app.store.db import get_db
+
+bp = Blueprint("playbook_api", __name__, url_prefix="/api")
+
+MAX_HUNT_ROWS = 500
+_WINDOW = re.compile(r"(\d{1,4})([hd])")
+MAX_WINDOW_MS = 90 * 86_400_000
+
+
+def parse_window(raw: str | None) -> int:
+    """``24h`` / ``7d`` → milliseconds (1 h … 90 d)."""
+    m = _WINDOW.fullmatch((raw or "24h").strip().lower())
+    if not m:
+        raise ApiError(400, "bad_field", "window must look like 24h or 7d", "window")
+    ms = int(m.group(1)) * (3_600_000 if m.group(2) == "h" else 86_400_000)
+    if not 3_600_000 <= ms <= MAX_WINDOW_MS:
+        raise ApiError(400, "bad_field", "window must be between 1h and 90d", "window")
+    return ms
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > 1024:
+        raise ApiError(400, "bad_field", f"{name} is longer than 1024 characters", name)
+    return value
+
+
+@bp.post("/hunting/run")
+@require("view")
+def run_hunting_query() -> Any:
+    body = json_body({"query": str, "detection": (int, type(None)), "actor": (str, type(None)),
+                      "target": (str, type(None)), "around_ms": (int, type(None))})
+    key = body.get("query")
+    if key not in TOPIC_KEYS:
+        raise ApiError(400, "bad_field", "query must name a hunting query", "query")
+    actor, target = _optional_text(body, "actor"), _optional_text(body, "target")
+    around_ms = body.get("around_ms")
+    if around_ms is not None and not 0 <= around_ms <= 253_402_300_799_999:
+        raise ApiError(400, "bad_field", "around_ms must be epoch milliseconds", "around_ms")
+    if body.get("detection") is not None:
+        subject = subject_for_detection(body["detection"])
+        if subject is None:
+            raise ApiError(404, "not_found", f"no detection {body['detection']}", "detection")
+        actor, target, around_ms = subject.actor, subject.target, subject.event_time_ms
+    query = find_query(key, actor=actor, target=target, around_ms=around_ms, type_ids=type_ids(),
+                       target_property=settings.get("custom_properties").get("account_name"),
+                       row_limit=MAX_HUNT_ROWS)
+    rows = get_gateway().run_search(query.aql, timeout_s=settings.get("interactive_search_timeout_s"),
+                                    page_size=MAX_HUNT_ROWS)
+    columns = list(rows[0].keys()) if rows else []
+    return {"query": key, "aql": query.aql, "columns": columns, "items": rows, "total": len(rows)}
+
+
+@bp.get("/validation/coverage")
+@require("view")
+def validation_coverage() -> Any:
+    window_ms = parse_window(request.args.get("window"))
+    now = int(time.time() * 1000)
+    items = validation.coverage(get_db(), now - window_ms, now + 1)
+    return {"window": request.args.get("window") or "24h", "since_ms": now - window_ms, "until_ms": now,
+            "items": items, "total": len(items)}
+
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/hunting/run": {"post": {
+        "summary": "Run one playbook hunting query through QRadar and return its rows",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["query"], "additionalProperties": False,
+            "properties": {"query": {"type": "string", "enum": sorted(TOPIC_KEYS)},
+                           "detection": {"type": "integer", "nullable": True},
+                           "actor": {"type": "string", "nullable": True},
+                           "target": {"type": "string", "nullable": True},
+                           "around_ms": {"type": "integer", "nullable": True}}}}}},
+        "responses": {
+            "200": {"description": "rows", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"query": {"type": "string"}, "aql": {"type": "string"},
+                                                 "columns": {"type": "array", "items": {"type": "string"}},
+                                                 "items": {"type": "array", "items": {"type": "object"}},
+                                                 "total": {"type": "integer"}}}}}},
+            "400": {"description": "bad input", "content": {"application/json": {"schema": _ERROR}}},
+            "503": {"description": "QRadar unavailable",
+                    "content": {"application/json": {"schema": _ERROR}}}},
+    }},
+    "/api/validation/coverage": {"get": {
+        "summary": "Whether each validation test's expected signals were recorded in the window",
+        "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "example": "24h"}}],
+        "responses": {
+            "200": {"description": "one item per test", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}},
+                                                 "total": {"type": "integer"}}}}}},
+            "400": {"description": "bad window", "content": {"application/json": {"schema": _ERROR}}}},
+    }},
+}

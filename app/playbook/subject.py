@@ -1,0 +1,46 @@
+"""Which creation a playbook page is about: a stored detection, or an offense's first creation event."""
+
+from __future__ import annotations
+
+from app import settings
+from app.aql.detection import PLATFORMS
+from app.playbook.render import Subject
+from app.store import detections as detections_store
+from app.store.db import get_db
+
+
+def type_ids() -> dict[str, tuple[int, ...]]:
+    """Log source type IDs per platform from the ``log_source_types`` setting."""
+    types = settings.get("log_source_types")
+    out = {}
+    for platform in PLATFORMS:
+        ids = tuple(t["id"] for t in types.get(platform, []) if t.get("id") is not None)
+        if ids:
+            out[platform] = ids
+    return out
+
+
+def subject_for_detection(detection_id: int) -> Subject | None:
+    det = detections_store.get_detection(get_db(), detection_id)
+    if det is None:
+        return None
+    return Subject(platform=det.get("cloud_platform"), actor=det.get("actor"), actor_id=det.get("actor_id"),
+                   target=det.get("target_account"), target_id=det.get("target_id"),
+                   event_time_ms=det.get("event_time"), detection_id=detection_id)
+
+
+def subject_for_offense(offense_id: int) -> Subject:
+    """The offense's earliest creation (from the fragment's answer: cache, or one bounded search)."""
+    from app.offense import fragment
+
+    answer = fragment.answer(offense_id)
+    if not answer.rows:
+        return Subject(offense_id=offense_id)
+    first = answer.rows[0]
+    if first.get("detection_id"):
+        stored = subject_for_detection(int(first["detection_id"]))
+        if stored is not None:
+            return Subject(**{**stored.__dict__, "offense_id": offense_id})
+    return Subject(platform=first.get("platform") or None, actor=first.get("actor") or None,
+                   target=first.get("target") or None, event_time_ms=first.get("event_time") or None,
+                   offense_id=offense_id)

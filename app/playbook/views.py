@@ -1,0 +1,112 @@
+"""The playbook page (``/playbook/``) and the Sigma rule download.
+
+``?detection=<id>`` or ``?offense=<id>`` fills the commands and hunting queries with that creation's actor
+and target (quoted for each command's shell); without either the page shows placeholders.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, render_template, request, send_file, url_for
+
+from app.api.errors import ApiError
+from app.aql.hunting import hunting_queries
+from app.playbook import content, validation
+from app.playbook.render import Subject, fill, raw_values
+from app.playbook.subject import subject_for_detection, subject_for_offense, type_ids
+
+bp = Blueprint("playbook", __name__, url_prefix="/playbook", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+SIGMA_PATH = Path(__file__).with_name("sigma") / "cloud_account_creation.yml"
+LOG_ACTIVITY_PATH = "/console/do/ariel/arielSearch"
+
+
+def log_activity_url(aql: str) -> str:
+    """QRadar's Log Activity page running `aql` (a console URL, not an app URL)."""
+    query = urlencode({"appName": "EventViewer", "pageId": "EventList", "dispatch": "performSearch",
+                       "value(searchMode)": "AQL", "value(aql)": aql})
+    return f"{LOG_ACTIVITY_PATH}?{query}"
+
+
+def _positive_int_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 2**31:
+        raise ApiError(400, "bad_field", f"{name} must be a positive id", name)
+    return int(raw)
+
+
+def app_root() -> str:
+    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
+    local = url_for("playbook.index")
+    proxied = q_url_for("playbook.index")
+    return proxied[: len(proxied) - len(local)] if proxied.endswith(local) else ""
+
+
+def _platform_sections(subject: Subject, values: dict[str, str]) -> list[dict[str, Any]]:
+    order = list(content.PLAYBOOKS)
+    if subject.platform in order:
+        order.remove(subject.platform)
+        order.insert(0, subject.platform)
+    sections = []
+    for platform in order:
+        pb = content.PLAYBOOKS[platform]
+        # Only the subject's platform is filled; the others show placeholders (another creation's
+        # names would be wrong there).
+        filled_values = values if (subject.platform in (None, platform)) else {"now_iso": values["now_iso"]}
+        phases = []
+        for phase in pb.phases:
+            steps = [{"step": s, "commands": [fill(c, filled_values) for c in s.commands]}
+                     for s in phase.steps]
+            phases.append({"phase": phase, "steps": steps})
+        sections.append({"playbook": pb, "phases": phases, "is_subject": platform == subject.platform})
+    return sections
+
+
+def _hunting(subject: Subject, ids: dict[str, tuple[int, ...]], target_property: str | None
+             ) -> list[dict[str, Any]]:
+    platforms = [subject.platform] if subject.platform in content.PLAYBOOKS else list(content.PLAYBOOKS)
+    out = []
+    for platform in platforms:
+        for q in hunting_queries(platform, actor=subject.actor, target=subject.target,
+                                 around_ms=subject.event_time_ms, type_ids=ids,
+                                 target_property=target_property):
+            out.append({"query": q, "log_activity_url": log_activity_url(q.aql)})
+    return out
+
+
+@bp.get("/")
+def index() -> str:
+    from app import settings
+
+    detection_id = _positive_int_arg("detection")
+    offense_id = _positive_int_arg("offense")
+    subject = Subject()
+    if detection_id is not None:
+        subject = subject_for_detection(detection_id) or Subject(detection_id=detection_id)
+    elif offense_id is not None:
+        subject = subject_for_offense(offense_id)
+    values = raw_values(subject, int(time.time() * 1000))
+    target_property = settings.get("custom_properties").get("account_name")
+    page_config = {"app_root": app_root(), "section": "playbook",
+                   "subject": {"detection": subject.detection_id, "offense": subject.offense_id,
+                               "platform": subject.platform, "actor": subject.actor, "target": subject.target,
+                               "around_ms": subject.event_time_ms}}
+    return render_template(
+        "playbook/playbook.html", subject=subject, sections=_platform_sections(subject, values),
+        hunting=_hunting(subject, type_ids(), target_property), validation_tests=validation.TESTS,
+        investigation=content.INVESTIGATION_GUIDE, attack_links=content.ATTACK_LINKS,
+        false_positives=content.FALSE_POSITIVES, page_config=page_config, section="playbook",
+        url_endpoints=set(current_app.view_functions))
+
+
+@bp.get("/sigma/cloud_account_creation.yml")
+def sigma_rule() -> Any:
+    return send_file(SIGMA_PATH, mimetype="application/x-yaml", as_attachment=True,
+                     download_name="cloud_account_creation.yml")

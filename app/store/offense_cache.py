@@ -1,0 +1,106 @@
+"""All SQL for the Offense Summary fragment's per-offense cache (migration 0004).
+
+A row is 'searching' while its one Ariel search runs (``search_id``), 'done' with the offense's
+cloud-account-creation events in ``rows`` (JSON), or 'error'. Functions commit their own writes: each is
+one small unit of work done while the fragment answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def get(conn: sqlite3.Connection, offense_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM offense_cache WHERE offense_id = ?", (offense_id,)).fetchone()
+    if row is None:
+        return None
+    out = dict(row)
+    try:
+        out["rows"] = json.loads(row["rows"] or "[]")
+    except ValueError:
+        out["rows"] = []
+    return out
+
+
+def start(conn: sqlite3.Connection, offense_id: int, *, search_id: str, offense_start: int | None,
+          offense_updated: int | None, now_ms: int) -> None:
+    """Record that a search for the offense is running (replaces any earlier answer)."""
+    with conn:
+        conn.execute(
+            "INSERT INTO offense_cache (offense_id, status, search_id, offense_start, offense_updated, rows,"
+            " error, started_at, finished_at, checked_at) VALUES (?, 'searching', ?, ?, ?, '[]', NULL, ?,"
+            " NULL, ?) ON CONFLICT (offense_id) DO UPDATE SET status = 'searching',"
+            " search_id = excluded.search_id, offense_start = excluded.offense_start,"
+            " offense_updated = excluded.offense_updated, rows = '[]', error = NULL,"
+            " started_at = excluded.started_at, finished_at = NULL, checked_at = excluded.checked_at",
+            (offense_id, search_id, offense_start, offense_updated, now_ms, now_ms))
+
+
+def finish(conn: sqlite3.Connection, offense_id: int, rows: Sequence[Mapping[str, Any]], now_ms: int) -> None:
+    with conn:
+        conn.execute(
+            "UPDATE offense_cache SET status = 'done', search_id = NULL, rows = ?, error = NULL,"
+            " finished_at = ?, checked_at = ? WHERE offense_id = ?",
+            (json.dumps(list(rows), separators=(",", ":")), now_ms, now_ms, offense_id))
+
+
+def fail(conn: sqlite3.Connection, offense_id: int, message: str, now_ms: int) -> None:
+    with conn:
+        conn.execute(
+            "UPDATE offense_cache SET status = 'error', search_id = NULL, error = ?, finished_at = ?,"
+            " checked_at = ? WHERE offense_id = ?", (message[:500], now_ms, now_ms, offense_id))
+
+
+def touch(conn: sqlite3.Connection, offense_id: int, now_ms: int) -> None:
+    with conn:
+        conn.execute("UPDATE offense_cache SET checked_at = ? WHERE offense_id = ?", (now_ms, offense_id))
+
+
+def forget(conn: sqlite3.Connection, offense_id: int) -> None:
+    with conn:
+        conn.execute("DELETE FROM offense_cache WHERE offense_id = ?", (offense_id,))
+
+
+def detections_for_events(conn: sqlite3.Connection, events: Iterable[tuple[int, str, str]]
+                          ) -> dict[tuple[int, str, str], dict[str, Any]]:
+    """Stored detections for Ariel events given as (starttime, event name, platform).
+
+    Matches the detection's own event and its twins in other feeds (``detection_events``), so an offense
+    built on the Office 365 copy still finds the Entra ID detection. Event names compare case-insensitively.
+    """
+    found: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for event_time, event_name, platform in events:
+        row = conn.execute(
+            "SELECT d.id, d.event_time, d.event_name, d.cloud_platform, d.actor, d.actor_id, "
+            "d.target_account,"
+            " d.target_id, d.is_service_account, d.account_kind, d.chain_id, d.chain_kind, d.severity,"
+            " d.confidence, d.suppressed_by, d.triage_status"
+            " FROM detection_events e JOIN detections d ON d.id = e.detection_id"
+            " WHERE e.event_time = ? AND lower(e.event_name) = lower(?) AND e.cloud_platform = ?"
+            " UNION ALL"
+            " SELECT d.id, d.event_time, d.event_name, d.cloud_platform, d.actor, d.actor_id, "
+            "d.target_account,"
+            " d.target_id, d.is_service_account, d.account_kind, d.chain_id, d.chain_kind, d.severity,"
+            " d.confidence, d.suppressed_by, d.triage_status"
+            " FROM detections d WHERE d.event_time = ? AND lower(d.event_name) = lower(?)"
+            " AND d.cloud_platform = ? LIMIT 1",
+            (event_time, event_name, platform, event_time, event_name, platform)).fetchone()
+        if row is not None:
+            found[(event_time, event_name, platform)] = dict(row)
+    return found
+
+
+def detections_by_id(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Current state (chain, triage) of the given detections."""
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(
+        "SELECT id, event_time, event_name, cloud_platform, actor, actor_id, target_account, target_id,"
+        " is_service_account, account_kind, chain_id, chain_kind, severity, confidence, suppressed_by,"
+        f" triage_status FROM detections WHERE id IN ({marks})", wanted).fetchall()
+    return {r["id"]: dict(r) for r in rows}
