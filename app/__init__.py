@@ -26,7 +26,7 @@ from app.qradar.transport import load_qpylib, qpylib_available
 
 # Feature packages registered in this order; each `app/<feature>/__init__.py` exposes `blueprints`.
 # A feature is listed once its package exists with a `blueprints` list.
-FEATURES: list[str] = ["detection", "tuning", "tab"]
+FEATURES: list[str] = ["detection", "tuning", "tab", "offense", "dashboard", "playbook"]
 
 APP_DIR = Path(__file__).resolve().parent
 ROOT_DIR = APP_DIR.parent

@@ -75,7 +75,7 @@ class HttpTransport:
                  connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
                  read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> None:
         if not console_fqdn:
-            raise ValueError("QRADAR_CONSOLE_FQDN is not set: the app does not know where QRadar is")
+            raise QRadarUnavailable("QRADAR_CONSOLE_FQDN is not set: the app does not know where QRadar is")
         self.base_url = f"https://{console_fqdn.strip().rstrip('/')}/"
         self.admin_token = admin_token or None
         self.verify: str | bool = ca_bundle or True
