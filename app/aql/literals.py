@@ -90,23 +90,27 @@ def integer_list(values: Iterable[int]) -> str:
 
 
 def time_literal(ms: int) -> str:
-    """A START/STOP time in UTC, ``'yyyy-MM-dd HH:mm:ss'``.
+    """A START/STOP time in UTC, ``'yyyy-MM-dd HH:mm'`` (the minute is the clause's granularity).
 
     UNCONFIRMED: whether a console reads START/STOP in UTC or in its own time zone. Callers therefore also
     filter ``starttime`` in epoch ms in WHERE and only use the time clause as a (widened) search window.
     """
     epoch_ms(ms)
-    text = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    text = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
     return string(text)
 
 
+_MINUTE_MS = 60_000
+
+
 def time_clause(start_ms: int, stop_ms: int) -> str:
-    """``START '…' STOP '…'`` covering [start_ms, stop_ms) at whole-second granularity (start floored,
-    stop rounded up) so the exact bounds can be applied in WHERE."""
+    """``START '…' STOP '…'`` covering [start_ms, stop_ms): START floored and STOP rounded up to the
+    minute, because AQL's START/STOP have minute granularity with STOP exclusive
+    (``START '15:51' STOP '17:00'`` covers 15:51:00–16:59:59). Exact bounds belong in WHERE."""
     epoch_ms(start_ms)
     epoch_ms(stop_ms)
     if stop_ms <= start_ms:
         raise AqlLiteralError(f"time window is empty: {start_ms}..{stop_ms}")
-    start_floor = start_ms - start_ms % 1000
-    stop_ceil = stop_ms if stop_ms % 1000 == 0 else stop_ms + (1000 - stop_ms % 1000)
+    start_floor = start_ms - start_ms % _MINUTE_MS
+    stop_ceil = -(-stop_ms // _MINUTE_MS) * _MINUTE_MS
     return f"START {time_literal(start_floor)} STOP {time_literal(stop_ceil)}"
