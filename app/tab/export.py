@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import sqlite3
 import time
@@ -23,6 +24,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from app.api.errors import ApiError
 from app.auth import require
+from app.detection import api as detection_api
 from app.store import connect
 from app.store import detections as detection_store
 from app.store.detections import DetectionFilter
@@ -31,8 +33,10 @@ bp = Blueprint("tab_export", __name__)
 
 PAGE_SIZE = 1000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
-WINDOWS_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+DEFAULT_WINDOW_MS = 86_400_000
+# Beyond the detection list's filters; its limit/offset/sort are accepted (sort is honoured, paging is not:
+# the file has every matching row).
+EXPORT_PARAMS = frozenset({"columns", "tz"})
 
 
 def _text(value: Any) -> str:
@@ -78,65 +82,13 @@ def _bad(field: str, message: str) -> ApiError:
     return ApiError(400, "bad_field", message, field)
 
 
-def _int(args: Mapping[str, str], name: str) -> int | None:
-    raw = args.get(name, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise _bad(name, f"{name} must be epoch milliseconds")
-    return int(raw)
-
-
-def _bool(args: Mapping[str, str], name: str) -> bool | None:
-    raw = args.get(name, "").strip().lower()
-    if raw == "":
-        return None
-    if raw in ("true", "1", "yes"):
-        return True
-    if raw in ("false", "0", "no"):
-        return False
-    raise _bad(name, f"{name} must be true or false")
-
-
-FILTER_PARAMS = frozenset({"start", "end", "window", "platform", "service_accounts", "actor", "target",
-                           "chains_only", "suppressed", "triage_status", "q"})
-
-
-def parse_filters(args: Mapping[str, str], now_ms: int) -> DetectionFilter:
-    """The table's filters from query parameters (400 naming the parameter on a bad value)."""
-    start, end = _int(args, "start"), _int(args, "end")
-    window = args.get("window", "").strip()
-    if window:
-        if window not in WINDOWS_MS:
-            raise _bad("window", f"window must be one of {', '.join(WINDOWS_MS)}")
-        end = end if end is not None else now_ms
-        start = end - WINDOWS_MS[window]
-    if start is None:
-        start = (end if end is not None else now_ms) - WINDOWS_MS["24h"]
-    if end is None:
-        end = now_ms
-    if end <= start:
-        raise _bad("end", "end must be after start")
-    platforms = tuple(p for p in args.get("platform", "").split(",") if p)
-    for platform in platforms:
-        if platform not in PLATFORMS:
-            raise _bad("platform", f"platform must be one of {', '.join(PLATFORMS)}")
-    statuses = tuple(s for s in args.get("triage_status", "").split(",") if s)
-    for status in statuses:
-        if status not in detection_store.TRIAGE_STATUSES:
-            allowed = ", ".join(detection_store.TRIAGE_STATUSES)
-            raise _bad("triage_status", f"triage_status must be one of {allowed}")
-    text_fields = {}
-    for name in ("actor", "target", "q"):
-        value = args.get(name, "").strip()
-        if len(value) > 200:
-            raise _bad(name, f"{name} is longer than 200 characters")
-        text_fields[name] = value or None
-    return DetectionFilter(
-        since_ms=start, until_ms=end, platforms=platforms,
-        service_accounts_only=bool(_bool(args, "service_accounts")), actor=text_fields["actor"],
-        target=text_fields["target"], chains_only=bool(_bool(args, "chains_only")),
-        suppressed=_bool(args, "suppressed"), triage_statuses=statuses, text=text_fields["q"])
+def parse_filters(now_ms: int) -> DetectionFilter:
+    """The table's filters, parsed by the detection API (so the file matches the table exactly); without
+    ``start`` the export covers the last 24 hours, never the whole store by accident."""
+    f = detection_api.filter_from_request(EXPORT_PARAMS)
+    until = f.until_ms if f.until_ms is not None else now_ms
+    since = f.since_ms if f.since_ms is not None else until - DEFAULT_WINDOW_MS
+    return dataclasses.replace(f, since_ms=since, until_ms=until)
 
 
 def parse_sort(raw: str) -> str:
@@ -223,12 +175,8 @@ def csv_lines(rows: Iterator[Mapping[str, Any]], columns: tuple[str, ...], zone:
 @require("view")
 def detections_csv() -> Response:
     """The filtered detections as a CSV download (all rows, visible columns, range in the file name)."""
-    unknown = set(request.args) - FILTER_PARAMS - {"sort", "columns", "tz", "limit", "offset"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise ApiError(400, "unknown_field", f"unknown query parameter {name[:60]!r}", name)
     now_ms = int(time.time() * 1000)
-    f = parse_filters(request.args, now_ms)
+    f = parse_filters(now_ms)
     order_by = parse_sort(request.args.get("sort", ""))
     columns = parse_columns(request.args.get("columns", ""))
     zone = parse_zone(request.args.get("tz", "UTC"))
@@ -255,7 +203,7 @@ OPENAPI_PATHS = {
                        "default the table's), `tz` (IANA zone for the Time column). The file name carries "
                        "the time range.",
         "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                       for n in sorted(FILTER_PARAMS | {"sort", "columns", "tz"})],
+                       for n in sorted(detection_api.LIST_PARAMS - {"limit", "offset"} | EXPORT_PARAMS)],
         "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}},
                       "400": {"$ref": "#/components/responses/Error"}}}},
 }

@@ -6,7 +6,8 @@
   better key exists on a real console).
 * The offense that contains the event, when QRadar knows one (``offense_id`` on the record, or looked up
   through the gateway when the detection API provides it).
-* The playbook section for the detection's platform (an app page, owned by ``app/playbook``).
+* The playbook section for the detection's platform (``/playbook/?detection=<id>#platform-<slug>``, an
+  app page owned by ``app/playbook``).
 
 Console links are console URLs (``/console/do/...``), not app URLs: they are made absolute against the
 console host from ``X-Console-Host`` when the proxy sends it, else left as console-origin paths.
@@ -18,7 +19,7 @@ import contextlib
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, request, url_for
 
 from app.api.errors import ApiError
 from app.aql import literals as lit
@@ -60,12 +61,13 @@ def console_origin() -> str:
     return ""
 
 
-def app_url(path: str) -> str:
-    q_url_for = current_app.jinja_env.globals.get("q_url_for")
-    if q_url_for is None:
-        return path
-    root = q_url_for("tab.index")
-    return root[: -len("/tab/")] + path if root.endswith("/tab/") else path
+def playbook_url(detection_id: int, platform: str | None) -> str | None:
+    """The playbook page (app/playbook) about this detection, scrolled to its platform's section."""
+    slug = PLAYBOOK_SLUGS.get(platform or "")
+    if slug is None or "playbook.index" not in current_app.view_functions:
+        return None
+    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
+    return q_url_for("playbook.index", detection=detection_id, _anchor=f"platform-{slug}")
 
 
 @bp.get("/api/detections/<int:detection_id>/links")
@@ -77,13 +79,12 @@ def detection_links(detection_id: int) -> dict[str, Any]:
     origin = console_origin()
     aql = event_aql(detection)
     offense_id = detection.get("offense_id")
-    slug = PLAYBOOK_SLUGS.get(detection.get("cloud_platform") or "")
     return {
         "aql": aql,
         "log_activity": origin + LOG_ACTIVITY + quote(aql, safe="") if aql else None,
         "offense_id": offense_id,
         "offense": origin + OFFENSE + str(int(offense_id)) if isinstance(offense_id, int) else None,
-        "playbook": app_url(f"/playbook/{slug}?detection={detection_id}#platform-{slug}") if slug else None,
+        "playbook": playbook_url(detection_id, detection.get("cloud_platform")),
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,48 +90,52 @@ def guard_page(page, guards: Guards) -> None:
 
 
 class ConsoleBrowser:
-    """A browser context logged in to the dev console as one user, with guarded pages."""
+    """A browser context logged in to the dev console as one user (through its user picker), guarded."""
 
-    def __init__(self, browser, devconsole, user: str, theme: str = "light") -> None:
+    def __init__(self, browser, devconsole, user: str) -> None:
         self.devconsole = devconsole
         self.user = user
         self.guards = Guards()
+        # The dev console's certificate comes from its own local CA; chromium has no way to trust it here.
         self.context = browser.new_context(viewport={"width": 1280, "height": 800}, ignore_https_errors=True,
                                            accept_downloads=True, timezone_id="Europe/Berlin")
         self.context.on("page", lambda page: guard_page(page, self.guards))
-        host = urlsplit(devconsole.base_url).hostname
-        # The console's user picker sets these two cookies; set them the same way for the chosen user.
-        self.csrf = secrets.token_urlsafe(16)
-        self.context.add_cookies([
-            {"name": "SEC", "value": devconsole.tokens[user], "domain": host, "path": "/", "secure": True},
-            {"name": "QRadarCSRF", "value": self.csrf, "domain": host, "path": "/", "secure": True},
-        ])
-        self.theme = theme
         self.page = self.context.new_page()
+        self.login()
+
+    @property
+    def console_url(self) -> str:
+        return self.devconsole.base_url.rstrip("/") + "/console/"
 
     @property
     def proxy_root(self) -> str:
         return f"{self.devconsole.base_url.rstrip('/')}/console/plugins/{self.devconsole.app_id}/app_proxy"
 
-    def open_console(self, theme: str | None = None):
-        """The console page with the app's tab; returns the tab's frame once the table has loaded."""
-        theme = theme or self.theme
-        self.page.goto(f"{self.devconsole.base_url.rstrip('/')}/console/?theme={theme}")
+    def login(self) -> None:
+        """Pick the user on the console's user picker (sets the SEC and QRadarCSRF cookies)."""
+        self.page.goto(self.console_url)
+        self.page.click(f"button[data-user='{self.user}']")
+        self.page.wait_for_selector("#app-frame, #no-tabs")
+
+    def open_console(self, theme: str = "light"):
+        """The console page with the app's tab (theme passed as QRadar does); returns the tab's frame once
+        the detections table has rows."""
+        self.page.goto(f"{self.console_url}?theme={theme}")
         frame = self.tab_frame()
-        frame.wait_for_selector("#detections-body tr", timeout=30_000)
+        frame.wait_for_selector("#detections-body tr.caw-row", timeout=30_000)
         return frame
 
     def tab_frame(self):
-        self.page.wait_for_selector("iframe", timeout=30_000)
-        for _ in range(300):
-            for frame in self.page.frames:
-                if "/app_proxy/tab" in frame.url:
-                    return frame
-            self.page.wait_for_timeout(100)
-        raise AssertionError(f"no tab iframe on {self.page.url}: frames {[f.url for f in self.page.frames]}")
+        self.page.wait_for_selector("#app-frame", timeout=30_000)
+        frame = self.page.frame_locator("#app-frame").locator("body")
+        frame.wait_for(timeout=30_000)
+        for candidate in self.page.frames:
+            if "/app_proxy/tab" in candidate.url:
+                return candidate
+        raise AssertionError(f"no tab frame on {self.page.url}: {[f.url for f in self.page.frames]}")
 
     def open_app(self, path: str):
-        """An app page straight through the app proxy (the URL the console's iframe would load)."""
+        """An app page straight through the app proxy (the URL the console's iframe loads)."""
         self.page.goto(self.proxy_root + path)
         return self.page.main_frame
 
@@ -156,8 +159,8 @@ def as_user(browser, devconsole, live_app) -> Iterator[object]:
     """``as_user("analyst")`` → a ConsoleBrowser; every one opened is checked and closed at teardown."""
     opened: list[ConsoleBrowser] = []
 
-    def open_as(user: str, theme: str = "light") -> ConsoleBrowser:
-        session = ConsoleBrowser(browser, devconsole, user, theme)
+    def open_as(user: str) -> ConsoleBrowser:
+        session = ConsoleBrowser(browser, devconsole, user)
         opened.append(session)
         return session
 

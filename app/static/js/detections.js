@@ -12,7 +12,9 @@
   const TRIAGE_COLORS = {new: "blue", investigating: "purple", benign: "green", malicious: "red", escalated: "magenta"};
   const PLATFORM_COLORS = {"AWS": "warm-gray", "Azure AD": "blue", "Office 365": "cyan", "GCP": "teal"};
 
-  // The visible columns: key (API field and sort key), header, how to render a cell, CSV name.
+  // The visible columns: key (API field, and sort key when sortable), header, how to render a cell.
+  // Sortable = the detection API's sort whitelist (app/store/detections.py SORT_COLUMNS).
+  const SORTABLE = new Set(["event_time", "actor", "target_account", "cloud_platform", "triage_status"]);
   const COLUMNS = [
     {key: "event_time", label: "Time", render: (d) => formatTime(d.event_time)},
     {key: "event_category", label: "Category", render: (d) => d.event_category || d.event_name},
@@ -86,6 +88,11 @@
       el("div", {className: "cds--checkbox--inline caw-check"}, all,
         el("label", {for: "select-all", className: "cds--checkbox-label", "aria-label": "Select all rows"}))));
     for (const column of COLUMNS) {
+      if (!SORTABLE.has(column.key)) {
+        row.appendChild(el("th", {scope: "col", dataset: {column: column.key}},
+          el("div", {className: "cds--table-header-label"}, column.label)));
+        continue;
+      }
       const active = state.sort.replace(/^-/, "") === column.key;
       const descending = state.sort.startsWith("-");
       const ariaSort = active ? (descending ? "descending" : "ascending") : "none";

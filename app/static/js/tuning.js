@@ -16,7 +16,7 @@
     presets: "/api/tuning/presets",
     presetEnable: (id) => `/api/tuning/presets/${encodeURIComponent(id)}/enable`,
     presetDisable: (id) => `/api/tuning/presets/${encodeURIComponent(id)}/disable`,
-    presetSuggestions: (id) => `/api/tuning/presets/${encodeURIComponent(id)}/suggestions`,
+    preset: (id) => `/api/tuning/presets/${encodeURIComponent(id)}`,  // includes "candidates"
     audit: "/api/tuning/audit",
   };
   const STATUS_COLORS = {pending: "purple", active: "green", rejected: "red", expired: "gray", deleted: "gray"};
@@ -311,7 +311,7 @@
   }
 
   function presetCard(preset) {
-    const on = Boolean(preset.enabled || (preset.entries || []).length || preset.entry_count);
+    const on = Boolean(preset.enabled);
     const ids = el("textarea", {className: "cds--text-area", rows: "2", id: `preset-ids-${preset.id}`});
     const justification = el("input", {className: "cds--text-input", id: `preset-why-${preset.id}`});
     const suggestions = el("div", {className: "caw-hint"});
@@ -339,14 +339,14 @@
     card.appendChild(el("div", {className: "caw-form__actions"},
       button("Suggest from detections", "ghost", async () => {
         try {
-          const s = await api(ROUTES.presetSuggestions(preset.id));
+          const s = await api(ROUTES.preset(preset.id));
           clear(suggestions);
-          const items = s.items || s.candidates || [];
+          const items = s.candidates || [];
           if (!items.length) suggestions.appendChild(document.createTextNode("No candidates in recent detections."));
           for (const c of items) {
             suggestions.appendChild(el("div", {}, button("Add " + (c.actor_id || ""), "ghost", () => {
               ids.value = (ids.value ? ids.value + "\n" : "") + c.actor_id;
-            }), " ", (c.actor || "") + (c.hits ? " (" + [].concat(c.hits).join(", ") + ")" : "")));
+            }), " ", `${c.actor || ""} · ${c.detections} detections · ${(c.fingerprints || []).join(", ")}`));
           }
         } catch (error) {
           clear(suggestions).appendChild(document.createTextNode("Suggestions failed: " + error.message));
