@@ -107,6 +107,7 @@ class LiveApp:
     def session_as(self, user: str) -> requests.Session:
         """A browser-like session logged in to the console as ``user`` (SEC + QRadarCSRF cookies)."""
         session = requests.Session()
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides verify
         session.verify = str(self.console.ca_path)
         csrf = secrets.token_hex(16)
         session.cookies.set("SEC", self.console.tokens[user])
