@@ -168,6 +168,10 @@ class Matcher:
 
     The lowest id wins so a detection stays attributed to the oldest entry that covers it; a new entry
     therefore only takes detections nobody suppressed yet (what its preview reports).
+
+    Indexes: exact actor IDs in a dict; actor-ID patterns by their literal prefix (one dict per distinct
+    prefix length, so a detection costs one lookup per length); only entries keyed on neither (user agent,
+    display-name patterns, patterns starting with ``*``) are scanned.
     """
 
     def __init__(self, entries: Iterable[Mapping[str, Any]], *, built_at_ms: int = 0) -> None:
@@ -175,6 +179,7 @@ class Matcher:
         # The earliest expiry among the entries: past it this compiled set is stale.
         self.valid_until_ms = 2**62
         self.by_actor: dict[str, list[CompiledEntry]] = {}
+        self.by_prefix: dict[int, dict[str, list[CompiledEntry]]] = {}
         self.unkeyed: list[CompiledEntry] = []
         count = 0
         for entry in sorted(entries, key=lambda e: e["id"]):
@@ -182,34 +187,50 @@ class Matcher:
             count += 1
             if entry.get("expires_at") is not None:
                 self.valid_until_ms = min(self.valid_until_ms, int(entry["expires_at"]))
+            prefix = self._id_prefix(compiled)
             if compiled.actor_id is not None:
                 self.by_actor.setdefault(compiled.actor_id, []).append(compiled)
+            elif prefix:
+                self.by_prefix.setdefault(len(prefix), {}).setdefault(prefix, []).append(compiled)
             else:
                 self.unkeyed.append(compiled)
         self.size = count
 
+    @staticmethod
+    def _id_prefix(compiled: CompiledEntry) -> str:
+        pattern = compiled.actor_pattern
+        if pattern is None or compiled.actor_field != "actor_id" or len(pattern.segments) < 2:
+            return ""
+        return pattern.segments[0]
+
+    def _candidates(self, detection: Mapping[str, Any]) -> list[list[CompiledEntry]]:
+        lists = []
+        actor_id = (detection.get("actor_id") or "").casefold()
+        if actor_id:
+            exact = self.by_actor.get(actor_id)
+            if exact:
+                lists.append(exact)
+            for length, buckets in self.by_prefix.items():
+                bucket = buckets.get(actor_id[:length])
+                if bucket:
+                    lists.append(bucket)
+        if self.unkeyed:
+            lists.append(self.unkeyed)
+        return lists
+
     def match(self, detection: Mapping[str, Any]) -> int | None:
         best: int | None = None
-        actor_id = detection.get("actor_id")
-        if actor_id:
-            for compiled in self.by_actor.get(actor_id.casefold(), ()):
+        for candidates in self._candidates(detection):
+            for compiled in candidates:  # each list is in id order
+                if best is not None and compiled.id >= best:
+                    break
                 if compiled.matches(detection):
                     best = compiled.id
-                    break  # lists are in id order
-        for compiled in self.unkeyed:
-            if best is not None and compiled.id > best:
-                break
-            if compiled.matches(detection):
-                best = compiled.id
-                break
+                    break
         return best
 
     def match_all(self, detection: Mapping[str, Any]) -> list[int]:
         """Every matching entry id (for explaining a suppression)."""
-        hits = [
-            c.id
-            for c in self.by_actor.get((detection.get("actor_id") or "").casefold(), ())
-            if c.matches(detection)
-        ]
-        hits += [c.id for c in self.unkeyed if c.matches(detection)]
-        return sorted(hits)
+        return sorted(
+            c.id for candidates in self._candidates(detection) for c in candidates if c.matches(detection)
+        )

@@ -119,7 +119,9 @@ def test_matcher_picks_lowest_id_and_indexes_exact_ids() -> None:
     entries += [_entry(5, actor_pattern="role-99*"), _entry(20_000, ua_pattern="*pulumi*")]
     matcher = Matcher(entries)
     assert matcher.size == 10_002
-    assert len(matcher.unkeyed) == 2 and len(matcher.by_actor) == 10_000
+    assert len(matcher.by_actor) == 10_000
+    assert [c.id for c in matcher.unkeyed] == [20_000]  # the UA-only entry is scanned
+    assert list(matcher.by_prefix) == [len("role-99")]  # the ID pattern is indexed by its literal prefix
     detection = {"cloud_platform": "AWS", "actor_id": "role-995", "event_time": 0}
     assert matcher.match(detection) == 5  # pattern entry 5 is older than exact entry 995
     assert matcher.match_all(detection) == [5, 995]

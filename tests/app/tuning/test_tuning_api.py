@@ -1,0 +1,234 @@
+"""The /api/tuning routes through the real app and the dev console (users, capabilities and reference data
+over HTTPS): 400s naming the field, 403 for the analyst with nothing changed, CSRF, one 409 for two
+concurrent edits, two-person approval, the audit export and the QRadar reference set kept in step."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from tuning_helpers import DAY, add_detection
+
+from app.store import db
+from app.store.core import now_ms
+from app.tuning.api import _csv_cell
+
+DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
+
+
+@pytest.fixture(autouse=True)
+def _tuning_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the tuning feature in the app factory (a no-op once app.FEATURES lists it)."""
+    import app as app_module
+
+    if "tuning" not in app_module.FEATURES:
+        monkeypatch.setattr(app_module, "FEATURES", [*app_module.FEATURES, "tuning"])
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    entry = {
+        "platforms": ["AWS"],
+        "actor_id": DEPLOYER,
+        "justification": "Terraform pipeline role provisions service users (CHG-100)",
+        "expires_at": now_ms() + 30 * DAY,
+    }
+    entry.update(overrides)
+    return entry
+
+
+def create(client: Any, login: Any, user: str = "tuner1", **overrides: Any) -> dict[str, Any]:
+    headers = login(client, user)
+    response = client.post("/api/tuning/entries", json=body(**overrides), headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["entry"]
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("expires_at", {"expires_at": "soon"}),
+        ("platforms", {"platforms": ["Azure"]}),
+        ("ua_pattern", {"ua_pattern": "(a+)+$"}),
+        ("source_cidrs", {"source_cidrs": ["10.0.0.300/8"]}),
+        ("justification", {"justification": ""}),
+        ("surprise", {"surprise": 1}),
+    ],
+)
+def test_bad_field_is_a_400_naming_it(client: Any, login: Any, field: str, change: dict[str, Any]) -> None:
+    headers = login(client, "tuner1")
+    response = client.post("/api/tuning/entries", json=body(**change), headers=headers)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+    assert client.get("/api/tuning/entries").get_json()["total"] == 0
+
+
+def test_analyst_gets_403_and_nothing_changes(client: Any, login: Any) -> None:
+    entry = create(client, login, "tuner1")
+    before = client.get("/api/tuning/export").get_json()["entries"]
+    audit_before = client.get("/api/tuning/audit").get_json()["total"]
+    headers = login(client, "analyst")
+    attempts = [
+        client.post("/api/tuning/entries", json=body(), headers=headers),
+        client.patch(
+            f"/api/tuning/entries/{entry['id']}",
+            json={"version": entry["version"], "ticket": "x"},
+            headers=headers,
+        ),
+        client.post(
+            f"/api/tuning/entries/{entry['id']}/approve", json={"version": entry["version"]}, headers=headers
+        ),
+        client.delete(f"/api/tuning/entries/{entry['id']}?version={entry['version']}", headers=headers),
+        client.post("/api/tuning/presets/iac/enable", json={"identities": [DEPLOYER]}, headers=headers),
+        client.put(
+            "/api/tuning/settings", json={"version": 1, "single_person_approval": True}, headers=headers
+        ),
+    ]
+    for response in attempts:
+        assert response.status_code == 403, response.get_json()
+        assert response.get_json()["error"]["code"] == "forbidden"
+    assert client.get("/api/tuning/export").get_json()["entries"] == before
+    assert client.get("/api/tuning/audit").get_json()["total"] == audit_before
+    assert client.get("/api/tuning/entries").status_code == 200  # viewing only needs access to the app
+
+
+def test_writes_need_the_csrf_header(client: Any, login: Any) -> None:
+    login(client, "tuner1")
+    response = client.post("/api/tuning/entries", json=body())
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "csrf_failed"
+    assert client.get("/api/tuning/entries").get_json()["total"] == 0
+
+
+def test_two_concurrent_edits_give_one_409(client: Any, login: Any, app: Any) -> None:
+    entry = create(client, login, "tuner1")
+    second = app.test_client()
+    first_headers = login(client, "tuner1")
+    second_headers = login(second, "tuner2")
+    one = client.patch(
+        f"/api/tuning/entries/{entry['id']}",
+        json={"version": entry["version"], "ticket": "CHG-1"},
+        headers=first_headers,
+    )
+    two = second.patch(
+        f"/api/tuning/entries/{entry['id']}",
+        json={"version": entry["version"], "ticket": "CHG-2"},
+        headers=second_headers,
+    )
+    assert sorted([one.status_code, two.status_code]) == [200, 409]
+    conflict = two.get_json()
+    assert conflict["error"]["code"] == "stale_version" and conflict["current"]["ticket"] == "CHG-1"
+    stored = client.get(f"/api/tuning/entries/{entry['id']}").get_json()
+    assert stored["ticket"] == "CHG-1" and stored["version"] == entry["version"] + 1
+
+
+def test_two_person_approval_and_reference_set_in_step(
+    client: Any, login: Any, app: Any, devconsole: Any
+) -> None:
+    conn = db.connect(app.config["DATABASE"])
+    add_detection(conn, event_time=now_ms() - DAY)
+    conn.close()
+    entry = create(client, login, "tuner1")
+    same = client.post(
+        f"/api/tuning/entries/{entry['id']}/approve",
+        json={"version": entry["version"]},
+        headers=login(client, "tuner1"),
+    )
+    assert same.status_code == 403 and same.get_json()["error"]["code"] == "same_user"
+    approved = client.post(
+        f"/api/tuning/entries/{entry['id']}/approve",
+        json={"version": entry["version"], "note": "pipeline role verified"},
+        headers=login(client, "tuner2"),
+    )
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["entry"]["status"] == "active"
+    assert approved.get_json()["refsync"] == {"status": "ok"}
+    detail = client.get(f"/api/tuning/entries/{entry['id']}").get_json()
+    assert detail["suppressed_detections"] == 1 and detail["approvals"][0]["decided_by"] == "tuner2"
+
+    settings = client.get("/api/tuning/settings").get_json()
+    qradar = devconsole.api("admin")
+    set_url = f"{devconsole.base_url}/api/reference_data/sets/{settings['reference_set_name']}"
+    map_url = f"{devconsole.base_url}/api/reference_data/maps/{settings['reference_map_name']}"
+    values = {item["value"] for item in qradar.get(set_url).json()["data"]}
+    assert values == {DEPLOYER}
+    note = qradar.get(map_url).json()["data"][DEPLOYER]["value"]
+    assert f"entries={entry['id']}" in note and "justification=Terraform pipeline role" in note
+    drift = client.get("/api/tuning/refsync").get_json()["drift"]
+    assert drift["in_sync"] is True and drift["expected"] == 1
+
+    # Drift is reported when QRadar changes behind the app's back, and a sync repairs it.
+    qradar.post(set_url, params={"value": "arn:aws:iam::999999999999:role/planted"}).raise_for_status()
+    drift = client.get("/api/tuning/refsync").get_json()["drift"]
+    assert drift["in_sync"] is False and drift["unexpected_in_qradar"] == [
+        "arn:aws:iam::999999999999:role/planted"
+    ]
+    synced = client.post("/api/tuning/refsync", json={}, headers=login(client, "tuner1")).get_json()
+    assert synced["status"] == "ok" and synced["after"]["in_sync"] is True
+
+    current = client.get(f"/api/tuning/entries/{entry['id']}").get_json()
+    deleted = client.delete(
+        f"/api/tuning/entries/{entry['id']}",
+        json={"version": current["version"]},
+        headers=login(client, "tuner2"),
+    )
+    assert deleted.status_code == 200 and deleted.get_json()["entry"]["status"] == "deleted"
+    assert qradar.get(set_url).json()["data"] == []
+    assert qradar.get(map_url).json()["data"] == {}
+    suppressed = client.get(f"/api/tuning/entries/{entry['id']}").get_json()["suppressed_detections"]
+    assert suppressed == 0
+
+
+def test_audit_is_filterable_and_exportable(client: Any, login: Any) -> None:
+    entry = create(client, login, "tuner1", ticket='=HYPERLINK("http://evil")')
+    client.post(
+        f"/api/tuning/entries/{entry['id']}/reject",
+        json={"version": entry["version"], "note": "no"},
+        headers=login(client, "tuner2"),
+    )
+    listed = client.get("/api/tuning/audit?action=tuning.entry.reject").get_json()
+    assert listed["total"] == 1 and listed["items"][0]["actor"] == "tuner2"
+    assert (
+        listed["items"][0]["before"]["status"] == "pending"
+        and listed["items"][0]["after"]["status"] == "rejected"
+    )
+    exported = client.get("/api/tuning/audit/export?format=csv&actor=tuner1")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    assert [r["action"] for r in rows] == ["tuning.entry.create"]
+    assert "HYPERLINK" in rows[0]["after"] and not rows[0]["after"].startswith("=")
+    as_json = client.get("/api/tuning/audit/export?format=json").get_json()
+    assert [i["action"] for i in as_json["items"]] == ["tuning.entry.create", "tuning.entry.reject"]
+    assert client.get("/api/tuning/audit/export?format=xlsx").get_json()["error"]["field"] == "format"
+
+
+def test_csv_cells_that_a_spreadsheet_would_evaluate_stay_text() -> None:
+    assert _csv_cell("=1+1") == "'=1+1"
+    assert _csv_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert _csv_cell("tuner1") == "tuner1"
+    assert _csv_cell({"a": 1}) == '{"a": 1}'
+
+
+def test_preview_is_open_to_viewers_and_changes_nothing(client: Any, login: Any) -> None:
+    headers = login(client, "analyst")
+    response = client.post("/api/tuning/preview", json=body(), headers=headers)
+    assert response.status_code == 200
+    result = response.get_json()
+    assert result["would_suppress"] == 0 and result["you_may_save"] is False
+    assert client.get("/api/tuning/entries").get_json()["total"] == 0
+
+
+def test_openapi_documents_the_tuning_api(client: Any) -> None:
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path in (
+        "/api/tuning/entries",
+        "/api/tuning/entries/{entry_id}/approve",
+        "/api/tuning/preview",
+        "/api/tuning/presets/{preset_id}/enable",
+        "/api/tuning/audit",
+        "/api/tuning/refsync",
+        "/api/tuning/export",
+        "/api/tuning/import",
+        "/api/tuning/settings",
+    ):
+        assert path in paths
