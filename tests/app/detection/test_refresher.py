@@ -1,0 +1,213 @@
+"""The refresher end to end against a dev console over HTTPS, with a real SQLite store: every planted
+attack detected with the right platform, service-account flag and chain; nothing benign; the twin is one
+detection; re-runs add nothing; faults and kills leave the store consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.detection import refresher
+from app.store import core
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def detections(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM detections ORDER BY event_time, id").fetchall()
+
+
+def summary(conn: sqlite3.Connection) -> set[tuple]:
+    return {
+        (
+            r["event_name"],
+            r["cloud_platform"],
+            bool(r["is_service_account"]),
+            r["chain_kind"],
+            r["target_account"],
+        )
+        for r in detections(conn)
+    }
+
+
+def snapshot(conn: sqlite3.Connection) -> dict:
+    """Everything a refresh writes, for before/after comparisons."""
+    return {
+        table: [tuple(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+        for table in ("detections", "detection_events", "follow_on_events", "chains", "chain_events")
+    }
+
+
+def test_first_refresh_detects_every_attack_and_nothing_benign(
+    detection_console, gateway, store_conn
+) -> None:
+    result = refresher.refresh_once(store_conn, gateway)
+    assert result.status == "ok", result.error
+    assert summary(store_conn) == detection_console.expected["detections"]
+    names = {r["event_name"] for r in detections(store_conn)}
+    assert not names & detection_console.expected["benign"]
+
+    twin = store_conn.execute("SELECT * FROM detections WHERE event_name = 'Add user'").fetchone()
+    assert json.loads(twin["also_seen_in"]) == ["Office 365"]
+    assert (
+        store_conn.execute(
+            "SELECT COUNT(*) FROM detection_events WHERE detection_id = ?", (twin["id"],)
+        ).fetchone()[0]
+        == 2
+    )
+
+    aws_chain = store_conn.execute(
+        "SELECT c.* FROM chains c JOIN detections d ON d.chain_id = c.id WHERE d.target_account = 'svc-evil'"
+    ).fetchone()
+    assert json.loads(aws_chain["kinds"]) == ["creation_privilege", "aws_user_credential"]
+    steps = [
+        r["event_name"]
+        for r in store_conn.execute(
+            "SELECT event_name FROM chain_events WHERE chain_id = ? ORDER BY position", (aws_chain["id"],)
+        )
+    ]
+    assert steps == ["CreateUser", "CreateAccessKey", "AttachUserPolicy"]
+    user = store_conn.execute("SELECT * FROM detections WHERE target_account = 'svc-evil'").fetchone()
+    assert (user["severity"], user["confidence"]) == (10, "high")
+    assert user["actor_id"] == "arn:aws:iam::111122223333:role/OpsAdmin"
+    lone = store_conn.execute("SELECT * FROM detections WHERE target_account = 'ci-deploy'").fetchone()
+    assert (lone["severity"], lone["confidence"], lone["chain_id"]) == (7, "medium", None)
+
+    entra_chain = store_conn.execute(
+        "SELECT chain_id FROM detections WHERE event_name = 'Add application'"
+    ).fetchone()[0]
+    assert [
+        r[0]
+        for r in store_conn.execute(
+            "SELECT event_name FROM chain_events WHERE chain_id = ? ORDER BY position", (entra_chain,)
+        )
+    ] == ["Add application", "Add service principal", "Add service principal credentials"]
+
+    state = core.get_refresh_state(store_conn, refresher.JOB)
+    assert state["last_status"] == "ok" and state["watermark_ms"] == result.stop_ms
+
+
+def test_second_run_and_full_requery_add_nothing(detection_console, gateway, store_conn) -> None:
+    assert refresher.refresh_once(store_conn, gateway).status == "ok"
+    before = snapshot(store_conn)
+    again = refresher.refresh_once(store_conn, gateway)
+    assert again.status == "ok" and again.inserted == 0
+    # Steady state asks only for [watermark - overlap, now), not the whole day again.
+    assert again.start_ms > again.stop_ms - 24 * 3_600_000 + 3_600_000
+    # Forget the watermark: the whole lookback is read again and exact de-duplication drops all of it.
+    with store_conn:
+        core.save_refresh_state(store_conn, refresher.JOB, watermark_ms=None)
+    full = refresher.refresh_once(store_conn, gateway)
+    assert full.status == "ok" and full.rows_fetched >= len(detection_console.expected["detections"])
+    assert full.inserted == 0
+    assert snapshot(store_conn) == before
+
+
+def test_qradar_fault_leaves_the_store_consistent_then_recovers(
+    detection_console, gateway, store_conn
+) -> None:
+    # Results page fails on the first search, after Ariel already ran it.
+    detection_console.faults.fail("/api/ariel/searches/*/results")
+    try:
+        failed = refresher.refresh_once(store_conn, gateway)
+    finally:
+        detection_console.faults.clear()
+    assert failed.status == "error" and "QRadar" in failed.error
+    state = core.get_refresh_state(store_conn, refresher.JOB)
+    assert state["watermark_ms"] is None and state["last_status"] == "error" and state["last_error"]
+    assert state["details"]["failures"] == 1
+    assert store_conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
+    status = refresher.status(store_conn, 300)
+    assert status["last_error"] and not status["running"]
+    assert status["next_refresh_ms"] - state["last_finished_ms"] == refresher.backoff_s(1, 300) * 1000
+
+    detection_console.faults.error_searches(1)
+    try:
+        assert refresher.refresh_once(store_conn, gateway).status == "error"
+    finally:
+        detection_console.faults.clear()
+    assert core.get_refresh_state(store_conn, refresher.JOB)["details"]["failures"] == 2
+
+    ok = refresher.refresh_once(store_conn, gateway)
+    assert ok.status == "ok"
+    assert summary(store_conn) == detection_console.expected["detections"]
+    assert refresher.status(store_conn, 300)["last_error"] is None
+
+
+def test_killed_mid_cycle_then_restarted_loses_nothing(detection_console, store_path: Path) -> None:
+    env = {**os.environ, **detection_console.env(), "PYTHONPATH": str(ROOT)}
+    detection_console.faults.slow_searches(30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.refresher", "--once", "--db", str(store_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # wait until the cycle is running (its search is in Ariel)
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the refresher never started its search"
+            if store_path.exists():
+                with sqlite3.connect(store_path) as conn:
+                    conn.row_factory = sqlite3.Row
+                    try:
+                        state = core.get_refresh_state(conn, refresher.JOB)
+                    except sqlite3.OperationalError:
+                        state = {"details": {}}
+                if state["details"].get("phase") == "detections":
+                    break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        detection_console.faults.clear()
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+
+    from app.store.db import connect
+
+    conn = connect(store_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
+        assert core.get_refresh_state(conn, refresher.JOB)["watermark_ms"] is None
+        assert refresher.status(conn)["last_status"] in ("interrupted", "running")
+    finally:
+        conn.close()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app.refresher", "--once", "--db", str(store_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    conn = connect(store_path)
+    try:
+        assert summary(conn) == detection_console.expected["detections"]
+        assert core.get_refresh_state(conn, refresher.JOB)["last_status"] == "ok"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("queued", ["refresh", "cancel"])
+def test_requests_are_stored_for_any_worker(store_conn, queued: str) -> None:
+    from app.store import detections as store
+
+    with store_conn:
+        store.request_refresh(store_conn, queued, "analyst", refresher.now_ms())
+    assert [r["requested_by"] for r in store.open_requests(store_conn, queued)] == ["analyst"]
+    if queued == "refresh":
+        assert refresher.status(store_conn, 300)["refresh_requested"] is True
