@@ -36,6 +36,7 @@ _PLAIN_COLUMNS = (
     "actor_id",
     "actor_pattern",
     "actor_pattern_field",
+    "source_service",
     "ua_pattern",
     "target_pattern",
     "target_type",

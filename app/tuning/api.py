@@ -517,6 +517,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "actor_pattern": {**_STR, "description": "glob: * matches any text; no regex"},
             "actor_pattern_field": {"type": "string", "enum": ["actor_id", "actor"]},
             "source_cidrs": {"type": "array", "items": _STR},
+            "source_service": {
+                **_STR,
+                "description": "AWS service principal that invoked the call (invokedBy)",
+            },
             "ua_pattern": _STR,
             "target_pattern": _STR,
             "target_type": {**_STR, "description": "an account_kind"},

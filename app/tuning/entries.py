@@ -52,6 +52,7 @@ WRITABLE_FIELDS = frozenset(
     {
         "name",
         "platforms",
+        "source_service",
         "actor_id",
         "actor_pattern",
         "actor_pattern_field",
@@ -74,6 +75,7 @@ CONTROL_FIELDS = frozenset({"version", "confirm_partial_chain"})
 MATCHING_FIELDS = (
     "platforms",
     "actor_id",
+    "source_service",
     "actor_pattern",
     "actor_pattern_field",
     "source_cidrs",
@@ -89,6 +91,8 @@ MATCHING_FIELDS = (
 _REGEX_HINTS = re.compile(r"^\^|\$$|\\|\.\*|\.\+|\(\?|\[\^")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# CloudTrail puts the calling AWS service (invokedBy) in sourceIPAddress; AWS sets it, a client cannot.
+_AWS_SERVICE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,100}\.amazonaws\.com$")
 
 
 class TuningError(Exception):
@@ -221,7 +225,7 @@ def _cidrs(value: Any) -> list[str]:
 
 def is_anchored(entry: Mapping[str, Any]) -> bool:
     """True when the entry keys on an immutable actor identity (not on spoofable attributes alone)."""
-    if entry.get("actor_id"):
+    if entry.get("actor_id") or entry.get("source_service"):
         return True
     pattern = entry.get("actor_pattern")
     if pattern and (entry.get("actor_pattern_field") or "actor_id") == "actor_id":
@@ -257,6 +261,16 @@ def validate_entry(
         raise bad("actor_pattern_field", "actor_pattern_field must be 'actor_id' or 'actor'")
     out["actor_pattern_field"] = field
     out["source_cidrs"] = _cidrs(merged.get("source_cidrs"))
+    source_service = merged.get("source_service") or None
+    if source_service is not None and (
+        not isinstance(source_service, str) or not _AWS_SERVICE.match(source_service.strip().lower())
+    ):
+        raise bad(
+            "source_service",
+            "source_service must be an AWS service principal such as "
+            "autoscaling.amazonaws.com (the invoking service CloudTrail records)",
+        )
+    out["source_service"] = source_service.strip().lower() if source_service else None
     out["ua_pattern"] = validate_pattern("ua_pattern", merged.get("ua_pattern"))
     out["target_pattern"] = validate_pattern("target_pattern", merged.get("target_pattern"))
     target_type = merged.get("target_type") or None
@@ -297,7 +311,8 @@ def validate_entry(
     if out["break_glass"] and not out["ticket"]:
         raise bad("ticket", "a break-glass entry needs a ticket reference")
 
-    if not any(out[k] for k in ("actor_id", "actor_pattern", "ua_pattern", "target_pattern", "source_cidrs")):
+    keys = ("actor_id", "source_service", "actor_pattern", "ua_pattern", "target_pattern", "source_cidrs")
+    if not any(out[k] for k in keys):
         raise bad("actor_id", "an entry needs an actor ID (or actor pattern) to key on", "no_condition")
     override_reason = _text(merged, "override_reason", MAX_JUSTIFICATION)
     anchored = is_anchored(out)

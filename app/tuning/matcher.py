@@ -112,6 +112,7 @@ class CompiledEntry:
         "cidrs",
         "id",
         "platforms",
+        "source_service",
         "target_pattern",
         "target_type",
         "ua_pattern",
@@ -124,6 +125,7 @@ class CompiledEntry:
         self.actor_id = entry["actor_id"].casefold() if entry.get("actor_id") else None
         self.actor_pattern = Glob(entry["actor_pattern"]) if entry.get("actor_pattern") else None
         self.actor_field = entry.get("actor_pattern_field") or "actor_id"
+        self.source_service = entry["source_service"].casefold() if entry.get("source_service") else None
         self.cidrs = tuple(ipaddress.ip_network(c, strict=False) for c in entry.get("source_cidrs") or ())
         self.ua_pattern = Glob(entry["ua_pattern"]) if entry.get("ua_pattern") else None
         self.target_pattern = Glob(entry["target_pattern"]) if entry.get("target_pattern") else None
@@ -136,6 +138,11 @@ class CompiledEntry:
         if self.actor_id is not None and (detection.get("actor_id") or "").casefold() != self.actor_id:
             return False
         if self.actor_pattern is not None and not self.actor_pattern.matches(detection.get(self.actor_field)):
+            return False
+        if (
+            self.source_service is not None
+            and (detection.get("source_ip") or "").casefold() != self.source_service
+        ):
             return False
         if self.target_type is not None and detection.get("account_kind") != self.target_type:
             return False

@@ -28,6 +28,7 @@ PORTABLE_FIELDS = (
     "actor_pattern",
     "actor_pattern_field",
     "source_cidrs",
+    "source_service",
     "ua_pattern",
     "target_pattern",
     "target_type",

@@ -31,6 +31,15 @@ class Preset:
     # Entries created by the preset only cover these account kinds (None: every kind).
     account_kinds: tuple[str, ...] | None = None
     break_glass: bool = False
+    # Which immutable attribute the identities are: the actor's ID, or (service-linked roles) the AWS
+    # service CloudTrail records as the caller — set by AWS, so not spoofable by a client.
+    identity_field: str = "actor_id"
+
+    def identity_of(self, detection: Mapping[str, Any]) -> str | None:
+        if self.identity_field == "source_service":
+            value = (detection.get("source_ip") or "").strip().lower()
+            return value if value.endswith(".amazonaws.com") else None
+        return detection.get("actor_id") or None
 
     def fingerprint_hits(self, detection: Mapping[str, Any]) -> list[str]:
         """Which fingerprints a detection shows ("user_agent: *Terraform/*"), for explaining a suggestion."""
@@ -55,6 +64,7 @@ class Preset:
             "fingerprints": {k: list(v) for k, v in self.fingerprints.items()},
             "account_kinds": list(self.account_kinds) if self.account_kinds else None,
             "break_glass": self.break_glass,
+            "identity_field": self.identity_field,
         }
 
 
@@ -106,14 +116,15 @@ PRESETS: tuple[Preset, ...] = (
         name="AWS service-linked roles created by AWS services",
         description="CreateServiceLinkedRole called by an AWS service on your behalf (invokedBy).",
         platforms=("AWS",),
-        identity_label="The invoking identities (role ARNs or AWS service principals such as "
-        "autoscaling.amazonaws.com) that create service-linked roles",
+        identity_label="The AWS services (service principals such as autoscaling.amazonaws.com) allowed "
+        "to create their own service-linked roles",
         fingerprints={
             "user_agent": ("*.amazonaws.com", "AWS Internal"),
             "source_ip": ("*.amazonaws.com",),
             "account_kind": ("service_linked_role",),
         },
         account_kinds=("service_linked_role",),
+        identity_field="source_service",
     ),
     Preset(
         id="hr_directory_sync",
@@ -170,16 +181,17 @@ def suggest_candidates(
     """Actor identities seen in ``detections`` that show the preset's fingerprints, most frequent first."""
     found: dict[str, dict[str, Any]] = {}
     for detection in detections:
-        actor_id = detection.get("actor_id")
-        if not actor_id:
+        identity = preset.identity_of(detection)
+        if not identity:
             continue
         hits = preset.fingerprint_hits(detection)
         if not hits:
             continue
         candidate = found.setdefault(
-            actor_id,
+            identity,
             {
-                "actor_id": actor_id,
+                "identity": identity,
+                "actor_id": detection.get("actor_id"),
                 "actor": detection.get("actor"),
                 "platform": detection.get("cloud_platform"),
                 "detections": 0,
@@ -193,20 +205,20 @@ def suggest_candidates(
         for hit in hits:
             if hit not in candidate["fingerprints"]:
                 candidate["fingerprints"].append(hit)
-    ranked = sorted(found.values(), key=lambda c: (-c["detections"], c["actor_id"]))
+    ranked = sorted(found.values(), key=lambda c: (-c["detections"], c["identity"]))
     return ranked[:limit]
 
 
 def entry_payloads(
     preset: Preset, identities: list[str], *, justification: str, expires_at: Any, ticket: str | None = None
 ) -> list[dict[str, Any]]:
-    """The entry bodies turning ``preset`` on creates: one exact actor-ID entry per identity."""
+    """The entry bodies turning ``preset`` on creates: one exact-identity entry per identity."""
     payloads = []
     for identity in identities:
         payload: dict[str, Any] = {
             "name": f"{preset.name.split(' (')[0]}: {identity}"[:200],
             "platforms": list(preset.platforms),
-            "actor_id": identity,
+            preset.identity_field: identity,
             "justification": justification,
             "expires_at": expires_at,
             "break_glass": preset.break_glass,

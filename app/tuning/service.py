@@ -236,9 +236,8 @@ def enable_preset(
             "identities",
             f"identities must list 1 to {MAX_IDENTITIES} immutable IDs ({preset.identity_label})",
         )
-    existing = {
-        e["actor_id"].casefold() for e in store.entries_by_preset(conn).get(preset_id, []) if e["actor_id"]
-    }
+    key = preset.identity_field
+    existing = {e[key].casefold() for e in store.entries_by_preset(conn).get(preset_id, []) if e[key]}
     wanted = list(dict.fromkeys(i.strip() for i in identities if i.strip().casefold() not in existing))
     created = []
     for body in presets.entry_payloads(

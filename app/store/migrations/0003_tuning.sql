@@ -13,6 +13,7 @@ CREATE TABLE tuning_entries (
     actor_pattern        TEXT,
     actor_pattern_field  TEXT NOT NULL DEFAULT 'actor_id',
     source_cidrs_json    TEXT NOT NULL DEFAULT '[]',
+    source_service       TEXT,                                -- AWS service principal set by AWS (invokedBy)
     ua_pattern           TEXT,
     target_pattern       TEXT,
     target_type          TEXT,
