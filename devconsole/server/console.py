@@ -348,7 +348,7 @@ def log_activity() -> Response:
             message=f"User {user.username} cannot search events (needs EVENTVIEWER).",
         )
     aql = request.args.get("value(aql)", "")
-    context: dict = {"aql": aql, "columns": [], "rows": [], "error": None, "status": None}
+    context: dict = {"aql": aql, "columns": [], "rows": [], "error": None, "search_status": None}
     if aql.strip():
         from devconsole.aql import AqlError
 
@@ -358,7 +358,7 @@ def log_activity() -> Response:
             context["error"] = getattr(exc, "message", None) or str(exc)
             return _page("log_activity.html", status=422, **context)
         search = console().searches.wait(search.search_id, LOG_ACTIVITY_WAIT_SECONDS)
-        context["status"] = search.status
+        context["search_status"] = search.status
         if search.status in RUNNING:
             context["error"] = f"The search is still running after {LOG_ACTIVITY_WAIT_SECONDS} s."
         elif search.status == "ERROR":
