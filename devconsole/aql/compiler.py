@@ -18,6 +18,7 @@ from typing import Any
 
 from devconsole.aql import ast, javaregex, timefmt
 from devconsole.aql.errors import AqlError
+from devconsole.aql.functions import like_to_glob, parse_network
 
 # Ariel event fields this console stores, in SELECT * order, with their value kinds.
 EVENT_FIELDS: dict[str, str] = {
@@ -194,6 +195,8 @@ class Compiler:
             for name, (sql, kind) in VIRTUAL_EVENT_FIELDS.items():
                 columns[name] = Column(name, sql.format(t=alias), kind)
             return Scope("events", alias, columns, star, dict(self.properties)), "events"
+        if database == "unknown":
+            return Scope("unknown", alias, {}, []), "(SELECT NULL AS starttime LIMIT 0)"
         nulls = ", ".join(f"NULL AS {name}" for name in FLOW_FIELDS)
         columns = {name: Column(name, f"{alias}.{name}", kind) for name, kind in FLOW_FIELDS.items()}
         return Scope("flows", alias, columns, list(columns.values())), f"(SELECT {nulls} LIMIT 0)"
@@ -239,7 +242,7 @@ class Compiler:
                     " such as LOGSOURCETYPENAME(devicetype)",
                     query.table_node,
                 )
-                database = "events"
+                database = "unknown"  # its columns are not checked: the database error says it all
             scope, source = self._scope_for_table(database, alias)
             start_ms, stop_ms = self._time_window(query.time)
             if database == "events":
@@ -375,7 +378,9 @@ class Compiler:
         if isinstance(clause, ast.TimeLast):
             amount = clause.amount.value
             if not isinstance(amount, int) or amount < 1 or amount > 10_000_000:
-                self.error(f'LAST needs a whole number of {clause.unit}, not "{clause.amount.text}"', clause.amount)
+                self.error(
+                    f'LAST needs a whole number of {clause.unit}, not "{clause.amount.text}"', clause.amount
+                )
                 return now - self.default_window_ms, now
             return now - amount * _UNIT_MS[clause.unit], now
         start = self._time_point(clause.start, "START")
@@ -457,7 +462,10 @@ class Compiler:
             left, right = sub(node.left), sub(node.right)
             self._require_number(left, node.left, node.op)
             self._require_number(right, node.right, node.op)
-            sql = f"aql_pow({left.sql}, {right.sql})" if node.op == "^" else f"({left.sql} {node.op} {right.sql})"
+            if node.op == "^":
+                sql = f"aql_pow({left.sql}, {right.sql})"
+            else:
+                sql = f"({left.sql} {node.op} {right.sql})"
             return Expr(sql, "num", left.agg or right.agg)
         if isinstance(node, ast.Compare):
             left, right = sub(node.left), sub(node.right)
@@ -520,6 +528,8 @@ class Compiler:
             path = self.param('$."' + prop[0] + '"')
             props = f"{scope.alias}.props"
             return Expr(f"(CASE WHEN json_valid({props}) THEN json_extract({props}, {path}) END)", "any")
+        if scope.database == "unknown":
+            return Expr("NULL", "any")
         hint = _FIELD_HINTS.get(name)
         where = {"events": "an event field", "flows": "a flow field", "subquery": "a column of the subquery"}
         detail = f"not {where[scope.database]}"
@@ -561,14 +571,13 @@ class Compiler:
 
     def _match(self, node: ast.Match, left: Expr, right_node: ast.Node, sub) -> Expr:
         ignore_case = node.op in ("ILIKE", "IMATCHES")
-        literal = right_node.value if isinstance(right_node, ast.Literal) and right_node.kind == "str" else None
+        is_text = isinstance(right_node, ast.Literal) and right_node.kind == "str"
+        literal = right_node.value if is_text else None
         if node.op in ("LIKE", "ILIKE"):
             if literal is not None and not ignore_case:
-                from devconsole.aql.functions import like_to_glob
                 sql = f"({left.sql} GLOB {self.param(like_to_glob(literal))})"
             elif literal is not None and literal.isascii():
                 # SQLite's lower() folds ASCII only, which is exact for an ASCII pattern
-                from devconsole.aql.functions import like_to_glob
                 sql = f"(lower({left.sql}) GLOB {self.param(like_to_glob(literal.lower()))})"
             else:
                 right = sub(right_node)
@@ -603,10 +612,12 @@ class Compiler:
         low, high, kind, sql_name = spec
         count = len(node.args)
         if count < low or (high is not None and count > high):
-            wanted = f"{low}" if low == high else f"{low} to {high}" if high is not None else f"at least {low}"
-            return self.error(
-                f"Function {node.name} takes {wanted} argument{'s' if wanted != '1' else ''}, not {count}", node
-            )
+            if low == high:
+                wanted = f"{low}"
+            else:
+                wanted = f"{low} to {high}" if high is not None else f"at least {low}"
+            plural = "s" if wanted != "1" else ""
+            return self.error(f"Function {node.name} takes {wanted} argument{plural}, not {count}", node)
         args = [self.expr(a, scope, clause, aliases, in_aggregate) for a in node.args]
         agg = any(a.agg for a in args)
 
@@ -620,7 +631,9 @@ class Compiler:
         if name in ("REFERENCESETCONTAINS", "REFERENCEMAP"):
             first = node.args[0]
             if not (isinstance(first, ast.Literal) and first.kind == "str"):
-                return self.error(f"The first argument of {node.name} must be a quoted reference data name", first)
+                return self.error(
+                    f"The first argument of {node.name} must be a quoted reference data name", first
+                )
             fn = "aql_refsetcontains" if name == "REFERENCESETCONTAINS" else "aql_referencemap"
             kind = "bool" if name == "REFERENCESETCONTAINS" else "any"
             return Expr(f"{fn}({', '.join(a.sql for a in args)})", kind, agg)
@@ -634,11 +647,12 @@ class Compiler:
         if name == "INCIDR":
             first = node.args[0]
             if isinstance(first, ast.Literal) and first.kind == "str":
-                from devconsole.aql.functions import parse_network
                 try:
                     parse_network(first.value)
                 except ValueError:
-                    return self.error(f"INCIDR needs a network such as '10.0.0.0/8', not '{first.value}'", first)
+                    return self.error(
+                        f"INCIDR needs a network such as '10.0.0.0/8', not '{first.value}'", first
+                    )
             return Expr(f"aql_incidr({args[0].sql}, {args[1].sql})", "bool", agg)
         if name == "DATEFORMAT":
             pattern = node.args[1]
@@ -666,10 +680,11 @@ class Compiler:
         arg = self.expr(node.args[0], scope, clause, aliases, in_aggregate=True)
         if name in ("SUM", "AVG"):
             self._require_number(arg, node.args[0], name)
+        order_key = f"{scope.alias}.starttime" if scope.database == "events" else "NULL"
         sql = {
             "COUNT": f"COUNT({arg.sql})", "SUM": f"SUM({arg.sql})", "MIN": f"MIN({arg.sql})",
             "MAX": f"MAX({arg.sql})", "AVG": f"AVG({arg.sql})", "UNIQUECOUNT": f"COUNT(DISTINCT {arg.sql})",
-            "FIRST": f"aql_first({arg.sql})", "LAST": f"aql_last({arg.sql})",
+            "FIRST": f"aql_first({arg.sql}, {order_key})", "LAST": f"aql_last({arg.sql}, {order_key})",
         }[name]
         kind = "num" if name in ("COUNT", "SUM", "AVG", "UNIQUECOUNT") else arg.kind
         return Expr(sql, kind, True)

@@ -7,6 +7,7 @@ statement), so odd values in attacker-controlled events can never fail a search.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import ipaddress
 import math
@@ -14,7 +15,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from devconsole.aql import javaregex, timefmt
 
@@ -50,7 +51,7 @@ def _safe(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any) -> Any:
         try:
             result = func(*args)
-        except Exception:  # noqa: BLE001 - see the module docstring
+        except Exception:  # see the module docstring
             return None
         if isinstance(result, float) and not math.isfinite(result):
             return None
@@ -139,27 +140,29 @@ def in_cidr(cidr: Any, ip: Any) -> bool | None:
 
 
 class _First:
+    """FIRST(x): x of the earliest row (by the order key, starttime on events; ties: the first seen)."""
+
     def __init__(self) -> None:
         self.value: Any = None
+        self.key: Any = None
         self.seen = False
 
-    def step(self, value: Any) -> None:
-        if not self.seen:
-            self.value, self.seen = value, True
+    def _better(self, key: Any) -> bool:
+        return key is not None and (self.key is None or key < self.key)
+
+    def step(self, value: Any, key: Any) -> None:
+        if not self.seen or self._better(key):
+            self.value, self.key, self.seen = value, key, True
 
     def finalize(self) -> Any:
         return self.value
 
 
-class _Last:
-    def __init__(self) -> None:
-        self.value: Any = None
+class _Last(_First):
+    """LAST(x): x of the latest row (by the order key; ties: the last seen)."""
 
-    def step(self, value: Any) -> None:
-        self.value = value
-
-    def finalize(self) -> Any:
-        return self.value
+    def _better(self, key: Any) -> bool:
+        return key is not None and (self.key is None or key >= self.key)
 
 
 class Runtime:
@@ -175,7 +178,7 @@ class Runtime:
         self._maps: dict[str, tuple[str, dict[str, str]] | None] = {}
 
     # -- name lookups ---------------------------------------------------------------------------
-    _LOOKUP_SQL = {
+    _LOOKUP_SQL: ClassVar[dict[str, str]] = {
         "qidname": "SELECT qid, name FROM qid_records",
         "qiddescription": "SELECT qid, description FROM qid_records",
         "categoryname": "SELECT id, name FROM categories",
@@ -189,9 +192,9 @@ class Runtime:
             if names is None:
                 names = dict(self.conn.execute(self._LOOKUP_SQL[table]).fetchall())
                 self._lookups[table] = names
-            if isinstance(key, float) and key.is_integer():
-                key = int(key)
-            elif isinstance(key, str) and key.strip().lstrip("-").isdigit():
+            if (isinstance(key, float) and key.is_integer()) or (
+                isinstance(key, str) and key.strip().lstrip("-").isdigit()
+            ):
                 key = int(key)
             return names.get(key)
 
@@ -215,7 +218,8 @@ class Runtime:
             else:
                 element_type, timeout_type, ttl = meta
                 rows = self.conn.execute(
-                    "SELECT value, first_seen, last_seen FROM reference_set_values WHERE set_name = ?", (name,)
+                    "SELECT value, first_seen, last_seen FROM reference_set_values WHERE set_name = ?",
+                    (name,),
                 ).fetchall()
                 values: set[Any] = set()
                 networks: list[Any] = []
@@ -226,10 +230,8 @@ class Runtime:
                     if key is not None:
                         values.add(key)
                     if element_type == "CIDR":
-                        try:
+                        with contextlib.suppress(ValueError):
                             networks.append(parse_network(value))
-                        except ValueError:
-                            pass
                 self._sets[name] = (element_type, values, networks)
         return self._sets[name]
 
@@ -322,8 +324,10 @@ class Runtime:
                                           else timefmt.parse_datetime_phrase(str(text), self.now_ms, tz)),
             **det,
         )
-        conn.create_function("aql_lower", 1, _safe(lambda s: None if s is None else to_text(s).lower()), **det)
-        conn.create_function("aql_upper", 1, _safe(lambda s: None if s is None else to_text(s).upper()), **det)
+        conn.create_function("aql_lower", 1, _safe(lambda s: None if s is None else to_text(s).lower()),
+                             **det)
+        conn.create_function("aql_upper", 1, _safe(lambda s: None if s is None else to_text(s).upper()),
+                             **det)
         conn.create_function("aql_str", 1, _safe(to_text), **det)
         conn.create_function("aql_utf8", 1, _safe(to_text), **det)
         conn.create_function("aql_long", 1, _safe(to_long), **det)
@@ -334,11 +338,13 @@ class Runtime:
         )
         conn.create_function("aql_strlen", 1, _safe(lambda s: None if s is None else len(to_text(s))), **det)
         conn.create_function(
-            "aql_concat", -1, _safe(lambda *parts: "".join(to_text(p) for p in parts if p is not None)), **det,
+            "aql_concat", -1, _safe(lambda *parts: "".join(to_text(p) for p in parts if p is not None)),
+            **det,
         )
         conn.create_function(
             "aql_like", 3, _safe(lambda v, p, ci: None if v is None or p is None
-                                 else like_regex(to_text(p), bool(ci)).fullmatch(to_text(v)) is not None), **det,
+                                 else like_regex(to_text(p), bool(ci)).fullmatch(to_text(v)) is not None),
+            **det,
         )
         conn.create_function(
             "aql_matches", 3, _safe(lambda v, p, ci: None if v is None or p is None
@@ -349,5 +355,5 @@ class Runtime:
                                                   else math.pow(float(a), float(b))), **det)
         conn.create_function("aql_refsetcontains", 2, _safe(self.set_contains), **det)
         conn.create_function("aql_referencemap", -1, _safe(self.map_value), **det)
-        conn.create_aggregate("aql_first", 1, _First)
-        conn.create_aggregate("aql_last", 1, _Last)
+        conn.create_aggregate("aql_first", 2, _First)
+        conn.create_aggregate("aql_last", 2, _Last)

@@ -118,7 +118,7 @@ def _nested_unbounded(parsed, inside_repeat: bool) -> bool:
     maxrepeat = _sre_constants.MAXREPEAT
     for op, av in parsed:
         if op in repeats:
-            low, high, sub = av
+            _low, high, sub = av
             unbounded = high == maxrepeat or high > 100
             if op == _sre_constants.POSSESSIVE_REPEAT:
                 unbounded = False  # possessive quantifiers never backtrack

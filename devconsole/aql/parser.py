@@ -81,7 +81,8 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> AqlError:
     if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
         line, column = _end_position(text)
         expected = set(getattr(exc, "accepts", None) or getattr(exc, "expected", ()) or ())
-        return AqlError(f'Encountered "<EOF>" at line {line}, column {column}.{_expected(expected)}', line, column)
+        message = f'Encountered "<EOF>" at line {line}, column {column}.{_expected(expected)}'
+        return AqlError(message, line, column)
     if isinstance(exc, UnexpectedCharacters):
         line, column = exc.line, exc.column
         char = exc.char
@@ -215,12 +216,16 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def match(self, meta, children):
         left, negated, op, right = children
-        return ast.Match(op=op.upper(), negated=negated is not None, left=left, right=right, **self._pos(meta))
+        return ast.Match(
+            op=op.upper(), negated=negated is not None, left=left, right=right, **self._pos(meta)
+        )
 
     @v_args(meta=True)
     def between(self, meta, children):
         operand, negated, _b, low, _and, high = children
-        return ast.Between(negated=negated is not None, operand=operand, low=low, high=high, **self._pos(meta))
+        return ast.Between(
+            negated=negated is not None, operand=operand, low=low, high=high, **self._pos(meta)
+        )
 
     @v_args(meta=True)
     def in_list(self, meta, children):
