@@ -22,9 +22,11 @@ from typing import Any
 
 from app import settings
 from app.aql import offense as offense_aql
-from app.aql.detection import DEFAULT_EVENT_NAMES, PLATFORMS, PlatformFilter
+from app.aql.detection import PLATFORMS, PlatformFilter
 from app.detection.classify import account_kind, is_service_account, platform_for
+from app.detection.config import load_config, resolve_type_ids
 from app.detection.extract import extract
+from app.detection.refresher import event_key
 from app.qradar import QRadarError, QRadarUnavailable, get_gateway
 from app.store import offense_cache
 from app.store.db import get_db
@@ -55,15 +57,9 @@ def _now_ms() -> int:
 
 
 def platform_filters(conn: Any) -> dict[str, PlatformFilter]:
-    """The detection's event set: type IDs from the log_source_types setting, default event names."""
-    types = settings.get("log_source_types", conn=conn)
-    out = {}
-    for platform in PLATFORMS:
-        ids = tuple(t["id"] for t in types.get(platform, []) if t.get("id") is not None)
-        names = DEFAULT_EVENT_NAMES.get(platform, ())
-        if ids and names:
-            out[platform] = PlatformFilter(ids, names)
-    return out
+    """Platforms by configured log source type IDs (no QRadar call) — to label result rows."""
+    ids = resolve_type_ids(None, settings.get("log_source_types", conn=conn))
+    return {p: PlatformFilter(ids[p], ()) for p in PLATFORMS if ids.get(p)}
 
 
 def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:
@@ -90,16 +86,16 @@ def rows_from_results(conn: Any, results: list[dict[str, Any]],
                        "target_account": r.get("target_account")})
         kind = account_kind(platform, event_name)
         prepared.append({
+            "event_key": event_key(r),
             "event_time": starttime, "platform": platform, "event_name": event_name,
             "actor": ids.actor or "", "target": ids.target_account or ids.target_id or "",
             "is_service_account": bool(is_service_account(kind, ids)), "detection_id": None,
         })
-    stored = offense_cache.detections_for_events(
-        conn, [(p["event_time"], p["event_name"], p["platform"]) for p in prepared])
+    stored = offense_cache.detections_for_event_keys(conn, [p["event_key"] for p in prepared])
     seen_detections: set[int] = set()
     rows = []
     for p in prepared:
-        det = stored.get((p["event_time"], p["event_name"], p["platform"]))
+        det = stored.get(p.pop("event_key"))
         if det is not None:
             if det["id"] in seen_detections:
                 continue  # the O365 twin of an Entra event already listed
@@ -204,9 +200,10 @@ def answer(offense_id: int) -> FragmentAnswer:
             offense_cache.touch(conn, offense_id, _now_ms())
             return _answer_rows(conn, offense_id, cached["rows"])
 
-        aql = offense_aql.offense_events_query(
-            offense_id, start_ms, updated_ms, filters,
-            target_property=settings.get("custom_properties", conn=conn).get("account_name"))
+        # The detection's own event set and target property (dropped when the console lacks it).
+        cfg = load_config(conn, gw)
+        aql = offense_aql.offense_events_query(offense_id, start_ms, updated_ms, cfg.spec.platforms,
+                                               target_property=cfg.spec.target_property)
         search_id = gw.start_search(aql)
         offense_cache.start(conn, offense_id, search_id=search_id, offense_start=start_ms,
                             offense_updated=updated_ms, now_ms=_now_ms())

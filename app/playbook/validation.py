@@ -30,7 +30,9 @@ class ValidationTest:
     how: str           # what to run (the behaviour; commands live upstream)
     expected: str      # the expected telemetry
     event_names: tuple[str, ...]   # every one must be seen
-    target_hint: str | None = None  # substring of the created account's name, when the test fixes it
+    # Substring of the created account's name when the test fixes it (what tells two "Add user" tests
+    # apart); the UPNs of the Entra atomics are inputs, so the guide says which ones to use.
+    target_hint: str | None = None
     link: str | None = None
 
 
@@ -74,13 +76,14 @@ TESTS: tuple[ValidationTest, ...] = (
         "New-AzureADUser (display atomicredteam, UPN atomicredteam@yourdomain.com); deprecated AzureAD "
         "module.",
         "AuditLogs 'Add user' (+ 'Delete user' on cleanup); Unified Audit Log 'Add user.'",
-        ("Add user",), "atomicredteam", ART_T1136_003),
+        ("Add user",), "atomicredteam@", ART_T1136_003),
     ValidationTest(
         "art-t1136.003-3", "atomic", "Azure AD - Create a new user via Azure CLI", "T1136.003",
         "228c7498-be31-48e9-83b7-9cb906504ec8", AZURE_AD,
         "az ad user create --display-name … --password … --user-principal-name …",
-        "Same as #2; the initiating app is the Azure CLI.",
-        ("Add user",), "atomicredteam", ART_T1136_003),
+        "Same as #2; the initiating app is the Azure CLI. Give it the UPN atomicredteam.cli@<your domain> "
+        "so the check can tell it from #2.",
+        ("Add user",), "atomicredteam.cli", ART_T1136_003),
     ValidationTest(
         "art-t1098.001-aws", "atomic", "AWS - Create Access Key and Secret Key", "T1098.001",
         "8822c3b0-d9f9-4daf-a043-491160a31122", AWS,

@@ -64,32 +64,29 @@ def forget(conn: sqlite3.Connection, offense_id: int) -> None:
         conn.execute("DELETE FROM offense_cache WHERE offense_id = ?", (offense_id,))
 
 
-def detections_for_events(conn: sqlite3.Connection, events: Iterable[tuple[int, str, str]]
-                          ) -> dict[tuple[int, str, str], dict[str, Any]]:
-    """Stored detections for Ariel events given as (starttime, event name, platform).
+_DETECTION_FIELDS = ", ".join("d." + c for c in (
+    "id", "event_time", "event_name", "cloud_platform", "actor", "actor_id", "target_account", "target_id",
+    "is_service_account", "account_kind", "chain_id", "chain_kind", "severity", "confidence", "suppressed_by",
+    "triage_status"))
 
-    Matches the detection's own event and its twins in other feeds (``detection_events``), so an offense
-    built on the Office 365 copy still finds the Entra ID detection. Event names compare case-insensitively.
+
+def detections_for_event_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Stored detections for Ariel events given by event key (``app.detection.refresher.event_key``).
+
+    ``detection_events`` holds every event merged into a detection — its own and its twins in other
+    feeds — so an offense built on the Office 365 copy still finds the Entra ID detection.
     """
-    found: dict[tuple[int, str, str], dict[str, Any]] = {}
-    for event_time, event_name, platform in events:
-        row = conn.execute(
-            "SELECT d.id, d.event_time, d.event_name, d.cloud_platform, d.actor, d.actor_id, "
-            "d.target_account,"
-            " d.target_id, d.is_service_account, d.account_kind, d.chain_id, d.chain_kind, d.severity,"
-            " d.confidence, d.suppressed_by, d.triage_status"
-            " FROM detection_events e JOIN detections d ON d.id = e.detection_id"
-            " WHERE e.event_time = ? AND lower(e.event_name) = lower(?) AND e.cloud_platform = ?"
-            " UNION ALL"
-            " SELECT d.id, d.event_time, d.event_name, d.cloud_platform, d.actor, d.actor_id, "
-            "d.target_account,"
-            " d.target_id, d.is_service_account, d.account_kind, d.chain_id, d.chain_kind, d.severity,"
-            " d.confidence, d.suppressed_by, d.triage_status"
-            " FROM detections d WHERE d.event_time = ? AND lower(d.event_name) = lower(?)"
-            " AND d.cloud_platform = ? LIMIT 1",
-            (event_time, event_name, platform, event_time, event_name, platform)).fetchone()
-        if row is not None:
-            found[(event_time, event_name, platform)] = dict(row)
+    wanted = sorted(set(keys))
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        rows = conn.execute(
+            f"SELECT e.event_key AS matched_key, {_DETECTION_FIELDS} FROM detection_events e"
+            " JOIN detections d ON d.id = e.detection_id"
+            f" WHERE e.event_key IN ({','.join('?' * len(chunk))})",
+            chunk).fetchall()
+        for r in rows:
+            found[r["matched_key"]] = dict(r)
     return found
 
 
@@ -99,8 +96,6 @@ def detections_by_id(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, 
     if not wanted:
         return {}
     marks = ",".join("?" * len(wanted))
-    rows = conn.execute(
-        "SELECT id, event_time, event_name, cloud_platform, actor, actor_id, target_account, target_id,"
-        " is_service_account, account_kind, chain_id, chain_kind, severity, confidence, suppressed_by,"
-        f" triage_status FROM detections WHERE id IN ({marks})", wanted).fetchall()
+    rows = conn.execute(f"SELECT {_DETECTION_FIELDS} FROM detections d WHERE d.id IN ({marks})",
+                        wanted).fetchall()
     return {r["id"]: dict(r) for r in rows}
