@@ -36,7 +36,10 @@ DEFAULT_LOG_SOURCE_TYPE_IDS: dict[str, tuple[int, ...]] = {
 # administrator may add `%`/`_` wildcards in settings. AWS QID names = CloudTrail eventName, Entra = the
 # audit operationName, Office 365 = Operation (trailing period), GCP = methodName.
 DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
-    AWS: ("CreateUser", "CreateRole", "CreateServiceLinkedRole", "CreateVirtualMFADevice"),
+    # CreateAccessKey / CreateLoginProfile give an identity its credentials: reported as access_key /
+    # login_profile detections and step two of the CreateUser chain.
+    AWS: ("CreateUser", "CreateRole", "CreateServiceLinkedRole", "CreateVirtualMFADevice", "CreateAccessKey",
+          "CreateLoginProfile"),
     AZURE_AD: (
         "Add user",
         "Add service principal",
@@ -58,8 +61,7 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
 
 # Events that follow a creation in an attack chain (issue item 5): credentials and privilege grants.
 DEFAULT_FOLLOW_ON_EVENT_NAMES: dict[str, tuple[str, ...]] = {
-    AWS: ("CreateAccessKey", "CreateLoginProfile", "AttachUserPolicy", "AttachRolePolicy", "PutUserPolicy",
-          "PutRolePolicy", "AddUserToGroup"),
+    AWS: ("AttachUserPolicy", "AttachRolePolicy", "PutUserPolicy", "PutRolePolicy", "AddUserToGroup"),
     AZURE_AD: (
         "Add member to role",
         "Add app role assignment to service principal",

@@ -6,7 +6,7 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
   credentials* by the same initiator or with the same correlation ID within 60 s (the AADInternals pattern);
 * ``aws_user_credential`` — AWS *CreateUser* then *CreateAccessKey* and/or *CreateLoginProfile* for the same
   user within 10 minutes;
-* ``creation_privilege`` — any creation followed within 24 h by a privilege grant to the created identity
+* ``privilege_grant`` — any creation followed within 24 h by a privilege grant to the created identity
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
   *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy).
 
@@ -30,9 +30,10 @@ from app.detection.extract import base_name
 
 ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"
 AWS_USER_CREDENTIAL = "aws_user_credential"
-CREATION_PRIVILEGE = "creation_privilege"
-# Most serious first: decides a merged chain's `kind`.
-CHAIN_KINDS: tuple[str, ...] = (CREATION_PRIVILEGE, ENTRA_APP_SP_CREDENTIAL, AWS_USER_CREDENTIAL)
+PRIVILEGE_GRANT = "privilege_grant"
+# Decides a merged chain's `kind`: the creation pattern first (what the chain *is*), the privilege grant
+# after it (it raises severity whichever kind is shown; `kinds` lists all).
+CHAIN_KINDS: tuple[str, ...] = (ENTRA_APP_SP_CREDENTIAL, AWS_USER_CREDENTIAL, PRIVILEGE_GRANT)
 
 ENTRA_CHAIN_WINDOW_MS = 60_000
 AWS_CREDENTIAL_WINDOW_MS = 10 * 60_000
@@ -137,7 +138,8 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
 
 def _aws_credential_links(creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
                           ) -> list[tuple[str, list[ChainEvent]]]:
-    creds = [f for f in follow_ons if f.platform == AWS and f.name in _AWS_CREDENTIALS]
+    # Credentials are detections themselves (access_key / login_profile); accept them from either list.
+    creds = [f for f in (*creations, *follow_ons) if f.platform == AWS and f.name in _AWS_CREDENTIALS]
     found = []
     for user in (c for c in creations if c.platform == AWS and c.name == "createuser"):
         end = user.event_time + AWS_CREDENTIAL_WINDOW_MS
@@ -156,7 +158,7 @@ def _privilege_links(creations: Sequence[ChainEvent], follow_ons: Sequence[Chain
         members = [g for g in grants if _same_family(g.platform, created.platform)
                    and created.event_time <= g.event_time <= end and _same_target(created, g)]
         if members:
-            found.append((CREATION_PRIVILEGE, [created, *members]))
+            found.append((PRIVILEGE_GRANT, [created, *members]))
     return found
 
 
@@ -208,7 +210,7 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
 def chain_severity(base: int, chain: Chain) -> tuple[int, str]:
     """Severity (1–10) and confidence for a detection in `chain`: a chain is stronger evidence than any
     single event, an administrator grant the strongest."""
-    severity = max(base, 8) + (1 if chain.kind == CREATION_PRIVILEGE else 0) + (1 if chain.admin else 0)
+    severity = max(base, 8) + (1 if PRIVILEGE_GRANT in chain.kinds else 0) + (1 if chain.admin else 0)
     return min(severity, 10), "high"
 
 

@@ -78,6 +78,11 @@ def _str(value: Any) -> str | None:
 
 # -- rows → records -----------------------------------------------------------------------------------
 
+def failed(ids: Identifiers) -> bool:
+    """The payload says the operation failed (AWS errorCode, Entra/O365 result, GCP status)."""
+    return bool(ids.result and ids.result.strip().lower().startswith("fail"))
+
+
 def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int) -> dict[str, Any] | None:
     """A detection record from one Ariel row, or None if the row is not from one of our platforms."""
     starttime = _int(row.get("starttime"))
@@ -97,10 +102,10 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         ids.target_account = prop_target
     elif not cfg.payload_fallback:
         ids.target_account = None
+    if failed(ids):
+        return None  # a failed creation created nothing (and is not the attack the chain rules mean)
     kind = classify.account_kind(platform, event_name)
     severity, confidence = cfg.base_severity, "medium"
-    if ids.result and ids.result.lower().startswith("fail"):
-        severity, confidence = max(1, cfg.base_severity - 4), "low"
     payload = row.get("payload")
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload).decode("utf-8", errors="replace")
@@ -129,6 +134,8 @@ def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     event_name = _str(row.get("event_name")) or ""
     ids: Identifiers = extract(platform, event_name, row.get("payload"),
                                {"actor": row.get("actor"), "source_ip": row.get("source_ip")})
+    if failed(ids):
+        return None
     payload = row.get("payload")
     return {
         "event_key": event_key(row), "event_time": starttime, "event_name": event_name,

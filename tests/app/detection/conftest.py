@@ -194,6 +194,12 @@ def scenario(now_ms: int) -> tuple[list[dict], dict[str, Any]]:
         ),
         # Hostile target name.
         cloudtrail(t + 20 * MIN, "CreateUser", {"userName": HOSTILE}, None),
+        # A failed creation created nothing.
+        {
+            **cloudtrail(t + 23 * MIN, "CreateUser", {"userName": "never-made"}, None),
+            "errorCode": "AccessDenied",
+            "errorMessage": "not authorized",
+        },
         # Benign, unrelated: reads and a password change.
         cloudtrail(t + 21 * MIN, "ListUsers", {}, None),
         cloudtrail(t + 22 * MIN, "GetUser", {"userName": "svc-evil"}, None),
@@ -256,7 +262,8 @@ def scenario(now_ms: int) -> tuple[list[dict], dict[str, Any]]:
     expected = {
         # (event name, platform, service account, chain kind or None, target)
         "detections": {
-            ("CreateUser", "AWS", False, "creation_privilege", "svc-evil"),
+            ("CreateUser", "AWS", False, "aws_user_credential", "svc-evil"),
+            ("CreateAccessKey", "AWS", False, "aws_user_credential", "svc-evil"),
             ("CreateRole", "AWS", True, None, "ci-deploy"),
             ("CreateUser", "AWS", False, None, HOSTILE),
             ("Add application", "Azure AD", True, "entra_app_sp_credential", "evil-app"),

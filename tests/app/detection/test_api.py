@@ -54,16 +54,16 @@ def test_list_and_filters(client, detection_console) -> None:
     assert every == sorted(every, key=lambda d: d["event_time"], reverse=True)
     assert "payload" not in every[0]
     assert {d["cloud_platform"] for d in items(client, platform="AWS")[0]} == {"AWS"}
-    assert len(items(client, platform="AWS,GCP")[0]) == 5
+    assert len(items(client, platform="AWS,GCP")[0]) == 6
     assert all(d["is_service_account"] for d in items(client, service_accounts="true")[0])
     chained = items(client, chains_only="true")[0]
-    assert {d["chain_kind"] for d in chained} == {"creation_privilege", "entra_app_sp_credential"}
-    assert len(chained) == 4
+    assert {d["chain_kind"] for d in chained} == {"aws_user_credential", "entra_app_sp_credential"}
+    assert len(chained) == 5
     hostile = items(client, q="<script>")[0]
     assert [d["target_account"] for d in hostile] == ["<script>alert(1)</script>' OR 1=1 --"]
     assert items(client, q="%")[1] == 0  # LIKE wildcards in user text are literal
     assert {d["target_account"] for d in items(client, target="evil")[0]} == {"svc-evil", "evil-app"}
-    assert items(client, actor="OpsAdmin")[1] == 3
+    assert items(client, actor="OpsAdmin")[1] == 4
     assert items(client, suppressed="true")[1] == 0 and items(client, suppressed="false")[1] == total
     page1, _ = items(client, sort="severity", limit=2)
     page2, _ = items(client, sort="severity", limit=2, offset=2)
@@ -107,7 +107,7 @@ def test_detail_has_payload_chain_and_feeds(client) -> None:
 def test_chains_endpoint(client) -> None:
     body = client.get("/api/chains").get_json()
     assert body["total"] == 2
-    assert {c["kind"] for c in body["items"]} == {"creation_privilege", "entra_app_sp_credential"}
+    assert {c["kind"] for c in body["items"]} == {"aws_user_credential", "entra_app_sp_credential"}
     one = body["items"][0]
     assert client.get(f"/api/chains/{one['id']}").get_json() == one
     assert client.get("/api/chains", query_string={"kind": "nope"}).status_code == 400
@@ -172,7 +172,7 @@ def test_unsafe_calls_need_the_csrf_header(client) -> None:
 def test_refresh_now_and_cancel_are_queued_for_the_refresher(client, filled_app) -> None:
     status = client.get("/api/status").get_json()
     assert status["last_status"] == "ok" and status["watermark_ms"] and not status["running"]
-    assert status["counts"]["detections"] == 9
+    assert status["counts"]["detections"] == 10
     first = client.post("/api/refresh", json={}, headers=client.csrf)
     second = client.post("/api/refresh", headers=client.csrf)
     assert first.status_code == second.status_code == 202

@@ -5,8 +5,8 @@ from __future__ import annotations
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 from app.detection.chains import (
     AWS_USER_CREDENTIAL,
-    CREATION_PRIVILEGE,
     ENTRA_APP_SP_CREDENTIAL,
+    PRIVILEGE_GRANT,
     ChainEvent,
     build_chains,
     chain_severity,
@@ -101,7 +101,7 @@ def test_aws_policy_grant_must_be_admin() -> None:
     assert build_chains([user], [readonly]) == []
     admin = ev("p2", 23 * HOUR, AWS, "AttachUserPolicy", targets=("svc-x",), creation=False, admin=True)
     chains = build_chains([user], [readonly, admin])
-    assert chains[0].kind == CREATION_PRIVILEGE and chains[0].admin
+    assert chains[0].kind == PRIVILEGE_GRANT and chains[0].admin
     too_late = ev("p3", 25 * HOUR, AWS, "AttachUserPolicy", targets=("svc-x",), creation=False, admin=True)
     assert build_chains([user], [too_late]) == []
 
@@ -112,8 +112,8 @@ def test_overlapping_chains_merge_into_one_with_all_kinds() -> None:
     grant = ev("g", 2 * HOUR, AWS, "AttachUserPolicy", targets=("svc-x",), creation=False, admin=True)
     chains = build_chains([user], [grant, key])
     assert len(chains) == 1
-    assert chains[0].kind == CREATION_PRIVILEGE
-    assert chains[0].kinds == [CREATION_PRIVILEGE, AWS_USER_CREDENTIAL]
+    assert chains[0].kind == AWS_USER_CREDENTIAL
+    assert chains[0].kinds == [AWS_USER_CREDENTIAL, PRIVILEGE_GRANT]
     assert [e.event_key for e in chains[0].events] == ["u", "k", "g"]
     severity, confidence = chain_severity(7, chains[0])
     assert severity == 10 and confidence == "high"
@@ -135,7 +135,7 @@ def test_entra_user_then_role_grant_and_o365_grant_twin_counted_once() -> None:
     )
     chains = build_chains([user], [grant, grant_twin])
     assert [e.event_key for e in chains[0].events] == ["u", "g"]
-    assert chains[0].kind == CREATION_PRIVILEGE
+    assert chains[0].kind == PRIVILEGE_GRANT
 
 
 def test_gcp_admin_binding_after_service_account() -> None:
@@ -150,7 +150,7 @@ def test_gcp_admin_binding_after_service_account() -> None:
     grant = ev(
         "b", MIN, GCP, "SetIamPolicy", targets=("sa@p.iam.gserviceaccount.com",), creation=False, admin=True
     )
-    assert [c.kind for c in build_chains([sa], [grant])] == [CREATION_PRIVILEGE]
+    assert [c.kind for c in build_chains([sa], [grant])] == [PRIVILEGE_GRANT]
 
 
 def test_chain_key_is_stable_as_the_chain_grows() -> None:

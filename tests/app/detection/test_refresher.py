@@ -65,9 +65,10 @@ def test_first_refresh_detects_every_attack_and_nothing_benign(
     )
 
     aws_chain = store_conn.execute(
-        "SELECT c.* FROM chains c JOIN detections d ON d.chain_id = c.id WHERE d.target_account = 'svc-evil'"
+        "SELECT c.* FROM chains c JOIN detections d ON d.chain_id = c.id "
+        "WHERE d.target_account = 'svc-evil' AND d.event_name = 'CreateUser'"
     ).fetchone()
-    assert json.loads(aws_chain["kinds"]) == ["creation_privilege", "aws_user_credential"]
+    assert json.loads(aws_chain["kinds"]) == ["aws_user_credential", "privilege_grant"]
     steps = [
         r["event_name"]
         for r in store_conn.execute(
@@ -75,7 +76,9 @@ def test_first_refresh_detects_every_attack_and_nothing_benign(
         )
     ]
     assert steps == ["CreateUser", "CreateAccessKey", "AttachUserPolicy"]
-    user = store_conn.execute("SELECT * FROM detections WHERE target_account = 'svc-evil'").fetchone()
+    user = store_conn.execute(
+        "SELECT * FROM detections WHERE target_account = 'svc-evil' AND event_name = 'CreateUser'"
+    ).fetchone()
     assert (user["severity"], user["confidence"]) == (10, "high")
     assert user["actor_id"] == "arn:aws:iam::111122223333:role/OpsAdmin"
     lone = store_conn.execute("SELECT * FROM detections WHERE target_account = 'ci-deploy'").fetchone()
