@@ -46,8 +46,10 @@ VALID: list[tuple[str, list]] = [
      [{"Actor": BOB, "Source IP": "192.168.1.20"}]),
     ("SELECT QIDNAME(qid) FROM events WHERE magnitude >= 6 LAST 24 HOURS",
      [{"qidname_qid": "CreateUser"}, {"qidname_qid": "Add user"}, {"qidname_qid": "Add user"}]),
-    ("SELECT LOGSOURCENAME(logsourceid) FROM events WHERE magnitude = 7", [{"logsourcename_logsourceid": AZ}]),
-    ("SELECT DATEFORMAT(starttime,'yyyy') FROM events WHERE magnitude = 7", [{"dateformat_starttime_yyyy": "2023"}]),
+    ("SELECT LOGSOURCENAME(logsourceid) FROM events WHERE magnitude = 7",
+     [{"logsourcename_logsourceid": AZ}]),
+    ("SELECT DATEFORMAT(starttime,'yyyy') FROM events WHERE magnitude = 7",
+     [{"dateformat_starttime_yyyy": "2023"}]),
     ("SELECT qid FROM events WHERE username = 'alice' LAST 24 HOURS",
      [QID["CreateUser"], QID["CreateAccessKey"], QID["Add user"]]),
     ("SELECT QIDNAME(qid) AS name FROM events WHERE magnitude > 8 LAST 2 DAYS", ["CreateUser"]),
@@ -60,9 +62,9 @@ VALID: list[tuple[str, list]] = [
     ("SELECT QIDESCRIPTION(qid) AS d FROM events WHERE magnitude = 4", ["An access key was created"]),
     ("SELECT * FROM events WHERE magnitude = 7", [{
         "starttime": NOW - 3 * MINUTE, "endtime": NOW - 3 * MINUTE, "devicetime": NOW - 3 * MINUTE,
-        "qid": QID["Add user"], "category": 3035, "highlevelcategory": 3000, "logsourceid": 2, "devicetype": 445,
-        "username": BOB, "sourceip": "192.168.1.20", "destinationip": "10.9.9.9", "magnitude": 7, "severity": 5,
-        "credibility": 5, "relevance": 5, "eventcount": 1,
+        "qid": QID["Add user"], "category": 3035, "highlevelcategory": 3000, "logsourceid": 2,
+        "devicetype": 445, "username": BOB, "sourceip": "192.168.1.20", "destinationip": "10.9.9.9",
+        "magnitude": 7, "severity": 5, "credibility": 5, "relevance": 5, "eventcount": 1,
         "payload": '{"operationName":"Add user","result":"success"}',
     }]),
     ("SELECT username, magnitude > 5 AS big FROM events WHERE devicetype = 445",
@@ -95,7 +97,8 @@ VALID: list[tuple[str, list]] = [
     ("SELECT FIRST(username) AS f, LAST(username) AS l FROM events", [{"f": BOB_LOWER, "l": None}]),
     ("SELECT sourceip, UNIQUECOUNT(username) AS users FROM events WHERE sourceip = '192.168.1.20'"
      " GROUP BY sourceip", [{"sourceip": "192.168.1.20", "users": 2}]),
-    ("SELECT username, COUNT(*) AS \"N\" FROM events GROUP BY username ORDER BY \"N\" DESC LIMIT 1 LAST 24 HOURS",
+    ("SELECT username, COUNT(*) AS \"N\" FROM events GROUP BY username ORDER BY \"N\" DESC LIMIT 1"
+     " LAST 24 HOURS",
      [{"username": "alice", "N": 3}]),
     ("SELECT LOGSOURCETYPENAME(devicetype) AS \"Type\", qid, QIDNAME(qid) AS \"Name\", COUNT(*) AS \"N\""
      " FROM events WHERE devicetype IN (347, 397, 413, 445) GROUP BY devicetype, qid"
@@ -161,13 +164,15 @@ VALID: list[tuple[str, list]] = [
     # -- custom properties
     ("SELECT \"Account Name\" FROM events WHERE \"Account Name\" IS NOT NULL LAST 24 HOURS",
      [{"Account Name": v} for v in ("svc-backup", "svc-backup", "eve.external", "temp1", "app-deployer")]),
-    ("SELECT \"Account Name\" AS target FROM events WHERE \"Account Name\" LIKE 'svc%'", ["svc-backup", "svc-backup"]),
+    ("SELECT \"Account Name\" AS target FROM events WHERE \"Account Name\" LIKE 'svc%'",
+     ["svc-backup", "svc-backup"]),
     ("SELECT \"Account Name\" AS a, COUNT(*) AS n FROM events WHERE \"Account Name\" IS NOT NULL"
      " GROUP BY \"Account Name\" ORDER BY n DESC, a LAST 24 HOURS",
      [{"a": "svc-backup", "n": 2}, {"a": "app-deployer", "n": 1}, {"a": "eve.external", "n": 1},
       {"a": "temp1", "n": 1}]),
     # -- functions
-    ("SELECT DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS t FROM events WHERE username = 'carol' LAST 1 HOURS",
+    ("SELECT DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS t FROM events WHERE username = 'carol'"
+     " LAST 1 HOURS",
      ["2023-11-14 22:04:00"]),
     ("SELECT DATEFORMAT(starttime, 'MMM dd hh:mm a') AS t FROM events WHERE username = 'carol' LAST 1 HOURS",
      ["Nov 14 10:04 PM"]),
@@ -179,7 +184,8 @@ VALID: list[tuple[str, list]] = [
      [{"l": BOB_LOWER, "u": "BOB@CONTOSO.COM"}]),
     ("SELECT STR(magnitude) AS s, LONG('42') AS l FROM events WHERE magnitude = 7", [{"s": "7", "l": 42}]),
     ("SELECT LONG(sourceip) AS ip FROM events WHERE username = 'root' LAST 1 HOURS", [167838211]),
-    ("SELECT UTF8(payload) AS p FROM events WHERE username = 'root' LAST 1 HOURS", ["session \ufffd\ufffd opened"]),
+    ("SELECT UTF8(payload) AS p FROM events WHERE username = 'root' LAST 1 HOURS",
+     ["session \ufffd\ufffd opened"]),
     ("SELECT payload FROM events WHERE username = 'carol' LAST 1 HOURS", ['{"Operation":"Add user."}']),
     ("SELECT STRLEN(username) AS n FROM events WHERE magnitude = 7", [15]),
     ("SELECT CONCAT(username, ' from ', sourceip) AS c FROM events WHERE magnitude = 7",
@@ -197,12 +203,14 @@ VALID: list[tuple[str, list]] = [
     ("SELECT username FROM events WHERE INCIDR('10.0.0.0/8', sourceip) LAST 24 HOURS",
      ["alice", "alice", "root", "terraform", None]),
     # -- subqueries
-    ("SELECT qid FROM events WHERE username IN (SELECT username FROM events WHERE magnitude = 6) LAST 24 HOURS",
+    ("SELECT qid FROM events WHERE username IN (SELECT username FROM events WHERE magnitude = 6)"
+     " LAST 24 HOURS",
      [QID["CreateUser"], QID["CreateAccessKey"], QID["Add user"]]),
     ("SELECT username FROM events WHERE sourceip IN"
      " (SELECT sourceip FROM events WHERE username = 'terraform' LAST 2 HOURS) LAST 2 DAYS", ["terraform"]),
     ("SELECT COUNT(*) AS n FROM events WHERE devicetype IN"
-     " (SELECT devicetype FROM events WHERE magnitude >= 8 GROUP BY devicetype LAST 2 DAYS) LAST 2 DAYS", [7]),
+     " (SELECT devicetype FROM events WHERE magnitude >= 8 GROUP BY devicetype LAST 2 DAYS) LAST 2 DAYS",
+     [7]),
     ("SELECT username FROM events WHERE username NOT IN (SELECT username FROM events WHERE devicetype = 347"
      " AND username IS NOT NULL LAST 1 DAYS) LAST 1 HOURS", [BOB, BOB_LOWER, "carol", "root"]),
     ("SELECT username FROM (SELECT * FROM events WHERE username IS NOT NULL LAST 60 MINUTES)",
@@ -274,7 +282,8 @@ SEED_QUERY = """SELECT
   sourceip AS source_ip,
   CASE
     WHEN LOWER(QIDNAME(qid)) LIKE '%createuser%' OR LOWER(QIDNAME(qid)) LIKE '%createrole%' THEN 'AWS'
-    WHEN LOWER(QIDNAME(qid)) LIKE '%add user%' OR LOWER(QIDNAME(qid)) LIKE '%add service principal%' THEN 'AzureAD'
+    WHEN LOWER(QIDNAME(qid)) LIKE '%add user%' OR LOWER(QIDNAME(qid)) LIKE '%add service principal%'
+      THEN 'AzureAD'
     WHEN LOWER(QIDNAME(qid)) LIKE '%new-msoluser%' OR LOWER(QIDNAME(qid)) LIKE '%add user.%' THEN 'O365'
     ELSE 'Unknown'
   END AS cloud_platform,
@@ -313,34 +322,37 @@ SEED_CORRECTED = SEED_QUERY.replace(
       OR name LIKE '%Office 365%' OR name LIKE '%Microsoft 365%'
   )""",
     """(LOGSOURCETYPENAME(devicetype) ILIKE '%Azure%' OR LOGSOURCETYPENAME(devicetype) ILIKE '%AWS%'
-    OR LOGSOURCETYPENAME(devicetype) ILIKE '%Office 365%' OR LOGSOURCETYPENAME(devicetype) ILIKE '%Microsoft 365%')""",
+    OR LOGSOURCETYPENAME(devicetype) ILIKE '%Office 365%'
+    OR LOGSOURCETYPENAME(devicetype) ILIKE '%Microsoft 365%')""",
 ).replace("  AND starttime > NOW() - 1 DAYS\n", "") + "\nLAST 24 HOURS"
 
 # (query, message fragment, line, column) -- the first error reported.
 INVALID: list[tuple[str, str, int, int]] = [
-    (SEED_QUERY, 'Encountered "DAYS" at line 38, column 29.', 38, 29),
-    ("SELECT username\nFROM events\nWHERE starttime > NOW() - 1 DAYS", 'Encountered "DAYS" at line 3, column 29.',
-     3, 29),
+    (SEED_QUERY, 'Encountered "DAYS" at line 39, column 29.', 39, 29),
+    ("SELECT username\nFROM events\nWHERE starttime > NOW() - 1 DAYS",
+     'Encountered "DAYS" at line 3, column 29.', 3, 29),
     ("SELECT username FROM events WHERE starttime > NOW() - 1 HOURS", 'Encountered "HOURS"', 1, 57),
     (SEED_DAYS_FIXED, 'Unknown column "LOGSOURCETYPEID" (not an event field or a custom property defined on'
-     " this console; the log source type column is devicetype) at line 21, column 3.", 21, 3),
+     " this console; the log source type column is devicetype) at line 22, column 3.", 22, 3),
     ("SELECT id FROM SDE_LogSourceType", '"SDE_LogSourceType" is not an Ariel database', 1, 16),
     ("SELECT qid FROM events WHERE devicetype IN (SELECT id FROM SDE_LogSourceType)",
      '"SDE_LogSourceType" is not an Ariel database', 1, 60),
     ("SELECT qid FROM events WHERE LOGSOURCETYPEID = 445", 'Unknown column "LOGSOURCETYPEID"', 1, 30),
     ("SELECT nosuchfield FROM events", 'Unknown column "nosuchfield"', 1, 8),
     ("SELECT \"No Such Property\" FROM events", 'Unknown column "No Such Property"', 1, 8),
-    ("SELECT u FROM (SELECT username AS user FROM events)", 'Unknown column "u" (not a column of the subquery)',
-     1, 8),
+    ("SELECT u FROM (SELECT username AS user FROM events)",
+     'Unknown column "u" (not a column of the subquery)', 1, 8),
     ("SELECT FOO(qid) FROM events", 'Unknown function "FOO"', 1, 8),
     ("SELECT LOGSOURCEGROUPNAME(devicetype) FROM events", "not supported by the dev console", 1, 8),
     ("SELECT QIDNAME(qid, 1) FROM events", "Function QIDNAME takes 1 argument, not 2", 1, 8),
     ("SELECT QIDNAME() FROM events", "Function QIDNAME takes 1 argument, not 0", 1, 8),
     ("SELECT NOW(1) FROM events", "Function NOW takes 0 arguments, not 1", 1, 8),
-    ("SELECT username FROM events GROUP BY sourceip", 'GROUP BY column "sourceip" is not in the SELECT list', 1, 38),
-    ("SELECT username FROM events ORDER BY magnitude", 'ORDER BY column "magnitude" is not in the SELECT list',
-     1, 38),
-    ("SELECT username FROM events WHERE COUNT(*) > 1", "Aggregate function COUNT is not allowed in WHERE", 1, 35),
+    ("SELECT username FROM events GROUP BY sourceip",
+     'GROUP BY column "sourceip" is not in the SELECT list', 1, 38),
+    ("SELECT username FROM events ORDER BY magnitude",
+     'ORDER BY column "magnitude" is not in the SELECT list', 1, 38),
+    ("SELECT username FROM events WHERE COUNT(*) > 1",
+     "Aggregate function COUNT is not allowed in WHERE", 1, 35),
     ("SELECT COUNT(SUM(magnitude)) FROM events", "cannot be nested in another aggregate", 1, 14),
     ("SELECT COUNT(*) AS n FROM events GROUP BY n", 'Cannot GROUP BY the aggregate "n"', 1, 43),
     ("SELECT SUM(*) FROM events", "Only COUNT accepts *", 1, 8),
@@ -369,10 +381,10 @@ INVALID: list[tuple[str, str, int, int]] = [
     ("SELECT username FROM events LIMIT 1.5", 'LIMIT must be a whole number, not "1.5"', 1, 35),
     ("SELECT username FROM events WHERE username = 'abc", "unterminated string literal", 1, 46),
     ("", 'Encountered "<EOF>" at line 1, column 1.', 1, 1),
-    ("SELECT username FROM events WHERE sourceip = 1 ; DROP TABLE events", 'Lexical error at line 1, column 48',
-     1, 48),
-    ("SELECT username FROM events WHERE PARSEDATETIME('whenever') > 0", "PARSEDATETIME cannot read 'whenever'",
-     1, 49),
+    ("SELECT username FROM events WHERE sourceip = 1 ; DROP TABLE events",
+     "Lexical error at line 1, column 48", 1, 48),
+    ("SELECT username FROM events WHERE PARSEDATETIME('whenever') > 0",
+     "PARSEDATETIME cannot read 'whenever'", 1, 49),
     ("SELECT username FROM simarc", '"simarc" is not an Ariel database', 1, 22),
     ("SELECT 99999999999999999999 FROM events", "The number 99999999999999999999 is out of range", 1, 8),
     ("SELECT username FROM events WHERE INOFFENSE(1) IN (SELECT INOFFENSE(1) FROM flows)",
@@ -400,7 +412,7 @@ def test_seed_query_reports_every_problem_once_the_syntax_error_is_fixed(engine:
     assert len(messages) == 2
     assert 'Unknown column "LOGSOURCETYPEID"' in messages[0]
     assert '"SDE_LogSourceType" is not an Ariel database' in messages[1]
-    assert "line 22, column 20" in messages[1]
+    assert "line 23, column 20" in messages[1]
 
 
 def test_seed_query_corrected_form_runs(engine: AqlEngine) -> None:
@@ -408,7 +420,8 @@ def test_seed_query_corrected_form_runs(engine: AqlEngine) -> None:
     rows = run(engine, SEED_CORRECTED)
 
     def expect(minutes, category, source, actor, target, ip, platform, service):
-        time = dt.datetime.fromtimestamp((NOW - minutes * MINUTE) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        at = dt.datetime.fromtimestamp((NOW - minutes * MINUTE) / 1000, dt.UTC)
+        time = at.strftime("%Y-%m-%d %H:%M:%S")
         return {"event_time": time, "event_category": category, "log_source": source, "actor": actor,
                 "target_account": target, "source_ip": ip, "cloud_platform": platform,
                 "is_service_account": service}

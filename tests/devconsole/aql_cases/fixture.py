@@ -2,7 +2,7 @@
 
 ``NOW`` is 2023-11-14 22:14:00 UTC; engines built on it use UTC.
 
-| # | minutes before NOW | log source (type) | QID name | username | sourceip | magnitude | eventcount | "Account Name" |
+| # | minutes ago | log source (type) | QID name | username | sourceip | magnitude | count | "Account Name" |
 |---|---|---|---|---|---|---|---|---|
 | 1 | 1 | CloudTrail @ acme (347) | CreateUser | alice | 10.0.0.5 | 6 | 1 | svc-backup |
 | 2 | 2 | CloudTrail @ acme (347) | CreateAccessKey | alice | 10.0.0.5 | 4 | 2 | svc-backup |
@@ -66,16 +66,20 @@ def build_store(path: Path) -> EventStore:
         event(2, cloudtrail, 347, "CreateAccessKey", "alice", "10.0.0.5", 4, count=2,
               props={"Account Name": "svc-backup"}, payload='{"eventName":"CreateAccessKey"}'),
         event(3, azure, 445, "Add user", "Bob@Contoso.com", "192.168.1.20", 7,
-              props={"Account Name": "eve.external"}, payload='{"operationName":"Add user","result":"success"}'),
+              props={"Account Name": "eve.external"},
+              payload='{"operationName":"Add user","result":"success"}'),
         event(4, azure, 445, "Add service principal", "bob@contoso.com", "192.168.1.20", 5,
               payload='{"operationName":"Add service principal"}'),
         event(10, office, 397, "Add user.", "carol", "203.0.113.9", 3, props={"Account Name": "temp1"},
               payload='{"Operation":"Add user."}'),
-        event(30, linux, 11, "Session Opened", "root", "10.1.2.3", 2, count=5, payload=b"session \xff\xfe opened"),
-        event(90, cloudtrail, 347, "CreateUser", "terraform", "10.0.0.7", 3, props={"Account Name": "app-deployer"},
+        event(30, linux, 11, "Session Opened", "root", "10.1.2.3", 2, count=5,
+              payload=b"session \xff\xfe opened"),
+        event(90, cloudtrail, 347, "CreateUser", "terraform", "10.0.0.7", 3,
+              props={"Account Name": "app-deployer"},
               payload='{"eventName":"CreateUser","userAgent":"Terraform/1.6"}'),
         event(600, azure, 445, "Add user", "alice", None, 8, payload='{"operationName":"Add user"}'),
-        event(2000, cloudtrail, 347, "CreateUser", "mallory", "198.51.100.1", 9, payload='{"eventName":"CreateUser"}'),
+        event(2000, cloudtrail, 347, "CreateUser", "mallory", "198.51.100.1", 9,
+              payload='{"eventName":"CreateUser"}'),
         event(0, linux, 11, "Session Opened", None, "10.1.2.4", 1, payload="session opened"),
     ])
     offense = store.add_offense("AWS user then key", NOW - 2 * MINUTE, NOW - MINUTE)
@@ -87,8 +91,10 @@ def build_store(path: Path) -> EventStore:
             " VALUES ('Allowlist', 'ALNIC', 'LAST_SEEN', '1 day', ?)", (NOW,),
         )
         conn.executemany(
-            "INSERT INTO reference_set_values(set_name, value, first_seen, last_seen) VALUES ('Allowlist', ?, ?, ?)",
-            [("ALICE", NOW - 3_600_000, NOW - 3_600_000), ("terraform", NOW - 3 * 86_400_000, NOW - 2 * 86_400_000)],
+            "INSERT INTO reference_set_values(set_name, value, first_seen, last_seen)"
+            " VALUES ('Allowlist', ?, ?, ?)",
+            [("ALICE", NOW - 3_600_000, NOW - 3_600_000),
+             ("terraform", NOW - 3 * 86_400_000, NOW - 2 * 86_400_000)],
         )
         conn.execute(
             "INSERT INTO reference_maps(name, element_type, timeout_type, time_to_live, creation_time)"
