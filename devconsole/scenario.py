@@ -121,7 +121,8 @@ def iso_seconds(ms: int, zone: str = "Z") -> str:
 
 def iso_fraction(ms: int, digits: int, extra: int, zone: str = "Z") -> str:
     """``digits`` fractional digits: the millisecond, then ``extra`` as sub-millisecond noise."""
-    sub = f"{ms % 1000:03d}{extra:06d}"[:digits]
+    width = digits - 3
+    sub = f"{ms % 1000:03d}{extra % 10**width:0{width}d}"
     return f"{_utc(ms).strftime('%Y-%m-%dT%H:%M:%S')}.{sub}{zone}"
 
 
@@ -2063,9 +2064,10 @@ def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -
             error = None
             if rng.random() < 0.01:
                 source, name, read_only = "iam.amazonaws.com", "CreateUser", False
-                error = ("AccessDenied", f"User is not authorized to perform: iam:CreateUser on {name}")
+                error = ("AccessDenied", f"{identity['arn']} is not authorized to perform: iam:CreateUser")
             elif rng.random() < 0.02:
-                error = ("AccessDenied", f"not authorized to perform: {source.split('.')[0]}:{name}")
+                action = f"{source.split('.')[0]}:{name}"
+                error = ("AccessDenied", f"{identity['arn']} is not authorized to perform: {action}")
             request = (
                 {"userName": f"user{rng.randrange(1000)}"} if name in ("CreateUser", "DeleteUser") else None
             )
