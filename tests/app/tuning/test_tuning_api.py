@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from typing import Any
 
 import pytest
@@ -128,6 +129,24 @@ def test_two_person_approval_and_reference_set_in_step(
     conn = db.connect(app.config["DATABASE"])
     add_detection(conn, event_time=now_ms() - DAY)
     conn.close()
+    # Collections of our own in the shared console; changing settings is an audited admin action.
+    suffix = uuid.uuid4().hex[:8]
+    login(client, "admin")
+    version = client.get("/api/tuning/settings").get_json()["version"]
+    names = {"reference_set_name": f"CAW_Allowlist_{suffix}", "reference_map_name": f"CAW_Notes_{suffix}"}
+    changed = client.put(
+        "/api/tuning/settings", json={"version": version, **names}, headers=login(client, "admin")
+    )
+    assert changed.status_code == 200 and changed.get_json()["version"] == version + 1
+    stale = client.put(
+        "/api/tuning/settings",
+        json={"version": version, "single_person_approval": True},
+        headers=login(client, "admin"),
+    )
+    assert (
+        stale.status_code == 409
+        and stale.get_json()["current"]["reference_set_name"] == names["reference_set_name"]
+    )
     entry = create(client, login, "tuner1")
     same = client.post(
         f"/api/tuning/entries/{entry['id']}/approve",

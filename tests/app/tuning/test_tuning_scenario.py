@@ -1,0 +1,258 @@
+"""Presets against the seeded dev console: the real refresher turns the scenario into detections, then each
+preset switched on with the scenario's own identities (and approved by a second tuner) suppresses that
+family's benign provisioning events and none of the attacks; its fingerprints suggest those identities;
+and the QRadar reference set in the dev console matches the active entries."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
+
+from app import settings
+from app.detection import refresher
+from app.qradar import Gateway
+from app.store import db
+from app.store.core import now_ms
+from app.store.db import transaction
+from app.tuning import approval, presets, refsync, service
+
+# The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario.py).
+PRESET_ITEMS = {
+    "iac": ["benign-terraform-pipeline", "benign-cloudformation"],
+    "config_management": ["benign-ansible", "benign-puppet"],
+    "aws_service_linked_roles": ["benign-service-linked-role"],
+    "hr_directory_sync": ["benign-entra-connect-sync", "benign-workday-inbound"],
+    "microsoft_first_party": ["benign-managed-identity"],
+    "break_glass": ["benign-break-glass"],
+}
+
+
+def gateway_for(devconsole: Any) -> Gateway:
+    env = {
+        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{devconsole.port}",
+        "SEC_ADMIN_TOKEN": devconsole.tokens["service"],
+        "REQUESTS_CA_BUNDLE": str(devconsole.ca_path),
+    }
+    return Gateway.from_env(env, poll_wait_s=1)
+
+
+@pytest.fixture(scope="module")
+def refreshed_store(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real refresh of the seeded scenario into an app store (copied per test)."""
+    path = tmp_path_factory.mktemp("tuning_scenario") / "app.db"
+    conn = db.connect(path)
+    try:
+        result = refresher.refresh_once(conn, gateway_for(devconsole))
+        assert result.status == "ok", result.error
+    finally:
+        conn.close()
+    return path
+
+
+@pytest.fixture
+def scenario_conn(refreshed_store: Path, tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    source = sqlite3.connect(refreshed_store)
+    copy = tmp_path / "app.db"
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    conn = db.connect(copy)
+    yield conn
+    conn.close()
+
+
+def items_by_key(devconsole: Any) -> dict[str, dict[str, Any]]:
+    return {item["key"]: item for item in devconsole.scenario["items"]}
+
+
+def detection_ids(conn: sqlite3.Connection, item: dict[str, Any]) -> list[int]:
+    """The stored detection of each of the item's events that should be detected (twins merge)."""
+    found = []
+    for event in item["events"]:
+        if not event["expected_detection"] or event.get("twin_of_event_id"):
+            continue
+        rows = conn.execute(
+            "SELECT id FROM detections WHERE event_time = ? AND qid = ?", (event["starttime"], event["qid"])
+        ).fetchall()
+        assert len(rows) == 1, f"{item['key']}: {event['event_name']} at {event['starttime']} not stored once"
+        found.append(rows[0]["id"])
+    return found
+
+
+def suppressed(conn: sqlite3.Connection, ids: list[int]) -> dict[int, int | None]:
+    return {
+        i: conn.execute("SELECT suppressed_by FROM detections WHERE id = ?", (i,)).fetchone()[0] for i in ids
+    }
+
+
+def identities(devconsole: Any, preset_id: str) -> list[str]:
+    items = items_by_key(devconsole)
+    return [items[key]["allowlist"]["actor_id"] for key in PRESET_ITEMS[preset_id]]
+
+
+def test_every_benign_family_has_a_preset(devconsole: Any) -> None:
+    benign = {item["key"] for item in devconsole.scenario["items"] if item["kind"] == "benign"}
+    covered = {key for keys in PRESET_ITEMS.values() for key in keys}
+    assert benign == covered
+    assert set(PRESET_ITEMS) == set(presets.PRESETS_BY_ID)
+
+
+@pytest.mark.parametrize("preset_id", sorted(PRESET_ITEMS))
+def test_preset_suppresses_its_benign_events_and_no_attack(
+    preset_id: str, devconsole: Any, scenario_conn: sqlite3.Connection
+) -> None:
+    conn = scenario_conn
+    items = items_by_key(devconsole)
+    preset = presets.PRESETS_BY_ID[preset_id]
+    own = [i for key in PRESET_ITEMS[preset_id] for i in detection_ids(conn, items[key])]
+    others = [
+        i
+        for item in devconsole.scenario["items"]
+        if item["key"] not in PRESET_ITEMS[preset_id]
+        for i in detection_ids(conn, item)
+    ]
+    assert own and others
+    assert set(suppressed(conn, own + others).values()) == {None}  # off by default: nothing suppressed
+
+    # Fingerprints suggest exactly the identities the organisation would confirm (plus nothing attacked).
+    recent = [dict(r) for r in conn.execute("SELECT * FROM detections")]
+    suggested = {c["identity"] for c in presets.suggest_candidates(preset, recent)}
+    assert set(identities(devconsole, preset_id)) <= suggested
+
+    # A look-alike using the family's spoofable fingerprints from another identity stays visible.
+    now = now_ms()
+    decoy = add_detection(
+        conn,
+        event_time=now - HOUR,
+        cloud_platform=preset.platforms[0],
+        account_kind=(preset.account_kinds or ("user",))[0],
+        actor="Managed Service Identity",
+        actor_id="attacker-controlled-id",
+        user_agent="APN/1.0 HashiCorp/1.0 Terraform/1.5.6 Ansible/2.16.3",
+        source_ip="203.0.113.66",
+    )
+
+    with transaction(conn):
+        created = service.enable_preset(
+            conn,
+            preset_id,
+            {
+                "identities": identities(devconsole, preset_id),
+                "expires_at": now + 12 * HOUR,
+                "justification": f"scenario identities for the {preset_id} preset",
+                "ticket": "CHG-1136",
+            },
+            user=TUNER1,
+            now_ms=now,
+        )
+    assert len(created) == len(PRESET_ITEMS[preset_id]) and {e["status"] for e in created} == {"pending"}
+    assert set(suppressed(conn, own).values()) == {None}  # pending until a second tuner approves
+    for entry in created:
+        with transaction(conn):
+            approval.decide(
+                conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
+            )
+
+    entry_ids = {e["id"] for e in created}
+    own_state = suppressed(conn, own)
+    assert set(own_state.values()) <= entry_ids and None not in own_state.values(), own_state
+    attacks = [
+        i
+        for item in devconsole.scenario["items"]
+        if item["kind"] != "benign"
+        for i in detection_ids(conn, item)
+    ]
+    assert attacks and set(suppressed(conn, attacks).values()) == {None}
+    assert set(suppressed(conn, others).values()) == {None}
+    assert suppressed(conn, [decoy]) == {decoy: None}
+
+    # Turning the preset off brings every detection back; nothing was deleted.
+    count = conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+    with transaction(conn):
+        service.disable_preset(conn, preset_id, user=TUNER2, now_ms=now)
+    assert set(suppressed(conn, own).values()) == {None}
+    assert conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == count
+
+
+def test_reference_set_in_the_console_matches_the_active_entries(
+    devconsole: Any, scenario_conn: sqlite3.Connection
+) -> None:
+    conn = scenario_conn
+    suffix = uuid.uuid4().hex[:8]
+    settings.update(
+        conn,
+        {
+            "reference_set_name": f"CAW_Allowlist_{suffix}",
+            "reference_map_name": f"CAW_AllowlistNotes_{suffix}",
+        },
+        actor="admin",
+    )
+    now = now_ms()
+    active: set[str] = set()
+    for preset_id in ("iac", "hr_directory_sync", "microsoft_first_party"):
+        with transaction(conn):
+            created = service.enable_preset(
+                conn,
+                preset_id,
+                {
+                    "identities": identities(devconsole, preset_id),
+                    "expires_at": now + 30 * 24 * HOUR,
+                    "justification": f"scenario identities for the {preset_id} preset",
+                },
+                user=TUNER1,
+                now_ms=now,
+            )
+        for entry in created:
+            with transaction(conn):
+                approval.decide(
+                    conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
+                )
+        active |= set(identities(devconsole, preset_id))
+    with transaction(conn):  # pending (never approved) entries stay out of QRadar
+        service.enable_preset(
+            conn,
+            "break_glass",
+            {
+                "identities": identities(devconsole, "break_glass"),
+                "expires_at": now + HOUR,
+                "ticket": "IR-4711",
+                "justification": "break-glass use during IR-4711",
+            },
+            user=TUNER1,
+            now_ms=now,
+        )
+
+    gateway = gateway_for(devconsole)
+    outcome = refsync.sync(conn, gateway, now)
+    conn.commit()
+    assert outcome["status"] == "ok" and outcome["after"]["in_sync"] is True
+    qradar = devconsole.api("admin")
+    names = refsync.collection_names(conn)
+    reference_set = qradar.get(
+        f"{devconsole.base_url}/api/reference_data/sets/{names['reference_set']}"
+    ).json()
+    assert reference_set["element_type"] == "ALN"
+    assert {v["value"] for v in reference_set["data"]} == active
+    reference_map = qradar.get(
+        f"{devconsole.base_url}/api/reference_data/maps/{names['reference_map']}"
+    ).json()
+    assert set(reference_map["data"]) == active
+
+    # Turning a preset off is reflected at the next sync; the drift report says what differed.
+    with transaction(conn):
+        service.disable_preset(conn, "microsoft_first_party", user=TUNER2, now_ms=now)
+    drift = refsync.drift(conn, gateway, now)
+    assert drift["unexpected_in_qradar"] == identities(devconsole, "microsoft_first_party")
+    refsync.sync(conn, gateway, now)
+    conn.commit()
+    remaining = qradar.get(f"{devconsole.base_url}/api/reference_data/sets/{names['reference_set']}").json()
+    assert {v["value"] for v in remaining["data"]} == active - set(
+        identities(devconsole, "microsoft_first_party")
+    )
