@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +42,12 @@ def _wait_for(check, what: str, timeout_s: float, procs: list[subprocess.Popen])
             return
         time.sleep(0.2)
     raise SystemExit(f"[make run] timed out after {timeout_s:g} s waiting for {what}")
+
+
+def _echo(stream) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(line.decode(errors="replace"))
+        sys.stdout.flush()
 
 
 def _http_ok(url: str) -> bool:
@@ -88,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
     procs: list[subprocess.Popen] = []
 
-    def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(cmd: list[str], env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen:
         # Own process group per child, so Ctrl-C handling and stopping are ours and complete.
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, **kwargs)
         procs.append(proc)
         return proc
 
@@ -99,19 +106,20 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for stale in ("tokens.json", "ca.pem"):
-            (data / stale).unlink(missing_ok=True)  # written afresh by serve: wait for the new ones
         app_url = f"http://127.0.0.1:{args.app_port}"
         console = start([py, "-m", "devconsole", "serve", "--data", str(data),
                          "--port", str(args.console_port), "--app-url", app_url,
-                         "--manifest", str(manifest_path), "--app-id", str(args.app_id)])
-        _wait_for(lambda: (data / "tokens.json").exists() and (data / "ca.pem").exists(),
-                  "the dev console to write tokens.json and ca.pem", 60, [console])
-        time.sleep(0.2)  # let the files be written completely
+                         "--manifest", str(manifest_path), "--app-id", str(args.app_id)],
+                        stdout=subprocess.PIPE)
+        # serve prints its base URL once it has written ca.pem and tokens.json; echo the rest of its output.
+        base_url = console.stdout.readline().decode().strip()
+        if not base_url.startswith("https://"):
+            raise SystemExit(f"[make run] devconsole serve did not start (exit {console.poll()})")
+        threading.Thread(target=_echo, args=(console.stdout,), daemon=True).start()
         tokens = json.loads((data / "tokens.json").read_text(encoding="utf-8"))
 
         env = {**os.environ,
-               "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{args.console_port}",
+               "QRADAR_CONSOLE_FQDN": base_url.split("://", 1)[1].rstrip("/"),
                "SEC_ADMIN_TOKEN": tokens["service"],
                "REQUESTS_CA_BUNDLE": str(data / "ca.pem"),
                "QRADAR_APP_ID": str(args.app_id),
@@ -124,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         _wait_for(lambda: _http_ok(f"{app_url}/debug"), "the app's /debug", 60, [console, gunicorn])
         start([py, "-m", "app.refresher"], env)
 
-        console_url = f"https://127.0.0.1:{args.console_port}/console/"
+        console_url = f"{base_url.rstrip('/')}/console/"
         _log(f"app:           {app_url}  (store {store})")
-        _log(f"dev console:   https://127.0.0.1:{args.console_port}/  (CA: {data / 'ca.pem'})")
+        _log(f"dev console:   {base_url}  (CA: {data / 'ca.pem'})")
         _log(f"open the console page with the app's tab:  {console_url}")
         _log("users: admin, tuner1, tuner2, analyst (pick one on the page). Ctrl-C stops everything.")
         while True:
