@@ -218,14 +218,16 @@ def twin_match(primary: ChainEvent, other: ChainEvent, window_ms: int = TWIN_WIN
     """Is `other` (Office 365) the same Entra change as `primary` (Azure AD)?
 
     Same operation (ignoring O365's trailing period and case), within `window_ms`, and the same correlation
-    ID or, when a feed has none, an overlapping target.
+    ID or an overlapping target. (Whether the Office 365 record carries the Entra correlation ID, as
+    ``InterSystemsId``, is UNCONFIRMED, so a differing ID does not rule a twin out.)
     """
     if primary.platform != AZURE_AD or other.platform != OFFICE_365:
         return False
     if primary.name != other.name or abs(primary.event_time - other.event_time) > window_ms:
         return False
-    if primary.correlation_id and other.correlation_id:
-        return primary.correlation_id.lower() == other.correlation_id.lower()
+    if primary.correlation_id and other.correlation_id and \
+            primary.correlation_id.lower() == other.correlation_id.lower():
+        return True
     return _same_target(primary, other)
 
 

@@ -170,7 +170,8 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     """Creations and follow-on events from `since_ms` on: what chains are recomputed from.
 
     Only creations that can be in a chain are read: Entra application / service principal / credential
-    creations (the 60-second chain) and creations whose target a follow-on event names.
+    creations (the 60-second chain), AWS access keys and login profiles, and creations whose target a
+    follow-on event or one of those credentials names.
     """
     follow_ons = conn.execute(
         "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
@@ -178,11 +179,14 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
         "ORDER BY event_time, event_key", (since_ms,)).fetchall()
     found: dict[int, sqlite3.Row] = {}
     for row in conn.execute(
-            f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? "
-            "AND cloud_platform IN ('Azure AD', 'Office 365') "
-            "AND account_kind IN ('application', 'service_principal', 'credential')", (since_ms,)):
+            f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND ("
+            "(cloud_platform IN ('Azure AD', 'Office 365') "
+            " AND account_kind IN ('application', 'service_principal', 'credential')) OR "
+            "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))", (since_ms,)):
         found[row["id"]] = row
-    keys = sorted({k for f in follow_ons for k in _json_list(f["target_keys"]) if isinstance(k, str)})
+    # Creations a follow-on event or an AWS credential names (CreateUser → CreateAccessKey).
+    named = [*follow_ons, *(r for r in found.values() if r["cloud_platform"] == "AWS")]
+    keys = sorted({k for f in named for k in _json_list(f["target_keys"]) if isinstance(k, str)})
     for i in range(0, len(keys), 400):
         chunk = keys[i:i + 400]
         marks = ",".join("?" * len(chunk))

@@ -166,7 +166,8 @@ def test_twin_merge_by_correlation_or_target() -> None:
     other_corr = ev("o2", 3 * SEC, OFFICE_365, "Add user.", "user", targets=("df00@contoso.com",), corr="c2")
     kept, twins = merge_twins([aad, o365, other_corr])
     assert [e.event_key for e in kept] == ["a", "o2"]
-    assert twins == {"o": aad}
+    assert twins == {"o": aad}  # one twin per Azure AD event
+    assert merge_twins([aad, other_corr])[1] == {"o2": aad}  # a differing O365 ID does not rule it out
     no_corr = ev("o3", 10 * SEC, OFFICE_365, "Add User.", "user", targets=("df00@contoso.com",))
     assert merge_twins([aad, no_corr])[1] == {"o3": aad}
     far = ev("o4", 10 * MIN, OFFICE_365, "Add user.", "user", targets=("df00@contoso.com",))
