@@ -133,3 +133,23 @@ def test_update_merges_and_widening_is_detected() -> None:
         {"version": 1, "platforms": ["AWS", "GCP"]}, now_ms=NOW, is_admin=False, current=current
     )
     assert changes_widen(current, wider)
+
+
+def test_source_service_is_an_aws_set_anchor() -> None:
+    fields = validate_entry(
+        entry_body(
+            actor_id=None,
+            source_service="Resource-Explorer-2.amazonaws.com",
+            target_type="service_linked_role",
+        ),
+        now_ms=NOW,
+        is_admin=False,
+    )
+    assert (
+        fields["source_service"] == "resource-explorer-2.amazonaws.com"
+        and fields["flagged_spoofable"] is False
+    )
+    for bad_value in ("203.0.113.10", "evil.example.com", "amazonaws.com", 7):
+        with pytest.raises(TuningError) as caught:
+            validate_entry(entry_body(source_service=bad_value), now_ms=NOW, is_admin=False)
+        assert caught.value.field == "source_service"

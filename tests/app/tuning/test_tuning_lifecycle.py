@@ -320,3 +320,41 @@ def test_import_refuses_a_bad_document_naming_the_field(conn: Any) -> None:
         portable.import_document(conn, {"format": "other"}, user=TUNER1, now_ms=NOW)
     assert wrong_format.value.field == "format"
     assert store.all_entries(conn) == []
+
+
+def test_a_hostile_pattern_cannot_stall_suppression(conn: Any) -> None:
+    """A worst-case glob against 50 KB user agents: apply finishes with the right answer, and each match is
+    bounded by the glob's segment count (the work budget), not by backtracking."""
+    hostile_ua = "a" * 50_000 + "!"
+    ids = [add_detection(conn, user_agent=hostile_ua) for _ in range(20)]
+    pattern = "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b*!"
+    entry = decide(conn, create(conn, ua_pattern=pattern))
+    assert all(suppressed_by(conn, i) is None for i in ids)  # 'b' never occurs: no match
+    matcher = suppress.active_matcher(conn, NOW)
+    compiled = matcher.by_actor[DEPLOYER.casefold()][0]
+    matched, steps = compiled.ua_pattern.match_steps(hostile_ua)
+    assert matched is False and steps <= compiled.ua_pattern.max_steps == 17
+    with transaction(conn):
+        service.update_entry(
+            conn, entry["id"], {"version": entry["version"], "ua_pattern": "*a*a*!"}, user=TUNER1, now_ms=NOW
+        )
+    decide(conn, store.get_entry(conn, entry["id"]))
+    assert all(suppressed_by(conn, i) == entry["id"] for i in ids)
+
+
+def test_preset_entries_key_on_the_identity_the_preset_asks_for() -> None:
+    from app.tuning import presets
+
+    slr = presets.PRESETS_BY_ID["aws_service_linked_roles"]
+    [body] = presets.entry_payloads(
+        slr, ["autoscaling.amazonaws.com"], justification="AWS services", expires_at=1
+    )
+    assert body["source_service"] == "autoscaling.amazonaws.com" and "actor_id" not in body
+    assert body["target_type"] == "service_linked_role"
+    glass = presets.PRESETS_BY_ID["break_glass"]
+    [body] = presets.entry_payloads(glass, ["oid-1"], justification="IR", expires_at=1, ticket="IR-1")
+    assert body["actor_id"] == "oid-1" and body["break_glass"] is True and body["ticket"] == "IR-1"
+    for preset in presets.PRESETS:
+        for field_name, values in preset.fingerprints.items():
+            assert field_name in ("user_agent", "source_ip", "actor", "actor_id", "account_kind")
+            assert values  # fingerprints only suggest; entries never key on them

@@ -128,3 +128,13 @@ def test_matcher_picks_lowest_id_and_indexes_exact_ids() -> None:
     assert matcher.match({**detection, "actor_id": "role-12"}) == 12
     assert matcher.match({**detection, "actor_id": "nobody", "user_agent": "pulumi/3"}) == 20_000
     assert matcher.match({**detection, "actor_id": "nobody"}) is None
+
+
+def test_source_service_matches_the_invoking_service_only() -> None:
+    entry = CompiledEntry(
+        _entry(1, source_service="autoscaling.amazonaws.com", target_type="service_linked_role")
+    )
+    slr = {"cloud_platform": "AWS", "account_kind": "service_linked_role", "event_time": 0}
+    assert entry.matches({**slr, "source_ip": "AutoScaling.amazonaws.com"})
+    assert not entry.matches({**slr, "source_ip": "203.0.113.5"})  # a person calling the API themselves
+    assert not entry.matches({**slr, "source_ip": "autoscaling.amazonaws.com", "account_kind": "iam_role"})
