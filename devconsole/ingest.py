@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -44,8 +44,8 @@ class IngestReport:
     ingested: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     by_source: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)          # unreadable files (not records)
-    event_ids: list[tuple[int, int]] | None = None           # (index, events.id) when collect_ids=True
+    errors: list[str] = field(default_factory=list)  # unreadable files (not records)
+    event_ids: list[tuple[int, int]] | None = None  # (index, events.id) when collect_ids is set
     seconds: float = 0.0
 
     @property
@@ -54,12 +54,16 @@ class IngestReport:
 
 
 class _Ingester:
-    def __init__(self, store: EventStore, batch_size: int, collect_ids: bool, max_record_bytes: int) -> None:
+    def __init__(
+        self, store: EventStore, batch_size: int, collect_ids: bool | Set[int], max_record_bytes: int
+    ) -> None:
         self.store = store
         self.mapper = DsmMapper(store)
         self.batch_size = max(1, batch_size)
         self.max_record_bytes = max_record_bytes
-        self.report = IngestReport(event_ids=[] if collect_ids else None)
+        self.report = IngestReport(event_ids=[] if collect_ids is not False else None)
+        # True: every index; a set: only those indices (the scenario needs a few ids out of a million).
+        self._wanted = None if isinstance(collect_ids, bool) else collect_ids
         self._rows: list[dict[str, Any]] = []
         self._indices: list[int] = []
         self._conn = store.connect()
@@ -121,7 +125,10 @@ class _Ingester:
         ids = self.store.insert_events(self._rows, conn=self._conn)
         self.report.ingested += len(ids)
         if self.report.event_ids is not None:
-            self.report.event_ids.extend(zip(self._indices, ids, strict=True))
+            pairs = zip(self._indices, ids, strict=True)
+            if self._wanted is not None:
+                pairs = ((index, eid) for index, eid in pairs if index in self._wanted)
+            self.report.event_ids.extend(pairs)
         self._rows = []
         self._indices = []
 
@@ -162,7 +169,7 @@ def ingest_records(
     records: Iterable[Any],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    collect_ids: bool = False,
+    collect_ids: bool | Set[int] = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> IngestReport:
     """Ingest records (dicts, or JSON text as str/bytes — then that text is stored as the payload)."""
@@ -219,7 +226,7 @@ def ingest_files(
     paths: Iterable[str | Path],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    collect_ids: bool = False,
+    collect_ids: bool | Set[int] = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> IngestReport:
     """Ingest JSON-lines / JSON-array / envelope files (``.gz`` too); index counts items across files."""

@@ -14,12 +14,13 @@ documentation IP ranges, example domains).
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import random
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,7 @@ class _Builder:
         self.now_ms = now_ms - now_ms % 1000
         self.records: list[dict] = []
         self.times: dict[int, int] = {}  # id(record) -> event time (ms), for sorting
+        self.keep = True  # False while streaming bulk noise: records are yielded, not kept
         self._aws_ids: dict[str, str] = {}
         self._entra_ids: dict[str, str] = {}
         self._puids: dict[str, str] = {}
@@ -245,8 +247,9 @@ class _Builder:
         return self.now_ms - int(hours_ago * HOUR_MS) + jitter
 
     def add(self, record: dict, time_ms: int) -> dict:
-        self.records.append(record)
-        self.times[id(record)] = time_ms
+        if self.keep:
+            self.records.append(record)
+            self.times[id(record)] = time_ms
         return record
 
     # AWS CloudTrail ----------------------------------------------------------------------------------
@@ -2029,11 +2032,13 @@ def _weighted(options: tuple) -> list:
     return [option for option in options for _ in range(option[-1])]
 
 
-def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -> Iterator[dict]:
-    """``count`` unrelated records over the last ``span_ms``: sign-ins, reads, other services, failed
-    attempts (failed creations included — they are not successful creations). Never a successful account
-    creation, credential or privilege grant."""
+def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -> Iterator[tuple[int, dict]]:
+    """``count`` unrelated (time ms, record) pairs over the last ``span_ms``, oldest first, streamed (a
+    million never sit in memory): sign-ins, reads, other services, failed attempts (failed creations
+    included — they are not successful creations). Never a successful account creation, credential or
+    privilege grant."""
     b = builder
+    b.keep = False
     rng = b.rng
     ct_ops, entra_ops = _weighted(_CLOUDTRAIL_NOISE), _weighted(_ENTRA_AUDIT_NOISE)
     o365_ops, gcp_ops, azure_ops = _weighted(_O365_NOISE), _weighted(_GCP_NOISE), _weighted(_AZURE_NOISE)
@@ -2050,8 +2055,9 @@ def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -
         f"dataflow-runner@{GCP_PROJECT}.iam.gserviceaccount.com"
     ]
     end = b.now_ms - 60_000
-    for _ in range(count):
-        t = end - rng.randrange(span_ms)
+    offsets = sorted((rng.randrange(span_ms) for _ in range(count)), reverse=True)
+    for offset in offsets:
+        t = end - offset
         ip = (
             f"203.0.113.{rng.randrange(1, 255)}"
             if rng.random() < 0.7
@@ -2076,22 +2082,28 @@ def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -
                 if name == "ConsoleLogin"
                 else None
             )
-            yield b.cloudtrail(
+            yield (
                 t,
-                name,
-                identity,
-                ip,
-                UA_CONSOLE if name == "ConsoleLogin" else UA_BOTO3_SCRIPT,
-                source=source,
-                request=request,
-                response=response,
-                error=error,
-                read_only=read_only,
+                b.cloudtrail(
+                    t,
+                    name,
+                    identity,
+                    ip,
+                    UA_CONSOLE if name == "ConsoleLogin" else UA_BOTO3_SCRIPT,
+                    source=source,
+                    request=request,
+                    response=response,
+                    error=error,
+                    read_only=read_only,
+                ),
             )
         elif roll < 0.52:
             upn = rng.choice(upns)
-            yield b.entra_signin(
-                t, upn, ip, error_code=0 if rng.random() < 0.9 else rng.choice((50126, 50074))
+            yield (
+                t,
+                b.entra_signin(
+                    t, upn, ip, error_code=0 if rng.random() < 0.9 else rng.choice((50126, 50074))
+                ),
             )
         elif roll < 0.60:
             operation, category, _w = rng.choice(entra_ops)
@@ -2102,73 +2114,98 @@ def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -
                 operation, category, result = "Add user", "UserManagement", "failure"
                 reason = "Insufficient privileges to complete the operation."
                 target = f"temp{rng.randrange(1000)}@{TENANT_DOMAIN}"
-            yield b.entra_audit(
+            yield (
                 t,
-                operation,
-                category=category,
-                initiated_by=b.user_initiator(actor, ip),
-                targets=[b.user_target(target, target.split("@")[0])],
-                result=result,
-                result_reason=reason,
-                operation_type="Update",
+                b.entra_audit(
+                    t,
+                    operation,
+                    category=category,
+                    initiated_by=b.user_initiator(actor, ip),
+                    targets=[b.user_target(target, target.split("@")[0])],
+                    result=result,
+                    result_reason=reason,
+                    operation_type="Update",
+                ),
             )
         elif roll < 0.80:
             operation, workload, record_type, _w = rng.choice(o365_ops)
             user = rng.choice(upns)
-            yield b.o365(
+            yield (
                 t,
-                operation,
-                user,
-                workload=workload,
-                record_type=record_type,
-                object_id=rng.choice(upns) if operation == "Update user." else None,
-                result="Failed" if operation == "UserLoginFailed" else "Succeeded",
-                actor_ip=ip,
+                b.o365(
+                    t,
+                    operation,
+                    user,
+                    workload=workload,
+                    record_type=record_type,
+                    object_id=rng.choice(upns) if operation == "Update user." else None,
+                    result="Failed" if operation == "UserLoginFailed" else "Succeeded",
+                    actor_ip=ip,
+                ),
             )
         elif roll < 0.90:
             method, service, log, _w = rng.choice(gcp_ops)
             denied = rng.random() < 0.03
-            yield b.gcp(
+            yield (
                 t,
-                method,
-                rng.choice(gcp_principals),
-                ip,
-                "google-api-go-client/0.5 gcloud",
-                service=service,
-                log=log,
-                permission=method,
-                denied=denied,
-                resource_type="gcs_bucket" if service.startswith("storage") else "gce_instance",
+                b.gcp(
+                    t,
+                    method,
+                    rng.choice(gcp_principals),
+                    ip,
+                    "google-api-go-client/0.5 gcloud",
+                    service=service,
+                    log=log,
+                    permission=method,
+                    denied=denied,
+                    resource_type="gcs_bucket" if service.startswith("storage") else "gce_instance",
+                ),
             )
         else:
             operation, resource, _w = rng.choice(azure_ops)
-            yield b.azure_activity(t, operation, rng.choice(upns), ip, resource)
+            yield t, b.azure_activity(t, operation, rng.choice(upns), ip, resource)
 
 
 # --- assembling, writing, ingesting --------------------------------------------------------------------
+
+
+def _generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iterator[dict]]:
+    """The scenario (its ``records`` holding only the scenario items' records) and a stream of every
+    record, items and noise merged in time order."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    builder = _Builder(seed, now)
+    items, offenses, chains = _scenario_items(builder)
+    interesting = sorted(builder.records, key=lambda r: builder.times[id(r)])
+    times = builder.times
+    noise = noise_records(builder, max(0, events - len(interesting)))
+    merged = heapq.merge(
+        ((times[id(r)], 0, n, r) for n, r in enumerate(interesting)),
+        ((t, 1, n, r) for n, (t, r) in enumerate(noise)),
+    )
+    scenario = Scenario(seed, events, builder.now_ms, interesting, items, offenses, chains)
+    return scenario, (entry[3] for entry in merged)
 
 
 def build_scenario(
     seed: int = DEFAULT_SEED, events: int = DEFAULT_EVENTS, now_ms: int | None = None
 ) -> Scenario:
     """The scenario's records (sorted by event time) and what they mean. Deterministic for (seed, events,
-    now_ms)."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    builder = _Builder(seed, now)
-    items, offenses, chains = _scenario_items(builder)
-    interesting = len(builder.records)
-    for _record in noise_records(builder, max(0, events - interesting)):
-        pass
-    records = sorted(builder.records, key=lambda r: builder.times[id(r)])
-    return Scenario(seed, events, builder.now_ms, records, items, offenses, chains)
+    now_ms). Holds every record in memory: ``seed`` streams instead."""
+    scenario, stream = _generate(seed, events, now_ms)
+    scenario.records = list(stream)
+    return scenario
 
 
-def write_records(records: list[dict], path: Path) -> None:
+def write_records(records: Iterable[dict], path: Path) -> int:
+    """Write records as JSON lines; returns how many."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
             handle.write("\n")
+            count += 1
+    return count
 
 
 def _reset_store(data_dir: Path) -> None:
@@ -2192,15 +2229,23 @@ def seed(
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     _reset_store(data)
-    scenario = build_scenario(seed_value, events, now_ms)
+    scenario, stream = _generate(seed_value, events, now_ms)
     records_path = data / "scenario" / "records.jsonl"
-    write_records(scenario.records, records_path)
+    wanted = {id(record) for record in scenario.records}
+    position: dict[int, int] = {}
+
+    def remember_positions() -> Iterator[dict]:
+        for index, record in enumerate(stream):
+            if id(record) in wanted:
+                position[id(record)] = index
+            yield record
+
+    record_count = write_records(remember_positions(), records_path)
 
     store = EventStore.in_dir(data)
-    report = ingest_files(store, [records_path], collect_ids=True)
+    report = ingest_files(store, [records_path], collect_ids=set(position.values()))
     if report.rejected or report.errors:
         raise RuntimeError(f"scenario records were rejected: {report.rejected[:5]} {report.errors}")
-    position = {id(record): index for index, record in enumerate(scenario.records)}
     event_id_of_index = dict(report.event_ids or [])
 
     def event_id(ref: EventRef) -> int:
@@ -2307,7 +2352,7 @@ def seed(
         "generated_at_ms": scenario.now_ms,
         "records_path": str(records_path),
         "totals": {
-            "records": len(scenario.records),
+            "records": record_count,
             "ingested": report.ingested,
             "rejected": len(report.rejected),
             "by_source": dict(sorted(report.by_source.items())),
