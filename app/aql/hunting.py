@@ -9,6 +9,7 @@ attacker-controlled, so they reach AQL only through `app.aql.literals`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -140,10 +141,26 @@ def _name_match(names: Sequence[str], platform: str) -> str:
     return "(" + " OR ".join(terms) + ")"
 
 
-def _same_value(column: str, value: str) -> str:
+def _same_value(column: str, *values: str) -> str:
     # Case-insensitive equality without LIKE wildcards: an underscore in "svc_backup" must not match
     # "svcXbackup", and a '%' in a hostile value must not widen the hunt.
-    return f"LOWER({column}) = {lit.string(value.lower())}"
+    unique = list(dict.fromkeys(v.lower() for v in values))
+    if len(unique) == 1:
+        return f"LOWER({column}) = {lit.string(unique[0])}"
+    return f"LOWER({column}) IN {lit.string_list(unique)}"
+
+
+_AWS_SESSION_ARN = re.compile(r"arn:aws[\w-]*:sts::\d{12}:assumed-role/(.+)")
+_AWS_USER_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:user/(?:.*/)?([^/]+)")
+
+
+def actor_names(actor: str) -> tuple[str, ...]:
+    """The actor as the detection shows it (an ARN from the payload) and as QRadar's CloudTrail DSM puts
+    it in ``username`` (``Role/session`` for an assumed role, the user name for an IAM user)."""
+    names = [actor]
+    if (m := _AWS_SESSION_ARN.fullmatch(actor)) or (m := _AWS_USER_ARN.fullmatch(actor)):
+        names.append(m.group(1))
+    return tuple(names)
 
 
 def pivot_clause(actor: str | None, target: str | None,
@@ -151,7 +168,7 @@ def pivot_clause(actor: str | None, target: str | None,
     """``(actor did it OR it was done to / by the target)``; None when neither is known."""
     terms = []
     if actor:
-        terms.append(_same_value("username", actor))
+        terms.append(_same_value("username", *actor_names(actor)))
     if target:
         terms.append(_same_value("username", target))
         if target_property:

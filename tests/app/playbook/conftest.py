@@ -15,3 +15,26 @@ def _features_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     missing = [f for f in MY_FEATURES if f not in app_package.FEATURES]
     if missing:
         monkeypatch.setattr(app_package, "FEATURES", [*app_package.FEATURES, *missing])
+
+
+@pytest.fixture
+def refreshed_app(app):
+    """The app with its store filled by one real refresh cycle against the seeded dev console."""
+    from app.detection.refresher import refresh_once
+    from app.qradar import get_gateway
+    from app.store.db import get_db
+
+    with app.app_context():
+        result = refresh_once(get_db(), get_gateway())
+        assert result.status == "ok", result
+    return app
+
+
+def detection_id_for(app, event_name: str, target: str) -> int:
+    from app.store.db import get_db
+
+    with app.app_context():
+        row = get_db().execute("SELECT id FROM detections WHERE event_name = ? AND target_account = ?",
+                               (event_name, target)).fetchone()
+    assert row is not None, (event_name, target)
+    return int(row[0])

@@ -10,7 +10,15 @@ from __future__ import annotations
 import pytest
 
 from app.aql import hunting, offense
-from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365, PLATFORMS, default_platform_filters
+from app.aql.detection import (
+    AWS,
+    AZURE_AD,
+    DEFAULT_EVENT_NAMES,
+    GCP,
+    OFFICE_365,
+    PLATFORMS,
+    default_platform_filters,
+)
 from devconsole.aql import AqlEngine
 from devconsole.store import EventStore
 
@@ -153,9 +161,13 @@ def test_offense_query_lists_only_the_offense_creation_events(engine: AqlEngine)
                                        default_platform_filters())
     assert engine.validate(aql) == []
     rows = run(engine, aql)
-    # The offense holds CreateUser, AttachUserPolicy and CreateAccessKey; only the creation is listed.
-    assert [(r["event_name"], r["actor"], r["target_account"], r["cloud_platform"]) for r in rows] == [
-        ("CreateUser", ACTOR, TARGET, AWS)]
+    # The offense holds CreateUser, AttachUserPolicy and CreateAccessKey; only those in the detection's
+    # event set are listed, oldest first.
+    creation_names = {n.lower() for n in DEFAULT_EVENT_NAMES[AWS]}
+    linked = [("CreateUser", T0), ("AttachUserPolicy", T0 + 5 * MIN), ("CreateAccessKey", T0 + 6 * MIN)]
+    expected = [(name, ACTOR, TARGET, AWS) for name, _t in linked if name.lower() in creation_names]
+    assert expected[0][0] == "CreateUser"
+    assert [(r["event_name"], r["actor"], r["target_account"], r["cloud_platform"]) for r in rows] == expected
     empty = offense.offense_events_query(engine.empty_offense_id, T0, T0 + MIN, default_platform_filters())
     assert run(engine, empty) == []
 
