@@ -267,6 +267,27 @@ def _raw_path(app_id: int, decoded: str) -> str:
     return raw[len(prefix) :] if raw.startswith(prefix) else decoded
 
 
+# --- Offenses list (links to each Offense Summary page) -------------------------------------------------
+
+
+@bp.get("/offenses")
+def offenses() -> Response:
+    redirect_response = _require_login()
+    if redirect_response:
+        return redirect_response
+    user: User = g.console_user
+    if not user.has_capability("SEM"):
+        return _page(
+            "message.html",
+            status=403,
+            title="Not allowed",
+            message=f"User {user.username} cannot view offenses (needs SEM).",
+        )
+    db = get_db()
+    rows = db.execute("SELECT * FROM offenses ORDER BY start_time DESC").fetchall()
+    return _page("offenses.html", offenses=[offense_json(db, row) for row in rows])
+
+
 # --- Offense Summary ------------------------------------------------------------------------------------
 
 

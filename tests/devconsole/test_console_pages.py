@@ -200,3 +200,18 @@ def test_pages_need_a_login(page, standin_console):
     page.click("button[data-user='tuner2']")
     page.wait_for_selector("body[data-dashboard='done']")
     assert urlsplit(page.url).path == "/console/dashboard"
+
+
+def test_offense_list_links_to_each_summary(page, standin_console):
+    with closing(standin_console.console.db()) as conn:
+        expected = [r[0] for r in conn.execute("SELECT id FROM offenses ORDER BY start_time DESC")]
+    log_in(page, standin_console, "tuner2")
+    page.goto(standin_console.console.url("/console/offenses"))
+    ids = [
+        int(x)
+        for x in page.locator("#offenses tbody tr").evaluate_all("rows => rows.map(r => r.dataset.offenseId)")
+    ]
+    assert ids == expected
+    page.click(f"#offenses tr[data-offense-id='{expected[0]}'] a")
+    page.wait_for_selector("body[data-fragments='done']")
+    assert page.inner_text("td[data-field='id']") == str(expected[0])
