@@ -345,8 +345,11 @@ def validate_entry(
 
 
 def changes_widen(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether an update can make the entry suppress more than the approved version: re-enabling or
-    changing any matching condition does; disabling or editing text does not."""
+    """Whether an update can make the entry suppress more than the approved version: re-enabling, a later
+    expiry or any other change of a matching condition does; disabling, an earlier expiry or editing text
+    (name, justification, ticket) does not."""
     if after.get("enabled") and not before.get("enabled"):
         return True
-    return any(before.get(k) != after.get(k) for k in MATCHING_FIELDS)
+    if int(after.get("expires_at") or 0) > int(before.get("expires_at") or 0):
+        return True
+    return any(before.get(k) != after.get(k) for k in MATCHING_FIELDS if k != "expires_at")

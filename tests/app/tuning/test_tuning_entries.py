@@ -133,6 +133,10 @@ def test_update_merges_and_widening_is_detected() -> None:
         {"version": 1, "platforms": ["AWS", "GCP"]}, now_ms=NOW, is_admin=False, current=current
     )
     assert changes_widen(current, wider)
+    sooner = validate_entry(
+        {"version": 1, "expires_at": NOW + DAY}, now_ms=NOW, is_admin=False, current=current
+    )
+    assert not changes_widen(current, sooner) and changes_widen(sooner, current)
 
 
 def test_source_service_is_an_aws_set_anchor() -> None:

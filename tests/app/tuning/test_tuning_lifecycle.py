@@ -274,6 +274,7 @@ def test_audit_rows_carry_who_when_before_and_after(conn: Any) -> None:
         "active",
     )
     assert update_row["before"]["ticket"] is None and update_row["after"]["ticket"] == "CHG-77"
+    assert update_row["after"]["status"] == "active"  # a text-only edit needs no fresh approval
     assert store.list_audit(conn, actor="tuner2", limit=None)[1] == 2
 
 
