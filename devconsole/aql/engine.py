@@ -123,7 +123,7 @@ class AqlEngine:
                 "SELECT COUNT(*) FROM events WHERE starttime BETWEEN ? AND ?", (start, stop)
             ).fetchone()[0]
         program = len(conn.execute(f"EXPLAIN {query.sql}", query.params).fetchall())
-        return max(1, rows * max(8, program // 2))
+        return max(1, rows * max(4, program // 3))
 
     def execute(
         self,
