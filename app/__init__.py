@@ -188,9 +188,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     configure_logging(app.config["LOG_LEVEL"])
 
+    server_name = f"QRadar App {app.config['APP_ID']}"
+    if "gunicorn" in sys.modules:
+        # gunicorn drops an app's Server header as hop-by-hop and sends "Server: gunicorn"; name the app
+        # instead, as the IBM samples do, so the container does not advertise its server software.
+        import gunicorn.http.wsgi
+
+        gunicorn.http.wsgi.SERVER = server_name
+
     @app.after_request
     def _server_header(response: Response) -> Response:
-        response.headers["Server"] = f"QRadar App {app.config['APP_ID']}"
+        response.headers["Server"] = server_name
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 

@@ -149,6 +149,7 @@ def test_gunicorn_serves_debug_directly_and_through_the_console(live_app):
     direct = requests.get(f"{live_app.base_url}/debug", timeout=10)
     assert direct.status_code == 200
     assert direct.json()["status"] == "ok"
+    assert direct.headers["Server"] == f"QRadar App {live_app.console.app_id}"
     proxied = live_app.session_as("analyst").get(live_app.proxy_url("debug"), timeout=10)
     assert proxied.status_code == 200
     assert proxied.json()["app_id"] == live_app.console.app_id
