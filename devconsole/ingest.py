@@ -83,7 +83,8 @@ class _Ingester:
                 self.reject(index, f"{where}{self.too_large(len(raw))}")
                 return
             try:
-                item = json.loads(raw)
+                # Decoding first skips json's per-call encoding sniffing on bytes (a measurable cost).
+                item = json.loads(raw.decode("utf-8"))
             except (ValueError, RecursionError) as exc:
                 self.reject(index, f"{where}invalid JSON: {_json_error(exc)}")
                 return
@@ -161,6 +162,8 @@ def _json_error(exc: BaseException) -> str:
         return "nested too deeply"
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
     return str(exc)
 
 

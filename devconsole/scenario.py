@@ -2166,6 +2166,12 @@ def noise_records(builder: _Builder, count: int, span_ms: int = NOISE_SPAN_MS) -
             yield t, b.azure_activity(t, operation, rng.choice(upns), ip, resource)
 
 
+def unrelated_records(count: int, seed: int = DEFAULT_SEED, now_ms: int | None = None) -> Iterator[dict]:
+    """Only the bulk noise: ``count`` unrelated raw records over the last 48 hours, oldest first."""
+    builder = _Builder(seed, int(time.time() * 1000) if now_ms is None else now_ms)
+    return (record for _time, record in noise_records(builder, count))
+
+
 # --- assembling, writing, ingesting --------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ that account creations land in "User Account Added" under "Authentication".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -172,6 +173,11 @@ _TIME_RE = re.compile(
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_start_ms(year: int, month: int, day: int) -> int:
+    return (dt.datetime(year, month, day, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
 def parse_time_ms(value: Any, field: str) -> int:
     """Epoch ms from an ISO-8601 timestamp as the cloud feeds write them.
 
@@ -186,12 +192,14 @@ def parse_time_ms(value: Any, field: str) -> int:
     if match is None:
         raise RecordError(f"{field} (the event time) is not an ISO-8601 timestamp: {value[:40]!r}")
     year, month, day, hour, minute, second, frac, zone = match.groups()
+    hour_n, minute_n, second_n = int(hour), int(minute), int(second)
     try:
-        stamp = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                            tzinfo=dt.UTC)
+        if hour_n > 23 or minute_n > 59 or second_n > 60:
+            raise ValueError("hour, minute or second out of range")
+        day_ms = _day_start_ms(int(year), int(month), int(day))
     except ValueError as exc:
         raise RecordError(f"{field} (the event time) is not a valid date: {exc}") from None
-    ms = (stamp - _EPOCH) // dt.timedelta(milliseconds=1)
+    ms = day_ms + ((hour_n * 60 + minute_n) * 60 + second_n) * 1000
     if frac:
         ms += int((frac + "00")[:3])
     if zone and zone not in ("Z", "z"):
@@ -203,12 +211,22 @@ def parse_time_ms(value: Any, field: str) -> int:
 
 # --- IP addresses -----------------------------------------------------------------------------------
 
+_IPV4_RE = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
+
+
 def clean_ip(value: Any) -> str | None:
     """An IP address for ``sourceip`` or None: drops ports (``1.2.3.4:5678``, ``[2001:db8::1]:443``) and
     non-addresses such as AWS service names (``cloudformation.amazonaws.com``) or GCP's ``private``."""
     if not isinstance(value, str) or not value:
         return None
+    return _clean_ip_text(value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _clean_ip_text(value: str) -> str | None:
     text = value.strip()
+    if _IPV4_RE.fullmatch(text):
+        return text
     if text.startswith("["):
         text = text[1:].split("]", 1)[0]
     elif text.count(":") == 1:
