@@ -77,6 +77,13 @@ def user_json(user: User) -> dict:
     }
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time comparison that also accepts non-ASCII input (an attacker's header) without raising."""
+    return secrets.compare_digest(
+        expected.encode("utf-8", "surrogateescape"), given.encode("utf-8", "surrogateescape")
+    )
+
+
 class TokenRegistry:
     """Maps SEC tokens to users; persisted in DIR/tokens.json."""
 
@@ -107,7 +114,7 @@ class TokenRegistry:
         if not token:
             return None
         for known, user in self._by_token.items():
-            if secrets.compare_digest(known, token):
+            if same_secret(known, token):
                 return user
         return None
 

@@ -19,6 +19,7 @@ from devconsole.faults import FaultInjector
 from devconsole.searches import SearchManager
 from devconsole.server.context import Console, ManifestLoader, ServerConfig, close_db
 from devconsole.server.errors import (
+    CODE_BAD_PARAMETER,
     CODE_NOT_FOUND,
     CODE_SERVER_ERROR,
     ApiError,
@@ -89,6 +90,11 @@ def create_app(config: ServerConfig, faults: FaultInjector | None = None) -> Fla
             )
             return error_response(error.code or 500, code, message, error.name)
         return error
+
+    @app.errorhandler(OverflowError)
+    def handle_overflow(_error: OverflowError) -> Response:
+        # An id or number too large for SQLite's 64-bit integers is bad input, not a server fault.
+        return error_response(422, CODE_BAD_PARAMETER, "A number in the request is out of range")
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:

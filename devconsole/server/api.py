@@ -4,7 +4,6 @@ endpoints: API versions, current user and role, log source types, QID records, c
 from __future__ import annotations
 
 import json
-import secrets
 
 from flask import Blueprint, Response, g, request
 
@@ -21,7 +20,7 @@ from devconsole.server.errors import (
     error_response,
 )
 from devconsole.server.restquery import list_response, object_response
-from devconsole.users import ROLES, USERS, role_json, user_json
+from devconsole.users import ROLES, USERS, role_json, same_secret, user_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -92,7 +91,7 @@ def before_api_request() -> Response | None:
         # A browser session (SEC cookie) must echo the QRadarCSRF cookie as a header, as on QRadar.
         header = request.headers.get("QRadarCSRF", "")
         cookie = request.cookies.get("QRadarCSRF", "")
-        if not cookie or not secrets.compare_digest(header, cookie):
+        if not cookie or not same_secret(cookie, header):
             return error_response(403, CODE_FORBIDDEN, "The QRadarCSRF header is missing or does not match")
 
     version = request.headers.get("Version")

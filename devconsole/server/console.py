@@ -17,7 +17,7 @@ from devconsole.searches import RUNNING
 from devconsole.server.context import console, get_db
 from devconsole.server.errors import CODE_FORBIDDEN, CODE_NOT_FOUND, CODE_UNAUTHORIZED, error_response
 from devconsole.server.offenses import offense_json
-from devconsole.users import USERS, User
+from devconsole.users import USERS, User, same_secret
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -209,7 +209,7 @@ def app_proxy(app_id: int, path: str) -> Response:
     if request.method in UNSAFE_METHODS and str(manifest().get("use_qradar_csrf", "false")).lower() == "true":
         header = request.headers.get("QRadarCSRF", "")
         cookie = request.cookies.get("QRadarCSRF", "")
-        if not cookie or not secrets.compare_digest(header, cookie):
+        if not cookie or not same_secret(cookie, header):
             return error_response(
                 403,
                 CODE_FORBIDDEN,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import sqlite3
 import time
 
@@ -28,6 +29,7 @@ from devconsole.store import EventStore
 
 ELEMENT_TYPES = ("ALN", "ALNIC", "IP", "NUM", "PORT", "DATE", "CIDR")
 TIMEOUT_TYPES = ("FIRST_SEEN", "LAST_SEEN", "UNKNOWN")
+MAX_TTL_SECONDS = 100 * 365 * 86400
 _UNIT_SECONDS = {
     "second": 1,
     "sec": 1,
@@ -59,11 +61,15 @@ def ttl_ms(text: str | None) -> int | None:
             count = float(count_text)
         except ValueError:
             raise ValueError(f"time_to_live '{text}': '{count_text}' is not a number") from None
+        if not math.isfinite(count):
+            raise ValueError(f"time_to_live '{text}': '{count_text}' is not a finite number")
         unit = unit_text.lower().rstrip(",")
         unit = unit[:-1] if unit.endswith("s") and unit[:-1] in _UNIT_SECONDS else unit
         if unit not in _UNIT_SECONDS or count < 0:
             raise ValueError(f"time_to_live '{text}': unknown unit '{unit_text}'")
         total += count * _UNIT_SECONDS[unit]
+    if not math.isfinite(total) or total > MAX_TTL_SECONDS:
+        raise ValueError(f"time_to_live '{text}' is out of range (at most 100 years)")
     return int(total * 1000)
 
 
@@ -113,6 +119,8 @@ def normalize_value(element_type: str, value: object) -> str:
     try:
         if element_type == "NUM":
             number = float(text)
+            if not math.isfinite(number):
+                raise bad
             return str(int(number)) if number.is_integer() else str(number)
         if element_type == "PORT":
             port = int(text)
@@ -121,7 +129,7 @@ def normalize_value(element_type: str, value: object) -> str:
             return str(port)
         if element_type == "DATE":
             stamp = int(text)
-            if stamp < 0:
+            if not 0 <= stamp < 2**63:
                 raise bad
             return str(stamp)
         if element_type == "IP":
