@@ -1,0 +1,153 @@
+"""Browser tests through the dev console's own pages: the Offense Summary page with the app's fragment and
+the "Cloud account playbook" GUI action, the dashboard with the app's item, and the playbook's coverage
+check. Expected values come from the scenario manifest."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.aql.detection import DEFAULT_EVENT_NAMES
+from tests.ui.conftest import screenshot
+
+CREATION_NAMES = {n.lower() for names in DEFAULT_EVENT_NAMES.values() for n in names}
+ANCHORS = {"AWS": "#platform-aws", "Azure AD": "#platform-azure-ad", "Office 365": "#platform-office-365",
+           "GCP": "#platform-gcp"}
+
+
+def offense_url(devconsole, offense_id: int) -> str:
+    return (f"{devconsole.base_url.rstrip('/')}/console/do/sem/offensesummary?appName=Sem"
+            f"&pageId=OffenseSummary&summaryId={offense_id}")
+
+
+def expected_rows(devconsole, offense_id: int) -> list[dict]:
+    offense = next(o for o in devconsole.scenario["offenses"] if o["id"] == offense_id)
+    ids = set(offense["event_ids"])
+    rows = [dict(e, platform=it["platform"]) for it in devconsole.scenario["items"] for e in it["events"]
+            if e["event_id"] in ids and e["event_name"].lower() in CREATION_NAMES]
+    return sorted(rows, key=lambda e: e["starttime"])
+
+
+def open_offense(session, offense_id: int):
+    page = session.page
+    page.goto(offense_url(session.devconsole, offense_id))
+    page.wait_for_selector("body[data-fragments='done']", timeout=60_000)
+    return page
+
+
+def test_fragment_for_a_seeded_chain_offense(as_user, devconsole) -> None:
+    session = as_user("analyst")
+    page = open_offense(session, 2)
+    frag = page.locator(".fragment .caw-frag")
+    assert frag.get_attribute("data-state") == "rows"
+    expected = expected_rows(devconsole, 2)
+    rows = frag.locator("tr.caw-frag-row")
+    assert rows.count() == len(expected)
+    assert [t.strip() for t in rows.locator(".caw-frag-target").all_inner_texts()] == [
+        e["target_account"] for e in expected]
+    assert [t.strip() for t in rows.locator(".caw-frag-platform").all_inner_texts()] == [
+        e["platform"] for e in expected]
+    assert all(t.strip().startswith("chain: ") for t in rows.locator(".caw-frag-chain").all_inner_texts())
+    # The fragment's own box keeps its styles inline; QRadar's page title keeps its font.
+    title_font = page.locator("h1").evaluate("el => getComputedStyle(el).fontSize")
+    assert frag.evaluate("el => el.getAttribute('style')").startswith("all:initial")
+    screenshot(page, "offense-2-fragment")
+
+    playbook_links = rows.locator("a.caw-frag-playbook")
+    first_href = playbook_links.first.get_attribute("href")
+    assert first_href.startswith(session.proxy_root + "/playbook/?")
+    assert first_href.endswith(ANCHORS[expected[0]["platform"]])
+    detection_href = rows.locator("a.caw-frag-detection").first.get_attribute("href")
+    assert detection_href.startswith(session.proxy_root + "/tab/?detection=")
+    with page.expect_popup() as popup_info:
+        playbook_links.first.click()
+    playbook = popup_info.value
+    playbook.wait_for_load_state()
+    assert playbook.locator(ANCHORS["AWS"]).is_visible()
+    assert playbook.locator(".caw-pb-target").inner_text().strip() == expected[0]["target_account"]
+    assert page.locator("h1").evaluate("el => getComputedStyle(el).fontSize") == title_font
+    screenshot(playbook, "playbook-from-offense-2")
+
+
+def test_fragment_for_an_offense_without_cloud_account_events(as_user, devconsole) -> None:
+    (no_cloud,) = [o["id"] for o in devconsole.scenario["offenses"] if not o["has_cloud_account_events"]]
+    page = open_offense(as_user("analyst"), no_cloud)
+    frag = page.locator(".fragment .caw-frag")
+    assert frag.get_attribute("data-state") == "none"
+    assert frag.locator("tr").count() == 0
+    assert "No cloud account creation events in this offense." in frag.inner_text()
+
+
+@pytest.fixture
+def slow_fragment(tab_env, devconsole):
+    """A one-second fragment budget and slow Ariel searches; both undone afterwards."""
+    admin = tab_env.api("admin")
+    url = tab_env.live_app.proxy_url("api/settings")
+    assert admin.put(url, json={"offense_fragment_budget_s": 1}, timeout=30).status_code == 200
+    devconsole.faults.slow_searches(8)
+    try:
+        yield
+    finally:
+        devconsole.faults.clear()
+        admin.put(url, json={"offense_fragment_budget_s": 4}, timeout=30)
+
+
+def test_fragment_past_its_time_budget_says_still_searching(as_user, devconsole, slow_fragment) -> None:
+    session = as_user("analyst")
+    offense_id = 5  # not shown by any other browser test, so nothing is cached for it yet
+    assert expected_rows(devconsole, offense_id)
+    page = open_offense(session, offense_id)
+    frag = page.locator(".fragment .caw-frag")
+    assert frag.get_attribute("data-state") == "searching"
+    assert "Still searching" in frag.inner_text()
+    link = frag.locator("a.caw-frag-open")
+    assert link.inner_text().strip() == "open in the app"
+    assert link.get_attribute("href") == f"{session.proxy_root}/tab/?offense={offense_id}"
+    screenshot(page, "offense-5-still-searching")
+
+
+def test_gui_action_opens_the_playbook_for_the_offense(as_user, devconsole) -> None:
+    session = as_user("analyst")
+    page = open_offense(session, 3)
+    with page.expect_popup() as popup_info:
+        page.click("#gui-action-cloudAccountPlaybookAction")
+    playbook = popup_info.value
+    playbook.wait_for_load_state()
+    assert playbook.url.startswith(session.proxy_root + "/playbook/?offense=3")
+    expected = expected_rows(devconsole, 3)
+    assert playbook.locator(".caw-pb-target").inner_text().strip() == expected[0]["target_account"]
+    commands = playbook.locator(".caw-pb-command[data-shell='powershell'] code").all_inner_texts()
+    assert any(expected[0]["target_account"] in c for c in commands)
+
+
+def test_dashboard_item_renders_on_the_console_dashboard(as_user, tab_env) -> None:
+    session = as_user("analyst")
+    page = session.page
+    page.goto(session.devconsole.base_url.rstrip("/") + "/console/dashboard")
+    page.wait_for_selector("body[data-dashboard='done']", timeout=60_000)
+    section = page.locator("section.dashboard-item")
+    assert section.get_attribute("data-state") == "loaded"
+    assert section.locator(".item-title").inner_text() == "Cloud account creations (last 24 h)"
+    item = section.locator(".caw-dash")
+    shown = {p.get_attribute("data-platform"): int(p.locator(".caw-dash-count").inner_text())
+             for p in item.locator("tr.caw-dash-platform").all()}
+    series = tab_env.get("analyst", "api/pulse/timeseries")
+    for platform, count in shown.items():
+        assert count >= sum(point[platform] for point in series)
+    assert sum(shown.values()) > 0
+    assert item.locator("a.caw-dash-open").get_attribute("href") == session.proxy_root + "/tab/"
+    screenshot(page, "dashboard-item")
+
+
+def test_coverage_check_in_the_playbook(as_user) -> None:
+    session = as_user("analyst")
+    page = session.open_app("/playbook/#validation")
+    page.select_option("#caw-pb-window", "7d")
+    page.click("button.caw-pb-coverage")
+    page.wait_for_selector(".caw-pb-test[data-test='seed-3'] .caw-pb-seen[data-seen]", timeout=30_000)
+    seen = {row.get_attribute("data-test"): row.locator(".caw-pb-seen").get_attribute("data-seen")
+            for row in page.locator("tr.caw-pb-test").all()}
+    seeded = ("seed-1", "seed-2", "seed-3", "seed-4", "art-t1136.003-1", "art-t1136.003-2", "art-t1136.003-3")
+    for key in seeded:
+        assert seen[key] == "true", key
+    assert seen["art-t1098.003-bec"] == "false"
+    screenshot(session.page, "playbook-coverage")
