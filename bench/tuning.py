@@ -84,14 +84,17 @@ def time_matcher(entries: list[dict[str, Any]], detections: list[dict[str, Any]]
     started = time.perf_counter()
     matcher = Matcher(entries)
     compile_s = time.perf_counter() - started
-    started = time.perf_counter()
-    hits = sum(1 for d in detections if matcher.match(d) is not None)
-    per_detection_us = (time.perf_counter() - started) / len(detections) * 1e6
-    return compile_s * 1000, per_detection_us, hits
+    best = float("inf")
+    for _ in range(3):  # best of three: the machine is shared, the minimum is the matcher's own cost
+        started = time.perf_counter()
+        hits = sum(1 for d in detections if matcher.match(d) is not None)
+        best = min(best, time.perf_counter() - started)
+    return compile_s * 1000, best / len(detections) * 1e6, hits
 
 
-def end_to_end(entries: list[dict[str, Any]], detections: list[dict[str, Any]]) -> tuple[float, int]:
-    """suppress.apply over a real store: µs per detection (read + match + write)."""
+def end_to_end(entries: list[dict[str, Any]], detections: list[dict[str, Any]]) -> tuple[float, int, float]:
+    """suppress.apply over a real store: µs per detection for the first run (read + match + write) and for
+    a repeat where nothing changes (read + match: the refresher's steady state)."""
     with tempfile.TemporaryDirectory() as tmp:
         conn = db.connect(Path(tmp) / "bench.db")
         with conn:
@@ -115,8 +118,11 @@ def end_to_end(entries: list[dict[str, Any]], detections: list[dict[str, Any]]) 
         started = time.perf_counter()
         changed = suppress.apply(conn, NOW)
         elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        assert suppress.apply(conn, NOW) == 0
+        repeat = time.perf_counter() - started
         conn.close()
-    return elapsed / len(detections) * 1e6, changed
+    return elapsed / len(detections) * 1e6, changed, repeat / len(detections) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"suppress.apply end to end over {e2e_rows:,} stored detections (SQLite read + match + write):")
     for count in (10, 10_000):
         entries = make_entries(count, 0.01, random.Random(args.seed + count))
-        per_us, changed = end_to_end(entries, detections[:e2e_rows])
-        print(f"  {count:>6,} entries: {per_us:.2f} µs per detection ({changed:,} suppressed)")
+        per_us, changed, repeat_us = end_to_end(entries, detections[:e2e_rows])
+        print(f"  {count:>6,} entries: first run {per_us:.2f} µs per detection ({changed:,} rows written); "
+              f"repeat with nothing to change {repeat_us:.2f} µs")
     print()
     subject = "a" * 50_000 + "!"  # the input that makes (a+)+$ backtrack exponentially as a regex
     for pattern in ("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*!", "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b*!"):
