@@ -12,6 +12,7 @@ snake_case request fields (`account_id`) all work.
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -74,24 +75,43 @@ def _norm(key: str) -> str:
     return key.replace("_", "").lower()
 
 
+# Normalized-key views of the mappings one extraction looks into (id → (mapping, view)); the mapping is
+# held so its id cannot be reused while cached. Cleared after every `extract`.
+_VIEWS: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+
+
+def _view(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    cached = _VIEWS.get(id(mapping))
+    if cached is not None and cached[0] is mapping:
+        return cached[1]
+    view: dict[str, Any] = {}
+    for k, v in mapping.items():
+        if isinstance(k, str):
+            view.setdefault(_norm(k), v)
+    if len(_VIEWS) < 10_000:
+        _VIEWS[id(mapping)] = (mapping, view)
+    return view
+
+
+@functools.lru_cache(maxsize=1024)
+def _path(path: str) -> tuple[tuple[str, bool, str], ...]:
+    return tuple((part, part.isdigit(), _norm(part)) for part in path.split("."))
+
+
 def dig(obj: Any, path: str, default: Any = None) -> Any:
     """`dig(rec, "userIdentity.sessionContext.sessionIssuer.arn")`, case- and underscore-insensitive.
 
     A numeric path part indexes a list. Wrong types anywhere give `default`.
     """
     cur = obj
-    for part in path.split("."):
-        if isinstance(cur, list) and part.isdigit():
+    for part, is_index, norm in _path(path):
+        if isinstance(cur, dict | Mapping):
+            cur = cur[part] if part in cur else _view(cur).get(norm, _MISSING)
+        elif is_index and isinstance(cur, list):
             idx = int(part)
             cur = cur[idx] if idx < len(cur) else _MISSING
-        elif isinstance(cur, Mapping):
-            if part in cur:
-                cur = cur[part]
-            else:
-                want = _norm(part)
-                cur = next((v for k, v in cur.items() if isinstance(k, str) and _norm(k) == want), _MISSING)
         else:
-            cur = _MISSING
+            return default
         if cur is _MISSING:
             return default
     return cur
@@ -400,6 +420,8 @@ def extract(platform: str | None, event_name: str | None, payload: str | bytes |
             ids.payload_ok = True
         except Exception:  # a hostile payload must never fail the refresh
             ids = Identifiers()
+        finally:
+            _VIEWS.clear()
     norm = normalized or {}
     ids.actor = ids.actor or _text(norm.get("actor"))
     ids.actor_id = ids.actor_id or ids.actor
