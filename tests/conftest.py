@@ -372,3 +372,22 @@ def standin_console(devconsole: DevConsole, tmp_path_factory: pytest.TempPathFac
     yield StandinConsole(console, app, manifest_path)
     stop_devconsole(console)
     server.shutdown()
+
+
+@pytest.fixture
+def extra_console(devconsole: DevConsole, tmp_path: Path) -> Callable[..., DevConsole]:
+    """Start another ``serve`` on the session's data directory (own app URL / manifest); stopped after."""
+    started: list[DevConsole] = []
+
+    def start(app_port: int | None, manifest: Path, app_id: int = APP_ID) -> DevConsole:
+        """``app_port=None`` proxies to a port where nothing listens."""
+        app_port = free_port() if app_port is None else app_port
+        console = start_devconsole(
+            devconsole.data_dir, app_port, manifest, app_id, log_path=tmp_path / f"serve-{len(started)}.log"
+        )
+        started.append(console)
+        return console
+
+    yield start
+    for console in started:
+        stop_devconsole(console)

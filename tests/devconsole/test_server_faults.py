@@ -124,3 +124,37 @@ def test_in_process_injector_consumes_rules_in_order():
     assert rule is not None
     assert rule.kind == "error"
     assert injector.take("GET", "/api/ariel/searches") is None
+
+
+def test_a_hanging_request_does_not_block_other_clients(devconsole, faults):
+    import threading
+
+    faults.hang("/api/siem/offense_types", seconds=60)
+    outcome: list[str] = []
+
+    def hanging_call() -> None:
+        try:
+            devconsole.api().get(devconsole.url("/api/siem/offense_types"), timeout=30)
+            outcome.append("answered")
+        except requests.RequestException as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=hanging_call)
+    thread.start()
+    try:
+        # wait until the server has taken the hang rule (the hanging request is in progress)
+        for _ in range(100):
+            if not faults.state()["rules"]:
+                break
+            threading.Event().wait(0.05)
+        assert faults.state()["rules"] == []
+        assert outcome == []
+        other = devconsole.api("analyst").get(
+            devconsole.url("/api/config/access/users?current_user=true"), timeout=10
+        )
+        assert other.status_code == 200
+        assert outcome == [], "the hanging request is still waiting while another client was served"
+    finally:
+        faults.clear()
+        thread.join(30)
+    assert outcome == ["answered"]

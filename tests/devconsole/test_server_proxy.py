@@ -119,3 +119,15 @@ def test_app_errors_pass_through(standin_console):
     response = call(standin_console, "GET", "no/such/page")
     assert response.status_code == 404
     assert response.text == "not found"
+
+
+def test_app_that_does_not_answer_is_502(extra_console, standin_console, assert_qradar_error):
+    down = extra_console(None, standin_console.manifest_path, app_id=3303)
+    response = requests.get(
+        down.url("/console/plugins/3303/app_proxy/tab/"),
+        cookies={"SEC": down.tokens["admin"]},
+        verify=down.ca_path,
+        timeout=30,
+    )
+    body = assert_qradar_error(response, 502, 1020)
+    assert "did not answer" in body["message"]
