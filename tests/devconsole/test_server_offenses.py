@@ -153,3 +153,20 @@ def test_inoffense_returns_exactly_the_linked_events(devconsole, offense_rows):
             (e["starttime"], e["qid"], e["username"]) for e in linked_events(devconsole, row["id"])
         )
         assert Counter((r["starttime"], r["qid"], r["username"]) for r in rows) == expected
+
+
+def test_offenses_match_the_scenario_manifest(devconsole):
+    expected = devconsole.scenario["offenses"]
+    assert expected, "the scenario manifest lists its offenses"
+    served = {o["id"]: o for o in devconsole.api().get(devconsole.url(OFFENSES), timeout=10).json()}
+    assert set(served) == {o["id"] for o in expected}
+    for offense in expected:
+        got = served[offense["id"]]
+        assert (got["description"], got["status"], got["offense_source"]) == (
+            offense["description"],
+            offense["status"],
+            offense["offense_source"],
+        )
+        linked = linked_events(devconsole, offense["id"])
+        assert sorted(e["id"] for e in linked) == sorted(offense["event_ids"])
+        assert got["event_count"] == sum(e["eventcount"] for e in linked)
