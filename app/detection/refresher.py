@@ -271,8 +271,7 @@ class _Progress:
         if now - self._last_cancel_check < self.interval_s:
             return False
         self._last_cancel_check = now
-        started = self.details.get("started_ms", 0)
-        return any(r["requested_at"] >= started - 1000 for r in store.open_requests(self.conn, "cancel"))
+        return bool(store.open_requests(self.conn, "cancel"))
 
 
 def _search(gw: Gateway, aql: str, cfg: DetectionConfig, progress: _Progress, phase: str,
@@ -301,6 +300,8 @@ def refresh_once(conn: sqlite3.Connection, gw: Gateway, *, now: int | None = Non
     }
     with conn:
         core.save_refresh_state(conn, JOB, last_started_ms=stop, last_status="running", details=details)
+        # Cancel requests made while nothing ran are void; a new one will stop this cycle.
+        store.mark_requests_handled(conn, "cancel", stop)
     progress = _Progress(conn, details)
     result = CycleResult(status="ok", stop_ms=stop)
     try:

@@ -214,3 +214,79 @@ def test_requests_are_stored_for_any_worker(store_conn, queued: str) -> None:
     assert [r["requested_by"] for r in store.open_requests(store_conn, queued)] == ["analyst"]
     if queued == "refresh":
         assert refresher.status(store_conn, 300)["refresh_requested"] is True
+
+
+def test_detection_query_passes_the_consoles_validator(detection_console, gateway, store_conn) -> None:
+    from app.aql.detection import detection_query, follow_on_query, log_activity_query
+    from app.detection.config import load_config
+
+    cfg = load_config(store_conn, gateway)
+    now = refresher.now_ms()
+    assert cfg.spec.target_property == "Account Name"  # the console defines it, so it is selected
+    for text in (
+        detection_query(cfg.spec, now - 3_600_000, now),
+        follow_on_query(cfg.follow_on, now - 60_000, now),
+        log_activity_query(cfg.spec),
+    ):
+        assert gateway.validate_aql(text) == []
+
+
+def test_serve_runs_when_due_on_request_and_cancels(detection_console, store_path: Path) -> None:
+    import threading
+
+    from app.qradar import Gateway
+    from app.store import detections as store
+    from app.store.db import connect
+
+    env = detection_console.env()
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=refresher.serve,
+        kwargs={
+            "conn_factory": lambda: connect(store_path),
+            "gw_factory": lambda _c: Gateway.from_env(env, poll_wait_s=1),
+            "stop_event": stop,
+            "poll_s": 0.2,
+        },
+        daemon=True,
+    )
+    conn = connect(store_path)
+
+    def wait_for(check, what: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = core.get_refresh_state(conn, refresher.JOB)
+            if check(state):
+                return state
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}: {core.get_refresh_state(conn, refresher.JOB)}")
+
+    worker.start()
+    try:
+        wait_for(
+            lambda s: s["runs"] >= 1 and s["last_status"] == "ok", "the first cycle (never run → at once)"
+        )
+        with conn:
+            store.request_refresh(conn, "refresh", "analyst", refresher.now_ms())
+        wait_for(lambda s: s["runs"] >= 2 and s["last_status"] == "ok", "the requested cycle")
+        assert store.open_requests(conn, "refresh") == []
+
+        detection_console.faults.slow_searches(60)
+        with conn:
+            store.request_refresh(conn, "refresh", "analyst", refresher.now_ms())
+        wait_for(
+            lambda s: s["last_status"] == "running" and s["details"].get("phase") == "detections",
+            "the slow cycle to start",
+        )
+        assert refresher.status(conn, 300)["running"] is True
+        with conn:
+            store.request_refresh(conn, "cancel", "analyst", refresher.now_ms())
+        state = wait_for(lambda s: s["last_status"] == "cancelled", "the cancel")
+        assert state["last_error"] is None and store.open_requests(conn, "cancel") == []
+        assert summary(conn) == detection_console.expected["detections"]  # nothing lost by cancelling
+    finally:
+        detection_console.faults.clear()
+        stop.set()
+        worker.join(timeout=60)
+        conn.close()
+    assert not worker.is_alive()
