@@ -251,3 +251,53 @@ def test_openapi_documents_the_tuning_api(client: Any) -> None:
         "/api/tuning/settings",
     ):
         assert path in paths
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"platforms": [["AWS"]]},
+        {"expires_at": 1e20},
+        {"expires_at": 10**30},
+        {"window": {"days": [True], "start": "01:00", "end": "02:00"}},
+        {"actor_pattern": 5},
+        {"source_cidrs": [5]},
+        {"name": {"x": 1}},
+        {"justification": ["x" * 20]},
+        {"actor_id": "<script>alert(1)</script>' OR 1=1 --", "ua_pattern": "=cmd|' /C calc'!A0*"},
+        {"confirm_partial_chain": "yes"},
+    ],
+)
+def test_hostile_bodies_get_json_errors_never_a_500(client: Any, login: Any, change: dict[str, Any]) -> None:
+    headers = login(client, "tuner1")
+    response = client.post("/api/tuning/entries", json=body(**change), headers=headers)
+    if "<script>" in str(change):  # hostile text is just data: stored and returned verbatim as JSON
+        assert response.status_code == 201
+        assert response.get_json()["entry"]["actor_id"] == change["actor_id"]
+        return
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["field"] and error["message"]
+
+
+def test_malformed_requests_are_named(client: Any, login: Any, app: Any) -> None:
+    entry = create(client, login, "tuner1")
+    headers = login(client, "tuner1")
+    tuner2 = app.test_client()
+    cases = [
+        client.patch(f"/api/tuning/entries/{entry['id']}", json={"version": "1"}, headers=headers),
+        tuner2.post(f"/api/tuning/entries/{entry['id']}/approve", json={}, headers=login(tuner2, "tuner2")),
+        client.post("/api/tuning/preview", json={**body(), "entry_id": "x"}, headers=headers),
+        client.get("/api/tuning/audit?since=yesterday"),
+        client.get("/api/tuning/entries?status=gone"),
+        client.get("/api/tuning/entries?sort=password"),
+    ]
+    for response in cases:
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert response.get_json()["error"]["field"]
+    not_an_object = client.post(
+        "/api/tuning/entries", data="[]", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert not_an_object.status_code == 400
+    assert client.get("/api/tuning/entries/999999").status_code == 404
+    assert client.post("/api/tuning/presets/nope/enable", json={}, headers=headers).status_code == 404
