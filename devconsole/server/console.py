@@ -204,9 +204,16 @@ def app_proxy(app_id: int, path: str) -> Response:
     if app_id != state.config.app_id:
         return error_response(404, CODE_NOT_FOUND, f"No app with id {app_id} is installed on this console")
     user = session_user()
+    by_token_header = False
+    if user is None and request.headers.get("SEC"):
+        # Token callers (authorized services, scripts) send SEC as a header; QRadar exempts them from
+        # the QRadarCSRF check, which protects browser sessions.
+        user = state.tokens.user_for(request.headers["SEC"])
+        by_token_header = user is not None
     if user is None:
-        return error_response(401, CODE_UNAUTHORIZED, "Log in to the console (no valid SEC cookie)")
-    if request.method in UNSAFE_METHODS and str(manifest().get("use_qradar_csrf", "false")).lower() == "true":
+        return error_response(401, CODE_UNAUTHORIZED, "Log in to the console (no valid SEC cookie or header)")
+    csrf_on = str(manifest().get("use_qradar_csrf", "false")).lower() == "true"
+    if request.method in UNSAFE_METHODS and csrf_on and not by_token_header:
         header = request.headers.get("QRadarCSRF", "")
         cookie = request.cookies.get("QRadarCSRF", "")
         if not cookie or not same_secret(cookie, header):

@@ -131,3 +131,25 @@ def test_app_that_does_not_answer_is_502(extra_console, standin_console, assert_
     )
     body = assert_qradar_error(response, 502, 1020)
     assert "did not answer" in body["message"]
+
+
+def test_sec_header_callers_are_authenticated_and_exempt_from_csrf(standin_console, assert_qradar_error):
+    url = proxy_url(standin_console, "echo/token")
+    response = requests.post(
+        url,
+        headers={"SEC": standin_console.console.tokens["service"]},
+        data="x",
+        verify=standin_console.console.ca_path,
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.json()["method"] == "POST"
+    refused = requests.get(url, headers={"SEC": "wrong"}, verify=standin_console.console.ca_path, timeout=10)
+    assert_qradar_error(refused, 401, 18)
+    analyst = requests.post(
+        proxy_url(standin_console, "tune"),
+        headers={"SEC": standin_console.console.tokens["analyst"]},
+        verify=standin_console.console.ca_path,
+        timeout=10,
+    )
+    assert_qradar_error(analyst, 403, 26)
