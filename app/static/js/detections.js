@@ -421,7 +421,10 @@
     }
     const allowlist = el("a", {className: "cds--btn cds--btn--primary cds--btn--sm caw-btn-sm", id: "allowlist-this",
       href: appUrl("/tab/tuning", {from_detection: d.id})}, "Allowlist this…");
-    linkRow.appendChild(allowlist);
+    // Only users who may tune get the shortcut (the tuning API refuses the others anyway).
+    window.CAW.me().then((user) => {
+      if (window.CAW.hasCapability(user, "tune")) linkRow.appendChild(allowlist);
+    });
     body.appendChild(linkRow);
 
     body.appendChild(section("Suppression", el("p", {id: "panel-suppression"}, suppressionText(d))));

@@ -1,0 +1,404 @@
+"""The console tab in Debian's chromium, through the dev console's console page and app proxy.
+
+Each test's browser pages are guarded (tests/ui/conftest.py): a dialog, a request that leaves 127.0.0.1,
+a failed request or an uncaught script error fails the test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.ui.conftest import (
+    FORMULA_ACTOR,
+    FORMULA_TARGET,
+    XSS_ACTOR,
+    XSS_TARGET,
+    screenshot,
+)
+
+pytestmark = pytest.mark.ui
+
+ROW = "#detections-body tr.caw-row"
+
+
+def rows_text(frame, column: str) -> list[str]:
+    return [t.strip() for t in frame.locator(f"{ROW} td[data-column='{column}']").all_inner_texts()]
+
+
+def wait_rows(frame, predicate, timeout_s: float = 20.0) -> None:
+    """Wait until the table's rows satisfy ``predicate(frame)`` (the table reloads asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if frame.locator("#detections[aria-busy='true']").count() == 0 and predicate(frame):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the table did not reach the expected state")
+
+
+def tick(frame, checkbox_id: str, on: bool = True) -> None:
+    """Tick a Carbon checkbox the way a user does: by its label (Carbon hides the input itself)."""
+    if frame.locator(f"#{checkbox_id}").is_checked() != on:
+        frame.locator(f"label[for='{checkbox_id}']").click()
+    assert frame.locator(f"#{checkbox_id}").is_checked() == on
+
+
+def page_range(frame) -> tuple[int, int, int]:
+    text = frame.locator("#page-range").inner_text()
+    first, last, total = map(int, re.match(r"(\d+)–(\d+) of (\d+)", text).groups())
+    return first, last, total
+
+
+def api_total(tab_env, user: str = "admin", **filters) -> int:
+    return tab_env.get(user, "api/detections", limit=1, **filters)["total"]
+
+
+def page_filters(frame) -> dict[str, str]:
+    """The filters the page sent (read from its CSV link, which carries the same query as the table)."""
+    href = frame.locator("#export-csv").get_attribute("href")
+    query = parse_qs(urlsplit(href).query)
+    return {k: v[0] for k, v in query.items() if k not in ("columns", "tz")}
+
+
+def detection_by_target(tab_env, target: str) -> dict:
+    items = tab_env.get("admin", "api/detections", q=target, limit=50)["items"]
+    found = [d for d in items if d["target_account"] == target]
+    assert found, f"no detection for target {target!r}"
+    return found[0]
+
+
+def test_tab_loads_with_the_seeded_detections(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    first, last, total = page_range(frame)
+    filters = page_filters(frame)
+    assert filters["suppressed"] == "false" and int(filters["end"]) - int(filters["start"]) == 86_400_000
+    total_default_view = api_total(tab_env, "analyst", **filters)
+    assert total == total_default_view > 0
+    assert (first, last) == (1, min(50, total))
+    assert frame.locator(ROW).count() == last
+    # every visible column of the seed, plus chain and triage
+    headers = frame.locator("#detections-head th").all_inner_texts()
+    for label in ("Time", "Category", "Log source", "Actor", "Target account", "Source IP", "Cloud platform",
+                  "Service account", "Chain", "Triage"):
+        assert any(label in h for h in headers), (label, headers)
+    # times carry an explicit zone (the browser's: Europe/Berlin in this context)
+    assert all(t.endswith("Europe/Berlin") for t in rows_text(frame, "event_time"))
+    # the overview counts the same detections
+    tiles = frame.locator("#overview-tiles").inner_text()
+    assert f"{total}\nCloud accounts created" in tiles
+    assert frame.locator("#timeline svg rect").count() > 0
+    assert frame.locator("#top-initiators li").count() > 0
+    screenshot(analyst.page, "console-tab")
+    analyst.open_app("/tab/")
+    analyst.page.wait_for_selector(ROW)
+    screenshot(analyst.page, "detections")
+
+
+def test_filtering_sorting_and_paging(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    _, _, all_total = page_range(frame)
+
+    frame.select_option("#f-platform", "AWS")
+    wait_rows(frame, lambda f: set(rows_text(f, "cloud_platform")) == {"AWS"})
+    aws_total = api_total(tab_env, "analyst", **page_filters(frame))
+    assert page_range(frame)[2] == aws_total
+    assert 0 < aws_total < all_total
+    assert set(rows_text(frame, "cloud_platform")) == {"AWS"}
+
+    frame.select_option("#f-platform", "")
+    tick(frame, "f-service")
+    wait_rows(frame, lambda f: page_range(f)[2] < all_total)
+    assert set(rows_text(frame, "is_service_account")) == {"Service account"}
+    tick(frame, "f-service", on=False)
+
+    frame.fill("#f-q", "203.0.113.66")
+    wait_rows(frame, lambda f: page_range(f)[2] == 2)
+    assert set(rows_text(frame, "source_ip")) == {"203.0.113.66"}
+    frame.fill("#f-q", "")
+    wait_rows(frame, lambda f: page_range(f)[2] == all_total)
+
+    # sorting by actor, ascending then descending (server-side: compare with the API's order)
+    frame.click("#detections-head th[data-column='actor'] button")
+    frame.wait_for_selector("#detections-head th[data-column='actor'][aria-sort='descending']")
+    expected_desc = [d["actor"] or "" for d in tab_env.get(
+        "analyst", "api/detections", **{**page_filters(frame), "limit": 50})["items"]]
+    wait_rows(frame, lambda f: rows_text(f, "actor") == expected_desc)
+    frame.click("#detections-head th[data-column='actor'] button")
+    wait_rows(frame, lambda f: f.locator("#detections-head th[data-column='actor']")
+              .get_attribute("aria-sort") == "ascending")
+    ascending = rows_text(frame, "actor")
+    assert ascending != expected_desc
+
+    # paging: 25 per page, next page starts at 26 and shows other rows
+    frame.select_option("#page-size", "25")
+    wait_rows(frame, lambda f: page_range(f)[:2] == (1, min(25, all_total)))
+    first_page = rows_text(frame, "event_time")
+    frame.click("#page-next")
+    wait_rows(frame, lambda f: page_range(f)[0] == 26)
+    assert rows_text(frame, "event_time") != first_page
+    frame.click("#page-prev")
+    wait_rows(frame, lambda f: page_range(f)[0] == 1)
+    screenshot(analyst.page, "filtered-sorted")
+
+
+def test_detail_panel_and_its_links(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    tick(frame, "f-chains")
+    wait_rows(frame, lambda f: f.locator(ROW).count() > 0 and set(rows_text(f, "chain_id")) != {""})
+    row = frame.locator(ROW).first
+    detection_id = int(row.get_attribute("data-id"))
+    expected = tab_env.get("analyst", f"api/detections/{detection_id}")
+    # keyboard: focus the row, Enter opens the panel, Escape closes it and returns focus
+    row.focus()
+    analyst.page.keyboard.press("Enter")
+    frame.wait_for_selector("#panel:not([hidden]) #panel-payload")
+    body = frame.locator("#panel-body").inner_text()
+    for key in ("actor", "actor_id", "target_account", "source_ip", "event_name", "log_source"):
+        if expected.get(key):
+            assert expected[key] in body, key
+    steps = frame.locator("#panel-chain li")
+    assert steps.count() == len(expected["chain"]["events"]) >= 2
+    assert "Not suppressed" in frame.locator("#panel-suppression").inner_text()
+    payload = frame.locator("#panel-payload").inner_text()
+    assert "\n  " in payload  # pretty-printed
+    screenshot(analyst.page, "detail-panel")
+
+    log_activity = frame.locator("#link-log-activity")
+    href = log_activity.get_attribute("href")
+    assert "/console/do/ariel/arielSearch?appName=EventViewer&pageId=EventList&dispatch=performSearch" in href
+    assert "/app_proxy/" not in href
+    playbook = frame.locator("#link-playbook").get_attribute("href")
+    assert f"/app_proxy/playbook/?detection={detection_id}#platform-" in playbook
+
+    with analyst.context.expect_page() as popup_info:
+        log_activity.click()
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    assert popup.url.startswith(analyst.devconsole.base_url + "/console/do/ariel/arielSearch")
+    popup.wait_for_function("name => document.body.innerText.includes(name)", arg=expected["event_name"],
+                            timeout=60_000)
+    screenshot(popup, "log-activity-pinned")
+    popup.close()
+
+    analyst.page.keyboard.press("Escape")
+    frame.wait_for_selector("#panel", state="hidden")
+    assert frame.evaluate("document.activeElement.dataset.id") == str(detection_id)
+    analyst.page.keyboard.press("ArrowDown")
+    assert frame.evaluate("document.activeElement.dataset.id") != str(detection_id)
+
+
+def test_triage_single_and_bulk(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    assert frame.locator(ROW).count() >= 3
+    ids = [int(x) for x in frame.locator(ROW).evaluate_all("rows => rows.map(r => r.dataset.id)")][:3]
+
+    frame.locator(f"{ROW}[data-id='{ids[0]}']").click()
+    frame.wait_for_selector("#triage-form")
+    frame.select_option("#triage-status", "investigating")
+    frame.fill("#triage-note", "checking with the <b>cloud</b> team")
+    frame.click("#triage-save")
+    frame.wait_for_function("(document.querySelector('#triage-who') || {innerText: ''}).innerText"
+                            ".includes('by analyst')")
+    saved = tab_env.get("analyst", f"api/detections/{ids[0]}")
+    assert saved["triage_status"] == "investigating"
+    assert saved["triage_note"] == "checking with the <b>cloud</b> team"
+    assert saved["triage_by"] == "analyst"
+    assert frame.locator("#triage-note").input_value() == saved["triage_note"]
+    frame.click("#panel-close")
+
+    for detection_id in ids[1:]:
+        tick(frame, f"select-{detection_id}")
+    assert "2 detections selected" in frame.locator("#batch").inner_text()
+    frame.select_option("#batch-status", "benign")
+    frame.fill("#batch-note", "HR onboarding batch")
+    frame.click("#batch-apply")
+    frame.wait_for_selector("#batch", state="hidden")
+    for detection_id in ids[1:]:
+        d = tab_env.get("analyst", f"api/detections/{detection_id}")
+        triage = (d["triage_status"], d["triage_note"], d["triage_by"])
+        assert triage == ("benign", "HR onboarding batch", "analyst")
+
+    frame.select_option("#f-triage", "benign")
+    wait_rows(frame, lambda f: set(rows_text(f, "triage_status")) == {"Benign – expected"})
+    shown = {int(x) for x in frame.locator(ROW).evaluate_all("rows => rows.map(r => r.dataset.id)")}
+    assert set(ids[1:]) <= shown
+    screenshot(analyst.page, "triage")
+
+
+def test_allowlist_from_a_detection_then_second_user_approves(as_user, tab_env) -> None:
+    target = FORMULA_TARGET
+    detection = detection_by_target(tab_env, target)
+    assert detection["suppressed_by"] is None
+    tuner1 = as_user("tuner1")
+    frame = tuner1.open_console()
+    frame.fill("#f-q", "203.0.113.66")
+    wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 1)
+    frame.locator(f"{ROW}[data-id='{detection['id']}']").click()
+    frame.click("#allowlist-this")
+    frame.wait_for_url(re.compile(r".*/tab/tuning\?from_detection=\d+"))
+    frame.wait_for_selector("#preview-count")
+    # prefilled with the immutable ID, scoped to the platform; the preview counts what it would hide
+    assert frame.locator("#e-actor-id").input_value() == detection["actor_id"]
+    assert frame.locator("#e-platforms input[value='AWS']").is_checked()
+    preview = int(frame.locator("#preview-count").inner_text())
+    assert preview == 1
+    assert FORMULA_TARGET in frame.locator("#preview-examples").inner_text()
+    frame.fill("#e-justification", "Test account created by the onboarding runbook, ticket OPS-1")
+    screenshot(tuner1.page, "tuning-new-entry")
+    frame.click("#entry-save")
+    frame.wait_for_selector("#approvals-table tbody tr[data-id]")
+    pending = tab_env.get("tuner1", "api/tuning/entries", status="pending")["items"]
+    entry = next(e for e in pending if e["actor_id"] == detection["actor_id"])
+    # the submitter cannot approve their own entry
+    own_row = frame.locator(f"#approvals-table tr[data-id='{entry['id']}']")
+    assert own_row.locator("button:has-text('Approve')").is_disabled()
+    assert tab_env.get("admin", f"api/detections/{detection['id']}")["suppressed_by"] is None
+
+    tuner2 = as_user("tuner2")
+    tuner2.open_console()
+    approval_frame = tuner2.open_app("/tab/tuning")
+    approval_frame.wait_for_selector(f"#approvals-table tr[data-id='{entry['id']}']")
+    screenshot(tuner2.page, "tuning-approval-queue")
+    approval_frame.click(f"#approvals-table tr[data-id='{entry['id']}'] button:has-text('Approve')")
+    approval_frame.wait_for_selector(f"#entries-table tr[data-id='{entry['id']}'] .cds--tag--green")
+    assert tab_env.get("admin", f"api/detections/{detection['id']}")["suppressed_by"] == entry["id"]
+    audit = approval_frame.locator("#audit-table").inner_text()
+    assert "tuning.entry.approve" in audit and "tuning.entry.create" in audit
+    screenshot(tuner2.page, "tuning")
+
+    # on the detections page the detection left the default view and shows under Suppressed
+    frame = tuner2.open_console()
+    frame.fill("#f-q", "203.0.113.66")
+    wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 0
+              and page_range(f)[2] == 1)
+    frame.select_option("#f-suppressed", "true")
+    wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 1)
+    frame.locator(f"{ROW}[data-id='{detection['id']}']").click()
+    frame.wait_for_selector("#panel-suppression")
+    assert f"Suppressed by allowlist entry #{entry['id']}" in frame.locator("#panel-suppression").inner_text()
+    screenshot(tuner2.page, "suppressed")
+
+
+def test_analyst_cannot_see_or_reach_settings_or_edit_entries(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    assert frame.locator("a[data-section='settings']").is_hidden()
+    assert frame.locator("a[data-section='tuning']").is_visible()
+    frame.locator(ROW).first.click()
+    frame.wait_for_selector("#panel-payload")
+    frame.wait_for_selector("#link-log-activity")
+    assert frame.locator("#allowlist-this").count() == 0
+
+    response = analyst.page.goto(analyst.proxy_root + "/tab/settings")
+    assert response.status == 403
+    api = analyst.page.request
+    assert api.get(analyst.proxy_root + "/api/settings").status == 403
+
+    tuning = analyst.open_app("/tab/tuning")
+    tuning.wait_for_selector("#entries-table")
+    assert tuning.locator("#entry-editor").is_hidden()
+    assert "needs a tuning capability" in tuning.locator("#tuning-permission").inner_text()
+    assert tuning.locator("#entries-table button").count() == 0
+    assert tuning.locator("#presets button").count() == 0
+    # and the API refuses a write even with a valid CSRF header
+    csrf = next(c["value"] for c in analyst.context.cookies() if c["name"] == "QRadarCSRF")
+    refused = api.post(analyst.proxy_root + "/api/tuning/entries", headers={"QRadarCSRF": csrf},
+                       data={"platforms": ["AWS"], "actor_id": "arn:aws:iam::1:role/x",
+                             "justification": "analyst should not be able to do this",
+                             "expires_at": "2099-01-01T00:00:00Z"})
+    assert refused.status == 403
+    screenshot(analyst.page, "tuning-analyst-view")
+
+    admin = as_user("admin")
+    admin_frame = admin.open_console()
+    admin_frame.wait_for_selector("a[data-section='settings']:not([hidden])")
+    settings = admin.open_app("/tab/settings")
+    settings.wait_for_selector("#s-refresh_interval_s")
+    assert settings.locator("label[for='s-refresh_interval_s']").inner_text() == "refresh_interval_s"
+    screenshot(admin.page, "settings")
+
+
+def test_theme_follows_the_console_and_is_remembered(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console(theme="dark")
+    assert frame.evaluate("document.documentElement.className") == "cds--g100"
+    background = frame.evaluate("getComputedStyle(document.body).backgroundColor")
+    screenshot(analyst.page, "console-tab-dark")
+    # later pages carry no theme parameter; the app remembers it
+    tuning = analyst.open_app("/tab/tuning")
+    assert "theme=" not in analyst.page.url
+    assert tuning.evaluate("document.documentElement.className") == "cds--g100"
+    screenshot(analyst.page, "tuning-dark")
+    frame = analyst.open_console(theme="light")
+    assert frame.evaluate("document.documentElement.className") == "cds--g10"
+    assert frame.evaluate("getComputedStyle(document.body).backgroundColor") != background
+
+
+def test_csv_download_has_every_filtered_row(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    frame.select_option("#window", "30d")
+    frame.select_option("#f-suppressed", "")  # suppressed ones too (another test may have allowlisted one)
+    frame.select_option("#page-size", "25")
+    wait_rows(frame, lambda f: "suppressed" not in page_filters(f) and f.locator(ROW).count() == 25)
+    filters = page_filters(frame)
+    assert int(filters["end"]) - int(filters["start"]) == 30 * 86_400_000
+    total = api_total(tab_env, "analyst", **filters)
+    assert page_range(frame)[2] == total > 25, "the export must hold more than the visible page"
+    platforms = {d["cloud_platform"] for d in tab_env.get("analyst", "api/detections",
+                                                            **{**filters, "limit": 500})["items"]}
+    with analyst.page.expect_download() as download_info:
+        frame.click("#export-csv")
+    download = download_info.value
+    name_pattern = r"cloud-account-detections_\d{8}T\d{4}Z_\d{8}T\d{4}Z\.csv"
+    assert re.fullmatch(name_pattern, download.suggested_filename)
+    text = download.path().read_text(encoding="utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    assert header == ["Time (Europe/Berlin)", "Category", "Log source", "Actor", "Target account",
+                      "Source IP", "Cloud platform", "Service account", "Chain", "Triage status"]
+    assert len(body) == total
+    assert {r[6] for r in body} == platforms
+    # formula cells from the hostile record are neutralised; the markup one is plain text
+    cells = {cell for row in body for cell in row}
+    assert "'" + FORMULA_TARGET in cells
+    assert FORMULA_ACTOR not in cells
+    assert XSS_TARGET in cells
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+def test_hostile_names_render_as_text_and_never_run(as_user, tab_env) -> None:
+    detection = detection_by_target(tab_env, XSS_TARGET)
+    assert XSS_ACTOR in detection["actor"]
+    tuner = as_user("tuner1")
+    frame = tuner.open_console()
+    frame.fill("#f-q", "onerror")
+    wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 1)
+    row = frame.locator(f"{ROW}[data-id='{detection['id']}']")
+    assert row.locator("td[data-column='actor']").inner_text() == detection["actor"]
+    assert row.locator("td[data-column='target_account']").inner_text() == XSS_TARGET
+    row.click()
+    frame.wait_for_selector("#panel-payload")
+    screenshot(tuner.page, "hostile-values-panel")
+    assert XSS_TARGET in frame.locator("#panel-title").inner_text()
+    assert XSS_ACTOR in frame.locator("#panel-body").inner_text()
+    assert XSS_TARGET in frame.locator("#panel-payload").inner_text()
+    # nothing from the log became an element
+    assert frame.locator("img[src='x']").count() == 0
+    assert frame.locator("script:not([src]):not([type='application/json'])").count() == 0
+    assert frame.evaluate("window.__xss === undefined")
+    # the same text in the tuning preview (prefilled from this detection)
+    frame.click("#allowlist-this")
+    frame.wait_for_selector("#preview-examples")
+    assert XSS_TARGET in frame.locator("#preview-examples").inner_text()
+    assert frame.locator("img[src='x']").count() == 0
+    screenshot(tuner.page, "hostile-values-as-text")
