@@ -102,7 +102,11 @@ class _Ingester:
             self.reject(index, f"{where}{exc}")
             return
         if raw is None:
-            raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            try:
+                raw = _payload_of(record)
+            except (TypeError, ValueError) as exc:
+                self.reject(index, f"{where}record is not JSON-serializable ({exc})")
+                return
             if len(raw) > self.max_record_bytes:
                 self.reject(index, f"{where}{self.too_large(len(raw))}")
                 return
@@ -155,6 +159,14 @@ def _envelope_members(item: Any) -> list | None:
         if isinstance(value, list):
             return value
     return None
+
+
+def _payload_of(record: dict) -> bytes:
+    """The record as compact JSON bytes (the stored payload when no raw text was given)."""
+    try:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a "\\ud800" escape: keep it escaped
+        return json.dumps(record, separators=(",", ":")).encode("ascii")
 
 
 def _json_error(exc: BaseException) -> str:

@@ -52,13 +52,29 @@ def parse_record(record: object) -> ParsedEvent:
     for _key, looks_like, parse in PARSERS:
         if looks_like(record):
             try:
-                return parse(record)
+                event = parse(record)
             except RecordError:
                 raise
             except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
                 # A field of an unexpected type deep in the record: reject it, never crash the ingest.
                 raise RecordError(f"malformed record ({type(exc).__name__}: {exc})") from None
+            event.event_name = storable(event.event_name)
+            event.log_source_name = storable(event.log_source_name)
+            event.username = storable(event.username)
+            event.account_name = storable(event.account_name)
+            return event
     raise RecordError(UNKNOWN_SOURCE_REASON)
+
+
+def storable(text: str | None) -> str | None:
+    """Text SQLite can store: JSON allows lone UTF-16 surrogates (``"\\ud800"``), UTF-8 does not."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 __all__ = [

@@ -665,3 +665,33 @@ def test_ingest_command_prints_counts_and_reasons(tmp_path):
     assert "#2: " in proc.stdout and "unknown source" in proc.stdout
     assert "#3: " in proc.stdout and "CreationTime (the event time) is missing" in proc.stdout
     assert EventStore.in_dir(data).count_events() == 2
+
+
+def test_lone_surrogates_are_stored_not_crashed_on(store):
+    line = json.dumps(
+        cloudtrail_create_user(
+            requestParameters={"userName": "\ud800evil"},
+            userIdentity={"type": "IAMUser", "userName": "a\udfffb"},
+        )
+    )
+    as_dict = json.loads(line)
+    as_dict["eventID"] = "dict-form"
+    report = ingest_records(store, [line, as_dict])
+    assert report.rejected == []
+    assert report.ingested == 2
+    from_line, from_dict = stored_events(store)
+    assert from_line["username"] == from_dict["username"] == "a?b"
+    assert json.loads(from_line["props"]) == {"Account Name": "?evil"}
+    assert json.loads(from_dict["payload"])["requestParameters"]["userName"] == "\ud800evil"
+
+
+def test_records_that_are_not_json_are_rejected(store):
+    import datetime as dt
+
+    not_serializable = cloudtrail_create_user(requestParameters={"userName": "x", "when": dt.datetime.now()})
+    not_utf8 = b'{"eventSource": "iam.amazonaws.com", "eventName": "CreateUser\xff"}'
+    report = ingest_records(store, [not_serializable, not_utf8, cloudtrail_create_user()])
+    assert report.ingested == 1
+    assert [index for index, _ in report.rejected] == [0, 1]
+    assert "not JSON-serializable" in report.rejected[0][1]
+    assert "not UTF-8" in report.rejected[1][1]
