@@ -27,7 +27,7 @@ from app.store import tuning as store
 COLLECTION_TTL = "365 days"
 TIMEOUT_TYPE = "FIRST_SEEN"
 MAP_VALUE_MAX = 255
-SOURCE = "Cloud Account Watch"
+RESYNC_INTERVAL_MS = 3_600_000
 
 
 def _iso(epoch_ms: int) -> str:
@@ -138,6 +138,7 @@ def drift(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]
 def sync(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]:
     """Make QRadar match the active entries; records the outcome (never raises for QRadar faults)."""
     names = collection_names(conn)
+    generation = store.generation(conn)
     try:
         before = drift(conn, gateway, now_ms)
         if not before["set_exists"]:
@@ -184,13 +185,34 @@ def sync(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]:
             now_ms=now_ms,
             status="ok" if after["in_sync"] else "error",
             error=None if after["in_sync"] else "still drifting after sync",
-            details={k: outcome[k] for k in ("added", "removed")} | {"in_sync": after["in_sync"]},
+            details={k: outcome[k] for k in ("added", "removed")}
+            | {"in_sync": after["in_sync"], "generation": generation},
         )
         return outcome
     except (QRadarError, QRadarUnavailable) as exc:
         message = str(exc) or exc.__class__.__name__
         store.set_refsync_state(conn, now_ms=now_ms, status="error", error=message[:1000], details={})
         return {"status": "error", "error": message}
+
+
+def sync_if_due(
+    conn: sqlite3.Connection, gateway: Any, now_ms: int, max_age_ms: int = RESYNC_INTERVAL_MS
+) -> dict[str, Any] | None:
+    """For the refresher's cycle: sync when the active entries changed since the last successful sync
+    (an entry expired, was approved, disabled, …), when the last sync failed, or hourly (to repair drift
+    made in QRadar). Returns the outcome, or None when nothing was due. Commits its state row."""
+    state = store.get_refsync_state(conn)
+    due = (
+        state["last_status"] != "ok"
+        or state["details"].get("generation") != store.generation(conn)
+        or now_ms - int(state["last_sync_ms"] or 0) >= max_age_ms
+    )
+    if not due:
+        return None
+    outcome = sync(conn, gateway, now_ms)
+    if conn.in_transaction:
+        conn.commit()
+    return outcome
 
 
 def _create(create: Any, name: str, element_type: str, **kwargs: Any) -> None:

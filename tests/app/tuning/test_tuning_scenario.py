@@ -20,7 +20,7 @@ from app.qradar import Gateway
 from app.store import db
 from app.store.core import now_ms
 from app.store.db import transaction
-from app.tuning import approval, presets, refsync, service
+from app.tuning import approval, presets, refsync, service, suppress
 
 # The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario.py).
 PRESET_ITEMS = {
@@ -256,3 +256,50 @@ def test_reference_set_in_the_console_matches_the_active_entries(
     assert {v["value"] for v in remaining["data"]} == active - set(
         identities(devconsole, "microsoft_first_party")
     )
+
+
+def test_refresher_hook_syncs_only_when_due_and_drops_expired_entries(
+    devconsole: Any, scenario_conn: sqlite3.Connection
+) -> None:
+    conn = scenario_conn
+    suffix = uuid.uuid4().hex[:8]
+    settings.update(
+        conn,
+        {"reference_set_name": f"CAW_Expiry_{suffix}", "reference_map_name": f"CAW_ExpiryNotes_{suffix}"},
+        actor="admin",
+    )
+    gateway = gateway_for(devconsole)
+    now = now_ms()
+    with transaction(conn):
+        [entry] = service.enable_preset(
+            conn,
+            "break_glass",
+            {
+                "identities": identities(devconsole, "break_glass"),
+                "expires_at": now + HOUR,
+                "ticket": "IR-4711",
+                "justification": "break-glass use during IR-4711",
+            },
+            user=TUNER1,
+            now_ms=now,
+        )
+    with transaction(conn):
+        approval.decide(
+            conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
+        )
+    first = refsync.sync_if_due(conn, gateway, now)
+    assert first is not None and first["after"]["in_sync"] is True
+    assert refsync.sync_if_due(conn, gateway, now + 60_000) is None  # nothing changed: no QRadar calls
+    names = refsync.collection_names(conn)
+    set_url = f"{devconsole.base_url}/api/reference_data/sets/{names['reference_set']}"
+    qradar = devconsole.api("admin")
+    assert {v["value"] for v in qradar.get(set_url).json()["data"]} == set(
+        identities(devconsole, "break_glass")
+    )
+
+    later = now + HOUR  # the break-glass entry's expiry instant
+    refresher_like = suppress.apply(conn, later)
+    assert refresher_like >= 1  # its detections are back
+    due = refsync.sync_if_due(conn, gateway, later)
+    assert due is not None and due["removed"] == 1
+    assert qradar.get(set_url).json()["data"] == []
