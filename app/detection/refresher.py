@@ -363,6 +363,9 @@ def refresh_once(conn: sqlite3.Connection, gw: Gateway, *, now: int | None = Non
     except (QRadarError, QRadarUnavailable) as exc:
         log.warning("detection refresh failed: %s", exc)
         return _finish_failed(conn, state, details, result, "error", f"QRadar: {exc}", cfg)
+    except Exception as exc:  # the store stays as it was; the loop retries with backoff instead of dying
+        log.exception("detection refresh failed")
+        return _finish_failed(conn, state, details, result, "error", f"internal error: {exc}", cfg)
 
 
 def backoff_s(failures: int, interval_s: int) -> int:

@@ -278,6 +278,33 @@ def scenario(now_ms: int) -> tuple[list[dict], dict[str, Any]]:
     return records, expected
 
 
+def add_garbled_event(data_dir: Path, t: int) -> None:
+    """A CreateUser whose payload is not JSON (truncated, invalid UTF-8), stored as a DSM would store an
+    event it could only partly parse: the detection must come from the normalized fields."""
+    from devconsole.store import EventStore
+
+    store = EventStore(data_dir / "events.db")
+    qid = store.ensure_qid(347, "CreateUser", 3035)
+    ls = store.ensure_log_source("garbled-cloudtrail", 347)
+    store.insert_events(
+        [
+            {
+                "starttime": t,
+                "qid": qid,
+                "category": 3035,
+                "highlevelcategory": 3000,
+                "logsourceid": ls,
+                "devicetype": 347,
+                "magnitude": 6,
+                "username": "garbler",
+                "sourceip": "192.0.2.77",
+                "payload": b'\xff\xfe{"eventName": "CreateUser", "requestParameters": {"userName": ',
+                "props": {"Account Name": "garbled-user"},
+            }
+        ]
+    )
+
+
 @dataclass
 class Console:
     base_url: str
@@ -316,6 +343,8 @@ def detection_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cons
         timeout=120,
     )
     assert ingest.returncode == 0, ingest.stderr + ingest.stdout
+    add_garbled_event(data_dir, int(time.time() * 1000) - 5 * HOUR)
+    expected["detections"].add(("CreateUser", "AWS", False, None, "garbled-user"))
     log = (data_dir / "serve.log").open("wb")
     process = subprocess.Popen(
         [

@@ -54,7 +54,7 @@ def test_list_and_filters(client, detection_console) -> None:
     assert every == sorted(every, key=lambda d: d["event_time"], reverse=True)
     assert "payload" not in every[0]
     assert {d["cloud_platform"] for d in items(client, platform="AWS")[0]} == {"AWS"}
-    assert len(items(client, platform="AWS,GCP")[0]) == 6
+    assert len(items(client, platform="AWS,GCP")[0]) == 7
     assert all(d["is_service_account"] for d in items(client, service_accounts="true")[0])
     chained = items(client, chains_only="true")[0]
     assert {d["chain_kind"] for d in chained} == {"aws_user_credential", "entra_app_sp_credential"}
@@ -172,7 +172,7 @@ def test_unsafe_calls_need_the_csrf_header(client) -> None:
 def test_refresh_now_and_cancel_are_queued_for_the_refresher(client, filled_app) -> None:
     status = client.get("/api/status").get_json()
     assert status["last_status"] == "ok" and status["watermark_ms"] and not status["running"]
-    assert status["counts"]["detections"] == 10
+    assert status["counts"]["detections"] == 11
     first = client.post("/api/refresh", json={}, headers=client.csrf)
     second = client.post("/api/refresh", headers=client.csrf)
     assert first.status_code == second.status_code == 202

@@ -94,6 +94,9 @@ def test_first_refresh_detects_every_attack_and_nothing_benign(
         )
     ] == ["Add application", "Add service principal", "Add service principal credentials"]
 
+    garbled = store_conn.execute("SELECT * FROM detections WHERE target_account = 'garbled-user'").fetchone()
+    assert (garbled["actor"], garbled["source_ip"], garbled["payload_ok"]) == ("garbler", "192.0.2.77", 0)
+
     state = core.get_refresh_state(store_conn, refresher.JOB)
     assert state["last_status"] == "ok" and state["watermark_ms"] == result.stop_ms
 
