@@ -473,6 +473,12 @@ def set_suppressed_by(conn: sqlite3.Connection, changes: Sequence[tuple[int | No
     conn.executemany("UPDATE detections SET suppressed_by = ? WHERE id = ?", changes)
 
 
+def detections_suppressed_by(conn: sqlite3.Connection, entry_ids: Sequence[int]) -> list[int]:
+    ids = list(entry_ids)
+    marks = ", ".join("?" for _ in ids)
+    return [r[0] for r in conn.execute(f"SELECT id FROM detections WHERE suppressed_by IN ({marks})", ids)]
+
+
 def count_suppressed_by(conn: sqlite3.Connection, entry_id: int, since_ms: int | None = None) -> int:
     if since_ms is None:
         return int(

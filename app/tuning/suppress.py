@@ -68,12 +68,16 @@ def active_matcher(conn: sqlite3.Connection, now_ms: int) -> Matcher:
 def apply(conn: sqlite3.Connection, now_ms: int, detection_ids: Iterable[int] | None = None) -> int:
     """Recompute ``suppressed_by`` for ``detection_ids`` (all detections when None); returns how many changed.
 
-    Joins the caller's open transaction if there is one (the refresher commits it with its rows);
-    otherwise commits its own.
+    Entries whose expiry has passed are marked expired first, and the detections they suppressed are
+    recomputed too — whatever ``detection_ids`` says — so they come back at the expiry, not at the next
+    entry change. Joins the caller's open transaction if there is one (the refresher commits it with its
+    rows); otherwise commits its own.
     """
     owns_transaction = not conn.in_transaction
     try:
-        expire_due(conn, now_ms)
+        expired = expire_due(conn, now_ms)
+        if detection_ids is not None and expired:
+            detection_ids = {*detection_ids, *store.detections_suppressed_by(conn, expired)}
         matcher = active_matcher(conn, now_ms)
         changed = 0
         for batch in store.iter_detections_for_matching(conn, detection_ids=detection_ids):
