@@ -19,15 +19,6 @@ from app.tuning.api import _csv_cell
 DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
 
 
-@pytest.fixture(autouse=True)
-def _tuning_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the tuning feature in the app factory (a no-op once app.FEATURES lists it)."""
-    import app as app_module
-
-    if "tuning" not in app_module.FEATURES:
-        monkeypatch.setattr(app_module, "FEATURES", [*app_module.FEATURES, "tuning"])
-
-
 def body(**overrides: Any) -> dict[str, Any]:
     entry = {
         "platforms": ["AWS"],
