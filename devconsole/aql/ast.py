@@ -9,12 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+_POSITION_FIELDS = frozenset({"line", "column", "span", "source", "literal_text"})
+
 
 @dataclass(kw_only=True)
 class Node:
     line: int = 1
     column: int = 1
-    text: str = ""
+    # where the node's text is in the query; sliced on demand (long generated queries would otherwise
+    # copy their text once per node)
+    span: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    source: str = field(default="", repr=False, compare=False)
+    literal_text: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        if self.literal_text is not None:
+            return self.literal_text
+        if self.span is None:
+            return ""
+        return self.source[self.span[0]:self.span[1]]
 
 
 @dataclass(kw_only=True)
@@ -58,8 +72,7 @@ class Compare(Node):
 @dataclass(kw_only=True)
 class Logical(Node):
     op: str  # AND | OR
-    left: Node
-    right: Node
+    operands: list[Node]  # two or more: a chain of the same operator is one node
 
 
 @dataclass(kw_only=True)
@@ -160,7 +173,7 @@ def structural_key(node: Node | None) -> Any:
         return ("func", node.name.lower(), node.star, tuple(structural_key(a) for a in node.args))
     parts: list[Any] = [type(node).__name__]
     for name, value in vars(node).items():
-        if name in ("line", "column", "text"):
+        if name in _POSITION_FIELDS:
             continue
         if isinstance(value, Node):
             parts.append(structural_key(value))
@@ -184,7 +197,7 @@ def walk(node: Node | None, into_subqueries: bool = False):
             return
         return
     for name, value in vars(node).items():
-        if name in ("line", "column", "text"):
+        if name in _POSITION_FIELDS:
             continue
         if isinstance(value, Query):
             if into_subqueries:

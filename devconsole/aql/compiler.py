@@ -171,7 +171,7 @@ class Compiler:
         self.properties = properties
         self.tz = tz
         self.minute_granularity = minute_granularity
-        self.params: dict[str, Any] = {}
+        self.params: list[Any] = []
         self.errors: list[AqlError] = []
         self.windows: list[tuple[int, int]] = []  # every events range scanned (for progress estimates)
         self._aliases = 0
@@ -179,9 +179,9 @@ class Compiler:
 
     # -- helpers ----------------------------------------------------------------------------------
     def param(self, value: Any) -> str:
-        name = f"p{len(self.params)}"
-        self.params[name] = value
-        return f":{name}"
+        # numbered parameters (?NNN) bind by position in O(1); named ones are looked up one by one
+        self.params.append(value)
+        return f"?{len(self.params)}"
 
     def error(self, message: str, node: ast.Node | None) -> Expr:
         line, column = (node.line, node.column) if node is not None else (1, 1)
@@ -254,7 +254,7 @@ class Compiler:
             if item.expr is None:
                 for col in scope.star:
                     node = ast.Field(name=col.name, quoted=False, line=item.line, column=item.column,
-                                     text=col.name)
+                                     literal_text=col.name)
                     items.append(_Item(col.name, None, node, Expr(col.sql, col.kind)))
                 continue
             expr = self.expr(item.expr, scope, "SELECT")
@@ -472,10 +472,10 @@ class Compiler:
             op = "<>" if node.op == "!=" else node.op
             return Expr(f"({left.sql} {op} {right.sql})", "bool", left.agg or right.agg)
         if isinstance(node, ast.Logical):
-            left, right = sub(node.left), sub(node.right)
-            self._require_condition(left, node.left, node.op)
-            self._require_condition(right, node.right, node.op)
-            return Expr(f"({left.sql} {node.op} {right.sql})", "bool", left.agg or right.agg)
+            operands = [sub(child) for child in node.operands]
+            for child, operand in zip(node.operands, operands, strict=True):
+                self._require_condition(operand, child, node.op)
+            return Expr(_balanced(node.op, [o.sql for o in operands]), "bool", any(o.agg for o in operands))
         if isinstance(node, ast.Not):
             operand = sub(node.operand)
             self._require_condition(operand, node.operand, "NOT")
@@ -688,6 +688,15 @@ class Compiler:
         }[name]
         kind = "num" if name in ("COUNT", "SUM", "AVG", "UNIQUECOUNT") else arg.kind
         return Expr(sql, kind, True)
+
+
+def _balanced(op: str, parts: list[str]) -> str:
+    """``a OR b OR c ...`` grouped as a balanced tree: SQLite limits expression depth to 1000, and a long
+    generated chain would otherwise nest once per term."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    return f"({_balanced(op, parts[:middle])} {op} {_balanced(op, parts[middle:])})"
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ from devconsole.aql.functions import Runtime
 from devconsole.aql.parser import parse
 
 PROGRESS_EVERY_OPS = 2000  # SQLite VM instructions between progress/cancel checks
+MAX_VALUES = 30_000  # bound parameters per query (SQLite allows 32,766)
 
 
 @dataclass
@@ -49,7 +50,7 @@ class PreparedQuery:
     is_aggregate: bool
     database: str  # "events" or "flows" (the key QRadar uses for the result list)
     sql: str
-    params: dict[str, Any] = field(repr=False)
+    params: list[Any] = field(repr=False)
     kinds: list[str] = field(repr=False)
     windows: list[tuple[int, int]] = field(repr=False)
 
@@ -70,28 +71,34 @@ class AqlEngine:
         self.minute_granularity = minute_granularity
 
     # -- checking ---------------------------------------------------------------------------------
-    def _custom_properties(self) -> dict[str, tuple[str, str]]:
-        conn = self.store.connect(readonly=True)
-        try:
-            rows = conn.execute("SELECT name, value_type FROM custom_properties").fetchall()
-        finally:
-            conn.close()
-        return {name.lower(): (name, value_type) for name, value_type in rows}
-
     def _compile(self, text: str, now_ms: int | None) -> tuple[PreparedQuery | None, list[AqlError]]:
         now = int(time.time() * 1000) if now_ms is None else int(now_ms)
         try:
             tree = parse(text)
         except AqlError as exc:
             return None, [exc]
-        compiler = Compiler(now, self.default_window_ms, self._custom_properties(), self.tz,
-                            self.minute_granularity)
+        conn = self.store.connect(readonly=True)
         try:
-            compiled = compiler.compile_query(tree)
-        except RecursionError:
-            return None, [AqlError("The query is nested too deeply", 1, 1)]
-        if compiler.errors:
-            return None, compiler.errors
+            rows = conn.execute("SELECT name, value_type FROM custom_properties").fetchall()
+            properties = {name.lower(): (name, value_type) for name, value_type in rows}
+            compiler = Compiler(now, self.default_window_ms, properties, self.tz, self.minute_granularity)
+            try:
+                compiled = compiler.compile_query(tree)
+            except RecursionError:
+                return None, [AqlError("The query is nested too deeply", 1, 1)]
+            if compiler.errors:
+                return None, compiler.errors
+            if len(compiler.params) > MAX_VALUES:
+                return None, [AqlError(f"The query has more than {MAX_VALUES} literal values", 1, 1)]
+            # Let SQLite compile the statement now, so limits it enforces (expression depth, terms)
+            # are reported by validate/prepare rather than by a failed search.
+            Runtime(conn, now, self.tz).register()
+            try:
+                conn.execute(f"EXPLAIN {compiled.sql}", compiler.params).fetchone()
+            except (sqlite3.Error, OverflowError) as exc:
+                return None, [AqlError(f"The query is too complex for the dev console: {exc}", 1, 1)]
+        finally:
+            conn.close()
         prepared = PreparedQuery(
             text=text, now_ms=now, columns=compiled.columns, start_ms=compiled.start_ms,
             stop_ms=compiled.stop_ms, is_aggregate=compiled.is_aggregate, database=compiled.database,

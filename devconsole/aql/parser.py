@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from devconsole.aql import ast
@@ -100,7 +100,7 @@ def _unquote(token: str, quote: str) -> str:
     return token[1:-1].replace(quote * 2, quote)
 
 
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """lark tree -> :mod:`ast` nodes, each carrying its line, column and source text."""
 
     def __init__(self, text: str) -> None:
@@ -110,11 +110,12 @@ class _ToAst(Transformer):
     def _pos(self, meta) -> dict:
         if getattr(meta, "empty", True):
             return {}
-        return {"line": meta.line, "column": meta.column, "text": self._text[meta.start_pos:meta.end_pos]}
+        return {"line": meta.line, "column": meta.column, "span": (meta.start_pos, meta.end_pos),
+                "source": self._text}
 
-    @staticmethod
-    def _tok_pos(tok: Token) -> dict:
-        return {"line": tok.line, "column": tok.column, "text": str(tok)}
+    def _tok_pos(self, tok: Token) -> dict:
+        return {"line": tok.line, "column": tok.column, "span": (tok.start_pos, tok.end_pos),
+                "source": self._text}
 
     def start(self, children):
         return children[0]
@@ -196,13 +197,22 @@ class _ToAst(Transformer):
             return self._string(item) if item.type == "STRING" else self._number(item)
         return item
 
+    def _logical(self, op: str, meta, children) -> ast.Logical:
+        # a chain `a OR b OR c` becomes one node with three operands (no deep recursion later)
+        left, right = children[0], children[2]
+        if isinstance(left, ast.Logical) and left.op == op:  # also `(a OR b) OR c`: OR is associative
+            left.operands.append(right)  # the chain so far is only referenced here: extend in place
+            left.span = (left.span[0] if left.span else meta.start_pos, meta.end_pos)
+            return left
+        return ast.Logical(op=op, operands=[left, right], **self._pos(meta))
+
     @v_args(meta=True)
     def or_op(self, meta, children):
-        return ast.Logical(op="OR", left=children[0], right=children[2], **self._pos(meta))
+        return self._logical("OR", meta, children)
 
     @v_args(meta=True)
     def and_op(self, meta, children):
-        return ast.Logical(op="AND", left=children[0], right=children[2], **self._pos(meta))
+        return self._logical("AND", meta, children)
 
     @v_args(meta=True)
     def not_op(self, meta, children):
@@ -229,8 +239,14 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def in_list(self, meta, children):
-        operand, negated, _in, *items = children
+        operand, negated, _in, items = children
         return ast.InList(negated=negated is not None, operand=operand, items=items, **self._pos(meta))
+
+    def expr_list(self, children):
+        if len(children) == 1:
+            return [children[0]]
+        children[0].append(children[1])  # extend in place: linear in the list's length
+        return children[0]
 
     @v_args(meta=True)
     def in_query(self, meta, children):

@@ -38,8 +38,16 @@ def big_engine(tmp_path_factory) -> AqlEngine:
     source = store.ensure_log_source("CloudTrail @ big", 347)
     qid = store.ensure_qid(347, "CreateUser", 3035)
     store.insert_events(
-        {"starttime": NOW - i * 1000, "qid": qid, "category": 3035, "highlevelcategory": 3000,
-         "logsourceid": source, "devicetype": 347, "username": f"user{i:05d}", "magnitude": i % 10}
+        {
+            "starttime": NOW - i * 1000,
+            "qid": qid,
+            "category": 3035,
+            "highlevelcategory": 3000,
+            "logsourceid": source,
+            "devicetype": 347,
+            "username": f"user{i:05d}",
+            "magnitude": i % 10,
+        }
         for i in range(BIG_EVENTS)
     )
     return AqlEngine(store, tz=dt.UTC)
@@ -58,10 +66,13 @@ def test_prepared_query_describes_the_search(engine: AqlEngine) -> None:
 
 
 def test_unaliased_expression_columns_are_named_from_their_text(engine: AqlEngine) -> None:
-    rows = engine.execute(engine.prepare(
-        "SELECT COUNT(*), MAX(magnitude) + 1, LOWER(QIDNAME(qid)) FROM events WHERE magnitude = 7"
-        " GROUP BY qid", NOW,
-    ))
+    rows = engine.execute(
+        engine.prepare(
+            "SELECT COUNT(*), MAX(magnitude) + 1, LOWER(QIDNAME(qid)) FROM events WHERE magnitude = 7"
+            " GROUP BY qid",
+            NOW,
+        )
+    )
     assert rows == [{"count": 1, "MAX_magnitude_1": 8, "lower_QIDNAME_qid": "add user"}]
 
 
@@ -77,10 +88,13 @@ def test_a_query_without_time_clause_searches_the_configured_default_window(stor
 
 def test_times_without_zone_and_dateformat_use_the_console_time_zone(store: EventStore) -> None:
     new_york = AqlEngine(store, tz=zoneinfo.ZoneInfo("America/New_York"))
-    rows = new_york.execute(new_york.prepare(
-        "SELECT username, DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm z') AS t FROM events"
-        " START '2023-11-14 17:04' STOP '2023-11-14 17:05'", NOW,
-    ))
+    rows = new_york.execute(
+        new_york.prepare(
+            "SELECT username, DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm z') AS t FROM events"
+            " START '2023-11-14 17:04' STOP '2023-11-14 17:05'",
+            NOW,
+        )
+    )
     assert rows == [{"username": "carol", "t": "2023-11-14 17:04 EST"}]
 
 
@@ -128,10 +142,13 @@ def test_reference_set_entries_expire_by_their_time_to_live(store: EventStore) -
 
 
 def test_in_subquery_returns_at_most_10000_rows(big_engine: AqlEngine) -> None:
-    rows = big_engine.execute(big_engine.prepare(
-        "SELECT COUNT(*) AS n FROM events WHERE username IN"
-        " (SELECT username FROM events ORDER BY username LIMIT 20000 LAST 1 DAYS) LAST 1 DAYS", NOW,
-    ))
+    rows = big_engine.execute(
+        big_engine.prepare(
+            "SELECT COUNT(*) AS n FROM events WHERE username IN"
+            " (SELECT username FROM events ORDER BY username LIMIT 20000 LAST 1 DAYS) LAST 1 DAYS",
+            NOW,
+        )
+    )
     assert rows == [{"n": 10_000}]
 
 
@@ -139,7 +156,8 @@ def test_progress_rises_to_100_on_a_large_search(big_engine: AqlEngine) -> None:
     reports: list[int] = []
     query = big_engine.prepare(
         "SELECT magnitude, COUNT(*) AS n, UNIQUECOUNT(username) AS u FROM events GROUP BY magnitude"
-        " ORDER BY magnitude LAST 1 DAYS", NOW,
+        " ORDER BY magnitude LAST 1 DAYS",
+        NOW,
     )
     rows = big_engine.execute(query, on_progress=reports.append)
     assert [r["n"] for r in rows] == [BIG_EVENTS // 10] * 10
@@ -165,13 +183,77 @@ def test_should_cancel_aborts_a_running_search(big_engine: AqlEngine) -> None:
 
 
 _FRAGMENTS = [
-    "SELECT", "FROM", "events", "flows", "WHERE", "AND", "OR", "NOT", "(", ")", ",", "*", "'x'", "'",
-    '"Account Name"', '"', "username", "qid", "QIDNAME(qid)", "COUNT(*)", "GROUP BY", "ORDER BY", "HAVING",
-    "LIMIT", "LAST", "24", "HOURS", "DAYS", "START", "STOP", "'2023-11-14 22:04'", "IN", "LIKE", "MATCHES",
-    "'(a|b)*'", "BETWEEN", "IS", "NULL", "CASE", "WHEN", "THEN", "ELSE", "END", "=", "<>", "+", "-", "/", "%",
-    "^", "0x1F", "1e309", "99999999999999999999", "NOW()", "PARSEDATETIME('now')", "AS", "DESC", ";", "--",
-    "\x00", "é", "\n", "SELECT username FROM events", "INOFFENSE(1)", "REFERENCEMAP('Owners', username)",
-    "DATEFORMAT(starttime, 'yyyy')", "UTF8(payload)", "LONG(sourceip)", "1.5", "-1", "FIRST(qid)",
+    "SELECT",
+    "FROM",
+    "events",
+    "flows",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "(",
+    ")",
+    ",",
+    "*",
+    "'x'",
+    "'",
+    '"Account Name"',
+    '"',
+    "username",
+    "qid",
+    "QIDNAME(qid)",
+    "COUNT(*)",
+    "GROUP BY",
+    "ORDER BY",
+    "HAVING",
+    "LIMIT",
+    "LAST",
+    "24",
+    "HOURS",
+    "DAYS",
+    "START",
+    "STOP",
+    "'2023-11-14 22:04'",
+    "IN",
+    "LIKE",
+    "MATCHES",
+    "'(a|b)*'",
+    "BETWEEN",
+    "IS",
+    "NULL",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "=",
+    "<>",
+    "+",
+    "-",
+    "/",
+    "%",
+    "^",
+    "0x1F",
+    "1e309",
+    "99999999999999999999",
+    "NOW()",
+    "PARSEDATETIME('now')",
+    "AS",
+    "DESC",
+    ";",
+    "--",
+    "\x00",
+    "é",
+    "\n",
+    "SELECT username FROM events",
+    "INOFFENSE(1)",
+    "REFERENCEMAP('Owners', username)",
+    "DATEFORMAT(starttime, 'yyyy')",
+    "UTF8(payload)",
+    "LONG(sourceip)",
+    "1.5",
+    "-1",
+    "FIRST(qid)",
     "LAST(qid)",
 ]
 
@@ -225,10 +307,28 @@ def test_fuzzed_queries_raise_only_aql_errors(engine: AqlEngine) -> None:
 def test_hostile_text_is_data_not_sql(engine: AqlEngine, store: EventStore) -> None:
     for hostile in ("x'); DROP TABLE events; --", "' OR 1=1 --", '"; DELETE FROM events; "', "<script>"):
         literal = hostile.replace("'", "''")
-        rows = engine.execute(engine.prepare(
-            f"SELECT '{literal}' AS v, COUNT(*) AS n FROM events WHERE username = '{literal}'"
-            " LAST 2 DAYS", NOW,
-        ))
+        rows = engine.execute(
+            engine.prepare(
+                f"SELECT '{literal}' AS v, COUNT(*) AS n FROM events WHERE username = '{literal}'"
+                " LAST 2 DAYS",
+                NOW,
+            )
+        )
         assert rows == [{"v": hostile, "n": 0}]
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 10
+
+
+def test_long_generated_conditions_run(engine: AqlEngine) -> None:
+    """Generated allowlists make long OR chains and IN lists: no recursion or SQLite depth limit."""
+    names = [f"'user{i}'" for i in range(3000)] + ["'carol'"]
+    chain = " OR ".join(f"username = {name}" for name in names)
+    rows = engine.execute(engine.prepare(f"SELECT username FROM events WHERE {chain} LAST 1 DAYS", NOW))
+    assert rows == [{"username": "carol"}]
+    rows = engine.execute(engine.prepare(
+        f"SELECT COUNT(*) AS n FROM events WHERE username NOT IN ({', '.join(names)}) LAST 1 DAYS", NOW
+    ))
+    assert rows == [{"n": 7}]  # 9 events in the day, carol's excluded, the NULL username unknown
+    too_many = ", ".join(str(i) for i in range(30_001))
+    errors = engine.validate(f"SELECT qid FROM events WHERE qid IN ({too_many})", NOW)
+    assert [e.message for e in errors] == ["The query has more than 30000 literal values"]

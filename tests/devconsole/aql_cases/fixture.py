@@ -29,8 +29,12 @@ from devconsole.store import EventStore
 NOW = 1_700_000_040_000  # 2023-11-14 22:14:00 UTC
 MINUTE = 60_000
 QID = {
-    "CreateUser": 347000001, "CreateAccessKey": 347000002, "Add user": 445000001,
-    "Add service principal": 445000002, "Add user.": 397000001, "Session Opened": 11000001,
+    "CreateUser": 347000001,
+    "CreateAccessKey": 347000002,
+    "Add user": 445000001,
+    "Add service principal": 445000002,
+    "Add user.": 397000001,
+    "Session Opened": 11000001,
 }
 
 
@@ -53,55 +57,139 @@ def build_store(path: Path) -> EventStore:
 
     def event(minutes, source, devicetype, name, user, ip, magnitude, count=1, props=None, payload=None):
         return {
-            "starttime": NOW - minutes * MINUTE, "qid": QID[name],
-            "category": 3014 if name == "Session Opened" else 3035, "highlevelcategory": 3000,
-            "logsourceid": source, "devicetype": devicetype, "username": user, "sourceip": ip,
-            "destinationip": "10.9.9.9", "magnitude": magnitude, "eventcount": count, "props": props,
+            "starttime": NOW - minutes * MINUTE,
+            "qid": QID[name],
+            "category": 3014 if name == "Session Opened" else 3035,
+            "highlevelcategory": 3000,
+            "logsourceid": source,
+            "devicetype": devicetype,
+            "username": user,
+            "sourceip": ip,
+            "destinationip": "10.9.9.9",
+            "magnitude": magnitude,
+            "eventcount": count,
+            "props": props,
             "payload": payload,
         }
 
-    ids = store.insert_events([
-        event(1, cloudtrail, 347, "CreateUser", "alice", "10.0.0.5", 6, props={"Account Name": "svc-backup"},
-              payload='{"eventName":"CreateUser","requestParameters":{"userName":"svc-backup"}}'),
-        event(2, cloudtrail, 347, "CreateAccessKey", "alice", "10.0.0.5", 4, count=2,
-              props={"Account Name": "svc-backup"}, payload='{"eventName":"CreateAccessKey"}'),
-        event(3, azure, 445, "Add user", "Bob@Contoso.com", "192.168.1.20", 7,
-              props={"Account Name": "eve.external"},
-              payload='{"operationName":"Add user","result":"success"}'),
-        event(4, azure, 445, "Add service principal", "bob@contoso.com", "192.168.1.20", 5,
-              payload='{"operationName":"Add service principal"}'),
-        event(10, office, 397, "Add user.", "carol", "203.0.113.9", 3, props={"Account Name": "temp1"},
-              payload='{"Operation":"Add user."}'),
-        event(30, linux, 11, "Session Opened", "root", "10.1.2.3", 2, count=5,
-              payload=b"session \xff\xfe opened"),
-        event(90, cloudtrail, 347, "CreateUser", "terraform", "10.0.0.7", 3,
-              props={"Account Name": "app-deployer"},
-              payload='{"eventName":"CreateUser","userAgent":"Terraform/1.6"}'),
-        event(600, azure, 445, "Add user", "alice", None, 8, payload='{"operationName":"Add user"}'),
-        event(2000, cloudtrail, 347, "CreateUser", "mallory", "198.51.100.1", 9,
-              payload='{"eventName":"CreateUser"}'),
-        event(0, linux, 11, "Session Opened", None, "10.1.2.4", 1, payload="session opened"),
-    ])
+    ids = store.insert_events(
+        [
+            event(
+                1,
+                cloudtrail,
+                347,
+                "CreateUser",
+                "alice",
+                "10.0.0.5",
+                6,
+                props={"Account Name": "svc-backup"},
+                payload='{"eventName":"CreateUser","requestParameters":{"userName":"svc-backup"}}',
+            ),
+            event(
+                2,
+                cloudtrail,
+                347,
+                "CreateAccessKey",
+                "alice",
+                "10.0.0.5",
+                4,
+                count=2,
+                props={"Account Name": "svc-backup"},
+                payload='{"eventName":"CreateAccessKey"}',
+            ),
+            event(
+                3,
+                azure,
+                445,
+                "Add user",
+                "Bob@Contoso.com",
+                "192.168.1.20",
+                7,
+                props={"Account Name": "eve.external"},
+                payload='{"operationName":"Add user","result":"success"}',
+            ),
+            event(
+                4,
+                azure,
+                445,
+                "Add service principal",
+                "bob@contoso.com",
+                "192.168.1.20",
+                5,
+                payload='{"operationName":"Add service principal"}',
+            ),
+            event(
+                10,
+                office,
+                397,
+                "Add user.",
+                "carol",
+                "203.0.113.9",
+                3,
+                props={"Account Name": "temp1"},
+                payload='{"Operation":"Add user."}',
+            ),
+            event(
+                30,
+                linux,
+                11,
+                "Session Opened",
+                "root",
+                "10.1.2.3",
+                2,
+                count=5,
+                payload=b"session \xff\xfe opened",
+            ),
+            event(
+                90,
+                cloudtrail,
+                347,
+                "CreateUser",
+                "terraform",
+                "10.0.0.7",
+                3,
+                props={"Account Name": "app-deployer"},
+                payload='{"eventName":"CreateUser","userAgent":"Terraform/1.6"}',
+            ),
+            event(600, azure, 445, "Add user", "alice", None, 8, payload='{"operationName":"Add user"}'),
+            event(
+                2000,
+                cloudtrail,
+                347,
+                "CreateUser",
+                "mallory",
+                "198.51.100.1",
+                9,
+                payload='{"eventName":"CreateUser"}',
+            ),
+            event(0, linux, 11, "Session Opened", None, "10.1.2.4", 1, payload="session opened"),
+        ]
+    )
     offense = store.add_offense("AWS user then key", NOW - 2 * MINUTE, NOW - MINUTE)
     assert offense == 1
     store.link_offense_events(offense, ids[:2])
     with store.connect() as conn:
         conn.execute(
             "INSERT INTO reference_sets(name, element_type, timeout_type, time_to_live, creation_time)"
-            " VALUES ('Allowlist', 'ALNIC', 'LAST_SEEN', '1 day', ?)", (NOW,),
+            " VALUES ('Allowlist', 'ALNIC', 'LAST_SEEN', '1 day', ?)",
+            (NOW,),
         )
         conn.executemany(
             "INSERT INTO reference_set_values(set_name, value, first_seen, last_seen)"
             " VALUES ('Allowlist', ?, ?, ?)",
-            [("ALICE", NOW - 3_600_000, NOW - 3_600_000),
-             ("terraform", NOW - 3 * 86_400_000, NOW - 2 * 86_400_000)],
+            [
+                ("ALICE", NOW - 3_600_000, NOW - 3_600_000),
+                ("terraform", NOW - 3 * 86_400_000, NOW - 2 * 86_400_000),
+            ],
         )
         conn.execute(
             "INSERT INTO reference_maps(name, element_type, timeout_type, time_to_live, creation_time)"
-            " VALUES ('Owners', 'ALN', 'UNKNOWN', NULL, ?)", (NOW,),
+            " VALUES ('Owners', 'ALN', 'UNKNOWN', NULL, ?)",
+            (NOW,),
         )
         conn.execute(
             "INSERT INTO reference_map_values(map_name, key, value, first_seen, last_seen)"
-            " VALUES ('Owners', 'svc-backup', 'team-a', ?, ?)", (NOW, NOW),
+            " VALUES ('Owners', 'svc-backup', 'team-a', ?, ?)",
+            (NOW, NOW),
         )
     return store
