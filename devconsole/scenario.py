@@ -2220,9 +2220,10 @@ def _reset_store(data_dir: Path) -> None:
     shutil.rmtree(data_dir / "scenario", ignore_errors=True)
 
 
-def _record_id(record: dict) -> tuple[str, str | None]:
+def _record_facts(record: dict) -> tuple[str, str | None, str | None]:
+    """(record id field, record id, username as the DSM sets it) of one scenario record."""
     event = parse_record(record)
-    return RECORD_ID_FIELDS[event.source], event.record_id
+    return RECORD_ID_FIELDS[event.source], event.record_id, event.username
 
 
 def seed(
@@ -2270,12 +2271,13 @@ def seed(
     def event_entry(ref: EventRef) -> dict[str, Any]:
         eid = event_id(ref)
         qid, devicetype, starttime, name = stored[eid]
-        field_name, record_id = _record_id(ref.record)
+        field_name, record_id, username = _record_facts(ref.record)
         entry: dict[str, Any] = {
             "event_id": eid,
             "record_id_field": field_name,
             "record_id": record_id,
             "event_name": name,
+            "username": username,
             "qid": qid,
             "devicetype": devicetype,
             "starttime": starttime,

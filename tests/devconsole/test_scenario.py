@@ -493,3 +493,46 @@ def test_seed_command_line(tmp_path):
     manifest = json.loads((data / "scenario" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["seed"] == 5 and manifest["events_requested"] == 400
     assert EventStore.in_dir(data).count_events() == 400
+
+
+TYPE_NAMES = {
+    347: "Amazon AWS CloudTrail",
+    445: "Microsoft Azure Active Directory",
+    397: "Microsoft Office 365",
+    5001: "Google Cloud Audit Logs",
+}
+
+
+def test_seeded_console_answers_ariel_searches_over_the_scenario(devconsole):
+    """The shared console (seeded through the CLI) serves the scenario's creations through real AQL over
+    HTTPS, with QID names, categories, log source types and the "Account Name" custom property as ingested."""
+    aql = (
+        'SELECT starttime, QIDNAME(qid) AS "Event Name", LOGSOURCETYPENAME(devicetype) AS "Type",'
+        ' CATEGORYNAME(category) AS "Category", "Account Name" AS "Account", username'
+        " FROM events WHERE CATEGORYNAME(category) = 'User Account Added' LAST 2 DAYS"
+    )
+    status, rows = devconsole.run_search(aql)
+    assert status["status"] == "COMPLETED"
+    found = {(row["starttime"], row["Event Name"]): row for row in rows}
+    creations = [
+        (entry, event)
+        for entry in devconsole.scenario["items"]
+        for event in entry["events"]
+        if event["role"] == "creation"
+    ]
+    assert len(creations) >= 20
+    for entry, event in creations:
+        row = found[(event["starttime"], event["event_name"])]
+        assert row["Type"] == TYPE_NAMES[event["devicetype"]]
+        assert row["Category"] == "User Account Added"
+        assert row["Account"] == event["target_account"], entry["key"]
+        assert row["username"] == event["username"], entry["key"]
+
+
+def test_event_usernames_are_the_actor(seeded, db):
+    _, manifest = seeded
+    for entry in items_of(manifest):
+        for event in entry["events"]:
+            assert event_row(db, event["event_id"])["username"] == event["username"]
+        if entry["kind"] in ("attack", "hostile", "follow-on"):
+            assert {e["username"] for e in entry["events"]} == {entry["actor"]}, entry["key"]
