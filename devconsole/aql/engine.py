@@ -80,7 +80,8 @@ class AqlEngine:
         conn = self.store.connect(readonly=True)
         try:
             rows = conn.execute("SELECT name, value_type FROM custom_properties").fetchall()
-            properties = {name.lower(): (name, value_type) for name, value_type in rows}
+            # a name with a double quote cannot be written as a SQLite JSON path: treat it as unknown
+            properties = {name.lower(): (name, value_type) for name, value_type in rows if '"' not in name}
             compiler = Compiler(now, self.default_window_ms, properties, self.tz, self.minute_granularity)
             try:
                 compiled = compiler.compile_query(tree)

@@ -159,10 +159,10 @@ class _First:
 
 
 class _Last(_First):
-    """LAST(x): x of the latest row (by the order key; ties: the last seen)."""
+    """LAST(x): x of the latest row (by the order key; ties, or no key: the last seen)."""
 
     def _better(self, key: Any) -> bool:
-        return key is not None and (self.key is None or key >= self.key)
+        return key is None or self.key is None or key >= self.key
 
 
 class Runtime:

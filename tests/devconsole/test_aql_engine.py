@@ -332,3 +332,11 @@ def test_long_generated_conditions_run(engine: AqlEngine) -> None:
     too_many = ", ".join(str(i) for i in range(30_001))
     errors = engine.validate(f"SELECT qid FROM events WHERE qid IN ({too_many})", NOW)
     assert [e.message for e in errors] == ["The query has more than 30000 literal values"]
+
+
+def test_first_and_last_over_a_subquery_follow_its_row_order(engine: AqlEngine) -> None:
+    rows = engine.execute(engine.prepare(
+        "SELECT FIRST(m) AS f, LAST(m) AS l, COUNT(*) AS n FROM"
+        " (SELECT magnitude AS m FROM events ORDER BY m LAST 1 DAYS)", NOW,
+    ))
+    assert rows == [{"f": 1, "l": 8, "n": 9}]
