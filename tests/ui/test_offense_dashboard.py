@@ -160,3 +160,20 @@ def test_coverage_check_in_the_playbook(as_user) -> None:
         assert seen[key] == "true", key
     assert seen["art-t1098.003-bec"] == "false"
     screenshot(session.page, "playbook-coverage")
+
+
+def test_hunting_query_runs_from_the_playbook_page(as_user, tab_env, devconsole) -> None:
+    session = as_user("analyst")
+    # Opened from offense 2 (the AWS chain): the AWS hunting queries are filled with its actor and target.
+    page = session.open_app("/playbook/?offense=2#hunting")
+    attach = next(it for it in devconsole.scenario["items"] if it["key"] == "follow-on-aws-admin-policy")
+    hunt = page.locator(".caw-pb-hunt[data-query='aws-policy-attachments']")
+    assert "df00tech-atomic-test-user" in hunt.locator("code.caw-pb-aql").inner_text()
+    hunt.locator("button.caw-pb-run").click()
+    hunt.locator(".caw-pb-count").wait_for(timeout=60_000)
+    assert hunt.locator(".caw-pb-count").inner_text() == "1 event(s)"
+    cells = hunt.locator(".caw-pb-result-table tbody td").all_inner_texts()
+    assert attach["events"][0]["event_name"] in cells
+    log_activity = hunt.locator("a.caw-pb-logactivity").get_attribute("href")
+    assert log_activity.startswith("/console/do/ariel/arielSearch?")
+    screenshot(session.page, "playbook-hunting-run")

@@ -226,3 +226,30 @@ def test_playbook_action_returns_the_offense_playbook_url(refreshed_app, client,
     assert body == {"offense_id": 3, "url": f"{proxy}/playbook/?offense=3"}
     assert client.get("/offense/playbook_action?context=abc").status_code == 400
     assert client.get("/offense/playbook_action").status_code == 400
+
+
+def test_hostile_values_render_as_text(offline_app) -> None:
+    from app.offense import fragment as frag_mod
+    from app.offense.views import render_fragment
+
+    hostile = {"actor": "<img src=x onerror=alert(1)>",
+               "target": "</td></tr></table><script>alert(2)</script>",
+               "platform": "<b>AWS</b>", "event_name": "CreateUser", "event_time": 1_764_000_000_000,
+               "is_service_account": False, "detection_id": None, "chain_kind": "<i>x</i>"}
+    answer = frag_mod.FragmentAnswer(42, "rows", [hostile])
+    headers = {"X-Console-Host": "qradar.example"}
+    with offline_app.test_request_context("/offense/fragment/42", headers=headers):
+        html_text = render_fragment(answer)
+        error_text = render_fragment(
+            frag_mod.FragmentAnswer(42, "error", message="<script>alert(3)</script>"))
+    parsed = FragmentParser()
+    parsed.feed(html_text)
+    assert not {"img", "script", "b", "i"} & set(parsed.tags)
+    assert parsed.rows[0]["actor"] == hostile["actor"] and parsed.rows[0]["target"] == hostile["target"]
+    assert parsed.rows[0]["chain"] == "chain: <i>x</i>"
+    # Unknown platform: the playbook link has no section anchor; it still goes through the console proxy.
+    (playbook,) = [a["href"] for a in parsed.links if "caw-frag-playbook" in a.get("class", "")]
+    assert playbook == "https://qradar.example/console/plugins/1101/app_proxy/playbook/?offense=42"
+    err = FragmentParser()
+    err.feed(error_text)
+    assert "script" not in err.tags and "<script>alert(3)</script>" in "".join(err.text)
