@@ -21,6 +21,8 @@ from app.store import db
 from app.store.core import now_ms
 from app.store.db import transaction
 from app.tuning import approval, presets, refsync, service, suppress
+from app.tuning.entries import validate_entry
+from app.tuning.preview import preview
 
 # The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario.py).
 PRESET_ITEMS = {
@@ -139,6 +141,18 @@ def test_preset_suppresses_its_benign_events_and_no_attack(
         source_ip="203.0.113.66",
     )
 
+    # What the previews promise, identity by identity, before anything is saved.
+    payloads = presets.entry_payloads(
+        preset,
+        identities(devconsole, preset_id),
+        expires_at=now + 12 * HOUR,
+        justification="preview of the scenario identities",
+        ticket="CHG-1136",
+    )
+    promised = sum(
+        preview(conn, validate_entry(p, now_ms=now, is_admin=False), now)["would_suppress"] for p in payloads
+    )
+
     with transaction(conn):
         created = service.enable_preset(
             conn,
@@ -161,6 +175,13 @@ def test_preset_suppresses_its_benign_events_and_no_attack(
             )
 
     entry_ids = {e["id"] for e in created}
+    since = now - 30 * 24 * HOUR
+    marks = ", ".join("?" for _ in entry_ids)
+    saved = conn.execute(
+        f"SELECT COUNT(*) FROM detections WHERE suppressed_by IN ({marks}) AND event_time >= ?",
+        (*entry_ids, since),
+    ).fetchone()[0]
+    assert saved == promised == len(own)  # preview == what saving suppressed == the family's events
     own_state = suppressed(conn, own)
     assert set(own_state.values()) <= entry_ids and None not in own_state.values(), own_state
     attacks = [
