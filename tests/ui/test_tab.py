@@ -185,6 +185,9 @@ def test_detail_panel_and_its_links(as_user, tab_env) -> None:
     assert popup.url.startswith(analyst.devconsole.base_url + "/console/do/ariel/arielSearch")
     popup.wait_for_function("name => document.body.innerText.includes(name)", arg=expected["event_name"],
                             timeout=60_000)
+    # pinned: the AQL (built from escaped literals) finds exactly this one event
+    popup.wait_for_function("document.body.innerText.includes('COMPLETED')", timeout=60_000)
+    assert popup.locator("#results tbody tr").count() == 1
     screenshot(popup, "log-activity-pinned")
     popup.close()
 
@@ -402,3 +405,44 @@ def test_hostile_names_render_as_text_and_never_run(as_user, tab_env) -> None:
     assert XSS_TARGET in frame.locator("#preview-examples").inner_text()
     assert frame.locator("img[src='x']").count() == 0
     screenshot(tuner.page, "hostile-values-as-text")
+
+
+def test_refresh_now_progress_cancel_and_errors_in_words(as_user, tab_env) -> None:
+    faults = tab_env.devconsole.faults
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    assert frame.locator("#refresh-last").inner_text().endswith("Europe/Berlin")
+    try:
+        # a search QRadar ends in ERROR: the page says so in words, not with a stack trace
+        faults.error_searches(1, "Injected failure: the search could not be completed.")
+        frame.click("#refresh-now")
+        frame.wait_for_selector("#refresh-notice .cds--inline-notification--error", timeout=120_000)
+        notice = frame.locator("#refresh-notice").inner_text()
+        assert "The last refresh failed" in notice
+        assert "Injected failure: the search could not be completed." in notice
+        assert "Traceback" not in notice and 'File "' not in notice
+        screenshot(analyst.page, "refresh-error")
+
+        # a slow search shows progress and can be cancelled from the page
+        faults.slow_searches(120)
+        frame.click("#refresh-now")
+        frame.wait_for_selector("#refresh-progress:not([hidden])", timeout=60_000)
+        assert frame.locator("#refresh-now").is_disabled()
+        screenshot(analyst.page, "refresh-progress")
+        frame.click("#refresh-cancel")
+        frame.wait_for_selector("#refresh-notice .cds--inline-notification--info", timeout=120_000)
+        assert "cancelled" in frame.locator("#refresh-notice").inner_text()
+        assert tab_env.get("admin", "api/status")["last_status"] == "cancelled"
+    finally:
+        faults.clear()
+    # and a normal refresh afterwards succeeds and updates "last refresh"
+    runs = tab_env.get("admin", "api/status")["runs"]
+    frame.click("#refresh-now")
+    deadline = time.monotonic() + 120
+    status = tab_env.get("admin", "api/status")
+    while (status["runs"] <= runs or status["running"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = tab_env.get("admin", "api/status")
+    assert status["last_status"] == "ok" and status["runs"] > runs
+    frame.wait_for_function("document.querySelector('#refresh-notice').children.length === 0"
+                            " && !document.querySelector('#refresh-now').disabled", timeout=60_000)

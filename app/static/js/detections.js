@@ -265,10 +265,13 @@
     $("refresh-progress-track").setAttribute("aria-valuenow", String(progress));
     $("refresh-progress-bar").style.transform = `scaleX(${progress / 100})`;
     const errorText = refreshErrorText(status);
-    if (errorText) notify($("refresh-notice"), "error", "The last refresh failed.", errorText);
-    else if (!$("refresh-notice").dataset.sticky) notify($("refresh-notice"));
+    if (running) notify($("refresh-notice"));
+    else if (errorText) notify($("refresh-notice"), "error", "The last refresh failed:", errorText);
+    else if (status.last_status === "cancelled") notify($("refresh-notice"), "info", "The last refresh was cancelled.");
+    else notify($("refresh-notice"));
     clearTimeout(state.refreshTimer);
-    if (running) {
+    // Poll every second while a refresh runs or is queued, else every 30 s.
+    if (running || status.refresh_requested) {
       state.wasRunning = true;
       state.refreshTimer = setTimeout(loadStatus, 1000);
     } else {
