@@ -21,7 +21,7 @@ from app.api.parsing import json_body
 from app.aql.hunting import TOPIC_KEYS, find_query
 from app.auth import require
 from app.playbook import validation
-from app.playbook.subject import subject_for_detection, type_ids
+from app.playbook.subject import subject_for_detection, target_property, type_ids
 from app.qradar import get_gateway
 from app.store.db import get_db
 
@@ -70,7 +70,7 @@ def run_hunting_query() -> Any:
             raise ApiError(404, "not_found", f"no detection {body['detection']}", "detection")
         actor, target, around_ms = subject.actor, subject.target, subject.event_time_ms
     query = find_query(key, actor=actor, target=target, around_ms=around_ms, type_ids=type_ids(),
-                       target_property=settings.get("custom_properties").get("account_name"),
+                       target_property=target_property(),
                        row_limit=MAX_HUNT_ROWS)
     rows = get_gateway().run_search(query.aql, timeout_s=settings.get("interactive_search_timeout_s"),
                                     page_size=MAX_HUNT_ROWS)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from app import settings
 from app.aql.detection import PLATFORMS
+from app.detection.config import available_properties
 from app.playbook.render import Subject
 from app.store import detections as detections_store
 from app.store.db import get_db
@@ -18,6 +22,31 @@ def type_ids() -> dict[str, tuple[int, ...]]:
         if ids:
             out[platform] = ids
     return out
+
+
+_COLUMNS_TTL_S = 300.0
+_columns_lock = threading.Lock()
+_columns_cache: dict[str, tuple[float, set[str] | None]] = {}
+
+
+def target_property() -> str | None:
+    """The custom property holding the new account's name, or None when this console does not define it
+    (an unknown column would make every hunting query fail). The events column list is cached for 5 min."""
+    from app.qradar import get_gateway
+
+    name = settings.get("custom_properties").get("account_name")
+    if not name:
+        return None
+    gw = get_gateway()
+    key = str(id(gw))
+    with _columns_lock:
+        cached = _columns_cache.get(key)
+    if cached is None or time.monotonic() - cached[0] > _COLUMNS_TTL_S:
+        cached = (time.monotonic(), available_properties(gw))
+        with _columns_lock:
+            _columns_cache[key] = cached
+    columns = cached[1]
+    return name if columns is None or name in columns else None
 
 
 def subject_for_detection(detection_id: int) -> Subject | None:

@@ -17,7 +17,7 @@ from app.api.errors import ApiError
 from app.aql.hunting import hunting_queries
 from app.playbook import content, validation
 from app.playbook.render import Subject, fill, raw_values
-from app.playbook.subject import subject_for_detection, subject_for_offense, type_ids
+from app.playbook.subject import subject_for_detection, subject_for_offense, target_property, type_ids
 
 bp = Blueprint("playbook", __name__, url_prefix="/playbook", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -83,8 +83,6 @@ def _hunting(subject: Subject, ids: dict[str, tuple[int, ...]], target_property:
 
 @bp.get("/")
 def index() -> str:
-    from app import settings
-
     detection_id = _positive_int_arg("detection")
     offense_id = _positive_int_arg("offense")
     subject = Subject()
@@ -93,14 +91,14 @@ def index() -> str:
     elif offense_id is not None:
         subject = subject_for_offense(offense_id)
     values = raw_values(subject, int(time.time() * 1000))
-    target_property = settings.get("custom_properties").get("account_name")
+    target_prop = target_property()
     page_config = {"app_root": app_root(), "section": "playbook",
                    "subject": {"detection": subject.detection_id, "offense": subject.offense_id,
                                "platform": subject.platform, "actor": subject.actor, "target": subject.target,
                                "around_ms": subject.event_time_ms}}
     return render_template(
         "playbook/playbook.html", subject=subject, sections=_platform_sections(subject, values),
-        hunting=_hunting(subject, type_ids(), target_property), validation_tests=validation.TESTS,
+        hunting=_hunting(subject, type_ids(), target_prop), validation_tests=validation.TESTS,
         investigation=content.INVESTIGATION_GUIDE, attack_links=content.ATTACK_LINKS,
         false_positives=content.FALSE_POSITIVES, page_config=page_config, section="playbook",
         url_endpoints=set(current_app.view_functions))
