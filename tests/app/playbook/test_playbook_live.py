@@ -127,7 +127,7 @@ def test_coverage_marks_seeded_signals_seen_and_a_removed_one_missing(refreshed_
     assert not after["art-t1136.003-3"]["seen"]
     assert after["art-t1136.003-3"]["signals"] == [{"event_name": "Add user", "count": 0, "seen": False}]
     assert all(after[k]["seen"] for k in SEEDED_TESTS if k != "art-t1136.003-3")
-    # A window before the scenario sees nothing.
+    # Window values: hours or days, 1 h to 90 d; anything else is refused naming the field.
     assert client.get("/api/validation/coverage?window=1h").status_code == 200
     for bad in ("0h", "91d", "7w", "1h; DROP"):
         response = client.get(f"/api/validation/coverage?window={bad}")
