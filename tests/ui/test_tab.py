@@ -446,3 +446,20 @@ def test_refresh_now_progress_cancel_and_errors_in_words(as_user, tab_env) -> No
     assert status["last_status"] == "ok" and status["runs"] > runs
     frame.wait_for_function("document.querySelector('#refresh-notice').children.length === 0"
                             " && !document.querySelector('#refresh-now').disabled", timeout=60_000)
+
+
+def test_usable_at_1024_wide(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    analyst.page.set_viewport_size({"width": 1024, "height": 768})
+    frame = analyst.open_app("/tab/")
+    frame.wait_for_selector(ROW)
+    # nothing but the table itself scrolls sideways; the controls, overview and pager fit
+    assert frame.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    for selector in ("#f-q", "#f-platform", "#export-csv", "#refresh-now", "#page-next", "#timeline svg"):
+        box = frame.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1024, selector
+    frame.locator(ROW).first.click()
+    frame.wait_for_selector("#panel-payload")
+    panel = frame.locator("#panel").bounding_box()
+    assert panel["x"] > 0 and panel["x"] + panel["width"] <= 1024
+    screenshot(analyst.page, "detections-1024")
