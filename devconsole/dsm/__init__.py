@@ -30,8 +30,8 @@ PARSERS: tuple[tuple[str, Callable[[dict], bool], Callable[[dict], ParsedEvent]]
 
 UNKNOWN_SOURCE_REASON = (
     "unknown source: not AWS CloudTrail (eventSource+eventName), Google Cloud audit (protoPayload), "
-    "Office 365 (Workload/RecordType+Operation), Entra ID (operationName+category/resourceId) "
-    "or Azure Activity (operationName+/SUBSCRIPTIONS/ resourceId)"
+    "Office 365 (Workload/RecordType+Operation), Entra ID (category AuditLogs/SignInLogs or an aadiam "
+    "resourceId) or Azure Activity (operationName+/SUBSCRIPTIONS/ resourceId)"
 )
 
 

@@ -65,7 +65,7 @@ _ACCOUNT_KEYS = ("userName", "roleName")
 
 
 def looks_like(record: dict) -> bool:
-    return "eventSource" in record and "eventName" in record
+    return "eventSource" in record and ("eventName" in record or "eventTime" in record)
 
 
 def action_for(event_name: str) -> ActionClass:

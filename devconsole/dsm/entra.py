@@ -37,13 +37,15 @@ SIGNIN_CATEGORIES = {
 
 
 def looks_like(record: dict) -> bool:
-    if "operationName" not in record:
-        return False
     category = record.get("category")
     if isinstance(category, str) and category.lower() in AUDIT_CATEGORIES | SIGNIN_CATEGORIES:
         return True
     resource_id = record.get("resourceId")
-    return isinstance(resource_id, str) and "/providers/microsoft.aadiam" in resource_id.lower()
+    return (
+        "operationName" in record
+        and isinstance(resource_id, str)
+        and "/providers/microsoft.aadiam" in resource_id.lower()
+    )
 
 
 def tenant_of(record: dict) -> str:

@@ -29,7 +29,8 @@ _FAILED_STATUSES = {"failed", "failure", "false"}
 
 
 def looks_like(record: dict) -> bool:
-    return "Operation" in record and ("Workload" in record or "RecordType" in record)
+    has_kind = "Workload" in record or "RecordType" in record
+    return has_kind and ("Operation" in record or "CreationTime" in record)
 
 
 def account_name_of(record: dict) -> str | None:

@@ -474,6 +474,21 @@ MALFORMED = [
     ),
     ("cloudtrail-empty-name", cloudtrail_create_user(eventName=""), "eventName (the event name) is missing"),
     (
+        "cloudtrail-missing-name",
+        _without(cloudtrail_create_user(), "eventName"),
+        "eventName (the event name) is missing",
+    ),
+    (
+        "entra-missing-operation",
+        _without(entra_add_user(), "operationName"),
+        "operationName (the event name) is missing",
+    ),
+    (
+        "o365-missing-operation",
+        _without(o365_add_user(), "Operation"),
+        "Operation (the event name) is missing",
+    ),
+    (
         "cloudtrail-identity-string",
         cloudtrail_create_user(userIdentity="alice"),
         "userIdentity must be an object",
