@@ -292,3 +292,34 @@ def test_malformed_requests_are_named(client: Any, login: Any, app: Any) -> None
     assert not_an_object.status_code == 400
     assert client.get("/api/tuning/entries/999999").status_code == 404
     assert client.post("/api/tuning/presets/nope/enable", json={}, headers=headers).status_code == 404
+
+
+def test_entry_list_filters(client: Any, login: Any) -> None:
+    first = create(client, login, "tuner1", name="terraform 100%_role")
+    create(client, login, "tuner1", actor_id="arn:aws:iam::111122223333:role/ansible", name="ansible role")
+    flagged = create(
+        client,
+        login,
+        "admin",
+        actor_id=None,
+        ua_pattern="*vendor-appliance/*",
+        override_reason="appliance has no stable identity (CHG-9)",
+        name="appliance",
+    )
+    client.post(
+        f"/api/tuning/entries/{first['id']}/reject",
+        json={"version": first["version"]},
+        headers=login(client, "tuner2"),
+    )
+
+    def ids(query: str) -> list[int]:
+        listed = client.get(f"/api/tuning/entries?{query}").get_json()
+        assert listed["total"] == len(listed["items"])
+        return [e["id"] for e in listed["items"]]
+
+    assert ids("q=100%25_") == [first["id"]]  # % and _ are literal text, not wildcards
+    assert ids("status=rejected") == [first["id"]]
+    assert ids("flagged=true") == [flagged["id"]]
+    assert ids(f"actor_id={DEPLOYER.upper()}") == [first["id"]]
+    page = client.get("/api/tuning/entries?sort=id&limit=1&offset=2").get_json()
+    assert page["total"] == 3 and [e["id"] for e in page["items"]] == [flagged["id"]]
