@@ -29,12 +29,3 @@ def refreshed_app(app):
         assert result.status == "ok", result
     return app
 
-
-def detection_id_for(app, event_name: str, target: str) -> int:
-    from app.store.db import get_db
-
-    with app.app_context():
-        row = get_db().execute("SELECT id FROM detections WHERE event_name = ? AND target_account = ?",
-                               (event_name, target)).fetchone()
-    assert row is not None, (event_name, target)
-    return int(row[0])

@@ -12,7 +12,6 @@ import pytest
 
 from app.aql import hunting
 from app.aql.detection import PLATFORMS
-from tests.app.playbook.conftest import detection_id_for
 
 # Validation test key → the scenario item that plays it (devconsole/scenario.py).
 SEEDED_TESTS = {
@@ -27,6 +26,16 @@ SEEDED_TESTS = {
     "art-t1098.001-sp": "seed-test-2-aadinternals-service-principal",
     "art-t1098.003-role": "follow-on-entra-global-admin",
 }
+
+
+def detection_id_for(app, event_name: str, target: str) -> int:
+    from app.store.db import get_db
+
+    with app.app_context():
+        row = get_db().execute("SELECT id FROM detections WHERE event_name = ? AND target_account = ?",
+                               (event_name, target)).fetchone()
+    assert row is not None, (event_name, target)
+    return int(row[0])
 
 
 def cells(page: str, tag: str, cls: str) -> list[str]:
