@@ -59,6 +59,9 @@ def _http_ok(url: str) -> bool:
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
+    # A second Ctrl-C while stopping must not leave children behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for proc in reversed(procs):
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -104,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicit handlers: a shell that starts us in the background would otherwise leave SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         app_url = f"http://127.0.0.1:{args.app_port}"
         console = start([py, "-m", "devconsole", "serve", "--data", str(data),
