@@ -79,7 +79,15 @@ SCALAR_FUNCTIONS: dict[str, tuple[int, int | None, str, str | None]] = {
     "INOFFENSE": (1, 1, "bool", None),
     "INCIDR": (2, 2, "bool", None),
 }
-FUNCTION_ALIASES = {"QIDESCRIPTION": "QIDDESCRIPTION"}  # IBM's function list spells it this way
+FUNCTION_ALIASES = {"QIDESCRIPTION": "QIDDESCRIPTION"}
+# name-lookup functions -> (config table, id column, name column), as read by functions.Runtime
+_LOOKUP_TABLES = {
+    "QIDNAME": ("qid_records", "qid", "name"),
+    "QIDDESCRIPTION": ("qid_records", "qid", "description"),
+    "CATEGORYNAME": ("categories", "id", "name"),
+    "LOGSOURCENAME": ("log_sources", "id", "name"),
+    "LOGSOURCETYPENAME": ("log_source_types", "id", "name"),
+}  # IBM's function list spells it this way
 AGGREGATES = ("COUNT", "SUM", "MIN", "MAX", "AVG", "UNIQUECOUNT", "FIRST", "LAST")
 # QRadar functions this console does not implement: a clear "not supported" instead of "unknown".
 UNSUPPORTED_FUNCTIONS = (
@@ -468,6 +476,9 @@ class Compiler:
                 sql = f"({left.sql} {node.op} {right.sql})"
             return Expr(sql, "num", left.agg or right.agg)
         if isinstance(node, ast.Compare):
+            fast = self._lookup_compare(node, sub)
+            if fast is not None:
+                return fast
             left, right = sub(node.left), sub(node.right)
             op = "<>" if node.op == "!=" else node.op
             return Expr(f"({left.sql} {op} {right.sql})", "bool", left.agg or right.agg)
@@ -481,6 +492,9 @@ class Compiler:
             self._require_condition(operand, node.operand, "NOT")
             return Expr(f"(NOT {operand.sql})", "bool", operand.agg)
         if isinstance(node, ast.Match):
+            fast = self._lookup_match(node, sub)
+            if fast is not None:
+                return fast
             return self._match(node, sub(node.left), node.right, sub)
         if isinstance(node, ast.Between):
             operand, low, high = sub(node.operand), sub(node.low), sub(node.high)
@@ -488,6 +502,9 @@ class Compiler:
             return Expr(f"({operand.sql} {neg}BETWEEN {low.sql} AND {high.sql})", "bool",
                         operand.agg or low.agg or high.agg)
         if isinstance(node, ast.InList):
+            fast = self._lookup_in(node, sub)
+            if fast is not None:
+                return fast
             operand = sub(node.operand)
             values = [sub(item) for item in node.items]
             neg = "NOT " if node.negated else ""
@@ -568,6 +585,69 @@ class Compiler:
         if len(kinds) > 1:
             kinds.discard("any")  # NULL branches do not change the kind
         return Expr(f"({' '.join(parts)})", kinds.pop() if len(kinds) == 1 else "any", agg)
+
+    # -- conditions on looked-up names ------------------------------------------------------------
+    # `QIDNAME(qid) ILIKE '%add user%'` is answered once per search on the small config table, and each
+    # event is then checked with an index lookup on its id, instead of a Python call per event:
+    #   CASE WHEN qid IN (ids whose name matches) THEN 1 WHEN qid IN (all ids) THEN 0 END
+    # The second branch keeps the function's NULL for an unknown id, so NOT (...) behaves the same.
+    @staticmethod
+    def _lookup_of(node: ast.Node) -> tuple[str, str, str, ast.Node] | None:
+        if isinstance(node, ast.Func) and not node.star and len(node.args) == 1:
+            name = FUNCTION_ALIASES.get(node.name.upper(), node.name.upper())
+            if name in _LOOKUP_TABLES:
+                return (*_LOOKUP_TABLES[name], node.args[0])
+        return None
+
+    def _lookup_condition(self, lookup: tuple[str, str, str, ast.Node], condition: str, sub) -> Expr:
+        table, key, _column, arg_node = lookup
+        arg = sub(arg_node)
+        sql = (
+            f"(CASE WHEN {arg.sql} IN (SELECT {key} FROM {table} WHERE {condition}) THEN 1"
+            f" WHEN {arg.sql} IN (SELECT {key} FROM {table}) THEN 0 END)"
+        )
+        return Expr(sql, "bool", arg.agg)
+
+    @staticmethod
+    def _text_literal(node: ast.Node) -> str | None:
+        return node.value if isinstance(node, ast.Literal) and node.kind == "str" else None
+
+    def _lookup_match(self, node: ast.Match, sub) -> Expr | None:
+        lookup = self._lookup_of(node.left)
+        pattern = self._text_literal(node.right)
+        if lookup is None or pattern is None or node.op not in ("LIKE", "ILIKE"):
+            return None
+        column = lookup[2]
+        if node.op == "LIKE":
+            condition = f"{column} GLOB {self.param(like_to_glob(pattern))}"
+        elif pattern.isascii():
+            condition = f"lower({column}) GLOB {self.param(like_to_glob(pattern.lower()))}"
+        else:
+            condition = f"aql_like({column}, {self.param(pattern)}, 1)"
+        result = self._lookup_condition(lookup, condition, sub)
+        if node.negated:
+            result.sql = f"(NOT {result.sql})"
+        return result
+
+    def _lookup_compare(self, node: ast.Compare, sub) -> Expr | None:
+        if node.op not in ("=", "!="):
+            return None
+        lookup, value = self._lookup_of(node.left), self._text_literal(node.right)
+        if lookup is None or value is None:
+            lookup, value = self._lookup_of(node.right), self._text_literal(node.left)
+        if lookup is None or value is None:
+            return None
+        op = "=" if node.op == "=" else "<>"
+        return self._lookup_condition(lookup, f"{lookup[2]} {op} {self.param(value)}", sub)
+
+    def _lookup_in(self, node: ast.InList, sub) -> Expr | None:
+        lookup = self._lookup_of(node.operand)
+        values = [self._text_literal(item) for item in node.items]
+        if lookup is None or any(v is None for v in values):
+            return None
+        neg = "NOT " if node.negated else ""
+        params = ", ".join(self.param(v) for v in values)
+        return self._lookup_condition(lookup, f"{lookup[2]} {neg}IN ({params})", sub)
 
     def _match(self, node: ast.Match, left: Expr, right_node: ast.Node, sub) -> Expr:
         ignore_case = node.op in ("ILIKE", "IMATCHES")
