@@ -4,8 +4,9 @@
   (`app.aql.literals`) — QID, exact ``starttime`` and log source name, inside a one-minute START/STOP
   window. Events have no stable public id, so this is the narrowest pin AQL allows (UNCONFIRMED whether a
   better key exists on a real console).
-* The offense that contains the event, when QRadar knows one (``offense_id`` on the record, or looked up
-  through the gateway when the detection API provides it).
+* The offenses that contain the event, as far as the app knows: those whose Offense Summary fragment
+  (app/offense) has listed this detection. Asking QRadar per click would cost one Ariel search per
+  candidate offense (AQL has INOFFENSE(id) but no event → offense lookup), so it is not done here.
 * The playbook section for the detection's platform (``/playbook/?detection=<id>#platform-<slug>``, an
   app page owned by ``app/playbook``).
 
@@ -26,6 +27,7 @@ from app.aql import literals as lit
 from app.auth import require
 from app.store import detections as detection_store
 from app.store import get_db
+from app.store import overview as overview_store
 
 bp = Blueprint("tab_links", __name__)
 
@@ -78,12 +80,13 @@ def detection_links(detection_id: int) -> dict[str, Any]:
         raise ApiError(404, "not_found", f"no detection {detection_id}")
     origin = console_origin()
     aql = event_aql(detection)
-    offense_id = detection.get("offense_id")
+    offense_ids = overview_store.offenses_for_detection(get_db(), detection_id)
     return {
         "aql": aql,
         "log_activity": origin + LOG_ACTIVITY + quote(aql, safe="") if aql else None,
-        "offense_id": offense_id,
-        "offense": origin + OFFENSE + str(int(offense_id)) if isinstance(offense_id, int) else None,
+        "offense_id": offense_ids[0] if offense_ids else None,
+        "offense": origin + OFFENSE + str(offense_ids[0]) if offense_ids else None,
+        "offenses": [{"id": oid, "url": origin + OFFENSE + str(oid)} for oid in offense_ids],
         "playbook": playbook_url(detection_id, detection.get("cloud_platform")),
     }
 

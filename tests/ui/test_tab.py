@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.aql.detection import DEFAULT_EVENT_NAMES
 from tests.ui.conftest import (
     FORMULA_ACTOR,
     FORMULA_TARGET,
@@ -463,3 +464,45 @@ def test_usable_at_1024_wide(as_user, tab_env) -> None:
     panel = frame.locator("#panel").bounding_box()
     assert panel["x"] > 0 and panel["x"] + panel["width"] <= 1024
     screenshot(analyst.page, "detections-1024")
+
+
+def test_offense_link_once_the_offense_lists_the_detection(as_user, tab_env) -> None:
+    devconsole = tab_env.devconsole
+    creation_names = {n.lower() for names in DEFAULT_EVENT_NAMES.values() for n in names}
+    events = {e["event_id"]: e for it in devconsole.scenario["items"] for e in it["events"]}
+    offense = next(o for o in sorted(devconsole.scenario["offenses"], key=lambda o: o["id"])
+                   if o["id"] != 5  # test_offense_dashboard needs offense 5 never opened
+                   and any(events[i]["event_name"].lower() in creation_names for i in o["event_ids"]
+                           if i in events))
+    analyst = as_user("analyst")
+    # The analyst opens the offense in QRadar; its Offense Summary fragment lists the app's detections.
+    summary = (f"{devconsole.base_url}/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary"
+               f"&summaryId={offense['id']}")
+    deadline = time.monotonic() + 90
+    linked = []
+    while not linked and time.monotonic() < deadline:
+        analyst.page.goto(summary)
+        analyst.page.wait_for_selector("body[data-fragments='done']", timeout=60_000)
+        items = tab_env.get("analyst", "api/detections", limit=500, start=0)["items"]
+        linked = [d for d in items
+                  if offense["id"] in [o["id"] for o in tab_env.get(
+                      "analyst", f"api/detections/{d['id']}/links")["offenses"]]]
+        time.sleep(0.5)
+    assert linked, f"no detection linked to offense {offense['id']}"
+    detection = linked[0]
+
+    frame = analyst.open_console()
+    frame.select_option("#window", "30d")
+    frame.select_option("#f-suppressed", "")
+    frame.fill("#f-q", detection["target_account"] or detection["actor"])
+    wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 1)
+    frame.locator(f"{ROW}[data-id='{detection['id']}']").click()
+    link = frame.locator(f"#link-offense-{offense['id']}")
+    link.wait_for()
+    assert link.get_attribute("href") == summary
+    with analyst.context.expect_page() as popup_info:
+        link.click()
+    popup = popup_info.value
+    popup.wait_for_selector("body[data-fragments='done']", timeout=60_000)
+    assert f"summaryId={offense['id']}" in popup.url
+    popup.close()

@@ -417,7 +417,9 @@
     const linkRow = el("div", {className: "caw-panel__links"});
     if (links && !links.error) {
       if (links.log_activity) linkRow.appendChild(linkButton("Open in Log Activity", links.log_activity, "link-log-activity"));
-      if (links.offense) linkRow.appendChild(linkButton(`Open offense ${links.offense_id}`, links.offense, "link-offense"));
+      for (const offense of links.offenses || []) {
+        linkRow.appendChild(linkButton(`Open offense ${offense.id}`, offense.url, `link-offense-${offense.id}`));
+      }
       if (links.playbook) linkRow.appendChild(linkButton("Playbook for " + d.cloud_platform, links.playbook, "link-playbook"));
     } else if (links && links.error) {
       linkRow.appendChild(el("span", {className: "caw-muted"}, "Links unavailable: " + links.error));
