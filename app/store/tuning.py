@@ -298,7 +298,9 @@ def generation(conn: sqlite3.Connection) -> int:
 
 
 def bump_generation(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE tuning_state SET generation = generation + 1 WHERE id = 1")
+    # A fresh random token, not a counter: a rolled-back transaction must never leave behind a cached
+    # matcher whose generation a later, different change would reproduce.
+    conn.execute("UPDATE tuning_state SET generation = random() WHERE id = 1")
 
 
 def settings_version(conn: sqlite3.Connection) -> int:
@@ -308,7 +310,7 @@ def settings_version(conn: sqlite3.Connection) -> int:
 def bump_settings_version(conn: sqlite3.Connection, expected: int) -> bool:
     """Compare-and-swap of the tuning settings version; False when someone else changed them first."""
     cur = conn.execute(
-        "UPDATE tuning_state SET settings_version = settings_version + 1, generation = generation + 1 "
+        "UPDATE tuning_state SET settings_version = settings_version + 1, generation = random() "
         "WHERE id = 1 AND settings_version = ?",
         (expected,),
     )

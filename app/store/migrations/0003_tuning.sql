@@ -49,8 +49,9 @@ CREATE TABLE tuning_approvals (
 );
 CREATE INDEX tuning_approvals_entry ON tuning_approvals (entry_id, decided_at);
 
--- One row. `generation` changes whenever the set of active entries may have changed (compiled-matcher cache
--- key); `settings_version` guards concurrent edits of the tuning settings (which live in `settings`).
+-- One row. `generation` is a new random token whenever the set of active entries may have changed (the
+-- compiled-matcher cache key); `settings_version` guards concurrent edits of the tuning settings (which live
+-- in `settings`).
 CREATE TABLE tuning_state (
     id                INTEGER PRIMARY KEY CHECK (id = 1),
     generation        INTEGER NOT NULL DEFAULT 0,

@@ -361,3 +361,18 @@ def test_preset_entries_key_on_the_identity_the_preset_asks_for() -> None:
         for field_name, values in preset.fingerprints.items():
             assert field_name in ("user_agent", "source_ip", "actor", "actor_id", "account_kind")
             assert values  # fingerprints only suggest; entries never key on them
+
+
+def test_a_rolled_back_change_never_leaves_a_stale_compiled_matcher(conn: Any) -> None:
+    detection = add_detection(conn)
+    current = service.get_settings(conn)
+    service.update_settings(conn, {"version": current["version"], "single_person_approval": True}, user=ADMIN)
+    with pytest.raises(RuntimeError), transaction(conn):
+        service.create_entry(conn, entry_body(), user=TUNER1, now_ms=NOW)  # active at once, then rolled back
+        assert suppressed_by(conn, detection) is not None
+        raise RuntimeError("abort the import")
+    assert suppressed_by(conn, detection) is None
+    other = create(conn, actor_id="arn:aws:iam::111122223333:role/other")  # the next change
+    assert other["status"] == "active"
+    assert suppress.apply(conn, NOW) == 0 and suppressed_by(conn, detection) is None
+    assert suppress.active_matcher(conn, NOW).match_all({"cloud_platform": "AWS", "actor_id": DEPLOYER}) == []
