@@ -288,7 +288,12 @@ def test_allowlist_from_a_detection_then_second_user_approves(as_user, tab_env) 
     wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 1)
     frame.locator(f"{ROW}[data-id='{detection['id']}']").click()
     frame.wait_for_selector("#panel-suppression")
-    assert f"Suppressed by allowlist entry #{entry['id']}" in frame.locator("#panel-suppression").inner_text()
+    frame.wait_for_function("document.querySelector('#panel-suppression').innerText.includes('Approved by')")
+    why = frame.locator("#panel-suppression").inner_text()
+    assert f"Suppressed by allowlist entry #{entry['id']}" in why
+    assert f"actor immutable ID is {detection['actor_id']}" in why
+    assert "Test account created by the onboarding runbook, ticket OPS-1" in why
+    assert "Approved by tuner2" in why
     screenshot(tuner2.page, "suppressed")
 
 

@@ -369,6 +369,32 @@
     return "Not suppressed: no active, approved allowlist entry matches this detection.";
   }
 
+  // Why it is suppressed: the entry's conditions, justification, approver and expiry (all as text).
+  async function explainEntry(entryId, target) {
+    let entry;
+    try {
+      entry = await api(`/api/tuning/entries/${Number(entryId)}`);
+    } catch (error) {
+      return;  // the generic sentence stays
+    }
+    const parts = [];
+    if (entry.actor_id) parts.push("actor immutable ID is " + entry.actor_id);
+    if (entry.actor_pattern) parts.push(`${entry.actor_pattern_field || "actor_id"} matches ${entry.actor_pattern}`);
+    if ((entry.source_cidrs || []).length) parts.push("source IP in " + entry.source_cidrs.join(", "));
+    if (entry.ua_pattern) parts.push("user agent matches " + entry.ua_pattern);
+    if (entry.target_pattern) parts.push("target matches " + entry.target_pattern);
+    if (entry.target_type) parts.push("target type is " + entry.target_type);
+    clear(target);
+    target.appendChild(document.createTextNode(
+      `Suppressed by allowlist entry #${entry.id}` + (entry.name ? ` "${entry.name}"` : "") +
+      (parts.length ? ": " + parts.join("; ") + "." : ".")));
+    target.appendChild(el("br"));
+    target.appendChild(document.createTextNode(
+      `Justification: ${entry.justification || "–"}` + (entry.ticket ? ` (ticket ${entry.ticket})` : "") +
+      `. Approved by ${entry.approved_by || "–"}; expires ${formatTime(entry.expires_at, false)}.` +
+      " The detection stays stored and comes back when the entry expires, is disabled or removed."));
+  }
+
   function linkButton(label, href, id) {
     return el("a", {className: "cds--btn cds--btn--tertiary cds--btn--sm caw-btn-sm caw-link-btn", href, id,
       target: "_blank", rel: "noopener noreferrer"}, label);
@@ -432,7 +458,9 @@
     });
     body.appendChild(linkRow);
 
-    body.appendChild(section("Suppression", el("p", {id: "panel-suppression"}, suppressionText(d))));
+    const why = el("p", {id: "panel-suppression"}, suppressionText(d));
+    body.appendChild(section("Suppression", why));
+    if (d.suppressed_by) explainEntry(d.suppressed_by, why);
     body.appendChild(triageForm(d));
 
     const list = el("dl", {className: "caw-fields"});
