@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ def serve_command(args: argparse.Namespace) -> int:
         search_retention_seconds=args.search_retention,
         search_reuse_seconds=args.search_reuse,
     )
+    if not args.access_log:
+        # One line per request drowns `make run` (the refresher polls searches); errors still show.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_server(config)
     return 0
 
@@ -65,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds within which an identical query by the same user returns the same search",
     )
+    serve.add_argument("--access-log", action="store_true", help="log every request (werkzeug's access log)")
     return parser
 
 
