@@ -511,3 +511,103 @@ def test_offense_link_once_the_offense_lists_the_detection(as_user, tab_env) -> 
     popup.wait_for_selector("body[data-fragments='done']", timeout=60_000)
     assert f"summaryId={offense['id']}" in popup.url
     popup.close()
+
+
+UNLABELLED_CONTROLS = """() => {
+  const named = (el) => (el.getAttribute('aria-label') || '').trim() || el.getAttribute('aria-labelledby')
+    || (el.labels && Array.from(el.labels).some((l) => l.innerText.trim() || l.getAttribute('aria-label')));
+  const bad = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!el.closest('[hidden]') && !named(el)) bad.push(el.outerHTML.slice(0, 120));
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) {
+    if (!el.closest('[hidden]') && !el.innerText.trim() && !(el.getAttribute('aria-label') || '').trim()) {
+      bad.push(el.outerHTML.slice(0, 120));
+    }
+  }
+  return bad;
+}"""
+
+
+@pytest.mark.parametrize(("user", "path"), [("admin", "/tab/"), ("tuner1", "/tab/tuning"),
+                                            ("admin", "/tab/settings")])
+def test_every_control_is_labelled(as_user, tab_env, user: str, path: str) -> None:
+    session = as_user(user)
+    frame = session.open_app(path)
+    frame.wait_for_selector("#detections-body tr.caw-row, #entries-table, #s-refresh_interval_s")
+    if path == "/tab/":
+        frame.locator(ROW).first.click()
+        frame.wait_for_selector("#triage-form")
+        frame.wait_for_selector("#allowlist-this")
+    assert frame.evaluate(UNLABELLED_CONTROLS) == []
+
+
+def test_utc_toggle_changes_every_time_and_is_remembered(as_user, tab_env) -> None:
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    local_times = rows_text(frame, "event_time")
+    assert all(t.endswith(" Europe/Berlin") for t in local_times)
+    frame.click("#tz-utc")
+    wait_rows(frame, lambda f: all(t.endswith(" UTC") for t in rows_text(f, "event_time")))
+    assert frame.locator("#tz-utc").get_attribute("aria-selected") == "true"
+    assert "times in UTC" in frame.locator("#overview-title").inner_text()
+    utc_times = rows_text(frame, "event_time")
+    # Berlin is UTC+1 in winter, UTC+2 in summer: the same instants, shifted
+    first_local = local_times[0].rsplit(" ", 1)[0]
+    first_utc = utc_times[0].rsplit(" ", 1)[0]
+    assert first_local != first_utc and first_local[-5:] == first_utc[-5:]
+    frame = analyst.open_console()
+    assert all(t.endswith(" UTC") for t in rows_text(frame, "event_time"))
+    frame.click("#tz-local")
+    wait_rows(frame, lambda f: all(t.endswith(" Europe/Berlin") for t in rows_text(f, "event_time")))
+
+
+def test_edit_an_entry_with_live_preview(as_user, tab_env) -> None:
+    tuner = as_user("tuner1")
+    session = tab_env.api("tuner1")
+    created = session.post(tab_env.live_app.proxy_url("api/tuning/entries"), json={
+        "name": "CI deployer", "platforms": ["AWS"], "actor_id": "arn:aws:iam::111122223333:user/ci-deployer",
+        "justification": "CI pipeline user that creates test accounts",
+        "expires_at": int(time.time() * 1000) + 90 * 86_400_000,
+    }, timeout=60)
+    assert created.status_code == 201, created.text
+    entry = created.json()["entry"]
+    frame = tuner.open_app("/tab/tuning")
+    frame.click(f"#entries-table tr[data-id='{entry['id']}'] button:has-text('Edit')")
+    assert frame.locator("#entry-form-title").inner_text() == f"Edit allowlist entry #{entry['id']}"
+    assert frame.locator("#e-actor-id").input_value() == entry["actor_id"]
+    frame.wait_for_selector("#preview-count")
+    before = int(frame.locator("#preview-count").inner_text())
+    # narrowing the entry to a source network the pipeline never used: the preview drops to 0 as you type
+    frame.fill("#e-cidrs", "198.51.100.0/24")
+    frame.wait_for_function("document.querySelector('#preview-count')"
+                            " && document.querySelector('#preview-count').innerText === '0'")
+    assert before > 0
+    frame.fill("#e-justification", "CI pipeline user, only from the build network")
+    frame.click("#entry-save")
+    frame.wait_for_selector("#tuning-notice .cds--inline-notification--success")
+    saved = tab_env.get("tuner1", f"api/tuning/entries/{entry['id']}")
+    assert saved["source_cidrs"] == ["198.51.100.0/24"]
+    assert saved["justification"] == "CI pipeline user, only from the build network"
+    assert saved["version"] == entry["version"] + 1
+
+
+def test_preset_suggests_identities_and_turns_on(as_user, tab_env) -> None:
+    tuner = as_user("tuner1")
+    frame = tuner.open_app("/tab/tuning")
+    card = frame.locator("[data-preset='iac']")
+    card.wait_for()
+    card.locator("button:has-text('Suggest from detections')").click()
+    add = card.locator("button:has-text('Add ')").first
+    add.wait_for()
+    candidate = add.inner_text().removeprefix("Add ").strip()
+    add.click()
+    assert frame.locator("#preset-ids-iac").input_value() == candidate
+    frame.fill("#preset-why-iac", "Terraform pipeline role of the platform team")
+    card.locator("button:has-text('Turn on')").click()
+    frame.wait_for_selector("#tuning-notice .cds--inline-notification--success")
+    entries = tab_env.get("tuner1", "api/tuning/entries", preset="iac")["items"]
+    assert [e["actor_id"] for e in entries] == [candidate]
+    assert entries[0]["status"] == "pending"
+    frame.wait_for_selector("[data-preset='iac'] .cds--tag--green")
+    screenshot(tuner.page, "tuning-preset-on")
