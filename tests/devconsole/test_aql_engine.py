@@ -10,8 +10,8 @@ import sqlite3
 import zoneinfo
 
 import pytest
-from aql_cases.fixture import MINUTE, NOW, build_store
-from test_aql_queries import INVALID, VALID
+from tests.devconsole.aql_cases.fixture import MINUTE, NOW, build_store
+from tests.devconsole.test_aql_queries import INVALID, VALID
 
 from devconsole.aql import AqlCancelled, AqlEngine, AqlError
 from devconsole.aql.functions import Runtime, ttl_ms

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 import pytest
-from aql_cases.fixture import MINUTE, NOW, QID, build_store
+from tests.devconsole.aql_cases.fixture import MINUTE, NOW, QID, build_store
 
 from devconsole.aql import AqlEngine, AqlError
 

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from tuning_helpers import DAY, add_detection
+from tests.app.tuning.tuning_helpers import DAY, add_detection
 
 from app.store import db
 from app.store.core import now_ms

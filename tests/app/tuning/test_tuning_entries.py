@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tuning_helpers import DAY, HOUR, NOW, entry_body
+from tests.app.tuning.tuning_helpers import DAY, HOUR, NOW, entry_body
 
 from app.tuning.entries import TuningError, changes_widen, validate_entry
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuning_helpers import (
+from tests.app.tuning.tuning_helpers import (
     ADMIN,
     ANALYST,
     DAY,

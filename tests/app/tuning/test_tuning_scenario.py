@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
+from tests.app.tuning.tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
 
 from app import settings
 from app.detection import refresher
