@@ -611,3 +611,26 @@ def test_preset_suggests_identities_and_turns_on(as_user, tab_env) -> None:
     assert entries[0]["status"] == "pending"
     frame.wait_for_selector("[data-preset='iac'] .cds--tag--green")
     screenshot(tuner.page, "tuning-preset-on")
+
+
+def test_admin_saves_settings_and_sees_a_bad_value_named(as_user, tab_env) -> None:
+    admin = as_user("admin")
+    frame = admin.open_app("/tab/settings")
+    frame.wait_for_selector("#s-user_cache_s")
+    original = tab_env.get("admin", "api/settings")["values"]["user_cache_s"]
+    try:
+        frame.fill("#s-user_cache_s", str(original + 5))
+        frame.click("#settings-save")
+        frame.wait_for_selector("#settings-notice .cds--inline-notification--success")
+        assert "user_cache_s" in frame.locator("#settings-notice").inner_text()
+        assert tab_env.get("admin", "api/settings")["values"]["user_cache_s"] == original + 5
+
+        frame.fill("#s-refresh_interval_s", "5")  # below its minimum
+        frame.click("#settings-save")
+        frame.wait_for_selector("#settings-notice .cds--inline-notification--error")
+        assert "refresh_interval_s" in frame.locator("#settings-notice").inner_text()
+        assert tab_env.get("admin", "api/settings")["values"]["refresh_interval_s"] != 5
+    finally:
+        restore = tab_env.api("admin").put(tab_env.live_app.proxy_url("api/settings"),
+                                           json={"user_cache_s": original}, timeout=60)
+        assert restore.status_code == 200, restore.text
