@@ -10,12 +10,12 @@ import sqlite3
 import zoneinfo
 
 import pytest
-from tests.devconsole.aql_cases.fixture import MINUTE, NOW, build_store
-from tests.devconsole.test_aql_queries import INVALID, VALID
 
 from devconsole.aql import AqlCancelled, AqlEngine, AqlError
 from devconsole.aql.functions import Runtime, ttl_ms
 from devconsole.store import EventStore
+from tests.devconsole.aql_cases.fixture import MINUTE, NOW, build_store
+from tests.devconsole.test_aql_queries import INVALID, VALID
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import datetime as dt
 import json
 
 import pytest
-from tests.devconsole.aql_cases.fixture import MINUTE, NOW, QID, build_store
 
 from devconsole.aql import AqlEngine, AqlError
+from tests.devconsole.aql_cases.fixture import MINUTE, NOW, QID, build_store
 
 CT, AZ, O365, LX = "CloudTrail @ acme", "Azure AD @ contoso", "Office 365 @ contoso", "Linux @ web1"
 BOB, BOB_LOWER = "Bob@Contoso.com", "bob@contoso.com"
