@@ -123,3 +123,9 @@ def test_links_for_a_detection(tab_env) -> None:
     assert f"/app_proxy/playbook/?detection={detection['id']}#platform-" in links["playbook"]
     missing = proxy_get(tab_env, "analyst", "api/detections/999999999/links")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_tab_routes_are_in_the_openapi_document(tab_env) -> None:
+    paths = tab_env.get("analyst", "api/openapi.json")["paths"]
+    for path in ("/api/overview", "/api/detections.csv", "/api/detections/{detection_id}/links"):
+        assert "get" in paths[path], path

@@ -388,7 +388,8 @@
       .filter((k) => !["updated_at", "version"].includes(k) && JSON.stringify(before[k]) !== JSON.stringify(after[k]));
     if (!a.before) return "created";
     if (!a.after) return "removed";
-    return changed.map((k) => `${k}: ${JSON.stringify(before[k])} → ${JSON.stringify(after[k])}`).join("; ").slice(0, 400);
+    const show = (k, v) => (/_at$/.test(k) && typeof v === "number" ? formatTime(v, false) : JSON.stringify(v));
+    return changed.map((k) => `${k}: ${show(k, before[k])} → ${show(k, after[k])}`).join("; ").slice(0, 400);
   }
 
   async function loadAll() {
