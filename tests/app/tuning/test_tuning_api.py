@@ -10,11 +10,11 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.app.tuning.tuning_helpers import DAY, add_detection
 
 from app.store import db
 from app.store.core import now_ms
 from app.tuning.api import _csv_cell
+from tests.app.tuning.tuning_helpers import DAY, add_detection
 
 DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.app.tuning.tuning_helpers import DAY, HOUR, NOW, entry_body
 
 from app.tuning.entries import TuningError, changes_widen, validate_entry
+from tests.app.tuning.tuning_helpers import DAY, HOUR, NOW, entry_body
 
 BAD_FIELDS: list[tuple[str, dict[str, Any]]] = [
     ("platforms", {"platforms": []}),

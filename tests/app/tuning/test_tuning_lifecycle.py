@@ -8,6 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from app import settings
+from app.store import db
+from app.store import tuning as store
+from app.store.db import transaction
+from app.tuning import approval, portable, service, suppress
+from app.tuning.entries import TuningError, validate_entry
+from app.tuning.preview import preview
 from tests.app.tuning.tuning_helpers import (
     ADMIN,
     ANALYST,
@@ -20,14 +28,6 @@ from tests.app.tuning.tuning_helpers import (
     entry_body,
     suppressed_by,
 )
-
-from app import settings
-from app.store import db
-from app.store import tuning as store
-from app.store.db import transaction
-from app.tuning import approval, portable, service, suppress
-from app.tuning.entries import TuningError, validate_entry
-from app.tuning.preview import preview
 
 DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.app.tuning.tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
 
 from app import settings
 from app.detection import refresher
@@ -23,6 +22,7 @@ from app.store.db import transaction
 from app.tuning import approval, presets, refsync, service, suppress
 from app.tuning.entries import validate_entry
 from app.tuning.preview import preview
+from tests.app.tuning.tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
 
 # The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario.py).
 PRESET_ITEMS = {
