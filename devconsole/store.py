@@ -152,6 +152,9 @@ class EventStore:
     ) -> int:
         """The QID of event ``name`` for a log source type, creating its record on first sight."""
         with self._write_lock, self.connect() as conn:
+            # BEGIN IMMEDIATE: another process allocating a QID at the same moment waits here instead of
+            # racing us to the same number (or to the same (type, name)).
+            conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(
                 "SELECT qid FROM qid_records WHERE log_source_type_id = ? AND name = ?", (type_id, name)
             ).fetchone()
