@@ -20,6 +20,7 @@ def serve_command(args: argparse.Namespace) -> int:
         default_window_ms=int(args.default_window_minutes * 60_000),
         search_retention_seconds=args.search_retention,
         search_reuse_seconds=args.search_reuse,
+        console_csp=args.csp == "on",
     )
     if not args.access_log:
         # One line per request drowns `make run` (the refresher polls searches); errors still show.
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds within which an identical query by the same user returns the same search",
+    )
+    serve.add_argument(
+        "--csp",
+        choices=("on", "off"),
+        default="on",
+        help="console pages' Content-Security-Policy (off: see whether injected app HTML is safe without it)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request (werkzeug's access log)")
     return parser

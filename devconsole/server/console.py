@@ -105,7 +105,8 @@ def theme() -> str:
 @bp.after_request
 def console_headers(response: Response) -> Response:
     if not request.path.startswith(proxy_base() + "/") and request.path != proxy_base():
-        response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+        if console().config.console_csp:
+            response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.args.get("theme") in THEMES:
             response.set_cookie("devconsole_theme", request.args["theme"], secure=True, samesite="Lax")

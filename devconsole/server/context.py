@@ -31,6 +31,9 @@ class ServerConfig:
     search_reuse_seconds: float = 30.0
     max_concurrent_searches: int = 2
     proxy_timeout_seconds: float = 300.0
+    # Console pages' Content-Security-Policy; off only for tests that must see whether the app's injected
+    # HTML is safe on its own (real QRadar's CSP is unknown).
+    console_csp: bool = True
 
 
 class ManifestLoader:
