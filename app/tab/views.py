@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, url_for
+from flask import Blueprint, current_app, render_template, url_for
 
-from app.auth import current_user
+from app.auth import require
 
 bp = Blueprint("tab", __name__, url_prefix="/tab", template_folder="templates")
 
@@ -35,25 +35,22 @@ def render_page(template: str, section: str, **extra: Any) -> str:
 
 
 @bp.get("/")
+@require("view")
 def index() -> str:
     """Detections: overview for the window, the table, the detail panel and refresh status."""
     return render_page("tab/detections.html", "detections")
 
 
 @bp.get("/tuning")
+@require("view")
 def tuning() -> str:
     """Presets, allowlist entries with live preview, the approval queue and the audit log."""
     return render_page("tab/tuning.html", "tuning")
 
 
 @bp.get("/settings")
+@require("admin")
 def settings() -> str:
-    """Admin-only settings; other users get 403 here and from the API."""
-    if not current_user_is_admin():
-        abort(403, description="Settings are for QRadar administrators only.")
+    """Admin-only settings (checked against the user's own QRadar role); others get 403 here and from
+    the API, and the page's tab is hidden from them."""
     return render_page("tab/settings.html", "settings")
-
-
-def current_user_is_admin() -> bool:
-    """Asks the auth feature (the logged-in user's own QRadar role), never trusting the browser."""
-    return current_user().may("admin")
