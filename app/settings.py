@@ -67,7 +67,8 @@ def _check_bool(s: Setting, value: Any) -> bool:
 def _check_str(s: Setting, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SettingError(s.key, "must be a non-empty string")
-    if len(value) > 255 or any(ord(c) < 32 for c in value):
+    # DEL (127) is a control character too: AQL string literals refuse it, so it must not get stored.
+    if len(value) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise SettingError(s.key, "must be at most 255 printable characters")
     return value.strip()
 
@@ -111,6 +112,28 @@ def _check_log_source_types(s: Setting, value: Any) -> dict[str, list[dict[str, 
             entries.append({"name": _check_str(s, t["name"]), "id": type_id})
         out[platform] = entries
     return out
+
+
+def _checked(s: Setting, value: Any) -> Any:
+    """The kind's check, then the setting's own ``validate`` (if any)."""
+    clean = CHECKS[s.kind](s, value)
+    if s.validate is not None:
+        s.validate(clean)
+    return clean
+
+
+def _aql_property_names(names: dict[str, str]) -> None:
+    # Custom property names go into AQL as double-quoted identifiers, which have no escape: a name with
+    # a quote (or anything app.aql.literals.identifier refuses) is refused here, not at the next refresh.
+    from app.aql.literals import AqlLiteralError, identifier
+
+    for key, name in names.items():
+        try:
+            identifier(name)
+        except AqlLiteralError:
+            raise SettingError("custom_properties",
+                               f"{key}: {name!r} is not a usable AQL property name (letters, digits, spaces "
+                               "and _ . - ( ) / # : only, starting with a letter)") from None
 
 
 CHECKS: dict[str, Callable[[Setting, Any], Any]] = {
@@ -158,7 +181,7 @@ for _s in (
         "target_username": "Target Username",
         "user_agent": "User Agent",
     }, "QRadar custom event property names the detection reads (they exist only if defined on the "
-       "console; UNCONFIRMED names)."),
+       "console; UNCONFIRMED names).", validate=_aql_property_names),
     Setting("custom_property_payload_fallback", "bool", True,
             "When a custom property is empty or missing, extract the value from the event payload."),
     Setting("tuning_capabilities", "str_list", ["ADMIN", "REFERENCEDATA"],
@@ -208,7 +231,7 @@ def all_values(conn: sqlite3.Connection | None = None) -> dict[str, Any]:
             continue  # a setting removed from the code: ignore its leftover row
         # a value stored before a validation rule tightened falls back to the default
         with contextlib.suppress(SettingError):
-            values[key] = CHECKS[setting.kind](setting, value)
+            values[key] = _checked(setting, value)
     return values
 
 
@@ -225,7 +248,7 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(changes) - set(REGISTRY))
     if unknown:
         raise SettingError(unknown[0], f"unknown setting(s): {', '.join(unknown)}")
-    return {key: CHECKS[REGISTRY[key].kind](REGISTRY[key], value) for key, value in changes.items()}
+    return {key: _checked(REGISTRY[key], value) for key, value in changes.items()}
 
 
 def update(conn: sqlite3.Connection, changes: Mapping[str, Any], actor: str) -> dict[str, Any]:
