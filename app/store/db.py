@@ -106,6 +106,10 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+class SchemaTooNewError(RuntimeError):
+    """The store was written by a newer app (unknown migrations): refuse rather than risk corrupting it."""
+
+
 def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -114,7 +118,16 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
     """Apply pending migrations, one transaction each; returns the resulting schema version."""
     if conn.in_transaction:
         conn.commit()
-    for version, path in migrations(directory):
+    known = migrations(directory)
+    latest = known[-1][0] if known else 0
+    found = schema_version(conn)
+    if found > latest:
+        raise SchemaTooNewError(
+            f"the store's schema version is {found}, newer than this app's latest migration {latest:04d}: "
+            "it was written by a newer version of the app; refusing to open it (upgrade the app, or restore "
+            "a backup made by this version)"
+        )
+    for version, path in known:
         if schema_version(conn) >= version:
             continue
         statements = split_statements(path.read_text(encoding="utf-8"))
