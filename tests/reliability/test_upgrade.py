@@ -1,0 +1,116 @@
+"""Upgrade safety: a store written by each released schema version migrates forward to the current one with
+nothing lost, idempotently; a store from a newer (unknown) version is refused, untouched.
+
+The fixtures (``fixtures/store-v<N>.sql``) are SQL dumps written by ``make_store_fixture.py`` when version N
+was released; they stand for stores in the field and are never regenerated.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.store import db
+from tests.reliability.make_store_fixture import FIXTURES_DIR, dump_sql, load_sql
+
+FIXTURES = sorted(FIXTURES_DIR.glob("store-v*.sql"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+CURRENT = db.migrations()[-1][0]
+FIRST_RELEASED = 4  # 0004_offense_cache was the schema of the first release
+
+
+def fixture_version(path: Path) -> int:
+    return int(re.fullmatch(r"store-v(\d+)\.sql", path.name).group(1))
+
+
+def snapshot(path: Path) -> dict[str, list[dict]]:
+    """Every user table's rows (as dicts, in rowid order)."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid')] for t in tables}
+    finally:
+        conn.close()
+
+
+def test_there_is_a_fixture_for_the_first_released_version() -> None:
+    assert FIXTURES, "no store fixtures: run python -m tests.reliability.make_store_fixture"
+    versions = [fixture_version(f) for f in FIXTURES]
+    assert FIRST_RELEASED in versions
+    assert max(versions) <= CURRENT, "a fixture from a version these migrations do not reach"
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
+def test_fixture_fills_every_table_of_its_version(fixture: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    load_sql(fixture.read_text(encoding="utf-8"), store)
+    conn = sqlite3.connect(store)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == fixture_version(fixture)
+    finally:
+        conn.close()
+    empty = [table for table, rows in snapshot(store).items() if not rows]
+    assert empty == [], f"{fixture.name} has no rows in {empty}: the upgrade test would not cover them"
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
+def test_store_migrates_forward_with_nothing_lost(fixture: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    load_sql(fixture.read_text(encoding="utf-8"), store)
+    before = snapshot(store)
+
+    conn = db.connect(store)  # what the app and the refresher do on start-up
+    try:
+        assert db.schema_version(conn) == CURRENT
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        conn.close()
+    after = snapshot(store)
+
+    for table, rows in before.items():
+        assert table in after, f"migration dropped table {table}"
+        assert len(after[table]) == len(rows), f"{table}: {len(rows)} rows before, {len(after[table])} after"
+        for old, new in zip(rows, after[table], strict=True):
+            # Every column the old version had keeps its value (new columns may be added).
+            assert {k: new.get(k) for k in old} == old, f"{table} row changed by the migration"
+
+    migrated_dump = dump_sql(store)
+    conn = db.connect(store)
+    try:
+        assert db.migrate(conn) == CURRENT
+    finally:
+        conn.close()
+    assert dump_sql(store) == migrated_dump, "running the migrations again changed the store"
+
+
+def test_store_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    load_sql(FIXTURES[-1].read_text(encoding="utf-8"), store)
+    newer = CURRENT + 1
+    conn = sqlite3.connect(store)
+    conn.execute(f"PRAGMA user_version = {newer}")
+    # A table this app has never heard of, as a newer version might add.
+    conn.execute("CREATE TABLE future_feature (id INTEGER PRIMARY KEY, note TEXT)")
+    conn.execute("INSERT INTO future_feature (note) VALUES ('from the future')")
+    conn.commit()
+    conn.close()
+    before = dump_sql(store)
+
+    with pytest.raises(db.SchemaTooNewError) as refused:
+        db.connect(store)
+    message = str(refused.value)
+    assert str(newer) in message and "newer" in message and f"{CURRENT:04d}" in message
+    assert dump_sql(store) == before
+
+    # The app refuses to start on it too, rather than serving from a store it does not understand.
+    from app import create_app
+
+    env = {"QRADAR_CONSOLE_FQDN": "127.0.0.1:9", "SEC_ADMIN_TOKEN": "unused", "QRADAR_APP_ID": "1101"}
+    with pytest.raises(db.SchemaTooNewError):
+        create_app({"TESTING": True, "DATABASE": str(store), "STORE_DIR": str(tmp_path), "QRADAR_ENV": env})
+    assert dump_sql(store) == before
