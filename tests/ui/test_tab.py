@@ -217,6 +217,9 @@ def test_triage_single_and_bulk(as_user, tab_env) -> None:
     assert saved["triage_note"] == "checking with the <b>cloud</b> team"
     assert saved["triage_by"] == "analyst"
     assert frame.locator("#triage-note").input_value() == saved["triage_note"]
+    frame.wait_for_selector("#triage-history li")
+    history = frame.locator("#triage-history").inner_text()
+    assert "analyst: Investigating — checking with the <b>cloud</b> team" in history
     frame.click("#panel-close")
 
     for detection_id in ids[1:]:

@@ -514,7 +514,8 @@
       el("div", {className: "cds--form-item"}, el("label", {className: "cds--label", for: "triage-status"}, "Status"),
         el("div", {className: "cds--select"}, el("div", {className: "cds--select-input__wrapper"}, select))),
       el("div", {className: "cds--form-item"}, el("label", {className: "cds--label", for: "triage-note"}, "Note"), note),
-      el("p", {className: "caw-muted", id: "triage-who"}, who), save);
+      el("p", {className: "caw-muted", id: "triage-who"}, who), save,
+      triageHistory(d.triage_history || []));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       save.disabled = true;
@@ -530,6 +531,16 @@
       }
     });
     return section("Triage", form);
+  }
+
+  function triageHistory(history) {
+    if (!history.length) return null;
+    const list = el("ol", {className: "caw-history", id: "triage-history", "aria-label": "Triage history"});
+    for (const h of history) {
+      list.appendChild(el("li", {}, `${formatTime(h.at)} · ${h.by}: ${TRIAGE_LABELS[h.status] || h.status}` +
+        (h.note ? ` — ${h.note}` : "")));
+    }
+    return list;
   }
 
   function closePanel() {
