@@ -34,7 +34,8 @@ MAX_OFFENSE_ID = 2**31 - 1
 
 def parse_offense_id(raw: str | None, field: str) -> int:
     text = (raw or "").strip()
-    if not text.isdigit() or not 0 < int(text) <= MAX_OFFENSE_ID:
+    # isascii: str.isdigit() is also true for "²", which int() refuses (a 500 instead of this 400)
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_OFFENSE_ID:
         raise ApiError(400, "bad_offense_id", f"{field} must be a positive offense id", field)
     return int(text)
 

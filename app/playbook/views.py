@@ -37,7 +37,8 @@ def _positive_int_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not 0 < int(raw) < 2**31:
+    # isascii: str.isdigit() is also true for "²", which int() refuses (a 500 instead of this 400)
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**31:
         raise ApiError(400, "bad_field", f"{name} must be a positive id", name)
     return int(raw)
 
