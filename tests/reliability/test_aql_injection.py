@@ -320,3 +320,72 @@ def test_literal_helpers_refuse_non_literals() -> None:
         literals.string_list([])
     with pytest.raises(AqlLiteralError):
         literals.integer_list(["347"])  # type: ignore[list-item]
+
+
+# --- through the app: typed values are refused with a JSON 400 before any search starts ---------------
+
+from tests.app.conftest import app, client, login  # noqa: E402,F401  (fixtures, used by name)
+
+BAD_OFFENSE_IDS = ["1 OR 1=1", "1)--", "-1", "0", "2147483648", "1.0", "0x10", "abc", "\u00b2", "1e3",
+                   "'", "99999999999999999999999"]
+
+
+@pytest.mark.parametrize("raw", BAD_OFFENSE_IDS)
+def test_offense_routes_refuse_ids_that_are_not_positive_integers(client, login, raw: str) -> None:  # noqa: F811
+    from urllib.parse import quote
+
+    login(client, "analyst")
+    for url in (f"/offense/fragment/{quote(raw, safe='')}", f"/offense/playbook_action?context={quote(raw)}"):
+        response = client.get(url)
+        assert response.status_code == 400, (url, response.status_code, response.get_data(as_text=True)[:300])
+        error = response.get_json()["error"]
+        assert error["code"] == "bad_offense_id" and error["message"]
+    for name in ("offense", "detection"):
+        response = client.get(f"/playbook/?{name}={quote(raw)}")
+        assert response.status_code == 400, (name, response.status_code)
+        assert response.get_json()["error"]["field"] == name
+
+
+@pytest.mark.parametrize("body", [
+    {"query": "aws-access-keys", "around_ms": "1700000000000"},
+    {"query": "aws-access-keys", "around_ms": -1},
+    {"query": "aws-access-keys", "around_ms": 10**16},
+    {"query": "aws-access-keys", "around_ms": 1.5},
+    {"query": "aws-access-keys", "actor": 7},
+    {"query": "aws-access-keys", "actor": ["' OR 1=1 --"]},
+    {"query": "aws-access-keys", "target": "x" * 1025},
+    {"query": "aws-access-keys", "detection": "1 OR 1=1"},
+    {"query": "aws-access-keys' OR 1=1 --"},
+    {"query": "aws-access-keys", "aql": "SELECT * FROM events LAST 999 DAYS"},
+])
+def test_hunting_api_refuses_mistyped_values(client, login, body: dict) -> None:  # noqa: F811
+    headers = login(client, "analyst")
+    response = client.post("/api/hunting/run", json=body, headers=headers)
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["' OR 1=1 --", "x' UNION SELECT * FROM flows --", "\\' LAST 999 DAYS"])
+def test_hunting_api_runs_hostile_pivots_as_literals(client, login, value: str) -> None:  # noqa: F811
+    """The query the app actually ran on the dev console (returned as ``aql``) has the benign structure."""
+    headers = login(client, "analyst")
+    shapes = []
+    for actor in (BENIGN, value):
+        response = client.post("/api/hunting/run", headers=headers,
+                               json={"query": "aws-access-keys", "actor": actor, "target": actor,
+                                     "around_ms": NOW_MS})
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+        body = response.json if isinstance(response.json, dict) else response.get_json()
+        tree = parse(body["aql"])
+        assert actor.lower() in string_literals(tree)
+        shapes.append(skeleton(tree))
+        assert body["items"] == []  # nothing in the dev console matches either value
+    assert shapes[0] == shapes[1]
+
+
+def test_settings_api_refuses_a_quoted_custom_property_name(client, login) -> None:  # noqa: F811
+    headers = login(client, "admin")
+    response = client.put("/api/settings", headers=headers,
+                          json={"custom_properties": {"account_name": 'Account Name" OR 1=1 --'}})
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert "custom_properties" in response.get_data(as_text=True)
