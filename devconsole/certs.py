@@ -107,6 +107,7 @@ def ensure_certs(data_dir: str | os.PathLike) -> CertPaths:
     paths = CertPaths(base / "ca.pem", base / "server.pem", base / "server-key.pem")
     ca_key_path = base / "ca-key.pem"
     now = dt.datetime.now(dt.UTC)
+    new_ca = False
     if paths.ca_cert.exists() and ca_key_path.exists():
         ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
         ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
@@ -114,7 +115,9 @@ def ensure_certs(data_dir: str | os.PathLike) -> CertPaths:
         ca_key, ca_cert = _new_ca(now)
         _write_private(ca_key_path, _key_pem(ca_key))
         _write_private(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
-    if not (paths.server_cert.exists() and paths.server_key.exists()):
+        new_ca = True
+    # A server certificate signed by an earlier CA would fail every TLS check: re-issue it with a new CA.
+    if new_ca or not (paths.server_cert.exists() and paths.server_key.exists()):
         key, cert = _new_server(ca_key, ca_cert, now)  # type: ignore[arg-type]
         _write_private(paths.server_key, _key_pem(key))
         _write_private(paths.server_cert, cert.public_bytes(serialization.Encoding.PEM))
