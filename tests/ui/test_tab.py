@@ -639,3 +639,25 @@ def test_admin_saves_settings_and_sees_a_bad_value_named(as_user, tab_env) -> No
         restore = tab_env.api("admin").put(tab_env.live_app.proxy_url("api/settings"),
                                            json={"user_cache_s": original}, timeout=60)
         assert restore.status_code == 200, restore.text
+
+
+def test_second_user_rejects_with_a_note(as_user, tab_env) -> None:
+    created = tab_env.api("tuner1").post(tab_env.live_app.proxy_url("api/tuning/entries"), json={
+        "name": "Unreviewed contractor", "platforms": ["Azure AD"],
+        "actor_id": "mallory.contractor@acme-partner.example",
+        "justification": "contractor says these accounts are expected",
+        "expires_at": int(time.time() * 1000) + 7 * 86_400_000, "confirm_partial_chain": True,
+    }, timeout=60)
+    assert created.status_code == 201, created.text
+    entry = created.json()["entry"]
+    tuner2 = as_user("tuner2")
+    frame = tuner2.open_app("/tab/tuning")
+    row = frame.locator(f"#approvals-table tr[data-id='{entry['id']}']")
+    row.wait_for()
+    row.locator(f"#approve-note-{entry['id']}").fill("no ticket, and one of these is in an attack chain")
+    row.locator("button:has-text('Reject')").click()
+    frame.wait_for_selector(f"#entries-table tr[data-id='{entry['id']}'] .cds--tag--red")
+    assert frame.locator(f"#approvals-table tr[data-id='{entry['id']}']").count() == 0
+    saved = tab_env.get("tuner2", f"api/tuning/entries/{entry['id']}")
+    assert saved["status"] == "rejected"
+    assert saved["decision_note"] == "no ticket, and one of these is in an attack chain"
