@@ -177,3 +177,8 @@ def test_hunting_query_runs_from_the_playbook_page(as_user, tab_env, devconsole)
     log_activity = hunt.locator("a.caw-pb-logactivity").get_attribute("href")
     assert log_activity.startswith("/console/do/ariel/arielSearch?")
     screenshot(session.page, "playbook-hunting-run")
+    # The same query opened in the console's Log Activity finds the same event.
+    session.page.goto(devconsole.base_url.rstrip("/") + log_activity)
+    session.page.wait_for_selector("#results, #search-error", timeout=60_000)
+    assert session.page.locator("#search-error").count() == 0
+    assert attach["events"][0]["event_name"] in session.page.locator("#results tbody").inner_text()
