@@ -24,6 +24,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, url
 from werkzeug.routing import BuildError
 
 from app.api.errors import ApiError
+from app.auth import require
 from app.offense import fragment
 from app.playbook.content import anchor_for
 
@@ -75,6 +76,7 @@ def render_fragment(answer: fragment.FragmentAnswer) -> str:
 
 
 @bp.get("/fragment/<offense_id>")
+@require("view")
 def fragment_view(offense_id: str) -> Any:
     """QRadar's Offense Summary fragment: ``{"html": ...}`` for the offense on screen."""
     oid = parse_offense_id(offense_id, "offense_id")
@@ -82,6 +84,7 @@ def fragment_view(offense_id: str) -> Any:
 
 
 @bp.get("/playbook_action")
+@require("view")
 def playbook_action() -> Any:
     """The OffenseSummaryToolbar GUI action: where the playbook for this offense is."""
     raw = request.args.get("context") or request.args.get("appContext")

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, render_template, request, send_file, u
 
 from app.api.errors import ApiError
 from app.aql.hunting import hunting_queries
+from app.auth import require
 from app.playbook import content, validation
 from app.playbook.render import Subject, fill, raw_values
 from app.playbook.subject import subject_for_detection, subject_for_offense, target_property, type_ids
@@ -83,6 +84,7 @@ def _hunting(subject: Subject, ids: dict[str, tuple[int, ...]], target_property:
 
 
 @bp.get("/")
+@require("view")
 def index() -> str:
     detection_id = _positive_int_arg("detection")
     offense_id = _positive_int_arg("offense")
@@ -107,5 +109,6 @@ def index() -> str:
 
 @bp.get("/sigma/cloud_account_creation.yml")
 def sigma_rule() -> Any:
+    """The portable Sigma rule (static, public content: no session needed to download it)."""
     return send_file(SIGMA_PATH, mimetype="application/x-yaml", as_attachment=True,
                      download_name="cloud_account_creation.yml")

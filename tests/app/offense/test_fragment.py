@@ -169,7 +169,9 @@ def test_fragment_html_cannot_restyle_the_page_and_escapes_log_values(refreshed_
         assert classes and all(c.startswith("caw-frag") for cl in classes for c in cl.split())
 
 
-def test_unknown_and_malformed_offense_ids(refreshed_app, client, login) -> None:
+def test_session_required_then_unknown_and_malformed_offense_ids(refreshed_app, client, login) -> None:
+    assert client.get("/offense/fragment/2").status_code == 401
+    assert client.get("/offense/playbook_action?context=2").status_code == 401
     login(client, "analyst")
     bad = client.get("/offense/fragment/1%20OR%201=1")
     assert bad.status_code == 400
