@@ -42,6 +42,8 @@ settings.register(settings.Setting(
     0, 86_400))
 
 RETRY_AFTER_ERROR_MS = 60_000
+# Cached answers nobody has looked at for this long are dropped when a new search starts.
+CACHE_KEEP_MS = 30 * 86_400_000
 
 
 @dataclass
@@ -205,6 +207,7 @@ def answer(offense_id: int) -> FragmentAnswer:
         aql = offense_aql.offense_events_query(offense_id, start_ms, updated_ms, cfg.spec.platforms,
                                                target_property=cfg.spec.target_property)
         search_id = gw.start_search(aql)
+        offense_cache.purge_older_than(conn, _now_ms() - CACHE_KEEP_MS)
         offense_cache.start(conn, offense_id, search_id=search_id, offense_start=start_ms,
                             offense_updated=updated_ms, now_ms=_now_ms())
         polled = _poll(gw, conn, offense_id, search_id, deadline, filters)

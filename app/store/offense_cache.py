@@ -59,6 +59,12 @@ def touch(conn: sqlite3.Connection, offense_id: int, now_ms: int) -> None:
         conn.execute("UPDATE offense_cache SET checked_at = ? WHERE offense_id = ?", (now_ms, offense_id))
 
 
+def purge_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> int:
+    """Drop answers not looked at since `cutoff_ms` (offenses nobody opens any more); returns how many."""
+    with conn:
+        return conn.execute("DELETE FROM offense_cache WHERE checked_at < ?", (cutoff_ms,)).rowcount
+
+
 def forget(conn: sqlite3.Connection, offense_id: int) -> None:
     with conn:
         conn.execute("DELETE FROM offense_cache WHERE offense_id = ?", (offense_id,))
