@@ -222,11 +222,12 @@ def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[Cha
         "SELECT id, chain_key FROM chains WHERE first_time >= ?", (since_ms,))}
     wanted = {c.chain_key for c in chains}
     stale = [cid for key, cid in old.items() if key not in wanted]
-    # Reset every detection these chains could touch, then apply the new membership.
+    # Reset the members of the chains being replaced (only chains raise severity, so every other
+    # detection already has its base values), then apply the new membership.
     conn.execute(
         "UPDATE detections SET chain_id = NULL, chain_kind = NULL, severity = base_severity, "
-        "confidence = base_confidence WHERE event_time >= ? OR chain_id IN (SELECT id FROM chains "
-        "WHERE first_time >= ?)", (since_ms, since_ms))
+        "confidence = base_confidence WHERE chain_id IN (SELECT id FROM chains WHERE first_time >= ?)",
+        (since_ms,))
     for cid in stale:
         conn.execute("DELETE FROM chains WHERE id = ?", (cid,))
     for chain in chains:
