@@ -130,7 +130,8 @@
         updateBatch();
       });
       box.addEventListener("click", (event) => event.stopPropagation());
-      const row = el("tr", {tabindex: "0", dataset: {id: d.id},
+      // Roving tabindex: one row is in the tab order; arrow keys move between rows.
+      const row = el("tr", {tabindex: d === state.items[0] ? "0" : "-1", dataset: {id: d.id},
         className: "caw-row" + (state.openId === d.id ? " caw-row--open" : "") +
           (d.suppressed_by ? " caw-row--suppressed" : ""),
         "aria-label": "Detection " + d.id + ": " + (d.target_account || "") + " by " + (d.actor || "")},
@@ -143,6 +144,11 @@
       }
       row.addEventListener("click", () => openPanel(d.id));
       row.addEventListener("keydown", rowKeys);
+      row.addEventListener("focus", () => {
+        for (const other of document.querySelectorAll("#detections-body tr.caw-row")) {
+          other.tabIndex = other === row ? 0 : -1;
+        }
+      });
       body.appendChild(row);
     }
     const all = $("select-all");
