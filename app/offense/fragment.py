@@ -19,15 +19,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from app import settings
 from app.aql import offense as offense_aql
 from app.aql.detection import PLATFORMS, PlatformFilter
 from app.detection.classify import account_kind, is_service_account, platform_for
-from app.detection.config import load_config, resolve_type_ids
+from app.detection.config import EVENT_NAME_KEYS, resolve_type_ids
 from app.detection.extract import extract
 from app.detection.refresher import event_key
-from app.qradar import QRadarError, QRadarUnavailable, get_gateway
+from app.playbook.subject import target_property
+from app.qradar import QRadarError, QRadarUnavailable, SearchStatus, get_gateway
 from app.store import offense_cache
 from app.store.db import get_db
 
@@ -62,6 +64,23 @@ def platform_filters(conn: Any) -> dict[str, PlatformFilter]:
     """Platforms by configured log source type IDs (no QRadar call) — to label result rows."""
     ids = resolve_type_ids(None, settings.get("log_source_types", conn=conn))
     return {p: PlatformFilter(ids[p], ()) for p in PLATFORMS if ids.get(p)}
+
+
+def creation_filters(conn: Any) -> dict[str, PlatformFilter]:
+    """The detection's event set from its settings (no QRadar call): configured type IDs and the
+    account-creation event names per platform (``event_names_<platform>``)."""
+    ids = resolve_type_ids(None, settings.get("log_source_types", conn=conn))
+    out = {}
+    for platform, key in EVENT_NAME_KEYS.items():
+        names = tuple(settings.get(key, conn=conn))
+        if ids.get(platform) and names:
+            out[platform] = PlatformFilter(ids[platform], names)
+    return out
+
+
+def _bounded(deadline: float) -> float:
+    """Seconds a QRadar call may take: what is left of the budget (at least half a second)."""
+    return max(0.5, deadline - time.monotonic())
 
 
 def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:
@@ -137,7 +156,10 @@ def _poll(gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float,
     while True:
         remaining = deadline - time.monotonic()
         wait_s = int(remaining) if remaining >= 1 else None
-        status = gw.search_status(search_id, wait_s=wait_s)
+        body = gw.call("GET", f"api/ariel/searches/{quote(search_id, safe='')}",
+                       headers={"Prefer": f"wait={wait_s}"} if wait_s else None, expect=(200, 206),
+                       timeout=_bounded(deadline) + (wait_s or 0))
+        status = SearchStatus.from_json(body or {})
         if status.status == "COMPLETED":
             results: list[dict[str, Any]] = []
             for page in gw.iter_result_pages(search_id, 500, status.record_count):
@@ -195,18 +217,22 @@ def answer(offense_id: int) -> FragmentAnswer:
             polled = _poll(gw, conn, offense_id, cached["search_id"], deadline, filters)
             return polled or _still_searching(gw, conn, offense_id, cached)
 
-        offense = gw.get_offense(offense_id, fields="id,start_time,last_updated_time")
+        # Every call below is bounded by what is left of the budget: a hanging console must not hold the
+        # Offense Summary page (the gateway's own calls wait up to its transport timeout).
+        offense = gw.call("GET", f"api/siem/offenses/{offense_id}",
+                          params={"fields": "id,start_time,last_updated_time"}, timeout=_bounded(deadline))
         start_ms = int(offense.get("start_time") or 0)
         updated_ms = int(offense.get("last_updated_time") or start_ms)
         if cached and cached["status"] == "done" and cached["offense_updated"] == updated_ms:
             offense_cache.touch(conn, offense_id, _now_ms())
             return _answer_rows(conn, offense_id, cached["rows"])
 
-        # The detection's own event set and target property (dropped when the console lacks it).
-        cfg = load_config(conn, gw)
-        aql = offense_aql.offense_events_query(offense_id, start_ms, updated_ms, cfg.spec.platforms,
-                                               target_property=cfg.spec.target_property)
-        search_id = gw.start_search(aql)
+        # The detection's configured event set, and its target property unless the console lacks it.
+        aql = offense_aql.offense_events_query(offense_id, start_ms, updated_ms, creation_filters(conn),
+                                               target_property=target_property(timeout_s=_bounded(deadline)))
+        body = gw.call("POST", "api/ariel/searches", data={"query_expression": aql}, expect=(200, 201),
+                       timeout=_bounded(deadline))
+        search_id = str(body["search_id"])
         offense_cache.purge_older_than(conn, _now_ms() - CACHE_KEEP_MS)
         offense_cache.start(conn, offense_id, search_id=search_id, offense_start=start_ms,
                             offense_updated=updated_ms, now_ms=_now_ms())

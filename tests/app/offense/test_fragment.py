@@ -255,3 +255,23 @@ def test_hostile_values_render_as_text(offline_app) -> None:
     err = FragmentParser()
     err.feed(error_text)
     assert "script" not in err.tags and "<script>alert(3)</script>" in "".join(err.text)
+
+
+def test_hanging_console_does_not_hold_the_fragment(refreshed_app, client, login, devconsole) -> None:
+    from app import settings
+    from app.store.db import get_db
+
+    with refreshed_app.app_context():
+        settings.update(get_db(), {"offense_fragment_budget_s": 1}, actor="test")
+    login(client, "analyst")
+    fragment(client, 2)  # the user's session is now known, so only the offense call can hang
+    devconsole.faults.hang("/api/siem/offenses/*", seconds=30, count=5)
+    try:
+        answer = fragment(client, 6, settle=False)
+    finally:
+        devconsole.faults.clear()
+    # Bounded by the budget: QRadar "did not answer" instead of the offense's rows 30 s later.
+    assert answer.state == "error"
+    assert "not reachable" in "".join(answer.text)
+    # Nothing was cached for the offense, so once QRadar answers again the rows come.
+    assert fragment(client, 6).state == "rows"
