@@ -259,6 +259,8 @@ def app_proxy(app_id: int, path: str) -> Response:
             upstream.close()
 
     response = Response(stream_with_context(body()), status=upstream.status_code, direct_passthrough=True)
+    # Response() starts with its own default Content-Type; the app's headers replace it, never add to it.
+    del response.headers["Content-Type"]
     for key, value in upstream.raw.headers.items():
         if key.lower() in HOP_BY_HOP - {"content-length"} or key.lower() == "set-cookie":
             continue

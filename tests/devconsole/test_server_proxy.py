@@ -34,6 +34,8 @@ def call(
 def test_get_forwards_path_query_cookies_and_console_host(standin_console):
     response = call(standin_console, "GET", "echo/a%2Fb/c?x=1&y=%3Cz%3E")
     assert response.status_code == 200
+    # The app's Content-Type comes through alone (not joined to a default one the proxy made up).
+    assert response.raw.headers.getlist("Content-Type") == ["application/json"]
     echoed = response.json()
     assert echoed["method"] == "GET"
     assert echoed["raw_uri"].startswith("/echo/a%2Fb/c")
