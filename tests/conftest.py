@@ -33,6 +33,9 @@ if str(REPO_ROOT) not in sys.path:
 
 from devconsole.faults import FaultClient  # noqa: E402
 
+# The app's fixtures (app, client, login, live_app, ...) for every folder of the suite.
+pytest_plugins = ["tests.app_fixtures"]
+
 SEED_EVENTS = 3000
 SEED = 7
 APP_ID = 1101

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.app import conftest as app_conftest  # noqa: E402
-from tests.app.conftest import qradar_env  # noqa: E402
+from tests.app_fixtures import qradar_env  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -243,40 +242,10 @@ def _wait_for_refresh(env: TabEnv, timeout_s: float = 240.0) -> dict:
     pytest.fail(f"no successful refresh within {timeout_s} s: {status}")
 
 
-def _started_live_app(request: pytest.FixtureRequest) -> object | None:
-    """The LiveApp tests/app/conftest.py already started in this session, if any.
-
-    pytest shows a conftest's fixtures only to its own directory, and two gunicorns cannot share
-    ``devconsole.app_port``; until ``live_app`` moves to tests/conftest.py, look its value up (pytest
-    internals, so any surprise just means "not found")."""
-    try:
-        by_node = request._fixturemanager._arg2node2fixturedefs.get("live_app", {})
-        for fixturedefs in by_node.values():
-            for fixturedef in fixturedefs:
-                cached = fixturedef.cached_result
-                if cached is not None and cached[2] is None:
-                    return cached[0]
-    except (AttributeError, TypeError, IndexError):
-        return None
-    return None
-
-
 @pytest.fixture(scope="session")
-def ui_live_app(request, devconsole, tmp_path_factory) -> Iterator[object]:
-    """The app under gunicorn behind the console: tests/app's instance when it runs in this session,
-    else the same fixture body (tests/app/conftest.py ``live_app``) started for the UI tests."""
-    started = _started_live_app(request)
-    if started is not None:
-        yield started
-        return
-    yield from app_conftest.live_app.__wrapped__(devconsole, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tab_env(devconsole, ui_live_app, tmp_path_factory) -> Iterator[TabEnv]:
+def tab_env(devconsole, live_app, tmp_path_factory) -> Iterator[TabEnv]:
     """Seeds the two hostile records into the dev console (through its real ingest CLI), then runs the
     app's refresher process (as supervisord would) so the tab shows what detection found."""
-    live_app = ui_live_app
     work = tmp_path_factory.mktemp("ui_seed")
     records = work / "hostile-cloudtrail.json"
     records.write_text(json.dumps({"Records": hostile_cloudtrail_records(int(time.time() * 1000))}))
