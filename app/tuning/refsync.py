@@ -165,10 +165,10 @@ def sync(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]:
         for value in before["unexpected_in_qradar"]:
             _ignore_404(gateway.delete_reference_set_value, names["reference_set"], value)
         have_map = _map_values(gateway, names["reference_map"]) if before["map_exists"] else {}
-        for key in before["map_unexpected"]:
-            _ignore_404(gateway.delete_reference_map_value, names["reference_map"], key, have_map[key])
-        for key in before["map_outdated"]:
-            _ignore_404(gateway.delete_reference_map_value, names["reference_map"], key, have_map[key])
+        for key in [*before["map_unexpected"], *before["map_outdated"]]:
+            # Another worker's sync may have removed the key since `before` was read.
+            if key in have_map:
+                _ignore_404(gateway.delete_reference_map_value, names["reference_map"], key, have_map[key])
         load = {k: want[k] for k in [*before["map_missing"], *before["map_outdated"]]}
         if load:
             gateway.bulk_load_reference_map(names["reference_map"], load)
