@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import time
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -625,6 +626,26 @@ def test_preset_suggests_identities_and_turns_on(as_user, tab_env) -> None:
     assert entries[0]["status"] == "pending"
     frame.wait_for_selector("[data-preset='iac'] .cds--tag--green")
     screenshot(tuner.page, "tuning-preset-on")
+
+
+def test_break_glass_preset_asks_for_a_ticket_and_lasts_a_day(as_user, tab_env) -> None:
+    tuner = as_user("tuner2")
+    frame = tuner.open_app("/tab/tuning")
+    card = frame.locator("[data-preset='break_glass']")
+    card.wait_for()
+    frame.fill("#preset-ids-break_glass", "arn:aws:iam::111122223333:role/BreakGlassUITest")
+    frame.fill("#preset-why-break_glass", "Incident response access for the outage bridge")
+    frame.fill("#preset-ticket-break_glass", "INC-4242")
+    before_ms = time.time() * 1000
+    card.locator("button:has-text('Turn on')").click()
+    frame.wait_for_selector("#tuning-notice .cds--inline-notification--success")
+    entries = [e for e in tab_env.get("tuner2", "api/tuning/entries", preset="break_glass")["items"]
+               if e["actor_id"] == "arn:aws:iam::111122223333:role/BreakGlassUITest"]
+    assert len(entries) == 1
+    assert entries[0]["ticket"] == "INC-4242"
+    expires_ms = datetime.fromisoformat(entries[0]["expires_at"].replace("Z", "+00:00")).timestamp() * 1000 \
+        if isinstance(entries[0]["expires_at"], str) else entries[0]["expires_at"]
+    assert before_ms < expires_ms <= before_ms + 24 * 3600 * 1000
 
 
 def test_admin_saves_settings_and_sees_a_bad_value_named(as_user, tab_env) -> None:

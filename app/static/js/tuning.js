@@ -315,6 +315,8 @@
     const ids = el("textarea", {className: "cds--text-area", rows: "2", id: `preset-ids-${preset.id}`});
     const justification = el("input", {className: "cds--text-input", id: `preset-why-${preset.id}`});
     const suggestions = el("div", {className: "caw-hint"});
+    // Break-glass access is time-boxed: at most 24 hours and always tied to a ticket.
+    const ticket = preset.break_glass ? el("input", {className: "cds--text-input", id: `preset-ticket-${preset.id}`}) : null;
     const card = el("div", {className: "caw-preset", dataset: {preset: preset.id}},
       el("div", {className: "caw-preset__title"}, preset.name, " ", on ? tag("On", "green") : tag("Off", "gray")),
       el("div", {className: "caw-preset__desc"}, preset.description || ""),
@@ -336,6 +338,10 @@
     card.appendChild(suggestions);
     card.appendChild(el("label", {className: "cds--label", for: justification.id}, "Justification"));
     card.appendChild(justification);
+    if (ticket) {
+      card.appendChild(el("label", {className: "cds--label", for: ticket.id}, "Ticket reference (break-glass lasts 24 hours)"));
+      card.appendChild(ticket);
+    }
     card.appendChild(el("div", {className: "caw-form__actions"},
       button("Suggest from detections", "ghost", async () => {
         try {
@@ -344,8 +350,10 @@
           const items = s.candidates || [];
           if (!items.length) suggestions.appendChild(document.createTextNode("No candidates in recent detections."));
           for (const c of items) {
-            suggestions.appendChild(el("div", {}, button("Add " + (c.actor_id || ""), "ghost", () => {
-              ids.value = (ids.value ? ids.value + "\n" : "") + c.actor_id;
+            // `identity` is what the preset keys on (an actor ID, or the invoking AWS service).
+            const identity = c.identity || c.actor_id || "";
+            suggestions.appendChild(el("div", {}, button("Add " + identity, "ghost", () => {
+              ids.value = (ids.value ? ids.value + "\n" : "") + identity;
             }), " ", `${c.actor || ""} · ${c.detections} detections · ${(c.fingerprints || []).join(", ")}`));
           }
         } catch (error) {
@@ -355,8 +363,11 @@
       button("Turn on", "primary", async () => {
         const identities = ids.value.split(/[\n,]+/).map((s) => s.trim()).filter(Boolean);
         try {
-          await api(ROUTES.presetEnable(preset.id), {method: "POST", body: {identities,
-            justification: justification.value, expires_at: new Date(Date.now() + 180 * DAY_MS).toISOString()}});
+          const lifetime = preset.break_glass ? DAY_MS - 60 * 1000 : 180 * DAY_MS;
+          const body = {identities, justification: justification.value,
+            expires_at: new Date(Date.now() + lifetime).toISOString()};
+          if (ticket) body.ticket = ticket.value.trim();
+          await api(ROUTES.presetEnable(preset.id), {method: "POST", body});
           notify($("tuning-notice"), "success", `${preset.name} submitted for approval.`);
           await loadAll();
         } catch (error) {
