@@ -214,8 +214,15 @@ def answer(offense_id: int) -> FragmentAnswer:
     filters = platform_filters(conn)
     try:
         if cached and cached["status"] == "searching" and cached["search_id"]:
-            polled = _poll(gw, conn, offense_id, cached["search_id"], deadline, filters)
-            return polled or _still_searching(gw, conn, offense_id, cached)
+            try:
+                polled = _poll(gw, conn, offense_id, cached["search_id"], deadline, filters)
+                return polled or _still_searching(gw, conn, offense_id, cached)
+            except QRadarError as exc:
+                if exc.http_status != 404:
+                    raise
+                # QRadar no longer knows the search (expired or deleted): search again below.
+                offense_cache.forget(conn, offense_id)
+                cached = None
 
         # Every call below is bounded by what is left of the budget: a hanging console must not hold the
         # Offense Summary page (the gateway's own calls wait up to its transport timeout).

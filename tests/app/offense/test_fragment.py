@@ -275,3 +275,14 @@ def test_hanging_console_does_not_hold_the_fragment(refreshed_app, client, login
     assert "not reachable" in "".join(answer.text)
     # Nothing was cached for the offense, so once QRadar answers again the rows come.
     assert fragment(client, 6).state == "rows"
+
+
+def test_a_search_qradar_forgot_is_started_again(refreshed_app, client, login) -> None:
+    from app.store import offense_cache
+    from app.store.db import get_db
+
+    with refreshed_app.app_context():
+        offense_cache.start(get_db(), 3, search_id="no-such-search", offense_start=0, offense_updated=0,
+                            now_ms=int(time.time() * 1000))
+    login(client, "analyst")
+    assert fragment(client, 3).state == "rows"
