@@ -20,6 +20,7 @@ from app.detection import refresher
 from app.detection.chains import CHAIN_KINDS
 from app.store import detections as store
 from app.store import get_db
+from app.store.db import transaction
 
 bp = Blueprint("detection_api", __name__, url_prefix="/api")
 
@@ -190,7 +191,9 @@ def _queue(action: str) -> tuple[dict[str, Any], int]:
     if request.content_length:
         json_body({})  # an empty object is the only body accepted
     conn = get_db()
-    with conn:
+    # BEGIN IMMEDIATE before the look-up: check-then-insert must be atomic across workers, or simultaneous
+    # clicks each queue a request of their own.
+    with transaction(conn):
         pending = store.open_requests(conn, action)
         request_id = pending[-1]["id"] if pending else store.request_refresh(
             conn, action, current_user().name, refresher.now_ms())
