@@ -140,7 +140,10 @@
           el("label", {for: "select-" + d.id, className: "cds--checkbox-label"}))));
       for (const column of COLUMNS) {
         const value = column.render ? column.render(d) : d[column.key];
-        row.appendChild(el("td", {dataset: {column: column.key}}, value === null || value === undefined ? "" : value));
+        // Cells clamp to a few lines (app.css .caw-cell): log values can be kilobytes long.
+        const long = typeof value === "string" && value.length > 60 ? value.slice(0, 1000) : null;
+        row.appendChild(el("td", {dataset: {column: column.key}, title: long},
+          el("div", {className: "caw-cell"}, value === null || value === undefined ? "" : value)));
       }
       row.addEventListener("click", () => openPanel(d.id));
       row.addEventListener("keydown", rowKeys);
