@@ -448,10 +448,12 @@ def mark_requests_handled(conn: sqlite3.Connection, action: str, at_ms: int,
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    row = conn.execute(
-        "SELECT COUNT(*) AS detections, COALESCE(SUM(suppressed_by IS NOT NULL), 0) AS suppressed, "
-        "COALESCE(SUM(chain_id IS NOT NULL), 0) AS in_chains FROM detections").fetchone()
-    out = {k: int(row[k]) for k in ("detections", "suppressed", "in_chains")}
-    out["chains"] = int(conn.execute("SELECT COUNT(*) FROM chains").fetchone()[0])
-    out["follow_on_events"] = int(conn.execute("SELECT COUNT(*) FROM follow_on_events").fetchone()[0])
-    return out
+    """Row counts for the status endpoint (each one an index-only count)."""
+    queries = {
+        "detections": "SELECT COUNT(*) FROM detections",
+        "suppressed": "SELECT COUNT(*) FROM detections WHERE suppressed_by IS NOT NULL",
+        "in_chains": "SELECT COUNT(*) FROM detections WHERE chain_id IS NOT NULL",
+        "chains": "SELECT COUNT(*) FROM chains",
+        "follow_on_events": "SELECT COUNT(*) FROM follow_on_events",
+    }
+    return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in queries.items()}
