@@ -640,3 +640,31 @@ def test_csv_export_neutralises_formula_cells(hostile_env) -> None:
     for payload in HOSTILE_PAYLOADS:
         if payload.kind == "csv":
             assert "'" + payload.value.strip() in cells or "'" + payload.value in cells, payload.key
+
+
+# --- the harness itself can see a payload run ------------------------------------------------------------
+
+def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser_thread) -> None:
+    """Control: this console sends no CSP (``serve --csp off``) and neither do the app's pages, so markup
+    injected into them runs — and the trap reports it. The tests above would see an XSS."""
+    console = hostile_env.console
+    session = requests.Session()
+    session.verify, session.trust_env = console.ca_path, False
+    session.cookies.set("SEC", console.tokens["admin"])
+    proxy = f"/console/plugins/{console.app_id}/app_proxy"
+    for path in ("/console/", "/console/dashboard", f"{proxy}/tab/", f"{proxy}/playbook/",
+                 "/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary&summaryId=1"):
+        response = session.get(console.base_url + path, timeout=60)
+        assert response.status_code == 200, (path, response.status_code)
+        assert "Content-Security-Policy" not in response.headers, path
+
+    def steps(s: HostileSession) -> None:
+        for url in (console.base_url + "/console/dashboard", s.console.proxy_root + "/tab/"):
+            s.page.goto(url)
+            s.page.evaluate("document.body.insertAdjacentHTML('beforeend', "
+                            "'<img src=data:, onerror=window.__pwned=4242>')")
+            s.page.wait_for_function(f"window.{CANARY} === 4242", timeout=10_000)
+            assert any("4242" in text for text in s.fired), s.fired
+            s.fired.clear()
+
+    in_session(browser_thread, hostile_env, steps)
