@@ -40,7 +40,10 @@ def gateway(devconsole: Any, fqdn: str | None = None) -> Gateway:
     transport = HttpTransport(fqdn or f"127.0.0.1:{devconsole.port}",
                               admin_token=devconsole.tokens["service"], ca_bundle=str(devconsole.ca_path),
                               read_timeout_s=CLIENT_TIMEOUT_S)
-    return Gateway(transport, poll_wait_s=1, poll_interval_s=0.1)
+    # Calls made with the user's own token (who is logged in) get the same short timeout.
+    user_transport = HttpTransport(fqdn or f"127.0.0.1:{devconsole.port}", admin_token=None,
+                                   ca_bundle=str(devconsole.ca_path), read_timeout_s=CLIENT_TIMEOUT_S)
+    return Gateway(transport, user_transport=user_transport, poll_wait_s=1, poll_interval_s=0.1)
 
 
 def closed_port() -> int:
