@@ -152,6 +152,18 @@ def suggestion_record(p: Payload, ms: int, index: int) -> dict:
     return record
 
 
+# Event (QID) names come from the log too. The detection matches configured names, which an administrator
+# may widen with wildcards: with "CreateUser%" configured, "CreateUser<script>…" is a detection as well.
+EVENT_NAME_WILDCARD = "CreateUser%"
+EVENT_NAMED = tuple(p for p in HOSTILE_PAYLOADS if p.kind == "xss")[:12]
+
+
+def event_name_record(p: Payload, ms: int) -> dict:
+    record = aws_record(p, ms)
+    record.update(eventName="CreateUser" + p.value, eventID=f"{p.key}-evname", requestID=f"{p.key}-evname")
+    return record
+
+
 BUILDERS: dict[str, Callable[[Payload, int], dict]] = {
     "AWS": aws_record, "Azure AD": entra_record, "Office 365": o365_record, "GCP": gcp_record,
 }
@@ -167,6 +179,9 @@ def hostile_records(now_ms: int) -> list[tuple[str, Payload, dict]]:
     base = start + len(BUILDERS) * len(HOSTILE_PAYLOADS) * 1000
     for k, payload in enumerate(SUGGESTED):
         out.append(("AWS suggestion", payload, suggestion_record(payload, base + k * 1000, k)))
+    base += len(SUGGESTED) * 1000
+    for k, payload in enumerate(EVENT_NAMED):
+        out.append(("AWS event name", payload, event_name_record(payload, base + k * 1000)))
     return out
 
 
@@ -188,7 +203,8 @@ class HostileEnv:
 
     def detection_for(self, platform: str, payload: Payload) -> dict:
         at = self.times[(platform, payload.key)]
-        found = [d for d in self.detections if d["cloud_platform"] == platform and d["event_time"] == at]
+        cloud = "AWS" if platform.startswith("AWS ") else platform
+        found = [d for d in self.detections if d["cloud_platform"] == cloud and d["event_time"] == at]
         assert len(found) == 1, (platform, payload.key, len(found))
         return found[0]
 
@@ -233,7 +249,7 @@ def hostile_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileEnv
     event_ids = dict(report.event_ids or [])
     # Two offenses linking the hostile events (the fragment lists at most 200 rows per offense).
     offense_ids = []
-    main = len(records) - len(SUGGESTED)
+    main = len(PLATFORMS) * len(HOSTILE_PAYLOADS)
     for part in (range(0, main // 2), range(main // 2, main)):
         times = [_record_ms(records[i][2]) for i in part]
         oid = store.add_offense(HOSTILE_PAYLOADS[0].value, min(times) - 60_000, max(times) + 60_000,
@@ -248,10 +264,17 @@ def hostile_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileEnv
     gunicorn = _start_app(console, env_vars, store_dir)
     try:
         live = LiveApp(f"http://127.0.0.1:{console.app_port}", console, store_dir, gunicorn)
+        from app.aql.detection import DEFAULT_EVENT_NAMES
+
+        widened = live.session_as("admin").put(
+            live.proxy_url("api/settings"), timeout=60,
+            json={"event_names_aws": [*DEFAULT_EVENT_NAMES["AWS"], EVENT_NAME_WILDCARD]})
+        assert widened.status_code == 200, widened.text[:300]
         refreshed = subprocess.run([sys.executable, "-m", "app.refresher", "--once"], cwd=REPO_ROOT,
                                    env=env_vars, capture_output=True, text=True, timeout=300)
         assert refreshed.returncode == 0, refreshed.stdout[-2000:] + refreshed.stderr[-2000:]
-        times = {(platform, p.key): _record_ms(r) for platform, p, r in records if platform in PLATFORMS}
+        times = {(platform, p.key): _record_ms(r) for platform, p, r in records
+                 if platform in (*PLATFORMS, "AWS event name")}
         env = HostileEnv(console, live, offense_ids, times, [])
         env.detections = _all_detections(env)
         yield env
@@ -308,7 +331,8 @@ def _all_detections(env: HostileEnv) -> list[dict]:
 
 def test_every_payload_reaches_every_extracted_field(hostile_env: HostileEnv) -> None:
     assert len(HOSTILE_PAYLOADS) >= 50
-    assert len(hostile_env.detections) == len(PLATFORMS) * len(HOSTILE_PAYLOADS) + len(SUGGESTED)
+    assert len(hostile_env.detections) == (len(PLATFORMS) * len(HOSTILE_PAYLOADS) + len(SUGGESTED)
+                                           + len(EVENT_NAMED))
     missing = []
     for platform in PLATFORMS:
         for payload in HOSTILE_PAYLOADS:
@@ -320,6 +344,10 @@ def test_every_payload_reaches_every_extracted_field(hostile_env: HostileEnv) ->
                 kept = whole.startswith(value) and len(value) >= min(len(whole), 1000)
                 if not (kept or (field == "log_source" and whole in value)):
                     missing.append((platform, payload.key, field, value[:40]))
+    for payload in EVENT_NAMED:
+        detection = hostile_env.detection_for("AWS event name", payload)
+        if detection.get("event_name") != "CreateUser" + payload.value:
+            missing.append(("AWS event name", payload.key, "event_name", detection.get("event_name")))
     assert not missing, missing[:20]
 
 
@@ -489,13 +517,15 @@ def _wait_table(frame, predicate: Callable[[object], bool], what: str) -> None:
 
 def _panel_marker(platform: str, key: str) -> str:
     return {"AWS": f"{key}-aws", "Azure AD": f"Directory_{key}", "Office 365": f"{key}-o365",
-            "GCP": f"#{key}-GCP"}[platform]
+            "GCP": f"#{key}-GCP", "AWS event name": f"{key}-evname"}[platform]
 
 
 def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, browser_thread) -> None:
     # One detail panel per payload, the platforms taking turns.
     panel_ids = {hostile_env.detection_for(PLATFORMS[j % 4], p)["id"]: (PLATFORMS[j % 4], p)
                  for j, p in enumerate(HOSTILE_PAYLOADS)}
+    panel_ids.update({hostile_env.detection_for("AWS event name", p)["id"]: ("AWS event name", p)
+                      for p in EVENT_NAMED})
 
     def steps(session: HostileSession) -> None:
         frame = session.console.open_console()
@@ -529,6 +559,9 @@ def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, brows
                     arg=_panel_marker(platform, payload.key), timeout=30_000)
                 panel_text = frame.locator("#panel-body").evaluate("e => e.textContent")
                 assert shown_prefix(payload) in panel_text, (platform, payload.key)
+                if platform == "AWS event name":
+                    title = frame.locator("#panel-title").evaluate("e => e.textContent")
+                    assert ("CreateUser" + payload.value) in title, (payload.key, title[:80])
                 assert_within_viewport(frame, "#panel", f"panel {payload.key}")
                 session.check(f"panel {platform} {payload.key}")
                 opened += 1
@@ -542,7 +575,7 @@ def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, brows
             _wait_table(frame, lambda f, first=first: f.locator(ROW).count() > 0 and
                         f.locator(ROW).first.get_attribute("data-id") != str(first), "the next page")
         screenshot(session.page, "hostile-tab")
-        assert opened == len(HOSTILE_PAYLOADS)
+        assert opened == len(panel_ids)
         assert len(actors) == len(hostile_env.detections)
         for payload in HOSTILE_PAYLOADS:
             count = sum(1 for a in actors if a.strip().startswith(shown_prefix(payload)))
@@ -611,9 +644,11 @@ def test_dashboard_item_renders_hostile_values_as_text(hostile_env, browser_thre
 
 
 def test_playbook_fills_commands_with_hostile_values_as_text(hostile_env, browser_thread) -> None:
+    subjects = [(PLATFORMS[j % 4], p) for j, p in enumerate(HOSTILE_PAYLOADS)]
+    subjects += [("AWS event name", p) for p in EVENT_NAMED]
+
     def steps(session: HostileSession) -> None:
-        for j, payload in enumerate(HOSTILE_PAYLOADS):
-            platform = PLATFORMS[j % 4]
+        for platform, payload in subjects:
             detection = hostile_env.detection_for(platform, payload)
             page = session.console.open_app(f"/playbook/?detection={detection['id']}")
             text = page.locator("body").evaluate("e => e.textContent")
