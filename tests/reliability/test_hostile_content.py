@@ -703,3 +703,39 @@ def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser
             s.fired.clear()
 
     in_session(browser_thread, hostile_env, steps)
+
+
+# --- Log Activity deep links pinned by a hostile log source name ---------------------------------------
+
+def test_log_activity_links_carry_hostile_log_source_names_as_literals(hostile_env) -> None:
+    """AWS log source names here are ``AWS CloudTrail @ <payload>``: the detail panel's Log Activity link
+    pins the event by that name. Its AQL keeps the benign structure (dev console parser) and, run on the
+    console, finds exactly the one event."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from devconsole.aql.parser import parse
+    from tests.reliability.hostile_corpus import has_control
+    from tests.reliability.test_aql_injection import skeleton, string_literals
+
+    def link_aql(detection: dict) -> str:
+        body = hostile_env.get(f"api/detections/{detection['id']}/links").json()
+        (aql,) = parse_qs(urlsplit(body["log_activity"]).query)["value(aql)"]
+        assert aql == body["aql"]
+        return aql
+
+    shapes = {}
+    for j, payload in enumerate(HOSTILE_PAYLOADS):
+        detection = hostile_env.detection_for("AWS", payload)
+        aql = link_aql(detection)
+        tree = parse(aql)
+        pinned_by_name = not has_control(detection["log_source"])
+        names = [v for v in string_literals(tree) if v.startswith("AWS CloudTrail @")]
+        assert names == ([detection["log_source"]] if pinned_by_name else []), payload.key
+        shape = skeleton(tree)
+        shapes.setdefault(pinned_by_name, shape)
+        assert shape == shapes[pinned_by_name], f"{payload.key} changed the pinned query's structure"
+        if j % 4 == 0:
+            status, rows = hostile_env.console.run_search(aql)
+            assert status["status"] == "COMPLETED", status
+            assert len(rows) == 1 and rows[0]["log_source"] == detection["log_source"], payload.key
+    assert True in shapes
