@@ -41,6 +41,9 @@ from tests.conftest import APP_ID, REPO_ROOT, DevConsole, free_port, stop_devcon
 from tests.reliability.hostile_corpus import CANARY, HOSTILE_PAYLOADS, Payload
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleBrowser, screenshot
 
+# Its own console, app and refresher, and (most tests) Debian's chromium.
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
+
 PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
 TENANT = "5b7e2a4c-9d13-4f6e-8a21-c0ffee1136a3"
 VIEWPORT_WIDTH = 1280
