@@ -389,3 +389,33 @@ def test_settings_api_refuses_a_quoted_custom_property_name(client, login) -> No
                           json={"custom_properties": {"account_name": 'Account Name" OR 1=1 --'}})
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     assert "custom_properties" in response.get_data(as_text=True)
+
+
+# Public AQL builders and where the tests above feed them hostile or mistyped values. A new builder fails
+# this test until it is added to BUILDERS (or, taking only typed values, to the typed tests) and here.
+COVERED_BUILDERS = {
+    "app.aql.detection": {"detection_query", "follow_on_query", "log_activity_query"},
+    "app.aql.hunting": {"hunting_query", "hunting_queries", "find_query", "pivot_clause"},
+    "app.aql.offense": {"offense_events_query", "minute_time_clause"},
+}
+
+
+def test_every_public_aql_builder_is_covered() -> None:
+    import importlib
+    import inspect
+
+    for module_name, covered in COVERED_BUILDERS.items():
+        module = importlib.import_module(module_name)
+        builders = {name for name, fn in inspect.getmembers(module, inspect.isfunction)
+                    if fn.__module__ == module_name and not name.startswith("_")
+                    and ("query" in name or "clause" in name or "queries" in name)}
+        assert builders == covered, (module_name, builders ^ covered)
+
+
+@pytest.mark.parametrize(("start", "updated"), [(-1, NOW_MS), ("0", NOW_MS), (0, 10**20), (1.5, NOW_MS),
+                                                (True, NOW_MS)])
+def test_offense_time_window_must_be_epoch_milliseconds(start: object, updated: object) -> None:
+    with pytest.raises(ValueError):
+        aqlo.minute_time_clause(start, updated)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        aqlo.offense_events_query(1, start, updated, aqld.default_platform_filters())  # type: ignore[arg-type]
