@@ -52,8 +52,8 @@ def test_the_loop_exercised_what_it_claims(crashed: dict[str, Any]) -> None:
 
 def test_the_checks_catch_a_half_applied_change(crashed: dict[str, Any], devconsole: Any,
                                                 tmp_path: Path) -> None:
-    """The checker is not blind: a store with an audit row removed, a detection dropped and an entry whose
-    suppression was not applied is reported on each count."""
+    """The checker is not blind: a store with an audit row removed, a detection dropped and a detection whose
+    suppression no entry explains is reported on each count."""
     broken = tmp_path / "broken.db"
     source = sqlite3.connect(crashed["db_path"])
     target = sqlite3.connect(broken)
@@ -63,7 +63,8 @@ def test_the_checks_catch_a_half_applied_change(crashed: dict[str, Any], devcons
     target.execute("DELETE FROM audit_log WHERE id = (SELECT MAX(id) FROM audit_log "
                    "WHERE object_type = 'tuning_entry' AND object_id = ?)", (str(audited_id),))
     target.execute("DELETE FROM detections WHERE id = (SELECT MIN(id) FROM detections)")
-    target.execute("UPDATE detections SET suppressed_by = NULL WHERE suppressed_by IS NOT NULL")
+    # A suppression no entry explains (as if the detection update committed without its entry).
+    target.execute("UPDATE detections SET suppressed_by = 999999 WHERE id = (SELECT MAX(id) FROM detections)")
     target.commit()
     target.close()
     problems = check_store(devconsole, {**crashed, "db_path": broken}, tmp_path)
