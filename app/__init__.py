@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request, session, url_for
 from flask import g as flask_g
+from werkzeug.routing import IntegerConverter
 
 from app.qradar.transport import load_qpylib, qpylib_available
 
@@ -121,6 +122,15 @@ def make_q_url_for(app: Flask) -> Any:
     return q_url_for
 
 
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` limited to SQLite's 64-bit integers: a larger id cannot exist, so it is a 404 rather
+    than an OverflowError (a 500) when the view hands it to SQLite."""
+
+    def __init__(self, url_map: Any, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = None, signed: bool = False) -> None:
+        super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
+
+
 def _register_features(app: Flask) -> None:
     import importlib
 
@@ -163,6 +173,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     manifest = read_manifest()
     app = Flask(__name__)
+    app.url_map.converters["int"] = Int64Converter
     the_app_id = app_id()
     app.config.from_mapping(
         APP_ID=the_app_id,

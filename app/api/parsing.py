@@ -6,12 +6,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError
 
+SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
+
 _TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
                dict: "an object", float: "a number"}
+
+
+def _fits_int64(value: Any) -> bool:
+    """False when ``value`` holds (at any depth) an integer SQLite cannot store (an OverflowError, a 500)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return SQLITE_INT_MIN <= value <= SQLITE_INT_MAX
+    if isinstance(value, list):
+        return all(_fits_int64(item) for item in value)
+    if isinstance(value, dict):
+        return all(_fits_int64(item) for item in value.values())
+    return True
 
 
 def json_body(fields: Mapping[str, type | tuple[type, ...]] | None = None,
@@ -21,11 +35,20 @@ def json_body(fields: Mapping[str, type | tuple[type, ...]] | None = None,
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send the body as JSON (Content-Type: application/json)")
+    # A chunked body (no Content-Length) is cut off at MAX_CONTENT_LENGTH by Werkzeug without an error;
+    # get_json would then call the truncated text "not valid JSON". Say what happened instead (413).
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
     data = request.get_json(silent=True)
     if data is None:
         raise ApiError(400, "bad_json", "the request body is not valid JSON")
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "the request body must be a JSON object")
+    for name, value in data.items():
+        if not _fits_int64(value):
+            raise ApiError(400, "bad_field", f"{name} holds a number too large to store "
+                           f"(whole numbers must lie within {SQLITE_INT_MIN}..{SQLITE_INT_MAX})", name)
     if fields is None:
         return data
     unknown = sorted(set(data) - set(fields))
@@ -52,9 +75,12 @@ def int_arg(name: str, default: int, minimum: int | None = None, maximum: int | 
         value = int(raw)
     except ValueError:
         raise ApiError(400, "bad_parameter", f"{name} must be a whole number", name) from None
-    if minimum is not None and value < minimum:
+    # Values reach SQLite, whose integers are 64-bit: a larger one would overflow there (a 500).
+    minimum = SQLITE_INT_MIN if minimum is None else max(minimum, SQLITE_INT_MIN)
+    maximum = SQLITE_INT_MAX if maximum is None else min(maximum, SQLITE_INT_MAX)
+    if value < minimum:
         raise ApiError(400, "bad_parameter", f"{name} must be at least {minimum}", name)
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise ApiError(400, "bad_parameter", f"{name} must be at most {maximum}", name)
     return value
 
