@@ -19,6 +19,8 @@ from app import settings
 from app.api.errors import ApiError
 from app.api.parsing import json_body
 from app.aql.hunting import TOPIC_KEYS, find_query
+from app.aql.literals import AqlLiteralError
+from app.aql.literals import string as aql_string
 from app.auth import require
 from app.playbook import validation
 from app.playbook.subject import subject_for_detection, target_property, type_ids
@@ -52,6 +54,14 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _fits_aql_string(value: str) -> bool:
+    try:
+        aql_string(value)
+    except AqlLiteralError:
+        return False
+    return True
+
+
 @bp.post("/hunting/run")
 @require("view")
 def run_hunting_query() -> Any:
@@ -69,9 +79,14 @@ def run_hunting_query() -> Any:
         if subject is None:
             raise ApiError(404, "not_found", f"no detection {body['detection']}", "detection")
         actor, target, around_ms = subject.actor, subject.target, subject.event_time_ms
-    query = find_query(key, actor=actor, target=target, around_ms=around_ms, type_ids=type_ids(),
-                       target_property=target_property(),
-                       row_limit=MAX_HUNT_ROWS)
+    try:
+        query = find_query(key, actor=actor, target=target, around_ms=around_ms, type_ids=type_ids(),
+                           target_property=target_property(),
+                           row_limit=MAX_HUNT_ROWS)
+    except AqlLiteralError as exc:  # e.g. a control character, which no AQL string literal may hold
+        field = "detection" if body.get("detection") is not None else (
+            "actor" if actor is not None and not _fits_aql_string(actor) else "target")
+        raise ApiError(400, "bad_field", f"{field} cannot be searched for in AQL: {exc}", field) from None
     rows = get_gateway().run_search(query.aql, timeout_s=settings.get("interactive_search_timeout_s"),
                                     page_size=MAX_HUNT_ROWS)
     columns = list(rows[0].keys()) if rows else []
