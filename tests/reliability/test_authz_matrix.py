@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -224,3 +225,31 @@ def test_the_same_admin_session_with_the_header_gets_through(app: Any, live_app:
         response = send(session, method, live_app.proxy_url(path))
         assert response.status_code not in (401, 403) and response.status_code < 500, \
             f"{method} {path}: {response.status_code} {response.text[:300]}"
+
+
+def test_second_approver_cell_only_someone_other_than_the_submitter_approves(client: Any, login: Any) -> None:
+    """The one cell the route table cannot express: approving is 'tune', but not for one's own entry.
+    In-process app (its own store), users resolved by the dev console, as everywhere else."""
+    headers = login(client, "admin")
+    suffix = secrets.token_hex(4)  # this store's reference data must not overwrite other tests'
+    changed = client.put("/api/settings", headers=headers, json={
+        "reference_set_name": f"CAW_Authz_{suffix}", "reference_map_name": f"CAW_AuthzReasons_{suffix}"})
+    assert changed.status_code == 200, changed.get_json()
+    headers = login(client, "tuner1")
+    created = client.post("/api/tuning/entries", headers=headers, json={
+        "platforms": ["AWS"], "actor_id": f"arn:aws:iam::111122223333:role/authz-{suffix}",
+        "justification": "authorization matrix: four-eyes check",
+        "expires_at": int(time.time() * 1000) + 7 * 86_400_000})
+    assert created.status_code == 201, created.get_json()
+    entry = created.get_json()["entry"]
+    assert entry["status"] == "pending"
+    decision = {"version": entry["version"]}
+    url = f"/api/tuning/entries/{entry['id']}/approve"
+
+    own = client.post(url, headers=login(client, "tuner1"), json=decision)
+    assert own.status_code == 403 and own.get_json()["error"]["code"] == "same_user", own.get_json()
+    analyst = client.post(url, headers=login(client, "analyst"), json=decision)
+    assert analyst.status_code == 403 and analyst.get_json()["error"]["code"] == "forbidden"
+    second = client.post(url, headers=login(client, "tuner2"), json=decision)
+    assert second.status_code == 200, second.get_json()
+    assert second.get_json()["entry"]["status"] == "active"
