@@ -55,6 +55,7 @@ HISTORY_FIELDS = (
     "version",
 )
 MAX_IMPORT_ENTRIES = 10_000
+DOCUMENT_FIELDS = frozenset({"format", "format_version", "exported_at", "settings", "entries"})
 
 
 def export_document(conn: sqlite3.Connection, now_ms: int) -> dict[str, Any]:
@@ -95,6 +96,9 @@ def import_document(conn: sqlite3.Connection, document: Any, *, user: Actor, now
         raise bad("body", "the import must be a JSON object")
     if document.get("format") != FORMAT:
         raise bad("format", f"not a {FORMAT} document")
+    unknown = sorted(set(document) - DOCUMENT_FIELDS)
+    if unknown:  # an unknown field is refused, as everywhere in the API (a typo must not be ignored)
+        raise TuningError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", unknown[0])
     if document.get("format_version") != FORMAT_VERSION:
         raise bad("format_version", f"format_version {document.get('format_version')!r} is not supported")
     entries = document.get("entries")
