@@ -41,7 +41,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 @bp.errorhandler(TuningError)
 def _tuning_error(exc: TuningError) -> Response:
     body: dict[str, Any] = {"error": {"status": exc.status, "code": exc.code, "message": exc.message}}
-    if exc.field:
+    if exc.field is not None:  # "" is a field name too (a client may send one)
         body["error"]["field"] = exc.field
     body.update(exc.extra)
     response = jsonify(body)
