@@ -90,13 +90,14 @@ def integer_list(values: Iterable[int]) -> str:
 
 
 def time_literal(ms: int) -> str:
-    """A START/STOP time in UTC, ``'yyyy-MM-dd HH:mm'`` (the minute is the clause's granularity).
+    """A START/STOP time in UTC, ``'yyyy-MM-dd HH:mmZ'`` (the minute is the clause's granularity).
 
-    UNCONFIRMED: whether a console reads START/STOP in UTC or in its own time zone. Callers therefore also
-    filter ``starttime`` in epoch ms in WHERE and only use the time clause as a (widened) search window.
+    Without a zone a console reads START/STOP in its own time zone, which would shift (not widen) the
+    window on a console not running in UTC; the documented trailing ``Z`` makes it UTC
+    (aql-and-rest-api.md §1.3). Callers still filter ``starttime`` exactly in epoch ms in WHERE.
     """
     epoch_ms(ms)
-    text = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    text = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%MZ")
     return string(text)
 
 

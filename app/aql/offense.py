@@ -11,7 +11,6 @@ on a minute boundary, since STOP is exclusive. Pure functions; every value goes 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from app.aql import literals as lit
 from app.aql.detection import PlatformFilter
@@ -33,9 +32,7 @@ def minute_window(start_ms: int, last_updated_ms: int) -> tuple[int, int]:
 
 
 def _minute_literal(ms: int) -> str:
-    # A START/STOP time without a zone is read in the console's time zone; the documented trailing 'Z'
-    # makes it UTC (aql-and-rest-api.md §1.3), whatever zone the console runs in.
-    return lit.string(datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%MZ"))
+    return lit.time_literal(ms)  # UTC with the trailing 'Z', whatever zone the console runs in
 
 
 def minute_time_clause(start_ms: int, last_updated_ms: int) -> str:

@@ -80,14 +80,14 @@ def test_lists_render_and_refuse_empty() -> None:
 def test_time_clause_widens_to_whole_minutes_in_utc() -> None:
     # 2023-11-14 22:13:20.123 UTC .. 22:18:20.001 UTC
     clause = lit.time_clause(1_700_000_000_123, 1_700_000_300_001)
-    assert clause == "START '2023-11-14 22:13' STOP '2023-11-14 22:19'"
+    assert clause == "START '2023-11-14 22:13Z' STOP '2023-11-14 22:19Z'"
     # A window inside one minute still spans a whole minute (STOP is exclusive).
     assert lit.time_clause(1_700_000_000_000, 1_700_000_001_000) == (
-        "START '2023-11-14 22:13' STOP '2023-11-14 22:14'"
+        "START '2023-11-14 22:13Z' STOP '2023-11-14 22:14Z'"
     )
     # On a minute boundary STOP stays there: [22:13:00, 22:14:00) covers every event before it.
     assert lit.time_clause(1_699_999_980_000, 1_700_000_040_000) == (
-        "START '2023-11-14 22:13' STOP '2023-11-14 22:14'"
+        "START '2023-11-14 22:13Z' STOP '2023-11-14 22:14Z'"
     )
     with pytest.raises(lit.AqlLiteralError):
         lit.time_clause(5_000, 5_000)
