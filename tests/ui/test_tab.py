@@ -209,6 +209,19 @@ def test_detail_panel_and_its_links(as_user, tab_env) -> None:
     assert frame.evaluate("document.activeElement.dataset.id") != str(detection_id)
 
 
+def test_detection_deep_link_opens_its_panel(as_user, tab_env) -> None:
+    # The offense widget, dashboard item and Pulse table link to /tab/?detection=<id>.
+    listed = tab_env.get("analyst", "api/detections", limit=1)["items"][0]
+    analyst = as_user("analyst")
+    frame = analyst.open_app(f"/tab/?detection={listed['id']}")
+    frame.wait_for_selector("#panel:not([hidden]) #panel-payload")
+    assert listed["event_name"] in frame.locator("#panel-title").inner_text()
+    # A malformed id is ignored rather than fetched.
+    frame = analyst.open_app("/tab/?detection=1%20OR%201")
+    frame.wait_for_selector("#detections-body tr")
+    assert frame.locator("#panel").is_hidden()
+
+
 def test_triage_single_and_bulk(as_user, tab_env) -> None:
     analyst = as_user("analyst")
     frame = analyst.open_console()

@@ -630,6 +630,9 @@
     $("refresh-cancel").addEventListener("click", cancelRefresh);
     reloadData();
     loadStatus();
+    // Deep link from the Offense Summary widget, the dashboard item and Pulse: /tab/?detection=<id>.
+    const linked = new URLSearchParams(window.location.search).get("detection");
+    if (linked && /^[0-9]{1,15}$/.test(linked)) openPanel(Number(linked));
   }
 
   document.addEventListener("DOMContentLoaded", init);
