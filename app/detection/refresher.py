@@ -221,6 +221,22 @@ def recorrelate(conn: sqlite3.Connection, since_ms: int, base_severity: int, at_
     return len(rows)
 
 
+def _sync_allowlist(conn: sqlite3.Connection, gw: Gateway) -> None:
+    """After each cycle (outside its transaction): entries whose expiry passed are marked expired and
+    their detections come back (``suppress.apply`` over no new rows does exactly that), then QRadar's
+    allowlist reference set is brought in step — so an expiry takes effect even in a quiet cycle, not
+    only at the next tuning change. A failure is recorded and retried next cycle; it never stops detection."""
+    from app.tuning import refsync, suppress
+
+    try:
+        suppress.apply(conn, now_ms(), [])
+        refsync.sync_if_due(conn, gw, now_ms())
+    except Exception:  # a QRadar fault or a bug in the sync must not take the refresher down
+        log.exception("allowlist reference-set sync failed; retrying next cycle")
+        if conn.in_transaction:
+            conn.rollback()
+
+
 def _apply_suppression(conn: sqlite3.Connection, at_ms: int, detection_ids: list[int]) -> bool:
     """Tuning's hook (`app.tuning.suppress.apply`), when that package is installed."""
     try:
@@ -454,6 +470,7 @@ def serve(conn_factory: Callable[[], sqlite3.Connection], gw_factory: Callable[[
                         store.mark_requests_handled(conn, "refresh", now_ms(), up_to_id=last_request)
                 log.info("detection refresh %s: %s rows, %s new, watermark %s", result.status,
                          result.rows_fetched, result.inserted, result.watermark_ms)
+                _sync_allowlist(conn, gw)
                 if once:
                     return
             stop_event.wait(poll_s)

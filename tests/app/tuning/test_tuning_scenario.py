@@ -6,6 +6,7 @@ and the QRadar reference set in the dev console matches the active entries."""
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -324,3 +325,51 @@ def test_refresher_hook_syncs_only_when_due_and_drops_expired_entries(
     due = refsync.sync_if_due(conn, gateway, later)
     assert due is not None and due["removed"] == 1
     assert qradar.get(set_url).json()["data"] == []
+
+
+def test_refresher_cycle_removes_an_expired_entry_from_the_reference_set(
+    devconsole: Any, scenario_conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """The refresher's own cycle (not a tuning change) takes an expired identity out of QRadar's set."""
+    conn = scenario_conn
+    suffix = uuid.uuid4().hex[:8]
+    settings.update(
+        conn,
+        {"reference_set_name": f"CAW_Cycle_{suffix}", "reference_map_name": f"CAW_CycleNotes_{suffix}"},
+        actor="admin",
+    )
+    gateway = gateway_for(devconsole)
+    now = now_ms()
+    expires = now + 4_000
+    with transaction(conn):
+        [entry] = service.enable_preset(
+            conn,
+            "break_glass",
+            {
+                "identities": identities(devconsole, "break_glass"),
+                "expires_at": expires,
+                "ticket": "IR-5150",
+                "justification": "break-glass use during IR-5150",
+            },
+            user=TUNER1,
+            now_ms=now,
+        )
+    with transaction(conn):
+        approval.decide(
+            conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
+        )
+    assert refsync.sync_if_due(conn, gateway, now_ms()) is not None
+    names = refsync.collection_names(conn)
+    set_url = f"{devconsole.base_url}/api/reference_data/sets/{names['reference_set']}"
+    qradar = devconsole.api("admin")
+    expected = set(identities(devconsole, "break_glass"))
+    assert {v["value"] for v in qradar.get(set_url).json()["data"]} == expected
+    suppress.apply(conn, now_ms())
+    count_sql = "SELECT COUNT(*) FROM detections WHERE suppressed_by = ?"
+    assert conn.execute(count_sql, (entry["id"],)).fetchone()[0] >= 1
+
+    time.sleep(max(0.0, (expires - now_ms()) / 1000) + 0.5)
+    db_path = conn.execute("PRAGMA database_list").fetchone()[2]
+    refresher.serve(lambda: db.connect(db_path), lambda _conn: gateway_for(devconsole), once=True)
+    assert qradar.get(set_url).json()["data"] == []
+    assert conn.execute(count_sql, (entry["id"],)).fetchone()[0] == 0  # its detections are back
