@@ -179,16 +179,26 @@ def _fresh_db() -> sqlite3.Connection:
 # --- sets ------------------------------------------------------------------------------------------
 
 
-def _set_row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
-    row = db.execute("SELECT * FROM reference_sets WHERE name = ?", (name,)).fetchone()
+# Reference sets and maps are looked up the same way; only the table and the noun differ.
+_COLLECTION_TABLES = {"set": "reference_sets", "map": "reference_maps"}
+
+
+def _collection_row(db: sqlite3.Connection, kind: str, name: str) -> sqlite3.Row:
+    """The row of reference ``kind`` ("set" or "map") called ``name``, or QRadar's 404/1002."""
+    table = _COLLECTION_TABLES[kind]  # a fixed table name, never request data
+    row = db.execute(f"SELECT * FROM {table} WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise ApiError(
             404,
             CODE_NOT_FOUND,
-            f"The reference set '{name}' does not exist.",
-            "The reference set does not exist.",
+            f"The reference {kind} '{name}' does not exist.",
+            f"The reference {kind} does not exist.",
         )
     return row
+
+
+def _set_row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+    return _collection_row(db, "set", name)
 
 
 def _set_json(db: sqlite3.Connection, row: sqlite3.Row, with_data: bool) -> dict:
@@ -354,15 +364,7 @@ def bulk_load_set(name: str) -> Response:
 
 
 def _map_row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
-    row = db.execute("SELECT * FROM reference_maps WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise ApiError(
-            404,
-            CODE_NOT_FOUND,
-            f"The reference map '{name}' does not exist.",
-            "The reference map does not exist.",
-        )
-    return row
+    return _collection_row(db, "map", name)
 
 
 def _map_json(db: sqlite3.Connection, row: sqlite3.Row, with_data: bool) -> dict:
