@@ -25,13 +25,17 @@ def unique_query() -> str:
 
 
 def test_finished_searches_expire_unless_saved(engine_factory):
-    manager = SearchManager(engine_factory, retention_seconds=0)
+    # Long retention while the searches are created and saved: a short one would let ``kept`` finish
+    # and expire before save() reaches it (the race that once failed CI).
+    manager = SearchManager(engine_factory, retention_seconds=3600)
     kept, _ = manager.create(unique_query(), "admin")
     dropped, _ = manager.create(unique_query(), "admin")
     manager.save(kept.search_id)
     for search in (kept, dropped):
         assert manager.wait(search.search_id, 60).status == "COMPLETED"
-    time.sleep(0.01)  # retention 0: any finished search is past it
+    assert {kept.search_id, dropped.search_id} <= set(manager.list_ids())
+    manager.retention_seconds = 0
+    time.sleep(0.01)  # retention 0: any finished search is now past it
     ids = manager.list_ids()
     assert kept.search_id in ids
     assert dropped.search_id not in ids
