@@ -530,6 +530,67 @@ class _Builder:
         }
         return self.add(record, time_ms)
 
+    def entra_add_user(
+        self, time_ms: int, actor: str, actor_ip: str | None, upn: str, display_name: str, **kw: Any
+    ) -> dict:
+        """An Entra "Add user" audit record: the user ``actor`` (from ``actor_ip``) creates ``upn``."""
+        return self._entra_user_management(time_ms, "Add user", actor, actor_ip, upn, display_name, **kw)
+
+    def entra_delete_user(
+        self, time_ms: int, actor: str, actor_ip: str | None, upn: str, display_name: str, **kw: Any
+    ) -> dict:
+        """An Entra "Delete user" audit record (a test's cleanup)."""
+        return self._entra_user_management(
+            time_ms, "Delete user", actor, actor_ip, upn, display_name, operation_type="Delete", **kw
+        )
+
+    def _entra_user_management(
+        self,
+        time_ms: int,
+        operation: str,
+        actor: str,
+        actor_ip: str | None,
+        upn: str,
+        display_name: str,
+        **kw: Any,
+    ) -> dict:
+        return self.entra_audit(
+            time_ms,
+            operation,
+            category="UserManagement",
+            initiated_by=self.user_initiator(actor, actor_ip),
+            targets=[self.user_target(upn, display_name)],
+            **kw,
+        )
+
+    def entra_global_admin_grant(
+        self, time_ms: int, actor: str, actor_ip: str, upn: str, display_name: str, user_agent: str
+    ) -> dict:
+        """An Entra "Add member to role" audit record: ``actor`` makes ``upn`` Global Administrator."""
+        member = self.user_target(upn, display_name)
+        member["modifiedProperties"] = [
+            {"displayName": "Role.DisplayName", "oldValue": None, "newValue": '"Global Administrator"'},
+            {
+                "displayName": "Role.TemplateId",
+                "oldValue": None,
+                "newValue": json.dumps(GLOBAL_ADMIN_TEMPLATE_ID),
+            },
+        ]
+        role = {
+            "id": self.object_id("role:Global Administrator"),
+            "displayName": "Global Administrator",
+            "type": "Role",
+        }
+        return self.entra_audit(
+            time_ms,
+            "Add member to role",
+            category="RoleManagement",
+            initiated_by=self.user_initiator(actor, actor_ip),
+            targets=[member, role],
+            user_agent=user_agent,
+            operation_type="Assign",
+        )
+
     def entra_signin(
         self,
         time_ms: int,
@@ -759,6 +820,24 @@ def _ref(
     return EventRef(record, role, detect, service, kind, target)
 
 
+def _entra_user_item(
+    b: _Builder, key: str, kind: str, title: str, actor: str, events: list[EventRef], **kw: Any
+) -> Item:
+    """An Azure AD item whose actor is the user ``actor`` (a UPN), known by its object id."""
+    return Item(key, kind, title, AZURE_AD, actor, b.object_id(actor), "user", events, **kw)
+
+
+def _aws_item(key: str, kind: str, title: str, identity: dict, events: list[EventRef], **kw: Any) -> Item:
+    """An AWS item whose actor is the CloudTrail ``identity``: an IAM user by its name and ARN, an assumed
+    role as role/session with the role's ARN (the session changes, the role is who acts)."""
+    if identity["type"] == "IAMUser":
+        return Item(key, kind, title, AWS, identity["userName"], identity["arn"], "IAMUser", events, **kw)
+    issuer = identity["sessionContext"]["sessionIssuer"]
+    session = identity["arn"].rsplit("/", 1)[1]
+    actor = f"{issuer['userName']}/{session}"
+    return Item(key, kind, title, AWS, actor, issuer["arn"], "AssumedRole", events, **kw)
+
+
 def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[ChainSpec]]:
     items: list[Item] = []
     offenses: list[OffenseSpec] = []
@@ -772,34 +851,16 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     admin, admin_ip = upn("adele.vance"), "203.0.113.45"
     t = b.at(20.5)
     target = upn("df00tech-test-user")
-    add = b.entra_audit(
-        t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(admin, admin_ip),
-        targets=[b.user_target(target, "df00tech-test-user")],
-        user_agent=UA_AZ_CLI,
-        app_id=APPID_AZURE_CLI,
-    )
-    cleanup = b.entra_audit(
-        t + 600_000,
-        "Delete user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(admin, admin_ip),
-        targets=[b.user_target(target, "df00tech-test-user")],
-        user_agent=UA_AZ_CLI,
-        app_id=APPID_AZURE_CLI,
-        operation_type="Delete",
-    )
+    cli = {"user_agent": UA_AZ_CLI, "app_id": APPID_AZURE_CLI}
+    add = b.entra_add_user(t, admin, admin_ip, target, "df00tech-test-user", **cli)
+    cleanup = b.entra_delete_user(t + 600_000, admin, admin_ip, target, "df00tech-test-user", **cli)
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "seed-test-1-azure-cli-user",
             "attack",
             "Azure AD user created via Azure CLI",
-            AZURE_AD,
             admin,
-            b.object_id(admin),
-            "user",
             [_ref(add, "creation", True, False, "user", target), _ref(cleanup, "cleanup", False)],
             is_service_account=False,
             source="seed Testing Methodology test 1",
@@ -848,14 +909,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     e_app = b.entra_audit(t, "Add application", targets=[app_target], **common)
     e_sp = b.entra_audit(t + 3_000, "Add service principal", targets=[sp_target], **common)
     e_cred = b.entra_audit(t + 21_000, "Add service principal credentials", targets=[cred_target], **common)
-    aadint_sp = Item(
+    aadint_sp = _entra_user_item(
+        b,
         "seed-test-2-aadinternals-service-principal",
         "attack",
         "AADInternals pattern: application, service principal and credentials within a minute",
-        AZURE_AD,
         megan,
-        b.object_id(megan),
-        "user",
         [
             _ref(e_app, "creation", True, True, "application", app_name),
             _ref(e_sp, "creation", True, True, "service_principal", app_name),
@@ -914,14 +973,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         operation_type="Assign",
     )
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "follow-on-entra-app-role-assignment",
             "follow-on",
             "Graph app role RoleManagement.ReadWrite.Directory granted to the new service principal",
-            AZURE_AD,
             megan,
-            b.object_id(megan),
-            "user",
             [_ref(role_assignment, "privilege", False, True, "service_principal", app_name)],
             follows=aadint_sp.key,
             chain_kind=CHAIN_PRIVILEGE_GRANT,
@@ -929,14 +986,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         )
     )
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "follow-on-entra-consent",
             "follow-on",
             "Admin consent granted to the new application",
-            AZURE_AD,
             megan,
-            b.object_id(megan),
-            "user",
             [_ref(consent, "privilege", False, True, "service_principal", app_name)],
             follows=aadint_sp.key,
             chain_kind=CHAIN_PRIVILEGE_GRANT,
@@ -977,15 +1032,11 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     c_policy = b.attach_user_policy(
         t + 120_000, ops, ops_ip, UA_AWS_CLI.format(command="iam.attach-user-policy"), new_user
     )
-    role_arn = ops["sessionContext"]["sessionIssuer"]["arn"]
-    aws_user = Item(
+    aws_user = _aws_item(
         "seed-test-3-aws-user-access-key",
         "attack",
         "AWS IAM user created, then an access key for it",
-        AWS,
-        "OpsAdminRole/jdoe-cli",
-        role_arn,
-        "AssumedRole",
+        ops,
         [
             _ref(c_user, "creation", True, False, "user", new_user),
             _ref(c_key, "credential", True, False, "access_key", new_user),
@@ -996,14 +1047,11 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     )
     items.append(aws_user)
     items.append(
-        Item(
+        _aws_item(
             "follow-on-aws-admin-policy",
             "follow-on",
             "AdministratorAccess attached to the new IAM user",
-            AWS,
-            "OpsAdminRole/jdoe-cli",
-            role_arn,
-            "AssumedRole",
+            ops,
             [_ref(c_policy, "privilege", False, False, "user", new_user)],
             follows=aws_user.key,
             chain_kind=CHAIN_PRIVILEGE_GRANT,
@@ -1036,59 +1084,28 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     lidia, lidia_ip = upn("lidia.holloway"), "198.51.100.61"
     t = b.at(8)
     backdoor = upn("aadint-backdoor")
-    e_user = b.entra_audit(
-        t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(lidia, lidia_ip),
-        targets=[b.user_target(backdoor, "AADInt Backdoor")],
-        user_agent=UA_POWERSHELL,
+    e_user = b.entra_add_user(t, lidia, lidia_ip, backdoor, "AADInt Backdoor", user_agent=UA_POWERSHELL)
+    e_role = b.entra_global_admin_grant(
+        t + 180_000, lidia, lidia_ip, backdoor, "AADInt Backdoor", UA_POWERSHELL
     )
-    role_target = {
-        "id": b.object_id("role:Global Administrator"),
-        "displayName": "Global Administrator",
-        "type": "Role",
-    }
-    member = b.user_target(backdoor, "AADInt Backdoor")
-    member["modifiedProperties"] = [
-        {"displayName": "Role.DisplayName", "oldValue": None, "newValue": '"Global Administrator"'},
-        {
-            "displayName": "Role.TemplateId",
-            "oldValue": None,
-            "newValue": json.dumps(GLOBAL_ADMIN_TEMPLATE_ID),
-        },
-    ]
-    e_role = b.entra_audit(
-        t + 180_000,
-        "Add member to role",
-        category="RoleManagement",
-        initiated_by=b.user_initiator(lidia, lidia_ip),
-        targets=[member, role_target],
-        user_agent=UA_POWERSHELL,
-        operation_type="Assign",
-    )
-    aadint_user = Item(
+    aadint_user = _entra_user_item(
+        b,
         "seed-test-4-aadinternals-user",
         "attack",
         "Azure AD user created with AADInternals (as a user)",
-        AZURE_AD,
         lidia,
-        b.object_id(lidia),
-        "user",
         [_ref(e_user, "creation", True, False, "user", backdoor)],
         is_service_account=False,
         source="seed Testing Methodology test 4",
     )
     items.append(aadint_user)
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "follow-on-entra-global-admin",
             "follow-on",
             "New user added to Global Administrator",
-            AZURE_AD,
             lidia,
-            b.object_id(lidia),
-            "user",
             [_ref(e_role, "privilege", False, False, "user", backdoor)],
             follows=aadint_user.key,
             chain_kind=CHAIN_PRIVILEGE_GRANT,
@@ -1130,14 +1147,11 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         UA_AWS_CLI.format(command="iam.delete-user"),
         request={"userName": "atomicredteam"},
     )
-    atomic1 = Item(
+    atomic1 = _aws_item(
         "atomic-1-aws-create-user",
         "attack",
         "Atomic T1136.003 #1: AWS - Create a new IAM user",
-        AWS,
-        "redteam-operator",
-        operator["arn"],
-        "IAMUser",
+        operator,
         [_ref(a1, "creation", True, False, "user", "atomicredteam"), _ref(a1_cleanup, "cleanup", False)],
         is_service_account=False,
         source="Atomic Red Team T1136.003 #1 (8d1c2368-b503-40c9-9057-8e42f21c58ad)",
@@ -1164,36 +1178,20 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     rt_upn, rt_upn_ip = upn("redteam.operator"), "192.0.2.16"
     t = b.at(5)
     atomic_upn = upn("atomicredteam")
-    a2 = b.entra_audit(
-        t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(rt_upn, rt_upn_ip),
-        targets=[b.user_target(atomic_upn, "atomicredteam")],
-        user_agent=UA_AAD_GRAPH,
-        app_id=APPID_AAD_POWERSHELL,
-    )
+    azuread_module = {"user_agent": UA_AAD_GRAPH, "app_id": APPID_AAD_POWERSHELL}
+    a2 = b.entra_add_user(t, rt_upn, rt_upn_ip, atomic_upn, "atomicredteam", **azuread_module)
     a2_twin = b.o365_add_user(t + 2_000, rt_upn, atomic_upn, "atomicredteam", rt_upn_ip)
-    a2_cleanup = b.entra_audit(
-        t + 240_000,
-        "Delete user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(rt_upn, rt_upn_ip),
-        targets=[b.user_target(atomic_upn, "atomicredteam")],
-        user_agent=UA_AAD_GRAPH,
-        app_id=APPID_AAD_POWERSHELL,
-        operation_type="Delete",
+    a2_cleanup = b.entra_delete_user(
+        t + 240_000, rt_upn, rt_upn_ip, atomic_upn, "atomicredteam", **azuread_module
     )
     creation = _ref(a2, "creation", True, False, "user", atomic_upn)
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "atomic-2-azuread-new-user",
             "attack",
             "Atomic T1136.003 #2: Azure AD - Create a new user (AzureAD module)",
-            AZURE_AD,
             rt_upn,
-            b.object_id(rt_upn),
-            "user",
             [
                 creation,
                 EventRef(a2_twin, "twin", False, False, "user", atomic_upn, twin_of=creation),
@@ -1209,34 +1207,15 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     # -- Atomic #3: az ad user create
     t = b.at(4)
     cli_upn = upn("atomicredteam.cli")
-    a3 = b.entra_audit(
-        t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(rt_upn, rt_upn_ip),
-        targets=[b.user_target(cli_upn, "atomicredteam")],
-        user_agent=UA_AZ_CLI,
-        app_id=APPID_AZURE_CLI,
-    )
-    a3_cleanup = b.entra_audit(
-        t + 150_000,
-        "Delete user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(rt_upn, rt_upn_ip),
-        targets=[b.user_target(cli_upn, "atomicredteam")],
-        user_agent=UA_AZ_CLI,
-        app_id=APPID_AZURE_CLI,
-        operation_type="Delete",
-    )
+    a3 = b.entra_add_user(t, rt_upn, rt_upn_ip, cli_upn, "atomicredteam", **cli)
+    a3_cleanup = b.entra_delete_user(t + 150_000, rt_upn, rt_upn_ip, cli_upn, "atomicredteam", **cli)
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "atomic-3-az-ad-user-create",
             "attack",
             "Atomic T1136.003 #3: Azure AD - Create a new user via Azure CLI",
-            AZURE_AD,
             rt_upn,
-            b.object_id(rt_upn),
-            "user",
             [_ref(a3, "creation", True, False, "user", cli_upn), _ref(a3_cleanup, "cleanup", False)],
             is_service_account=False,
             source="Atomic Red Team T1136.003 #3 (228c7498-be31-48e9-83b7-9cb906504ec8)",
@@ -1331,14 +1310,11 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     backdoor_user = "support-helpdesk2"
     l_user = b.create_user(t, ci, ci_ip, UA_BOTO3_SCRIPT, backdoor_user)
     l_profile = b.create_login_profile(t + 75_000, ci, ci_ip, UA_BOTO3_SCRIPT, backdoor_user)
-    login_item = Item(
+    login_item = _aws_item(
         "aws-user-login-profile",
         "attack",
         "IAM user created with stolen CI keys, then a console password",
-        AWS,
-        "ci-deployer",
-        ci["arn"],
-        "IAMUser",
+        ci,
         [
             _ref(l_user, "creation", True, False, "user", backdoor_user),
             _ref(l_profile, "credential", True, False, "login_profile", backdoor_user),
@@ -1366,23 +1342,14 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     # -- hostile values: attacker-controlled names that must render as text and stay out of formulas
     t = b.at(7)
     xss_upn = f"{HOSTILE_XSS}@{TENANT_DOMAIN}"
-    h1 = b.entra_audit(
-        t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(megan, megan_ip),
-        targets=[b.user_target(xss_upn, HOSTILE_XSS)],
-        user_agent=UA_POWERSHELL,
-    )
+    h1 = b.entra_add_user(t, megan, megan_ip, xss_upn, HOSTILE_XSS, user_agent=UA_POWERSHELL)
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "hostile-entra-user-html",
             "hostile",
             "Entra user whose name is an HTML injection",
-            AZURE_AD,
             megan,
-            b.object_id(megan),
-            "user",
             [_ref(h1, "creation", True, False, "user", xss_upn)],
             is_service_account=False,
             hostile_fields={"target_account": xss_upn, "target_display_name": HOSTILE_XSS},
@@ -1391,14 +1358,11 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     t = b.at(9)
     h2 = b.create_user(t, ci, ci_ip, UA_BOTO3_SCRIPT, HOSTILE_SQL)
     items.append(
-        Item(
+        _aws_item(
             "hostile-aws-user-sql",
             "hostile",
             "IAM user whose name is an SQL/AQL injection",
-            AWS,
-            "ci-deployer",
-            ci["arn"],
-            "IAMUser",
+            ci,
             [_ref(h2, "creation", True, False, "user", HOSTILE_SQL)],
             is_service_account=False,
             hostile_fields={"target_account": HOSTILE_SQL},
@@ -1422,14 +1386,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         user_agent=UA_POWERSHELL,
     )
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "hostile-entra-sp-formula",
             "hostile",
             "Service principal whose name is a spreadsheet formula",
-            AZURE_AD,
             megan,
-            b.object_id(megan),
-            "user",
             [_ref(h3, "creation", True, True, "service_principal", HOSTILE_CSV)],
             is_service_account=True,
             hostile_fields={"target_account": HOSTILE_CSV},
@@ -1493,14 +1455,11 @@ def _benign_items(b: _Builder, chains: list[ChainSpec]) -> list[Item]:
     a = b.create_user(t, ansible, "10.30.8.15", UA_ANSIBLE, "deploy-bot-07")
     ansible_arn = ansible["sessionContext"]["sessionIssuer"]["arn"]
     items.append(
-        Item(
+        _aws_item(
             "benign-ansible",
             "benign",
             "Ansible (amazon.aws) creating a deployment user",
-            AWS,
-            "AnsibleProvisioner/ansible-awx-01",
-            ansible_arn,
-            "AssumedRole",
+            ansible,
             [_ref(a, "creation", True, False, "user", "deploy-bot-07")],
             is_service_account=False,
             allowlist={
@@ -1517,14 +1476,11 @@ def _benign_items(b: _Builder, chains: list[ChainSpec]) -> list[Item]:
     p = b.create_user(t, puppet, "10.40.2.9", UA_PUPPET, "svc-monitoring")
     puppet_arn = puppet["sessionContext"]["sessionIssuer"]["arn"]
     items.append(
-        Item(
+        _aws_item(
             "benign-puppet",
             "benign",
             "Puppet creating a monitoring user",
-            AWS,
-            "PuppetProvisioner/puppet-agent-02",
-            puppet_arn,
-            "AssumedRole",
+            puppet,
             [_ref(p, "creation", True, False, "user", "svc-monitoring")],
             is_service_account=False,
             allowlist={
@@ -1551,14 +1507,11 @@ def _benign_items(b: _Builder, chains: list[ChainSpec]) -> list[Item]:
     )
     cfn_arn = cfn["sessionContext"]["sessionIssuer"]["arn"]
     items.append(
-        Item(
+        _aws_item(
             "benign-cloudformation",
             "benign",
             "CloudFormation stack creating its Lambda execution role",
-            AWS,
-            "CloudFormationExecutionRole/AWSCloudFormation",
-            cfn_arn,
-            "AssumedRole",
+            cfn,
             [_ref(r, "creation", True, True, "iam_role", stack_role)],
             is_service_account=True,
             allowlist={
@@ -1625,23 +1578,15 @@ def _benign_items(b: _Builder, chains: list[ChainSpec]) -> list[Item]:
             f"{b.rng.choice(['j', 'k', 'm', 's', 't'])}.{b.rng.choice(['smith', 'garcia', 'chen', 'okafor'])}"
         )
         hire_upn = f"{hire}{b.rng.randrange(10, 99)}@contoso.example"
-        e = b.entra_audit(
-            b.at(hours),
-            "Add user",
-            category="UserManagement",
-            initiated_by=b.user_initiator(sync, "203.0.113.10"),
-            targets=[b.user_target(hire_upn, hire.title())],
-        )
+        e = b.entra_add_user(b.at(hours), sync, "203.0.113.10", hire_upn, hire.title())
         sync_events.append(_ref(e, "creation", True, False, "user", hire_upn))
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "benign-entra-connect-sync",
             "benign",
             "Entra Connect sync account creating synchronized users",
-            AZURE_AD,
             sync,
-            b.object_id(sync),
-            "user",
             sync_events,
             is_service_account=False,
             allowlist={
@@ -1751,47 +1696,14 @@ def _benign_items(b: _Builder, chains: list[ChainSpec]) -> list[Item]:
     bg, bg_ip = upn("breakglass-01"), "203.0.113.200"
     t = b.at(2.5)
     temp = upn("ir-temp-admin")
-    g1 = b.entra_audit(
-        t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(bg, bg_ip),
-        targets=[b.user_target(temp, "IR Temp Admin")],
-        user_agent=UA_BROWSER,
-    )
-    member = b.user_target(temp, "IR Temp Admin")
-    member["modifiedProperties"] = [
-        {"displayName": "Role.DisplayName", "oldValue": None, "newValue": '"Global Administrator"'},
-        {
-            "displayName": "Role.TemplateId",
-            "oldValue": None,
-            "newValue": json.dumps(GLOBAL_ADMIN_TEMPLATE_ID),
-        },
-    ]
-    g2 = b.entra_audit(
-        t + 120_000,
-        "Add member to role",
-        category="RoleManagement",
-        initiated_by=b.user_initiator(bg, bg_ip),
-        user_agent=UA_BROWSER,
-        operation_type="Assign",
-        targets=[
-            member,
-            {
-                "id": b.object_id("role:Global Administrator"),
-                "displayName": "Global Administrator",
-                "type": "Role",
-            },
-        ],
-    )
-    bg_item = Item(
+    g1 = b.entra_add_user(t, bg, bg_ip, temp, "IR Temp Admin", user_agent=UA_BROWSER)
+    g2 = b.entra_global_admin_grant(t + 120_000, bg, bg_ip, temp, "IR Temp Admin", UA_BROWSER)
+    bg_item = _entra_user_item(
+        b,
         "benign-break-glass",
         "benign",
         "Break-glass account creating a temporary incident-response admin",
-        AZURE_AD,
         bg,
-        b.object_id(bg),
-        "user",
         [_ref(g1, "creation", True, False, "user", temp), _ref(g2, "privilege", False, False, "user", temp)],
         is_service_account=False,
         chain_kind=CHAIN_PRIVILEGE_GRANT,
@@ -1826,14 +1738,11 @@ def _noise_samples(b: _Builder, offenses: list[OffenseSpec], spray_rules: list[d
         ),
     )
     items.append(
-        Item(
+        _aws_item(
             "noise-failed-aws-create-user",
             "noise-sample",
             "Failed CreateUser (AccessDenied): not a creation",
-            AWS,
-            "intern-readonly",
-            intern["arn"],
-            "IAMUser",
+            intern,
             [_ref(f1, "failed", False)],
         )
     )
@@ -1841,26 +1750,24 @@ def _noise_samples(b: _Builder, offenses: list[OffenseSpec], spray_rules: list[d
     pradeep, ip = f"pradeep.gupta@{TENANT_DOMAIN}", "203.0.113.91"
     t = b.at(7.5)
     target = f"shadow.admin@{TENANT_DOMAIN}"
-    f2 = b.entra_audit(
+    f2 = b.entra_add_user(
         t,
-        "Add user",
-        category="UserManagement",
-        initiated_by=b.user_initiator(pradeep, ip),
-        targets=[b.user_target(target, "Shadow Admin")],
+        pradeep,
+        ip,
+        target,
+        "Shadow Admin",
         result="failure",
         result_reason="Insufficient privileges to complete the operation.",
         user_agent=UA_BROWSER,
     )
     f3 = b.o365(t + 2_000, "Add user.", pradeep, object_id=target, result="Failed", actor_ip=ip)
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "noise-failed-entra-add-user",
             "noise-sample",
             "Failed Add user (Entra and Office 365): not a creation",
-            AZURE_AD,
             pradeep,
-            b.object_id(pradeep),
-            "user",
             [_ref(f2, "failed", False), _ref(f3, "failed", False)],
         )
     )
@@ -1906,14 +1813,12 @@ def _noise_samples(b: _Builder, offenses: list[OffenseSpec], spray_rules: list[d
         operation_type="Assign",
     )
     items.append(
-        Item(
+        _entra_user_item(
+            b,
             "noise-group-membership",
             "noise-sample",
             "Add member to group: a look-alike name, not a role grant",
-            AZURE_AD,
             f"adele.vance@{TENANT_DOMAIN}",
-            b.object_id(f"adele.vance@{TENANT_DOMAIN}"),
-            "user",
             [_ref(group, "look-alike", False)],
         )
     )
