@@ -7,8 +7,9 @@ nothing external; the app's own HTML (fragment ``html``, dashboard ``HTML``) is 
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import requests
 from flask import Blueprint, Response, g, redirect, render_template, request, stream_with_context, url_for
@@ -136,6 +137,41 @@ def _require_login() -> Response | None:
         return redirect(url_for("console.index", next=request.full_path))
     g.console_user = user
     return None
+
+
+def _console_page(
+    capability: str | None = None, lacking: str = ""
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """A console page for a logged-in user (others go to the user picker, then come back). With
+    ``capability``, a user without it gets a 403 page "User X {lacking} (needs CAPABILITY)."."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def guarded(**kwargs: object) -> Response:
+            redirect_response = _require_login()
+            if redirect_response:
+                return redirect_response
+            user: User = g.console_user
+            if capability and not user.has_capability(capability):
+                return _page(
+                    "message.html",
+                    status=403,
+                    title="Not allowed",
+                    message=f"User {user.username} {lacking} (needs {capability}).",
+                )
+            return view(**kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _rest_link(method: dict) -> dict[str, str]:
+    """The proxied URL and HTTP method of a manifest REST method, for a page to call."""
+    return {
+        "url": f"{proxy_base()}/{_norm(str(method.get('url', '')))}",
+        "method": (method.get("method") or "GET").upper(),
+    }
 
 
 @bp.get("/")
@@ -281,18 +317,8 @@ def _raw_path(app_id: int, decoded: str) -> str:
 
 
 @bp.get("/offenses")
+@_console_page("SEM", "cannot view offenses")
 def offenses() -> Response:
-    redirect_response = _require_login()
-    if redirect_response:
-        return redirect_response
-    user: User = g.console_user
-    if not user.has_capability("SEM"):
-        return _page(
-            "message.html",
-            status=403,
-            title="Not allowed",
-            message=f"User {user.username} cannot view offenses (needs SEM).",
-        )
     db = get_db()
     rows = db.execute("SELECT * FROM offenses ORDER BY start_time DESC").fetchall()
     return _page("offenses.html", offenses=[offense_json(db, row) for row in rows])
@@ -302,18 +328,9 @@ def offenses() -> Response:
 
 
 @bp.get("/do/sem/offensesummary")
+@_console_page("SEM", "cannot view offenses")
 def offense_summary() -> Response:
-    redirect_response = _require_login()
-    if redirect_response:
-        return redirect_response
     user: User = g.console_user
-    if not user.has_capability("SEM"):
-        return _page(
-            "message.html",
-            status=403,
-            title="Not allowed",
-            message=f"User {user.username} cannot view offenses (needs SEM).",
-        )
     summary_id = request.args.get("summaryId", "")
     if not summary_id.isdigit():
         return _page(
@@ -348,8 +365,7 @@ def offense_summary() -> Response:
                 "text": console().manifest.text(action.get("text") or action.get("id")),
                 "description": console().manifest.text(action.get("description", "")),
                 "javascript": action.get("javascript") or "",
-                "url": f"{proxy_base()}/{_norm(str(method.get('url', '')))}" if method else None,
-                "method": (method.get("method") or "GET").upper() if method else None,
+                **(_rest_link(method) if method else {"url": None, "method": None}),
             }
         )
     scripts = [
@@ -366,18 +382,9 @@ def offense_summary() -> Response:
 
 
 @bp.get("/do/ariel/arielSearch")
+@_console_page("EVENTVIEWER", "cannot search events")
 def log_activity() -> Response:
-    redirect_response = _require_login()
-    if redirect_response:
-        return redirect_response
     user: User = g.console_user
-    if not user.has_capability("EVENTVIEWER"):
-        return _page(
-            "message.html",
-            status=403,
-            title="Not allowed",
-            message=f"User {user.username} cannot search events (needs EVENTVIEWER).",
-        )
     aql = request.args.get("value(aql)", "")
     context: dict = {"aql": aql, "columns": [], "rows": [], "error": None, "search_status": None}
     if aql.strip():
@@ -408,10 +415,8 @@ def _cell(value: object) -> str:
 
 
 @bp.get("/dashboard")
+@_console_page()
 def dashboard() -> Response:
-    redirect_response = _require_login()
-    if redirect_response:
-        return redirect_response
     user: User = g.console_user
     items = []
     for item in manifest().get("dashboard_items") or []:
@@ -422,8 +427,7 @@ def dashboard() -> Response:
             {
                 "text": console().manifest.text(item.get("text", "")),
                 "description": console().manifest.text(item.get("description", "")),
-                "url": f"{proxy_base()}/{_norm(str(method.get('url', '')))}",
-                "method": (method.get("method") or "GET").upper(),
+                **_rest_link(method),
             }
         )
     return _page("dashboard.html", items=items, page_data={"items": items})

@@ -11,6 +11,7 @@ import json
 import math
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from flask import Response, request
 
@@ -42,6 +43,20 @@ _UNIT_SECONDS = {
     "month": 30 * 86400,
     "year": 365 * 86400,
 }
+
+
+@dataclass(frozen=True)
+class _Collection:
+    """Where reference sets or maps live: they are stored, looked up, purged and deleted the same way."""
+
+    noun: str  # "set" or "map", as QRadar's messages say
+    table: str
+    values_table: str
+    name_column: str  # the values table's column naming its set or map
+
+
+_SETS = _Collection("set", "reference_sets", "reference_set_values", "set_name")
+_MAPS = _Collection("map", "reference_maps", "reference_map_values", "map_name")
 
 
 def now_ms() -> int:
@@ -81,12 +96,9 @@ def purge_expired(conn: sqlite3.Connection, at_ms: int | None = None) -> int:
     """
     at_ms = now_ms() if at_ms is None else at_ms
     removed = 0
-    for table, values, key in (
-        ("reference_sets", "reference_set_values", "set_name"),
-        ("reference_maps", "reference_map_values", "map_name"),
-    ):
+    for collection in (_SETS, _MAPS):
         for row in conn.execute(
-            f"SELECT name, timeout_type, time_to_live FROM {table} WHERE time_to_live IS NOT NULL"
+            f"SELECT name, timeout_type, time_to_live FROM {collection.table} WHERE time_to_live IS NOT NULL"
         ).fetchall():
             try:
                 ttl = ttl_ms(row[2])
@@ -96,7 +108,9 @@ def purge_expired(conn: sqlite3.Connection, at_ms: int | None = None) -> int:
                 continue
             column = "last_seen" if row[1] == "LAST_SEEN" else "first_seen"
             removed += conn.execute(
-                f"DELETE FROM {values} WHERE {key} = ? AND {column} + ? <= ?", (row[0], ttl, at_ms)
+                f"DELETE FROM {collection.values_table} WHERE {collection.name_column} = ?"
+                f" AND {column} + ? <= ?",
+                (row[0], ttl, at_ms),
             ).rowcount
     conn.commit()
     return removed
@@ -176,60 +190,114 @@ def _fresh_db() -> sqlite3.Connection:
     return db
 
 
-# --- sets ------------------------------------------------------------------------------------------
+# --- what sets and maps share -----------------------------------------------------------------------
+# Table and column names below come from _SETS/_MAPS, never from request data.
 
 
-# Reference sets and maps are looked up the same way; only the table and the noun differ.
-_COLLECTION_TABLES = {"set": "reference_sets", "map": "reference_maps"}
-
-
-def _collection_row(db: sqlite3.Connection, kind: str, name: str) -> sqlite3.Row:
-    """The row of reference ``kind`` ("set" or "map") called ``name``, or QRadar's 404/1002."""
-    table = _COLLECTION_TABLES[kind]  # a fixed table name, never request data
-    row = db.execute(f"SELECT * FROM {table} WHERE name = ?", (name,)).fetchone()
+def _collection_row(db: sqlite3.Connection, collection: _Collection, name: str) -> sqlite3.Row:
+    """The row of the reference set or map called ``name``, or QRadar's 404/1002."""
+    row = db.execute(f"SELECT * FROM {collection.table} WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise ApiError(
             404,
             CODE_NOT_FOUND,
-            f"The reference {kind} '{name}' does not exist.",
-            f"The reference {kind} does not exist.",
+            f"The reference {collection.noun} '{name}' does not exist.",
+            f"The reference {collection.noun} does not exist.",
         )
     return row
 
 
-def _set_row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
-    return _collection_row(db, "set", name)
-
-
-def _set_json(db: sqlite3.Connection, row: sqlite3.Row, with_data: bool) -> dict:
+def _collection_json(db: sqlite3.Connection, collection: _Collection, row: sqlite3.Row) -> dict:
+    """A set's or map's JSON without its data; a map also names its key and value labels."""
     count = db.execute(
-        "SELECT COUNT(*) FROM reference_set_values WHERE set_name = ?", (row["name"],)
+        f"SELECT COUNT(*) FROM {collection.values_table} WHERE {collection.name_column} = ?", (row["name"],)
     ).fetchone()[0]
-    item = {
+    labels = {"key_label": row["key_label"], "value_label": row["value_label"]} if collection is _MAPS else {}
+    return {
         "name": row["name"],
         "element_type": row["element_type"],
+        **labels,
         "number_of_elements": count,
         "time_to_live": row["time_to_live"],
         "timeout_type": row["timeout_type"],
         "creation_time": row["creation_time"],
         "namespace": "SHARED",
     }
+
+
+def _element_json(value_row: sqlite3.Row) -> dict:
+    """One value of a set (a list entry) or of a map (under its key), as QRadar shows it with its data."""
+    return {
+        "value": value_row["value"],
+        "source": value_row["source"],
+        "first_seen": value_row["first_seen"],
+        "last_seen": value_row["last_seen"],
+        "domain_id": None,
+    }
+
+
+def _create_collection(collection: _Collection, labels: dict[str, str | None]) -> Response:
+    """``POST /reference_data/sets|maps``: 201 with the new set or map, 409/1004 when the name is taken."""
+    require("REFERENCEDATA")
+    name, element_type, timeout_type, time_to_live = _creation_params()
+    columns = {
+        "name": name,
+        "element_type": element_type,
+        **labels,
+        "timeout_type": timeout_type,
+        "time_to_live": time_to_live,
+        "creation_time": now_ms(),
+    }
+    db = get_db()
+    try:
+        db.execute(
+            f"INSERT INTO {collection.table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            tuple(columns.values()),
+        )
+        db.commit()
+    except sqlite3.IntegrityError:
+        db.rollback()
+        raise ApiError(
+            409, CODE_CONFLICT, f"The reference {collection.noun} name '{name}' is already in use."
+        ) from None
+    return object_response(_collection_json(db, collection, _collection_row(db, collection, name)), 201)
+
+
+def _delete_collection(collection: _Collection, name: str) -> Response:
+    """``DELETE /reference_data/sets|maps/<name>``: drops the set or map, or with purge_only=true only its
+    values; 202 with the console task."""
+    require("REFERENCEDATA")
+    db = get_db()
+    _collection_row(db, collection, name)
+    purge_only = (request.values.get("purge_only") or "false").lower()
+    if purge_only not in ("true", "false"):
+        raise ApiError(422, CODE_BAD_PARAMETER, f"purge_only must be true or false, not '{purge_only}'")
+    db.execute(f"DELETE FROM {collection.values_table} WHERE {collection.name_column} = ?", (name,))
+    if purge_only == "false":
+        db.execute(f"DELETE FROM {collection.table} WHERE name = ?", (name,))
+    db.commit()
+    task = console().add_task(
+        f"Delete reference {collection.noun} {name}", "purged" if purge_only == "true" else "deleted"
+    )
+    return object_response(task, 202)
+
+
+# --- sets ------------------------------------------------------------------------------------------
+
+
+def _set_row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+    return _collection_row(db, _SETS, name)
+
+
+def _set_json(db: sqlite3.Connection, row: sqlite3.Row, with_data: bool) -> dict:
+    item = _collection_json(db, _SETS, row)
     if with_data:
         values = db.execute(
             "SELECT value, source, first_seen, last_seen FROM reference_set_values "
             "WHERE set_name = ? ORDER BY first_seen, value",
             (row["name"],),
         ).fetchall()
-        data = [
-            {
-                "value": v["value"],
-                "source": v["source"],
-                "first_seen": v["first_seen"],
-                "last_seen": v["last_seen"],
-                "domain_id": None,
-            }
-            for v in values
-        ]
+        data = [_element_json(v) for v in values]
         page, _ = apply_range(data, parse_range(request.headers.get("Range")))
         item["data"] = page
     return item
@@ -262,20 +330,7 @@ def list_sets() -> Response:
 
 @bp.post("/reference_data/sets")
 def create_set() -> Response:
-    require("REFERENCEDATA")
-    name, element_type, timeout_type, time_to_live = _creation_params()
-    db = get_db()
-    try:
-        db.execute(
-            "INSERT INTO reference_sets(name, element_type, timeout_type, time_to_live, creation_time)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (name, element_type, timeout_type, time_to_live, now_ms()),
-        )
-        db.commit()
-    except sqlite3.IntegrityError:
-        db.rollback()
-        raise ApiError(409, CODE_CONFLICT, f"The reference set name '{name}' is already in use.") from None
-    return object_response(_set_json(db, _set_row(db, name), False), 201)
+    return _create_collection(_SETS, {})
 
 
 @bp.get("/reference_data/sets/<name>")
@@ -320,18 +375,7 @@ def delete_set_value(name: str, value: str) -> Response:
 
 @bp.delete("/reference_data/sets/<name>")
 def delete_set(name: str) -> Response:
-    require("REFERENCEDATA")
-    db = get_db()
-    _set_row(db, name)
-    purge_only = (request.values.get("purge_only") or "false").lower()
-    if purge_only not in ("true", "false"):
-        raise ApiError(422, CODE_BAD_PARAMETER, f"purge_only must be true or false, not '{purge_only}'")
-    db.execute("DELETE FROM reference_set_values WHERE set_name = ?", (name,))
-    if purge_only == "false":
-        db.execute("DELETE FROM reference_sets WHERE name = ?", (name,))
-    db.commit()
-    task = console().add_task(f"Delete reference set {name}", "purged" if purge_only == "true" else "deleted")
-    return object_response(task, 202)
+    return _delete_collection(_SETS, name)
 
 
 def _json_body_or_400() -> object:
@@ -364,40 +408,18 @@ def bulk_load_set(name: str) -> Response:
 
 
 def _map_row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
-    return _collection_row(db, "map", name)
+    return _collection_row(db, _MAPS, name)
 
 
 def _map_json(db: sqlite3.Connection, row: sqlite3.Row, with_data: bool) -> dict:
-    count = db.execute(
-        "SELECT COUNT(*) FROM reference_map_values WHERE map_name = ?", (row["name"],)
-    ).fetchone()[0]
-    item = {
-        "name": row["name"],
-        "element_type": row["element_type"],
-        "key_label": row["key_label"],
-        "value_label": row["value_label"],
-        "number_of_elements": count,
-        "time_to_live": row["time_to_live"],
-        "timeout_type": row["timeout_type"],
-        "creation_time": row["creation_time"],
-        "namespace": "SHARED",
-    }
+    item = _collection_json(db, _MAPS, row)
     if with_data:
         values = db.execute(
             "SELECT key, value, source, first_seen, last_seen FROM reference_map_values "
             "WHERE map_name = ? ORDER BY key",
             (row["name"],),
         ).fetchall()
-        item["data"] = {
-            v["key"]: {
-                "value": v["value"],
-                "source": v["source"],
-                "first_seen": v["first_seen"],
-                "last_seen": v["last_seen"],
-                "domain_id": None,
-            }
-            for v in values
-        }
+        item["data"] = {v["key"]: _element_json(v) for v in values}
     return item
 
 
@@ -424,28 +446,7 @@ def list_maps() -> Response:
 
 @bp.post("/reference_data/maps")
 def create_map() -> Response:
-    require("REFERENCEDATA")
-    name, element_type, timeout_type, time_to_live = _creation_params()
-    db = get_db()
-    try:
-        db.execute(
-            "INSERT INTO reference_maps(name, element_type, key_label, value_label, timeout_type,"
-            " time_to_live, creation_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                element_type,
-                _param("key_label"),
-                _param("value_label"),
-                timeout_type,
-                time_to_live,
-                now_ms(),
-            ),
-        )
-        db.commit()
-    except sqlite3.IntegrityError:
-        db.rollback()
-        raise ApiError(409, CODE_CONFLICT, f"The reference map name '{name}' is already in use.") from None
-    return object_response(_map_json(db, _map_row(db, name), False), 201)
+    return _create_collection(_MAPS, {"key_label": _param("key_label"), "value_label": _param("value_label")})
 
 
 @bp.get("/reference_data/maps/<name>")
@@ -486,18 +487,7 @@ def delete_map_value(name: str, key: str) -> Response:
 
 @bp.delete("/reference_data/maps/<name>")
 def delete_map(name: str) -> Response:
-    require("REFERENCEDATA")
-    db = get_db()
-    _map_row(db, name)
-    purge_only = (request.values.get("purge_only") or "false").lower()
-    if purge_only not in ("true", "false"):
-        raise ApiError(422, CODE_BAD_PARAMETER, f"purge_only must be true or false, not '{purge_only}'")
-    db.execute("DELETE FROM reference_map_values WHERE map_name = ?", (name,))
-    if purge_only == "false":
-        db.execute("DELETE FROM reference_maps WHERE name = ?", (name,))
-    db.commit()
-    task = console().add_task(f"Delete reference map {name}", "purged" if purge_only == "true" else "deleted")
-    return object_response(task, 202)
+    return _delete_collection(_MAPS, name)
 
 
 @bp.post("/reference_data/maps/bulk_load/<name>")
