@@ -24,11 +24,11 @@ from .common import (
     ParsedEvent,
     RecordError,
     clean_ip,
-    is_read_verb,
     opt_obj,
     opt_str,
     parse_time_ms,
     req_event_name,
+    verb_action,
 )
 
 SOURCE = "cloudtrail"
@@ -69,10 +69,7 @@ def looks_like(record: dict) -> bool:
 
 
 def action_for(event_name: str) -> ActionClass:
-    action = EVENT_ACTIONS.get(event_name)
-    if action is not None:
-        return action
-    return READ if is_read_verb(event_name) else MANAGEMENT
+    return verb_action(event_name, EVENT_ACTIONS)
 
 
 def actor_username(identity: dict) -> str | None:

@@ -295,3 +295,12 @@ _READ_PREFIXES = ("get", "list", "describe", "lookup", "head", "batchget", "sear
 
 def is_read_verb(verb: str) -> bool:
     return verb.lower().startswith(_READ_PREFIXES)
+
+
+def verb_action(verb: str, known: dict[str, ActionClass]) -> ActionClass:
+    """How an API verb (``CreateUser``, ``CreateServiceAccountKey``) is filed: the DSM's own table of
+    ``known`` verbs first, then a read for Get/List/Describe… verbs, else a management event."""
+    action = known.get(verb)
+    if action is not None:
+        return action
+    return READ if is_read_verb(verb) else MANAGEMENT

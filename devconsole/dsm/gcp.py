@@ -14,20 +14,18 @@ from .common import (
     ACCOUNT_CHANGED,
     ACCOUNT_REMOVED,
     CREDENTIAL_ADDED,
-    MANAGEMENT,
     PRIVILEGE_GRANTED,
-    READ,
     TYPE_GCP,
     ActionClass,
     ParsedEvent,
     RecordError,
     clean_ip,
-    is_read_verb,
     loose_str,
     opt_obj,
     opt_str,
     parse_time_ms,
     req_event_name,
+    verb_action,
 )
 
 SOURCE = "gcp"
@@ -49,11 +47,8 @@ def looks_like(record: dict) -> bool:
 
 
 def action_for(method: str) -> ActionClass:
-    verb = method.rsplit(".", 1)[-1]
-    action = VERB_ACTIONS.get(verb)
-    if action is not None:
-        return action
-    return READ if is_read_verb(verb) else MANAGEMENT
+    """``google.iam.admin.v1.CreateServiceAccount`` is filed by its last part, the verb."""
+    return verb_action(method.rsplit(".", 1)[-1], VERB_ACTIONS)
 
 
 def project_of(record: dict) -> str:
