@@ -14,6 +14,7 @@ QRadar's page, so it uses inline styles only and links built with q_url_for.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, url_for
@@ -21,6 +22,7 @@ from werkzeug.routing import BuildError
 
 from app.aql.detection import PLATFORMS
 from app.auth import require
+from app.detection import refresher
 from app.store import dashboard as store
 from app.store.db import get_db
 
@@ -45,8 +47,17 @@ def item() -> Any:
     now = int(time.time() * 1000)
     conn = get_db()
     summary = store.summary(conn, now - DAY_MS, now + 1)
+    # The item reads only the store; while the refresher cannot get new data from QRadar, say so, so the
+    # counts are not taken for current.
+    status = refresher.status(conn)
+    stale = None
+    if status["last_error"] and status["consecutive_failures"]:
+        last_ok = status["last_refresh_ms"]
+        stale = {"error": status["last_error"],
+                 "since": datetime.fromtimestamp(last_ok / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+                 if last_ok else None}
     html = render_template(
-        "dashboard/item.html", summary=summary, platforms=PLATFORMS,
+        "dashboard/item.html", summary=summary, platforms=PLATFORMS, stale=stale,
         initiators=store.top_initiators(conn, now - DAY_MS, now + 1),
         tab_url=_console_url("tab.index") or "", playbook_url=_console_url("playbook.index") or "")
     return jsonify({"id": ITEM_ID, "title": ITEM_TITLE, "HTML": html})

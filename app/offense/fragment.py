@@ -42,8 +42,11 @@ settings.register(settings.Setting(
     "offense_cache_recheck_s", "int", 120,
     "How long the fragment trusts its cached answer before asking QRadar whether the offense changed (s).",
     0, 86_400))
+settings.register(settings.Setting(
+    "offense_retry_after_error_s", "int", 60,
+    "After a failed search for an offense, how long the fragment shows the error before asking QRadar "
+    "again (s): its backoff, so a failing console is not asked on every page view.", 1, 3600))
 
-RETRY_AFTER_ERROR_MS = 60_000
 # Cached answers nobody has looked at for this long are dropped when a new search starts.
 CACHE_KEEP_MS = 30 * 86_400_000
 
@@ -54,6 +57,28 @@ class FragmentAnswer:
     state: str  # rows | none | searching | error
     rows: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    # Set when QRadar failed but an earlier answer is shown: what went wrong, and when that answer was found.
+    notice: str = ""
+    as_of_ms: int | None = None
+    retry_at_ms: int | None = None  # an error is shown until then (the backoff), then QRadar is asked again
+
+
+def qradar_problem(exc: QRadarError | QRadarUnavailable) -> str:
+    """What went wrong, in words that name QRadar (the fragment sits on QRadar's own page, where a bare
+    "HTTP 500" would read as the console's fault or the app's)."""
+    if isinstance(exc, QRadarUnavailable):
+        return f"QRadar is not reachable right now ({exc})"
+    if exc.description in ("search error", "search canceled"):
+        return search_problem("CANCELED" if exc.description == "search canceled" else "ERROR", exc.message)
+    if exc.http_status == 401:
+        return f"QRadar refused the app's authorized service token (HTTP 401: {exc.message})"
+    return f"QRadar answered HTTP {exc.http_status}: {exc.message}"
+
+
+def search_problem(status: str, messages: str) -> str:
+    if status == "CANCELED":
+        return "the Ariel search was cancelled in QRadar" + (f" ({messages})" if messages else "")
+    return "the Ariel search failed in QRadar" + (f": {messages}" if messages else "")
 
 
 def _now_ms() -> int:
@@ -80,7 +105,7 @@ def creation_filters(conn: Any) -> dict[str, PlatformFilter]:
 
 def _bounded(deadline: float) -> float:
     """Seconds a QRadar call may take: what is left of the budget (at least half a second)."""
-    return max(0.5, deadline - time.monotonic())
+    return round(max(0.5, deadline - time.monotonic()), 1)  # "within 2 s" in a timeout message, not 1.9997
 
 
 def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:
@@ -169,9 +194,10 @@ def _poll(gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float,
             _quiet_delete(gw, search_id)
             return _answer_rows(conn, offense_id, rows)
         if status.status in ("ERROR", "CANCELED"):
-            messages = "; ".join(str(m.get("message", "")) for m in status.error_messages) or status.status
-            offense_cache.fail(conn, offense_id, messages, _now_ms())
-            return FragmentAnswer(offense_id, "error", message=messages)
+            messages = "; ".join(str(m.get("message", "")) for m in status.error_messages if m.get("message"))
+            message = search_problem(status.status, messages)
+            offense_cache.fail(conn, offense_id, message, _now_ms())
+            return _failed(conn, offense_id, message, _now_ms())
         if time.monotonic() >= deadline:
             return None
         if wait_s is None:
@@ -192,10 +218,28 @@ def _still_searching(gw: Any, conn: Any, offense_id: int, cached: dict[str, Any]
             gw.cancel_search(cached["search_id"])
         except (QRadarError, QRadarUnavailable) as exc:
             log.info("cancelling fragment search %s failed: %s", cached["search_id"], exc)
-        message = f"the search did not finish within {max_age_ms // 1000} s"
+        message = f"the Ariel search did not finish in QRadar within {max_age_ms // 1000} s"
         offense_cache.fail(conn, offense_id, message, _now_ms())
-        return FragmentAnswer(offense_id, "error", message=message)
+        return _failed(conn, offense_id, message, _now_ms())
     return FragmentAnswer(offense_id, "searching")
+
+
+def _retry_after_ms(conn: Any) -> int:
+    return settings.get("offense_retry_after_error_s", conn=conn) * 1000
+
+
+def _failed(conn: Any, offense_id: int, message: str, failed_at_ms: int | None) -> FragmentAnswer:
+    """The error answer; when it was recorded, with the time QRadar is asked again."""
+    retry_at = failed_at_ms + _retry_after_ms(conn) if failed_at_ms is not None else None
+    return FragmentAnswer(offense_id, "error", message=message, retry_at_ms=retry_at)
+
+
+def _stale(conn: Any, offense_id: int, cached: dict[str, Any], problem: str) -> FragmentAnswer:
+    """The cached rows, saying why they were not re-checked and when they were found."""
+    answer = _answer_rows(conn, offense_id, cached["rows"])
+    answer.notice = problem
+    answer.as_of_ms = cached.get("finished_at") or cached.get("checked_at")
+    return answer
 
 
 def answer(offense_id: int) -> FragmentAnswer:
@@ -207,8 +251,9 @@ def answer(offense_id: int) -> FragmentAnswer:
     now = _now_ms()
     if cached and cached["status"] == "done" and now - cached["checked_at"] < recheck_ms:
         return _answer_rows(conn, offense_id, cached["rows"])
-    if cached and cached["status"] == "error" and now - cached["checked_at"] < RETRY_AFTER_ERROR_MS:
-        return FragmentAnswer(offense_id, "error", message=cached["error"] or "search failed")
+    if cached and cached["status"] == "error" and now - cached["checked_at"] < _retry_after_ms(conn):
+        return _failed(conn, offense_id, cached["error"] or "the Ariel search failed in QRadar",
+                       cached["checked_at"])
 
     gw = get_gateway()
     filters = platform_filters(conn)
@@ -248,12 +293,16 @@ def answer(offense_id: int) -> FragmentAnswer:
     except QRadarError as exc:
         if exc.http_status == 404:
             return FragmentAnswer(offense_id, "error", message=f"QRadar has no offense {offense_id}")
+        problem = qradar_problem(exc)
         if cached and cached["status"] == "done":
-            return _answer_rows(conn, offense_id, cached["rows"])
+            return _stale(conn, offense_id, cached, problem)
         if cached:
-            offense_cache.fail(conn, offense_id, exc.message, _now_ms())
-        return FragmentAnswer(offense_id, "error", message=exc.message)
+            at = _now_ms()
+            offense_cache.fail(conn, offense_id, problem, at)
+            return _failed(conn, offense_id, problem, at)
+        return _failed(conn, offense_id, problem, None)
     except QRadarUnavailable as exc:
+        problem = qradar_problem(exc)
         if cached and cached["status"] == "done":
-            return _answer_rows(conn, offense_id, cached["rows"])
-        return FragmentAnswer(offense_id, "error", message=f"QRadar is not reachable right now ({exc})")
+            return _stale(conn, offense_id, cached, problem)
+        return _failed(conn, offense_id, problem, None)

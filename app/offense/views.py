@@ -72,7 +72,9 @@ def render_fragment(answer: fragment.FragmentAnswer) -> str:
         })
     open_url = (console_url("tab.index", offense=answer.offense_id)
                 or console_url("playbook.index", offense=answer.offense_id) or "")
-    return render_template("offense/fragment.html", answer=answer, rows=rows, open_url=open_url)
+    return render_template("offense/fragment.html", answer=answer, rows=rows, open_url=open_url,
+                           as_of_text=_time_text(answer.as_of_ms or 0),
+                           retry_text=_time_text(answer.retry_at_ms or 0))
 
 
 @bp.get("/fragment/<offense_id>")

@@ -73,16 +73,23 @@ def subject_for_detection(detection_id: int) -> Subject | None:
 
 def subject_for_offense(offense_id: int) -> Subject:
     """The offense's earliest creation (from the fragment's answer: cache, or one bounded search)."""
+    return offense_subject(offense_id)[0]
+
+
+def offense_subject(offense_id: int) -> tuple[Subject, str]:
+    """`subject_for_offense` plus what QRadar's failure was when the offense could not be looked at
+    ("" when it could): the page must not claim "no creation found" when it could not ask."""
     from app.offense import fragment
 
     answer = fragment.answer(offense_id)
+    problem = answer.message if answer.state == "error" else ""
     if not answer.rows:
-        return Subject(offense_id=offense_id)
+        return Subject(offense_id=offense_id), problem
     first = answer.rows[0]
     if first.get("detection_id"):
         stored = subject_for_detection(int(first["detection_id"]))
         if stored is not None:
-            return Subject(**{**stored.__dict__, "offense_id": offense_id})
+            return Subject(**{**stored.__dict__, "offense_id": offense_id}), problem
     return Subject(platform=first.get("platform") or None, actor=first.get("actor") or None,
                    target=first.get("target") or None, event_time_ms=first.get("event_time") or None,
-                   offense_id=offense_id)
+                   offense_id=offense_id), problem

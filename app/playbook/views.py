@@ -18,7 +18,7 @@ from app.aql.hunting import hunting_queries
 from app.auth import require
 from app.playbook import content, validation
 from app.playbook.render import Subject, fill, raw_values
-from app.playbook.subject import subject_for_detection, subject_for_offense, target_property, type_ids
+from app.playbook.subject import offense_subject, subject_for_detection, target_property, type_ids
 
 bp = Blueprint("playbook", __name__, url_prefix="/playbook", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -89,10 +89,11 @@ def index() -> str:
     detection_id = _positive_int_arg("detection")
     offense_id = _positive_int_arg("offense")
     subject = Subject()
+    offense_problem = ""
     if detection_id is not None:
         subject = subject_for_detection(detection_id) or Subject(detection_id=detection_id)
     elif offense_id is not None:
-        subject = subject_for_offense(offense_id)
+        subject, offense_problem = offense_subject(offense_id)
     values = raw_values(subject, int(time.time() * 1000))
     target_prop = target_property()
     page_config = {"app_root": app_root(), "section": "playbook",
@@ -104,6 +105,7 @@ def index() -> str:
         hunting=_hunting(subject, type_ids(), target_prop), validation_tests=validation.TESTS,
         investigation=content.INVESTIGATION_GUIDE, attack_links=content.ATTACK_LINKS,
         false_positives=content.FALSE_POSITIVES, page_config=page_config, section="playbook",
+        offense_problem=offense_problem,
         url_endpoints=set(current_app.view_functions))
 
 

@@ -57,59 +57,6 @@ def stale(current: Mapping[str, Any]) -> TuningError:
     )
 
 
-def live_entry(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
-    """The entry unless it does not exist or was deleted (404)."""
-    current = store.get_entry(conn, entry_id)
-    if current is None or current["status"] == "deleted":
-        raise TuningError(404, "not_found", f"no tuning entry {entry_id}")
-    return current
-
-
-def entry_at_version(conn: sqlite3.Connection, entry_id: int, version: int) -> dict[str, Any]:
-    """The live entry, provided it is still the ``version`` the user acted on (409 when it changed)."""
-    current = live_entry(conn, entry_id)
-    if current["version"] != version:
-        raise stale(current)
-    return current
-
-
-def save_version(
-    conn: sqlite3.Connection,
-    current: Mapping[str, Any],
-    version: int,
-    changes: Mapping[str, Any],
-    **update: Any,
-) -> dict[str, Any]:
-    """Write ``changes`` (and the status ``update``) over ``version`` of the entry ``current``; 409 when
-    someone saved another version first. Returns the entry as stored now."""
-    entry_id = current["id"]
-    if not store.update_entry(conn, entry_id, version, changes, **update):
-        raise stale(store.get_entry(conn, entry_id) or current)
-    return store.get_entry(conn, entry_id)
-
-
-def audit_entry(
-    conn: sqlite3.Connection,
-    action: str,
-    *,
-    actor: str,
-    now_ms: int,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any],
-) -> None:
-    """One audit row for a change to the entry ``after`` (``tuning.entry.create``, ``.approve``, …)."""
-    store.audit(
-        conn,
-        at_ms=now_ms,
-        actor=actor,
-        action=action,
-        object_type=store.ENTRY_OBJECT,
-        object_id=after["id"],
-        before=before,
-        after=after,
-    )
-
-
 def check_partial_chains(
     conn: sqlite3.Connection, fields: Mapping[str, Any], now_ms: int, entry_id: int | None, confirmed: bool
 ) -> dict[str, Any]:
@@ -157,7 +104,11 @@ def decide(
     confirmed = confirmed_flag(payload)
     if not user.can_tune:
         raise TuningError(403, "forbidden", "approving needs a tuning capability")
-    current = entry_at_version(conn, entry_id, version)
+    current = store.get_entry(conn, entry_id)
+    if current is None or current["status"] == "deleted":
+        raise TuningError(404, "not_found", f"no tuning entry {entry_id}")
+    if current["version"] != version:
+        raise stale(current)
     if current["status"] != "pending":
         raise TuningError(
             409,
@@ -178,9 +129,9 @@ def decide(
     if approve:
         check_partial_chains(conn, current, now_ms, entry_id, confirmed or current["partial_chain_ok"])
     decision = "approved" if approve else "rejected"
-    after = save_version(
+    ok = store.update_entry(
         conn,
-        current,
+        entry_id,
         version,
         {},
         by=current["updated_by"],
@@ -190,12 +141,17 @@ def decide(
         clear_approval=not approve,
         decision_note=note,
     )
+    if not ok:
+        raise stale(store.get_entry(conn, entry_id) or current)
     store.add_approval(conn, entry_id, version, decision, user.name, now_ms, note)
-    audit_entry(
+    after = store.get_entry(conn, entry_id)
+    store.audit(
         conn,
-        "tuning.entry." + ("approve" if approve else "reject"),
+        at_ms=now_ms,
         actor=user.name,
-        now_ms=now_ms,
+        action="tuning.entry." + ("approve" if approve else "reject"),
+        object_type=store.ENTRY_OBJECT,
+        object_id=entry_id,
         before=current,
         after=after,
     )
@@ -209,11 +165,13 @@ def record_self_approval(
     """Single-person mode: the submitter's save is its own approval (recorded and audited as such)."""
     note = "single-person mode"
     store.add_approval(conn, entry["id"], entry["version"], "approved", user.name, now_ms, note)
-    audit_entry(
+    store.audit(
         conn,
-        "tuning.entry.approve",
+        at_ms=now_ms,
         actor=user.name,
-        now_ms=now_ms,
+        action="tuning.entry.approve",
+        object_type=store.ENTRY_OBJECT,
+        object_id=entry["id"],
         before=None,
         after={**entry, "approval_note": note},
     )

@@ -333,12 +333,13 @@ def test_api_calls_answer_a_clear_error_while_qradar_fails(fault: str, call: str
 
 @pytest.mark.parametrize("fault", [*API_FAULTS, "search ERROR"])
 def test_offense_fragment_degrades_while_qradar_fails(fault: str, faulty_app: Any, devconsole: Any,
-                                                      login: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.offense import fragment
+                                                      login: Any) -> None:
+    from app import settings
 
-    # The fragment caches a failed search and retries after RETRY_AFTER_ERROR_MS (its backoff); shortened
-    # here so the test sees the retry.
-    monkeypatch.setattr(fragment, "RETRY_AFTER_ERROR_MS", 1500)
+    # The fragment caches a failed search and retries after offense_retry_after_error_s (its backoff);
+    # shortened here so the test sees the retry.
+    with faulty_app.app_context():
+        settings.update(db.get_db(), {"offense_retry_after_error_s": 1}, actor="test")
     client = faulty_app.test_client()
     login(client, "analyst")
     offense_id = devconsole.scenario["offenses"][0]["id"]

@@ -41,7 +41,13 @@
     button.addEventListener("click", async () => {
       const article = button.closest(".caw-pb-hunt");
       const out = article.querySelector(".caw-pb-results");
-      window.CAW.clear(out).appendChild(el("p", {className: "caw-pb-running"}, "Running in QRadar…"));
+      const running = el("p", {className: "caw-pb-running"}, "Running in QRadar…");
+      window.CAW.clear(out).appendChild(running);
+      // A slow search keeps the query running for a while: show that it is still going.
+      const started = Date.now();
+      const ticker = setInterval(() => {
+        running.textContent = "Running in QRadar… " + Math.round((Date.now() - started) / 1000) + " s";
+      }, 1000);
       button.disabled = true;
       const body = {query: article.dataset.query};
       if (subject.platform === article.dataset.platform) {
@@ -58,8 +64,13 @@
         out.appendChild(el("p", {className: "caw-pb-count"}, result.total + " event(s)"));
         if (result.total) out.appendChild(table(result.columns, result.items));
       } catch (error) {
-        window.CAW.clear(out).appendChild(el("p", {className: "caw-pb-error"}, error.message));
+        // The app's JSON error names the problem (QRadar's own message, or that QRadar did not answer);
+        // written as text. Gateway-side failures (5xx) are worth another try once QRadar is back.
+        const retry = error.status === 0 || error.status >= 500 ? " Try again in a moment." : "";
+        window.CAW.clear(out).appendChild(el("p", {className: "caw-pb-error", role: "alert",
+          dataset: {status: String(error.status || 0)}}, "The query did not run: " + error.message + retry));
       } finally {
+        clearInterval(ticker);
         button.disabled = false;
       }
     });

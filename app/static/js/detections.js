@@ -273,8 +273,11 @@
     $("refresh-now").disabled = running;
     $("refresh-progress-track").setAttribute("aria-valuenow", String(progress));
     $("refresh-progress-bar").style.transform = `scaleX(${progress / 100})`;
+    // While refreshes fail: QRadar's problem, since when, and the next (backed-off) attempt (qradar_health.js).
+    const health = window.CAWHealth.describe(status);
     const errorText = refreshErrorText(status);
-    if (running) notify($("refresh-notice"));
+    if (health) notify($("refresh-notice"), "error", health.title, health.text);
+    else if (running) notify($("refresh-notice"));
     else if (errorText) notify($("refresh-notice"), "error", "The last refresh failed:", errorText);
     else if (status.last_status === "cancelled") notify($("refresh-notice"), "info", "The last refresh was cancelled.");
     else notify($("refresh-notice"));
@@ -288,7 +291,7 @@
         state.wasRunning = false;
         reloadData();
       }
-      state.refreshTimer = setTimeout(loadStatus, 30000);
+      state.refreshTimer = setTimeout(loadStatus, window.CAWHealth.nextPollMs(status));
     }
   }
 
