@@ -52,6 +52,13 @@ CHAIN_AWS_USER_CREDENTIAL = "aws_user_credential"  # (b)
 CHAIN_PRIVILEGE_GRANT = "privilege_grant"  # (c)
 CHAIN_RULES = {CHAIN_ENTRA_APP_SP_CREDENTIAL: "a", CHAIN_AWS_USER_CREDENTIAL: "b", CHAIN_PRIVILEGE_GRANT: "c"}
 
+# The scenario's offenses: QRadar offense types (what an offense is indexed on) and the CRE rules that
+# raised them (rule ids are ours).
+OFFENSE_TYPE_SOURCE_IP = 0
+OFFENSE_TYPE_USERNAME = 3
+ACCOUNT_CREATION_RULES = [{"id": 100_411, "type": "CRE_RULE"}]
+LOGIN_FAILURE_RULES = [{"id": 100_052, "type": "CRE_RULE"}]
+
 # Where each source keeps the record's own unique identifier.
 RECORD_ID_FIELDS = {
     "cloudtrail": "eventID",
@@ -838,11 +845,25 @@ def _aws_item(key: str, kind: str, title: str, identity: dict, events: list[Even
     return Item(key, kind, title, AWS, actor, issuer["arn"], "AssumedRole", events, **kw)
 
 
+def _account_offense(
+    description: str,
+    events: list[EventRef],
+    items: list[str],
+    actor: str,
+    scores: tuple[int, int, int, int],
+    **kw: Any,
+) -> OffenseSpec:
+    """An offense of the account-creation rule, indexed on the acting user; ``scores`` are its
+    (magnitude, severity, credibility, relevance)."""
+    return OffenseSpec(
+        description, events, items, OFFENSE_TYPE_USERNAME, actor, *scores, rules=ACCOUNT_CREATION_RULES, **kw
+    )
+
+
 def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[ChainSpec]]:
     items: list[Item] = []
     offenses: list[OffenseSpec] = []
     chains: list[ChainSpec] = []
-    rules = {"account": [{"id": 100_411, "type": "CRE_RULE"}], "spray": [{"id": 100_052, "type": "CRE_RULE"}]}
 
     def upn(name: str) -> str:
         return f"{name}@{TENANT_DOMAIN}"
@@ -1006,17 +1027,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         )
     )
     offenses.append(
-        OffenseSpec(
+        _account_offense(
             "Service principal with credentials and directory permissions created by a user",
             [*aadint_sp.events, items[-2].events[0], items[-1].events[0]],
             [aadint_sp.key, "follow-on-entra-app-role-assignment", "follow-on-entra-consent"],
-            3,
             megan,
-            8,
-            8,
-            8,
-            9,
-            rules=rules["account"],
+            (8, 8, 8, 9),
         )
     )
 
@@ -1066,17 +1082,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         )
     )
     offenses.append(
-        OffenseSpec(
+        _account_offense(
             "IAM user created with an access key and AdministratorAccess",
             [*aws_user.events, items[-1].events[0]],
             [aws_user.key, "follow-on-aws-admin-policy"],
-            3,
             "OpsAdminRole/jdoe-cli",
-            8,
-            8,
-            8,
-            9,
-            rules=rules["account"],
+            (8, 8, 8, 9),
         )
     )
 
@@ -1120,17 +1131,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
         )
     )
     offenses.append(
-        OffenseSpec(
+        _account_offense(
             "Cloud account created and made Global Administrator",
             [aadint_user.events[0], items[-1].events[0]],
             [aadint_user.key, "follow-on-entra-global-admin"],
-            3,
             lidia,
-            9,
-            9,
-            8,
-            9,
-            rules=rules["account"],
+            (9, 9, 8, 9),
         )
     )
 
@@ -1158,19 +1164,14 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     )
     items.append(atomic1)
     offenses.append(
-        OffenseSpec(
+        _account_offense(
             "IAM user created by a red-team operator (exercise, closed)",
             [atomic1.events[0]],
             [atomic1.key],
-            3,
             "redteam-operator",
-            5,
-            6,
-            8,
-            5,
+            (5, 6, 8, 5),
             status="CLOSED",
             closed=True,
-            rules=rules["account"],
         )
     )
 
@@ -1289,17 +1290,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     )
     items.append(gcp_item)
     offenses.append(
-        OffenseSpec(
+        _account_offense(
             "Service account and key created by an external principal",
             gcp_item.events[:],
             [gcp_item.key],
-            3,
             mallory,
-            7,
-            7,
-            8,
-            8,
-            rules=rules["account"],
+            (7, 7, 8, 8),
         )
     )
 
@@ -1325,17 +1321,12 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     items.append(login_item)
     chains.append(ChainSpec(CHAIN_AWS_USER_CREDENTIAL, [login_item.key], login_item.events[:]))
     offenses.append(
-        OffenseSpec(
+        _account_offense(
             "IAM user created with a console login profile from an unusual address",
             login_item.events[:],
             [login_item.key],
-            3,
             "ci-deployer",
-            7,
-            7,
-            8,
-            8,
-            rules=rules["account"],
+            (7, 7, 8, 8),
         )
     )
 
@@ -1399,7 +1390,7 @@ def _scenario_items(b: _Builder) -> tuple[list[Item], list[OffenseSpec], list[Ch
     )
 
     items.extend(_benign_items(b, chains))
-    items.extend(_noise_samples(b, offenses, rules["spray"]))
+    items.extend(_noise_samples(b, offenses))
     return items, offenses, chains
 
 
@@ -1720,7 +1711,7 @@ def _benign_items(b: _Builder, chains: list[ChainSpec]) -> list[Item]:
     return items
 
 
-def _noise_samples(b: _Builder, offenses: list[OffenseSpec], spray_rules: list[dict]) -> list[Item]:
+def _noise_samples(b: _Builder, offenses: list[OffenseSpec]) -> list[Item]:
     items: list[Item] = []
     intern = b.iam_user("intern-readonly")
     t = b.at(9.5)
@@ -1849,13 +1840,13 @@ def _noise_samples(b: _Builder, offenses: list[OffenseSpec], spray_rules: list[d
             "Multiple Login Failures from the Same Source",
             spray,
             ["noise-password-spray"],
-            0,
+            OFFENSE_TYPE_SOURCE_IP,
             spray_ip,
             5,
             6,
             8,
             5,
-            rules=spray_rules,
+            rules=LOGIN_FAILURE_RULES,
             has_cloud_account_events=False,
         )
     )
