@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
+from devconsole.launcher import start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3_600_000
@@ -125,42 +125,6 @@ def insert_span(store: Any, ids: dict[str, int], first: int, count: int, start: 
         store.insert_events(batch)
 
 
-def serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    log = (data_dir / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devconsole",
-            "serve",
-            "--data",
-            str(data_dir),
-            "--port",
-            "0",
-            "--manifest",
-            str(ROOT / "manifest.json"),
-            "--search-reuse",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = proc.stdout.readline().decode().strip()
-    if not base.startswith("https://"):
-        raise SystemExit(f"dev console did not start: {(data_dir / 'serve.log').read_text()[-2000:]}")
-    for _ in range(300):
-        try:
-            requests.get(
-                base + "/devconsole/health", verify=str(data_dir / "ca.pem"), timeout=5
-            ).raise_for_status()
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
-    return proc, base
-
-
 def run_refresher(db_path: Path, env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-m", "app.refresher", "--once", "--db", str(db_path)],
@@ -233,13 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"events: {total_events:,} stored ({args.events:,} matching) in {time.perf_counter() - t0:.0f} s"
         )
-        proc, base = serve(data_dir)
+        served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
         try:
             tokens = json.loads((data_dir / "tokens.json").read_text())
             env = {
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
-                "QRADAR_CONSOLE_FQDN": base.split("//", 1)[1],
+                "QRADAR_CONSOLE_FQDN": served.base_url.split("//", 1)[1],
                 "SEC_ADMIN_TOKEN": tokens["service"],
                 "REQUESTS_CA_BUNDLE": str(data_dir / "ca.pem"),
                 "LOG_LEVEL": "WARNING",
@@ -304,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"page size {PAGE_SIZE:,}, row limit {row_limit:,} per cycle)"
             )
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_serve(served.process)
     return 0
 
 

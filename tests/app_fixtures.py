@@ -3,6 +3,7 @@
 * ``app`` — ``create_app`` with a fresh store under ``tmp_path`` and the gateway pointed at the session's
   dev console (``devconsole`` fixture from tests/conftest.py) over HTTPS, as inside QRadar
   (``SEC_ADMIN_TOKEN`` = the console's ``service`` token).
+* ``refreshed_app`` — ``app`` after one real refresh cycle (its store holds the scenario's detections).
 * ``client`` — its Flask test client; ``login(client, user)`` sets that user's ``SEC`` and ``QRadarCSRF``
   cookies and returns the headers an unsafe request needs.
 * ``offline_app`` / ``offline_client`` — the same app with QRadar unreachable (a closed local port),
@@ -29,6 +30,9 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+# The server settings the container uses (workers, threads, timeouts, worker class): the live app runs
+# exactly those, so what tests see under load and idle connections is what QRadar gets.
+GUNICORN_CONF = ROOT / "container" / "conf" / "gunicorn.conf.py"
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put the repo root on sys.path
     sys.path.insert(0, str(ROOT))
 
@@ -65,6 +69,19 @@ def app(devconsole: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def refreshed_app(app):
+    """The app with its store filled by one real refresh cycle against the seeded dev console."""
+    from app.detection.refresher import refresh_once
+    from app.qradar import get_gateway
+    from app.store.db import get_db
+
+    with app.app_context():
+        result = refresh_once(get_db(), get_gateway())
+        assert result.status == "ok", result
+    return app
 
 
 @pytest.fixture
@@ -126,8 +143,8 @@ def live_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log_path = store / "gunicorn.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{devconsole.app_port}", "--workers", "2",
-             "--threads", "2", "--preload", "app:create_app()"],
+            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind",
+             f"127.0.0.1:{devconsole.app_port}", "app:create_app()"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import socket
 import sqlite3
 import subprocess
@@ -32,6 +31,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from devconsole.faults import FaultClient  # noqa: E402
+from devconsole.launcher import start_serve, stop_serve  # noqa: E402
 
 # The app's fixtures (app, client, login, live_app, ...) for every folder of the suite.
 pytest_plugins = ["tests.app_fixtures"]
@@ -145,71 +145,35 @@ def start_devconsole(
     data_dir: Path, app_port: int, manifest: Path, app_id: int = APP_ID, log_path: Path | None = None
 ) -> DevConsole:
     """Start ``serve`` on a free port for an already seeded ``data_dir`` and wait until it answers."""
-    log_path = log_path or data_dir / f"serve-{app_port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devconsole",
-            "serve",
-            "--data",
-            str(data_dir),
-            "--port",
-            "0",
-            "--app-url",
-            f"http://127.0.0.1:{app_port}",
-            "--manifest",
-            str(manifest),
-            "--app-id",
-            str(app_id),
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    served = start_serve(
+        data_dir,
+        "--app-url",
+        f"http://127.0.0.1:{app_port}",
+        "--manifest",
+        str(manifest),
+        "--app-id",
+        str(app_id),
+        log_path=log_path or data_dir / f"serve-{app_port}.log",
     )
-    base_url = process.stdout.readline().decode().strip()
-    if not base_url.startswith("https://127.0.0.1:"):
-        process.kill()
-        raise RuntimeError(f"devconsole serve did not start; see {log_path}: {log_path.read_text()[-2000:]}")
-    ca_path = str(data_dir / "ca.pem")
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            requests.get(base_url + "/devconsole/health", verify=ca_path, timeout=5).raise_for_status()
-            break
-        except requests.RequestException:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(f"devconsole serve never answered; see {log_path}") from None
-            time.sleep(0.2)
     tokens = json.loads((data_dir / "tokens.json").read_text())
     manifest_path = data_dir / "scenario" / "manifest.json"
     scenario = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     return DevConsole(
-        base_url=base_url,
-        port=int(base_url.rsplit(":", 1)[1]),
+        base_url=served.base_url,
+        port=served.port,
         data_dir=data_dir,
-        ca_path=ca_path,
+        ca_path=served.ca_path,
         tokens=tokens,
         scenario=scenario,
         app_id=app_id,
         app_port=app_port,
-        faults=FaultClient(base_url, tokens["admin"], ca_path),
-        process=process,
+        faults=FaultClient(served.base_url, tokens["admin"], served.ca_path),
+        process=served.process,
     )
 
 
 def stop_devconsole(dc: DevConsole) -> None:
-    dc.process.terminate()
-    try:
-        dc.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        dc.process.kill()
-        dc.process.wait(timeout=10)
-    if dc.process.stdout:
-        dc.process.stdout.close()
+    stop_serve(dc.process)
 
 
 @pytest.fixture(scope="session")

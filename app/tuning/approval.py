@@ -57,6 +57,59 @@ def stale(current: Mapping[str, Any]) -> TuningError:
     )
 
 
+def live_entry(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
+    """The entry unless it does not exist or was deleted (404)."""
+    current = store.get_entry(conn, entry_id)
+    if current is None or current["status"] == "deleted":
+        raise TuningError(404, "not_found", f"no tuning entry {entry_id}")
+    return current
+
+
+def entry_at_version(conn: sqlite3.Connection, entry_id: int, version: int) -> dict[str, Any]:
+    """The live entry, provided it is still the ``version`` the user acted on (409 when it changed)."""
+    current = live_entry(conn, entry_id)
+    if current["version"] != version:
+        raise stale(current)
+    return current
+
+
+def save_version(
+    conn: sqlite3.Connection,
+    current: Mapping[str, Any],
+    version: int,
+    changes: Mapping[str, Any],
+    **update: Any,
+) -> dict[str, Any]:
+    """Write ``changes`` (and the status ``update``) over ``version`` of the entry ``current``; 409 when
+    someone saved another version first. Returns the entry as stored now."""
+    entry_id = current["id"]
+    if not store.update_entry(conn, entry_id, version, changes, **update):
+        raise stale(store.get_entry(conn, entry_id) or current)
+    return store.get_entry(conn, entry_id)
+
+
+def audit_entry(
+    conn: sqlite3.Connection,
+    action: str,
+    *,
+    actor: str,
+    now_ms: int,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+) -> None:
+    """One audit row for a change to the entry ``after`` (``tuning.entry.create``, ``.approve``, …)."""
+    store.audit(
+        conn,
+        at_ms=now_ms,
+        actor=actor,
+        action=action,
+        object_type=store.ENTRY_OBJECT,
+        object_id=after["id"],
+        before=before,
+        after=after,
+    )
+
+
 def check_partial_chains(
     conn: sqlite3.Connection, fields: Mapping[str, Any], now_ms: int, entry_id: int | None, confirmed: bool
 ) -> dict[str, Any]:
@@ -104,11 +157,7 @@ def decide(
     confirmed = confirmed_flag(payload)
     if not user.can_tune:
         raise TuningError(403, "forbidden", "approving needs a tuning capability")
-    current = store.get_entry(conn, entry_id)
-    if current is None or current["status"] == "deleted":
-        raise TuningError(404, "not_found", f"no tuning entry {entry_id}")
-    if current["version"] != version:
-        raise stale(current)
+    current = entry_at_version(conn, entry_id, version)
     if current["status"] != "pending":
         raise TuningError(
             409,
@@ -129,9 +178,9 @@ def decide(
     if approve:
         check_partial_chains(conn, current, now_ms, entry_id, confirmed or current["partial_chain_ok"])
     decision = "approved" if approve else "rejected"
-    ok = store.update_entry(
+    after = save_version(
         conn,
-        entry_id,
+        current,
         version,
         {},
         by=current["updated_by"],
@@ -141,17 +190,12 @@ def decide(
         clear_approval=not approve,
         decision_note=note,
     )
-    if not ok:
-        raise stale(store.get_entry(conn, entry_id) or current)
     store.add_approval(conn, entry_id, version, decision, user.name, now_ms, note)
-    after = store.get_entry(conn, entry_id)
-    store.audit(
+    audit_entry(
         conn,
-        at_ms=now_ms,
+        "tuning.entry." + ("approve" if approve else "reject"),
         actor=user.name,
-        action="tuning.entry." + ("approve" if approve else "reject"),
-        object_type=store.ENTRY_OBJECT,
-        object_id=entry_id,
+        now_ms=now_ms,
         before=current,
         after=after,
     )
@@ -165,13 +209,11 @@ def record_self_approval(
     """Single-person mode: the submitter's save is its own approval (recorded and audited as such)."""
     note = "single-person mode"
     store.add_approval(conn, entry["id"], entry["version"], "approved", user.name, now_ms, note)
-    store.audit(
+    audit_entry(
         conn,
-        at_ms=now_ms,
+        "tuning.entry.approve",
         actor=user.name,
-        action="tuning.entry.approve",
-        object_type=store.ENTRY_OBJECT,
-        object_id=entry["id"],
+        now_ms=now_ms,
         before=None,
         after={**entry, "approval_note": note},
     )

@@ -47,28 +47,28 @@ MIN_LITERAL_CHARS = 3
 # (e.g. "arn:aws:iam::111122223333:role/terraform-*"); "*terraform*" keys on nothing.
 MIN_ID_PATTERN_PREFIX = 8
 
-# Fields a client may send. Everything else is refused (unknown fields are a 400).
-WRITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "platforms",
-        "source_service",
-        "actor_id",
-        "actor_pattern",
-        "actor_pattern_field",
-        "source_cidrs",
-        "ua_pattern",
-        "target_pattern",
-        "target_type",
-        "window",
-        "justification",
-        "ticket",
-        "expires_at",
-        "break_glass",
-        "enabled",
-        "override_reason",
-    }
+# What a client writes into an entry (in the order an export lists them). Everything else is refused
+# (unknown fields are a 400); the store adds the history (status, who, when, version).
+ENTRY_FIELDS = (
+    "name",
+    "platforms",
+    "actor_id",
+    "actor_pattern",
+    "actor_pattern_field",
+    "source_cidrs",
+    "source_service",
+    "ua_pattern",
+    "target_pattern",
+    "target_type",
+    "window",
+    "justification",
+    "ticket",
+    "expires_at",
+    "break_glass",
+    "enabled",
+    "override_reason",
 )
+WRITABLE_FIELDS = frozenset(ENTRY_FIELDS)
 # Request-only fields (not stored).
 CONTROL_FIELDS = frozenset({"version", "confirm_partial_chain"})
 # Fields whose change can widen what an entry suppresses: changing them needs a fresh approval.

@@ -17,29 +17,12 @@ from app.store import tuning as store
 from app.store.db import transaction
 from app.tuning import service
 from app.tuning.approval import Actor
-from app.tuning.entries import MATCHING_FIELDS, TuningError, bad, validate_entry
+from app.tuning.entries import ENTRY_FIELDS, MATCHING_FIELDS, TuningError, bad, validate_entry
 
 FORMAT = "cloud-account-watch-tuning"
 FORMAT_VERSION = 1
-PORTABLE_FIELDS = (
-    "name",
-    "platforms",
-    "actor_id",
-    "actor_pattern",
-    "actor_pattern_field",
-    "source_cidrs",
-    "source_service",
-    "ua_pattern",
-    "target_pattern",
-    "target_type",
-    "window",
-    "justification",
-    "ticket",
-    "expires_at",
-    "break_glass",
-    "enabled",
-    "override_reason",
-)
+# An export carries exactly what a client can write (and re-import), plus the history below.
+PORTABLE_FIELDS = ENTRY_FIELDS
 HISTORY_FIELDS = (
     "id",
     "status",

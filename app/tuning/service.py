@@ -31,13 +31,6 @@ def _require_admin(user: Actor) -> None:
         raise TuningError(403, "forbidden", "this setting needs the ADMIN capability")
 
 
-def get_live_entry(conn: sqlite3.Connection, entry_id: int) -> dict[str, Any]:
-    current = store.get_entry(conn, entry_id)
-    if current is None or current["status"] == "deleted":
-        raise TuningError(404, "not_found", f"no tuning entry {entry_id}")
-    return current
-
-
 def create_entry(
     conn: sqlite3.Connection,
     payload: Mapping[str, Any],
@@ -65,15 +58,8 @@ def create_entry(
         approved_by=user.name if status == "active" else None,
     )
     entry = store.get_entry(conn, entry_id)
-    store.audit(
-        conn,
-        at_ms=now_ms,
-        actor=user.name,
-        action="tuning.entry.create",
-        object_type=store.ENTRY_OBJECT,
-        object_id=entry_id,
-        before=None,
-        after=entry,
+    approval.audit_entry(
+        conn, "tuning.entry.create", actor=user.name, now_ms=now_ms, before=None, after=entry
     )
     if status == "active":
         approval.record_self_approval(conn, entry, user, now_ms)
@@ -87,9 +73,7 @@ def update_entry(
     """A partial update carrying the ``version`` it was made against (409 when stale)."""
     _require_tune(user)
     version = approval.require_version(payload)
-    current = get_live_entry(conn, entry_id)
-    if current["version"] != version:
-        raise approval.stale(current)
+    current = approval.entry_at_version(conn, entry_id, version)
     fields = validate_entry(payload, now_ms=now_ms, is_admin=user.is_admin, current=current)
     changes = {k: v for k, v in fields.items() if current.get(k) != v}
     if not changes:
@@ -104,9 +88,9 @@ def update_entry(
     action = "tuning.entry.update"
     if set(changes) == {"enabled"} and not fields["enabled"]:
         action = "tuning.entry.disable"
-    ok = store.update_entry(
+    after = approval.save_version(
         conn,
-        entry_id,
+        current,
         version,
         changes,
         by=user.name,
@@ -115,19 +99,7 @@ def update_entry(
         approved_by=user.name if status == "active" else None,
         clear_approval=status == "pending",
     )
-    if not ok:
-        raise approval.stale(store.get_entry(conn, entry_id) or current)
-    after = store.get_entry(conn, entry_id)
-    store.audit(
-        conn,
-        at_ms=now_ms,
-        actor=user.name,
-        action=action,
-        object_type=store.ENTRY_OBJECT,
-        object_id=entry_id,
-        before=current,
-        after=after,
-    )
+    approval.audit_entry(conn, action, actor=user.name, now_ms=now_ms, before=current, after=after)
     if status == "active":
         approval.record_self_approval(conn, after, user, now_ms)
     suppress.apply(conn, now_ms)
@@ -146,22 +118,9 @@ def delete_entry(
     """Soft delete: the entry stops suppressing at once (its detections come back); history stays."""
     _require_tune(user)
     version = approval.require_version({"version": version})
-    current = get_live_entry(conn, entry_id)
-    if current["version"] != version:
-        raise approval.stale(current)
-    if not store.update_entry(conn, entry_id, version, {}, by=user.name, now_ms=now_ms, status="deleted"):
-        raise approval.stale(store.get_entry(conn, entry_id) or current)
-    after = store.get_entry(conn, entry_id)
-    store.audit(
-        conn,
-        at_ms=now_ms,
-        actor=user.name,
-        action=action,
-        object_type=store.ENTRY_OBJECT,
-        object_id=entry_id,
-        before=current,
-        after=after,
-    )
+    current = approval.entry_at_version(conn, entry_id, version)
+    after = approval.save_version(conn, current, version, {}, by=user.name, now_ms=now_ms, status="deleted")
+    approval.audit_entry(conn, action, actor=user.name, now_ms=now_ms, before=current, after=after)
     suppress.apply(conn, now_ms)
     return after
 

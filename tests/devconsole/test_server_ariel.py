@@ -43,6 +43,20 @@ def wait_until_finished(devconsole, api, search_id: str, timeout: float = 120.0)
         assert time.monotonic() < deadline, body
 
 
+def create_search(devconsole, api, aql: str) -> dict:
+    """POST ``aql`` as the query_expression parameter; the search QRadar created (201)."""
+    response = api.post(devconsole.url("/api/ariel/searches"), params={"query_expression": aql}, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def start_search(devconsole, api) -> str:
+    """The id of a new search over the last hour (a unique query, so never a reused search)."""
+    return create_search(devconsole, api, f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS")[
+        "search_id"
+    ]
+
+
 @pytest.fixture
 def slow_searches(devconsole):
     devconsole.faults.slow_searches(4)
@@ -65,9 +79,7 @@ def test_count_of_all_events_matches_the_store(devconsole):
 def test_create_returns_201_and_the_search_object(devconsole):
     api = devconsole.api()
     aql = f"SELECT qid AS {unique_alias()} FROM events LIMIT 5 LAST 1 HOURS"
-    response = api.post(devconsole.url("/api/ariel/searches"), params={"query_expression": aql}, timeout=30)
-    assert response.status_code == 201
-    body = response.json()
+    body = create_search(devconsole, api, aql)
     assert set(body) >= SEARCH_FIELDS
     assert body["query_string"] == aql
     assert body["status"] in (*RUNNING, "COMPLETED")
@@ -123,21 +135,9 @@ def test_invalid_aql_is_422_2000_naming_the_problem(devconsole, aql, assert_qrad
 
 def test_identical_search_from_the_same_user_is_reused(devconsole):
     aql = f"SELECT qid AS {unique_alias()} FROM events LIMIT 3 LAST 1 HOURS"
-    first = (
-        devconsole.api()
-        .post(devconsole.url("/api/ariel/searches"), params={"query_expression": aql}, timeout=30)
-        .json()
-    )
-    again = (
-        devconsole.api()
-        .post(devconsole.url("/api/ariel/searches"), params={"query_expression": aql}, timeout=30)
-        .json()
-    )
-    other_user = (
-        devconsole.api("tuner1")
-        .post(devconsole.url("/api/ariel/searches"), params={"query_expression": aql}, timeout=30)
-        .json()
-    )
+    first = create_search(devconsole, devconsole.api(), aql)
+    again = create_search(devconsole, devconsole.api(), aql)
+    other_user = create_search(devconsole, devconsole.api("tuner1"), aql)
     assert again["search_id"] == first["search_id"]
     assert other_user["search_id"] != first["search_id"]
 
@@ -146,9 +146,7 @@ def test_results_page_with_inclusive_range(devconsole):
     api = devconsole.api()
     window = devconsole.window_covering_all_events()
     aql = f"SELECT starttime AS {unique_alias()}, qid FROM events ORDER BY starttime ASC LIMIT 40 {window}"
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"), params={"query_expression": aql}, timeout=30
-    ).json()["search_id"]
+    search_id = create_search(devconsole, api, aql)["search_id"]
     assert wait_until_finished(devconsole, api, search_id)["record_count"] == 40
     url = devconsole.url(f"/api/ariel/searches/{search_id}/results")
     everything = api.get(url, timeout=30).json()["events"]
@@ -169,11 +167,7 @@ def test_results_page_with_inclusive_range(devconsole):
 
 def test_malformed_range_on_results_is_422_36(devconsole, assert_qradar_error):
     api = devconsole.api()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-        timeout=30,
-    ).json()["search_id"]
+    search_id = start_search(devconsole, api)
     wait_until_finished(devconsole, api, search_id)
     response = api.get(
         devconsole.url(f"/api/ariel/searches/{search_id}/results"), headers={"Range": "items=0-"}, timeout=30
@@ -184,14 +178,8 @@ def test_malformed_range_on_results_is_422_36(devconsole, assert_qradar_error):
 def test_results_as_csv(devconsole):
     api = devconsole.api()
     alias = unique_alias()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={
-            "query_expression": f"SELECT qid AS {alias}, devicetype FROM events LIMIT 4 "
-            f"{devconsole.window_covering_all_events()}"
-        },
-        timeout=30,
-    ).json()["search_id"]
+    aql = f"SELECT qid AS {alias}, devicetype FROM events LIMIT 4 {devconsole.window_covering_all_events()}"
+    search_id = create_search(devconsole, api, aql)["search_id"]
     wait_until_finished(devconsole, api, search_id)
     response = api.get(
         devconsole.url(f"/api/ariel/searches/{search_id}/results"),
@@ -207,11 +195,7 @@ def test_slow_search_reports_progress_and_results_are_not_ready(
     devconsole, slow_searches, assert_qradar_error
 ):
     api = devconsole.api()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-        timeout=30,
-    ).json()["search_id"]
+    search_id = start_search(devconsole, api)
     not_ready = api.get(devconsole.url(f"/api/ariel/searches/{search_id}/results"), timeout=30)
     assert_qradar_error(not_ready, 404, 1003)
     seen = []
@@ -229,11 +213,7 @@ def test_slow_search_reports_progress_and_results_are_not_ready(
 
 def test_prefer_wait_answers_206_while_running(devconsole, slow_searches):
     api = devconsole.api()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-        timeout=30,
-    ).json()["search_id"]
+    search_id = start_search(devconsole, api)
     response = api.get(
         devconsole.url(f"/api/ariel/searches/{search_id}"), headers={"Prefer": "wait=1"}, timeout=30
     )
@@ -249,11 +229,7 @@ def test_prefer_wait_answers_206_while_running(devconsole, slow_searches):
 @pytest.mark.parametrize("spelling", ["CANCELED", "CANCELLED"])
 def test_cancel_a_running_search(devconsole, slow_searches, spelling):
     api = devconsole.api()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-        timeout=30,
-    ).json()["search_id"]
+    search_id = start_search(devconsole, api)
     response = api.post(
         devconsole.url(f"/api/ariel/searches/{search_id}"), params={"status": spelling}, timeout=30
     )
@@ -267,11 +243,7 @@ def test_cancel_a_running_search(devconsole, slow_searches, spelling):
 
 def test_bad_status_update_is_422(devconsole, assert_qradar_error):
     api = devconsole.api()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-        timeout=30,
-    ).json()["search_id"]
+    search_id = start_search(devconsole, api)
     response = api.post(
         devconsole.url(f"/api/ariel/searches/{search_id}"), params={"status": "RUNNING"}, timeout=30
     )
@@ -280,11 +252,7 @@ def test_bad_status_update_is_422(devconsole, assert_qradar_error):
 
 def test_delete_returns_202_then_the_search_is_gone(devconsole, assert_qradar_error):
     api = devconsole.api()
-    search_id = api.post(
-        devconsole.url("/api/ariel/searches"),
-        params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-        timeout=30,
-    ).json()["search_id"]
+    search_id = start_search(devconsole, api)
     assert search_id in api.get(devconsole.url("/api/ariel/searches"), timeout=30).json()
     deleted = api.delete(devconsole.url(f"/api/ariel/searches/{search_id}"), timeout=30)
     assert deleted.status_code == 202
@@ -305,15 +273,7 @@ def test_unknown_search_is_404_1002_on_every_method(devconsole, assert_qradar_er
 
 
 def test_another_users_search_is_not_visible(devconsole, assert_qradar_error):
-    search_id = (
-        devconsole.api()
-        .post(
-            devconsole.url("/api/ariel/searches"),
-            params={"query_expression": f"SELECT qid AS {unique_alias()} FROM events LAST 1 HOURS"},
-            timeout=30,
-        )
-        .json()["search_id"]
-    )
+    search_id = start_search(devconsole, devconsole.api())
     response = devconsole.api("analyst").get(devconsole.url(f"/api/ariel/searches/{search_id}"), timeout=30)
     assert_qradar_error(response, 404, 1002)
 

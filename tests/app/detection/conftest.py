@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from devconsole.launcher import start_serve, stop_serve  # noqa: E402
 
 MIN, HOUR = 60_000, 3_600_000
 ACCOUNT = "111122223333"
@@ -345,57 +345,20 @@ def detection_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cons
     assert ingest.returncode == 0, ingest.stderr + ingest.stdout
     add_garbled_event(data_dir, int(time.time() * 1000) - 5 * HOUR)
     expected["detections"].add(("CreateUser", "AWS", False, None, "garbled-user"))
-    log = (data_dir / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devconsole",
-            "serve",
-            "--data",
-            str(data_dir),
-            "--port",
-            "0",
-            "--manifest",
-            str(ROOT / "manifest.json"),
-            "--search-reuse",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base_url = process.stdout.readline().decode().strip()
-    assert base_url.startswith("https://127.0.0.1:"), (data_dir / "serve.log").read_text()[-2000:]
-    ca_path = str(data_dir / "ca.pem")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(base_url + "/devconsole/health", verify=ca_path, timeout=5).raise_for_status()
-            break
-        except requests.RequestException:
-            assert time.monotonic() < deadline and process.poll() is None, "dev console did not start"
-            time.sleep(0.2)
+    served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
     console = Console(
-        base_url,
-        int(base_url.rsplit(":", 1)[1]),
+        served.base_url,
+        served.port,
         data_dir,
-        ca_path,
+        served.ca_path,
         json.loads((data_dir / "tokens.json").read_text()),
         expected,
-        process,
+        served.process,
     )
     try:
         yield console
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        process.stdout.close()
-        log.close()
+        stop_serve(served.process)
 
 
 @pytest.fixture

@@ -100,6 +100,44 @@ def identities(devconsole: Any, preset_id: str) -> list[str]:
     return [items[key]["allowlist"]["actor_id"] for key in PRESET_ITEMS[preset_id]]
 
 
+def enable_preset(
+    conn: sqlite3.Connection, devconsole: Any, preset_id: str, now: int, **fields: Any
+) -> list[dict[str, Any]]:
+    """TUNER1 switches ``preset_id`` on for the scenario's identities of that family (entries pending)."""
+    with transaction(conn):
+        return service.enable_preset(
+            conn,
+            preset_id,
+            {"identities": identities(devconsole, preset_id), **fields},
+            user=TUNER1,
+            now_ms=now,
+        )
+
+
+def approve(conn: sqlite3.Connection, entries: list[dict[str, Any]], now: int) -> None:
+    """TUNER2, the second person, approves each pending entry."""
+    for entry in entries:
+        with transaction(conn):
+            approval.decide(
+                conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
+            )
+
+
+def break_glass_fields(expires_at: int, ticket: str) -> dict[str, Any]:
+    """A break-glass preset's request: short-lived and tied to an incident ticket."""
+    return {"expires_at": expires_at, "ticket": ticket, "justification": f"break-glass use during {ticket}"}
+
+
+def use_own_reference_data(conn: sqlite3.Connection, prefix: str) -> None:
+    """Sync into a reference set and map no other test writes (the session's dev console is shared)."""
+    suffix = uuid.uuid4().hex[:8]
+    settings.update(
+        conn,
+        {"reference_set_name": f"CAW_{prefix}_{suffix}", "reference_map_name": f"CAW_{prefix}Notes_{suffix}"},
+        actor="admin",
+    )
+
+
 def test_every_benign_family_has_a_preset(devconsole: Any) -> None:
     benign = {item["key"] for item in devconsole.scenario["items"] if item["kind"] == "benign"}
     covered = {key for keys in PRESET_ITEMS.values() for key in keys}
@@ -154,26 +192,18 @@ def test_preset_suppresses_its_benign_events_and_no_attack(
         preview(conn, validate_entry(p, now_ms=now, is_admin=False), now)["would_suppress"] for p in payloads
     )
 
-    with transaction(conn):
-        created = service.enable_preset(
-            conn,
-            preset_id,
-            {
-                "identities": identities(devconsole, preset_id),
-                "expires_at": now + 12 * HOUR,
-                "justification": f"scenario identities for the {preset_id} preset",
-                "ticket": "CHG-1136",
-            },
-            user=TUNER1,
-            now_ms=now,
-        )
+    created = enable_preset(
+        conn,
+        devconsole,
+        preset_id,
+        now,
+        expires_at=now + 12 * HOUR,
+        justification=f"scenario identities for the {preset_id} preset",
+        ticket="CHG-1136",
+    )
     assert len(created) == len(PRESET_ITEMS[preset_id]) and {e["status"] for e in created} == {"pending"}
     assert set(suppressed(conn, own).values()) == {None}  # pending until a second tuner approves
-    for entry in created:
-        with transaction(conn):
-            approval.decide(
-                conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
-            )
+    approve(conn, created, now)
 
     entry_ids = {e["id"] for e in created}
     since = now - 30 * 24 * HOUR
@@ -207,49 +237,22 @@ def test_reference_set_in_the_console_matches_the_active_entries(
     devconsole: Any, scenario_conn: sqlite3.Connection
 ) -> None:
     conn = scenario_conn
-    suffix = uuid.uuid4().hex[:8]
-    settings.update(
-        conn,
-        {
-            "reference_set_name": f"CAW_Allowlist_{suffix}",
-            "reference_map_name": f"CAW_AllowlistNotes_{suffix}",
-        },
-        actor="admin",
-    )
+    use_own_reference_data(conn, "Allowlist")
     now = now_ms()
     active: set[str] = set()
     for preset_id in ("iac", "hr_directory_sync", "microsoft_first_party"):
-        with transaction(conn):
-            created = service.enable_preset(
-                conn,
-                preset_id,
-                {
-                    "identities": identities(devconsole, preset_id),
-                    "expires_at": now + 30 * 24 * HOUR,
-                    "justification": f"scenario identities for the {preset_id} preset",
-                },
-                user=TUNER1,
-                now_ms=now,
-            )
-        for entry in created:
-            with transaction(conn):
-                approval.decide(
-                    conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
-                )
-        active |= set(identities(devconsole, preset_id))
-    with transaction(conn):  # pending (never approved) entries stay out of QRadar
-        service.enable_preset(
+        created = enable_preset(
             conn,
-            "break_glass",
-            {
-                "identities": identities(devconsole, "break_glass"),
-                "expires_at": now + HOUR,
-                "ticket": "IR-4711",
-                "justification": "break-glass use during IR-4711",
-            },
-            user=TUNER1,
-            now_ms=now,
+            devconsole,
+            preset_id,
+            now,
+            expires_at=now + 30 * 24 * HOUR,
+            justification=f"scenario identities for the {preset_id} preset",
         )
+        approve(conn, created, now)
+        active |= set(identities(devconsole, preset_id))
+    # pending (never approved) entries stay out of QRadar
+    enable_preset(conn, devconsole, "break_glass", now, **break_glass_fields(now + HOUR, "IR-4711"))
 
     gateway = gateway_for(devconsole)
     outcome = refsync.sync(conn, gateway, now)
@@ -284,31 +287,11 @@ def test_refresher_hook_syncs_only_when_due_and_drops_expired_entries(
     devconsole: Any, scenario_conn: sqlite3.Connection
 ) -> None:
     conn = scenario_conn
-    suffix = uuid.uuid4().hex[:8]
-    settings.update(
-        conn,
-        {"reference_set_name": f"CAW_Expiry_{suffix}", "reference_map_name": f"CAW_ExpiryNotes_{suffix}"},
-        actor="admin",
-    )
+    use_own_reference_data(conn, "Expiry")
     gateway = gateway_for(devconsole)
     now = now_ms()
-    with transaction(conn):
-        [entry] = service.enable_preset(
-            conn,
-            "break_glass",
-            {
-                "identities": identities(devconsole, "break_glass"),
-                "expires_at": now + HOUR,
-                "ticket": "IR-4711",
-                "justification": "break-glass use during IR-4711",
-            },
-            user=TUNER1,
-            now_ms=now,
-        )
-    with transaction(conn):
-        approval.decide(
-            conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
-        )
+    [entry] = enable_preset(conn, devconsole, "break_glass", now, **break_glass_fields(now + HOUR, "IR-4711"))
+    approve(conn, [entry], now)
     first = refsync.sync_if_due(conn, gateway, now)
     assert first is not None and first["after"]["in_sync"] is True
     assert refsync.sync_if_due(conn, gateway, now + 60_000) is None  # nothing changed: no QRadar calls
@@ -332,32 +315,12 @@ def test_refresher_cycle_removes_an_expired_entry_from_the_reference_set(
 ) -> None:
     """The refresher's own cycle (not a tuning change) takes an expired identity out of QRadar's set."""
     conn = scenario_conn
-    suffix = uuid.uuid4().hex[:8]
-    settings.update(
-        conn,
-        {"reference_set_name": f"CAW_Cycle_{suffix}", "reference_map_name": f"CAW_CycleNotes_{suffix}"},
-        actor="admin",
-    )
+    use_own_reference_data(conn, "Cycle")
     gateway = gateway_for(devconsole)
     now = now_ms()
     expires = now + 4_000
-    with transaction(conn):
-        [entry] = service.enable_preset(
-            conn,
-            "break_glass",
-            {
-                "identities": identities(devconsole, "break_glass"),
-                "expires_at": expires,
-                "ticket": "IR-5150",
-                "justification": "break-glass use during IR-5150",
-            },
-            user=TUNER1,
-            now_ms=now,
-        )
-    with transaction(conn):
-        approval.decide(
-            conn, entry["id"], {"version": entry["version"]}, user=TUNER2, now_ms=now, approve=True
-        )
+    [entry] = enable_preset(conn, devconsole, "break_glass", now, **break_glass_fields(expires, "IR-5150"))
+    approve(conn, [entry], now)
     assert refsync.sync_if_due(conn, gateway, now_ms()) is not None
     names = refsync.collection_names(conn)
     set_url = f"{devconsole.base_url}/api/reference_data/sets/{names['reference_set']}"
