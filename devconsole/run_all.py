@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = ROOT / "container" / "conf" / "gunicorn.conf.py"
 
 
 def _log(message: str) -> None:
@@ -131,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                "QRADAR_APP_UUID": manifest["uuid"],
                "APP_STORE_DIR": str(store),
                "APP_QRADAR_TRANSPORT": "http"}
-        gunicorn = start([py, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.app_port}", "--workers",
-                          str(args.workers), "--threads", "4", "--preload", "--timeout", "120",
+        # The container's server settings (container/conf/gunicorn.conf.py); only bind and --workers vary.
+        gunicorn = start([py, "-m", "gunicorn", "--config", str(GUNICORN_CONF),
+                          "--bind", f"127.0.0.1:{args.app_port}", "--workers", str(args.workers),
                           "app:create_app()"], env)
         _wait_for(lambda: _http_ok(f"{app_url}/debug"), "the app's /debug", 60, [console, gunicorn])
         start([py, "-m", "app.refresher"], env)
