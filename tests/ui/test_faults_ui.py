@@ -38,15 +38,16 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.app_fixtures import free_port, qradar_env
+from tests.app_fixtures import GUNICORN_CONF, free_port, qradar_env
 from tests.ui.conftest import ROOT, SCREENS, ConsoleBrowser, Guards, screenshot
 
 # Shortened for this module (restored afterwards); values the app accepts.
-MODULE_SETTINGS = {"offense_fragment_budget_s": 2, "offense_retry_after_error_s": 2,
+MODULE_SETTINGS = {"offense_fragment_budget_s": 3, "offense_retry_after_error_s": 2,
                    "offense_cache_recheck_s": 0}
 HANG_S = 3.0  # the dev console answers 503 after this (below the app's 60 s client timeout)
-WIDGET_HANG_S = 8.0  # longer than the fragment's 2 s budget: the app's own client timeout ends it
+WIDGET_HANG_S = 8.0  # longer than the fragment's 3 s budget: the app's own client timeout ends it
 SLOW_S = 3.0
+WIDGET_SLOW_S = 6.0  # longer than the fragment's budget, so its answer is "still searching"
 CANCEL_SLOW_S = 8.0  # keeps a search running while it is cancelled from outside
 WAIT_MS = 90_000
 # Offenses (scenario ids) whose widget must run a fresh Ariel search in a search-fault case: none of them
@@ -113,7 +114,7 @@ FAULTS = [
           cancel_from_outside=True),
     Fault("slow search",
           lambda dc: dc.faults.slow_searches(SLOW_S), (),
-          lambda dc: dc.faults.slow_searches(SLOW_S), ("Still searching",),
+          lambda dc: dc.faults.slow_searches(WIDGET_SLOW_S), ("Still searching",),
           lambda dc: dc.faults.slow_searches(SLOW_S), (), slow=True),
     Fault("connection refused",
           None, ("cannot reach QRadar", "refused"),
@@ -216,7 +217,8 @@ class QRadarLink:
 
 @dataclass
 class OwnApp:
-    """This module's second gunicorn app: same code and console, QRadar reached through ``link``."""
+    """This module's second gunicorn app (the shipped gunicorn config, one worker): same code and console,
+    QRadar reached through ``link``."""
 
     base_url: str
     link: QRadarLink
@@ -233,8 +235,8 @@ def own_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with open(log_path, "wb") as log_file:
         # One worker: the user's cached identity and the fragment's settings are in one process.
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--threads", "4", "app:create_app()"],
+            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
+             "--workers", "1", "app:create_app()"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -293,6 +295,7 @@ class FaultUi:
     tab: Any = None  # the tab's frame inside the console page
     offense_page: Any = None
     playbook_page: Any = None
+    tuning_page: Any = None  # another tab page: the QRadar health banner
     console_errors: list[str] = field(default_factory=list)
 
     def status(self) -> dict:
@@ -324,10 +327,12 @@ def ui(browser: Any, devconsole: Any, tab_env: Any) -> Iterator[FaultUi]:
         _watch_console(env.offense_page, env.console_errors)
         env.playbook_page = session.context.new_page()
         _watch_console(env.playbook_page, env.console_errors)
+        env.tuning_page = session.context.new_page()
+        _watch_console(env.tuning_page, env.console_errors)
         env.playbook_page.goto(session.proxy_root + "/playbook/")
         env.playbook_page.wait_for_selector("article.caw-pb-hunt button.caw-pb-run")
         # The REST-fault cases show offense 2's cached answer: find it once without a fault.
-        assert load_fragment(env, CACHED_OFFENSE, until=lambda s: s == "rows") == "rows"
+        load_fragment_recovered(env, CACHED_OFFENSE)
         yield env
     finally:
         devconsole.faults.clear()
@@ -439,6 +444,9 @@ def check_tab(ui: FaultUi, fault: Fault) -> None:
     # The dashboard item (store only) says its counts are not current, and why.
     item = ui.tab_env.get("analyst", "dashboard/item")["HTML"]
     assert "Not refreshed since" in item and "QRadar" in item, item
+    # So does the banner on the tab's other pages.
+    banner = tuning_banner(ui)
+    assert words_in(banner, fault.refresh_words) and "QRadar refresh failing" in banner, banner
 
     ui.devconsole.faults.clear()
     if fault.refresh is None:
@@ -451,6 +459,15 @@ def check_tab(ui: FaultUi, fault: Fault) -> None:
         wait_recovered_tab(ui)
     assert ui.status()["runs"] > runs
     assert "Not refreshed" not in ui.tab_env.get("analyst", "dashboard/item")["HTML"]
+    assert tuning_banner(ui) == ""
+
+
+def tuning_banner(ui: FaultUi) -> str:
+    """The Tuning page's QRadar health banner once the page has read the status ("" when healthy)."""
+    page = ui.tuning_page
+    page.goto(ui.session.proxy_root + "/tab/tuning")
+    page.wait_for_selector("#qradar-health[data-state]", state="attached", timeout=WAIT_MS)
+    return page.locator("#qradar-health").inner_text().strip()
 
 
 # -- the Offense Summary widget --------------------------------------------------------------------------
@@ -477,6 +494,14 @@ def load_fragment(ui: FaultUi, offense_id: int, until: Callable[[str], bool] = l
 
 def fragment_text(ui: FaultUi) -> str:
     return ui.offense_page.locator(".fragment .caw-frag").inner_text()
+
+
+def load_fragment_recovered(ui: FaultUi, offense_id: int) -> None:
+    """Reload until the widget shows the offense's rows with no notice (QRadar answered in its budget)."""
+    def recovered(state: str) -> bool:
+        return state == "rows" and ui.offense_page.locator(".fragment .caw-frag-notice").count() == 0
+
+    assert recovered(load_fragment(ui, offense_id, until=recovered)), fragment_text(ui)
 
 
 def fresh_in_store(ui: FaultUi, offense_id: int) -> bool:
@@ -506,8 +531,7 @@ def check_widget_refused(ui: FaultUi, fault: Fault, own: OwnApp) -> None:
         assert words_in(text, fault.widget_words) and "Showing the events found at" in text, text
         screenshot(ui.offense_page, "fault-connection-refused-widget")
         own.link.restore()
-        assert load_fragment(ui, CACHED_OFFENSE) == "rows"
-        assert ui.offense_page.locator(".fragment .caw-frag-notice").count() == 0, fragment_text(ui)
+        load_fragment_recovered(ui, CACHED_OFFENSE)
     finally:
         own.link.restore()
         ui.offense_page.unroute(FRAGMENT_REQUEST)
@@ -541,7 +565,7 @@ def check_widget(ui: FaultUi, fault: Fault, own: OwnApp | None = None) -> None:
         screenshot(ui.offense_page, f"fault-{fault.name}-widget")
         ui.devconsole.faults.clear()
         # After the backoff (2 s here) the widget searches again and shows the offense's events.
-        assert load_fragment(ui, offense_id, until=lambda s: s == "rows") == "rows", fragment_text(ui)
+        load_fragment_recovered(ui, offense_id)
         return
     fault.widget(ui.devconsole)
     assert load_fragment(ui, CACHED_OFFENSE) == "rows", fragment_text(ui)
@@ -553,8 +577,7 @@ def check_widget(ui: FaultUi, fault: Fault, own: OwnApp | None = None) -> None:
     assert ui.offense_page.locator(".fragment tr.caw-frag-row").count() > 0
     screenshot(ui.offense_page, f"fault-{fault.name}-widget")
     ui.devconsole.faults.clear()
-    assert load_fragment(ui, CACHED_OFFENSE) == "rows"
-    assert ui.offense_page.locator(".fragment .caw-frag-notice").count() == 0
+    load_fragment_recovered(ui, CACHED_OFFENSE)
 
 
 class _nothing:
