@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from app.store import overview
+
 _ACTIVE = "suppressed_by IS NULL"
 
 
@@ -20,33 +22,50 @@ def _like_contains(value: str) -> str:
 
 def summary(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> dict[str, Any]:
     """Creations by platform, service accounts, chains and detections in [since_ms, until_ms)."""
-    window = (since_ms, until_ms)
+    args: dict[str, Any] = {"start": since_ms, "end": until_ms}
+    # Pre-aggregated per hour (migration 0005, see app/store/overview.py): O(hours), not O(rows).
+    counted = overview.hour_counts_cte(since_ms, until_ms, args)
     by_platform = {r[0]: r[1] for r in conn.execute(
-        f"SELECT cloud_platform, COUNT(*) FROM detections WHERE {_ACTIVE} AND event_time >= ? AND "
-        f"event_time < ?"
-        " GROUP BY cloud_platform ORDER BY cloud_platform", window)}
+        f"{counted}SELECT cloud_platform, SUM(n) FROM counted WHERE NOT suppressed"
+        " GROUP BY cloud_platform HAVING SUM(n) > 0 ORDER BY cloud_platform", args)}
     row = conn.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(is_service_account), 0), COUNT(DISTINCT chain_id)"
-        f" FROM detections WHERE {_ACTIVE} AND event_time >= ? AND event_time < ?", window).fetchone()
-    return {"total": row[0], "service_accounts": row[1], "chains": row[2], "by_platform": by_platform}
+        f"{counted}SELECT COALESCE(SUM(CASE WHEN suppressed THEN 0 ELSE n END), 0),"
+        " COALESCE(SUM(CASE WHEN suppressed THEN 0 ELSE is_service_account * n END), 0) FROM counted",
+        args).fetchone()
+    return {"total": row[0], "service_accounts": row[1], "chains": _chains(conn, args),
+            "by_platform": by_platform}
+
+
+def _chains(conn: sqlite3.Connection, args: dict[str, Any]) -> int:
+    return int(conn.execute(
+        f"SELECT COUNT(DISTINCT chain_id) FROM {overview.CHAINED} WHERE {_ACTIVE} AND chain_id IS NOT NULL"
+        " AND event_time >= :start AND event_time < :end", args).fetchone()[0])
 
 
 def top_initiators(conn: sqlite3.Connection, since_ms: int, until_ms: int,
                    limit: int = 5) -> list[dict[str, Any]]:
+    """The most frequent initiators (by display name, '' for none) with the chains they are in."""
+    args: dict[str, Any] = {"start": since_ms, "end": until_ms, "limit": limit}
+    initiators = overview.actor_counts_cte(since_ms, until_ms, args)
     rows = conn.execute(
-        f"SELECT COALESCE(actor, '') AS actor, COUNT(*) AS n, COUNT(DISTINCT chain_id) AS chains"
-        f" FROM detections WHERE {_ACTIVE} AND event_time >= ? AND event_time < ?"
-        " GROUP BY COALESCE(actor, '') ORDER BY n DESC, actor LIMIT ?", (since_ms, until_ms, limit))
+        f"{initiators}, top AS (SELECT COALESCE(actor, '') AS actor, SUM(n) AS n FROM initiators"
+        " GROUP BY COALESCE(actor, '') ORDER BY n DESC, actor LIMIT :limit),"
+        " chained AS (SELECT COALESCE(actor, '') AS actor, COUNT(DISTINCT chain_id) AS chains"
+        f" FROM {overview.CHAINED} WHERE {_ACTIVE} AND chain_id IS NOT NULL"
+        " AND event_time >= :start AND event_time < :end"
+        " GROUP BY COALESCE(actor, ''))"
+        " SELECT top.actor, top.n, COALESCE(chained.chains, 0) FROM top"
+        " LEFT JOIN chained ON chained.actor = top.actor ORDER BY top.n DESC, top.actor", args)
     return [{"actor": r[0], "count": r[1], "chains": r[2]} for r in rows]
 
 
 def hourly_counts(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> list[tuple[int, str, int]]:
     """(hour start ms, platform, count) for every hour with creations, oldest first."""
+    args: dict[str, Any] = {}
     rows = conn.execute(
-        f"SELECT (event_time / 3600000) * 3600000 AS hour, cloud_platform, COUNT(*) FROM detections"
-        f" WHERE {_ACTIVE} AND event_time >= ? AND event_time < ? GROUP BY hour, cloud_platform ORDER BY "
-        f"hour",
-        (since_ms, until_ms))
+        f"{overview.hour_counts_cte(since_ms, until_ms, args)}SELECT hour_ms, cloud_platform, SUM(n)"
+        " FROM counted WHERE NOT suppressed GROUP BY hour_ms, cloud_platform HAVING SUM(n) > 0"
+        " ORDER BY hour_ms, cloud_platform", args)
     return [(r[0], r[1], r[2]) for r in rows]
 
 

@@ -26,15 +26,25 @@ def fixture_version(path: Path) -> int:
 
 
 def snapshot(path: Path) -> dict[str, list[dict]]:
-    """Every user table's rows (as dicts, in rowid order)."""
+    """Every user table's rows (as dicts, in rowid order; WITHOUT ROWID tables in primary-key order)."""
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
     try:
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid')] for t in tables}
+        return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY {_order(conn, t)}')]
+                for t in tables}
     finally:
         conn.close()
+
+
+def _order(conn: sqlite3.Connection, table: str) -> str:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                       (table,)).fetchone()[0]
+    if not re.search(r"\bWITHOUT\s+ROWID\s*$", sql, re.IGNORECASE):
+        return "rowid"
+    key = sorted((r["pk"], r["name"]) for r in conn.execute(f'PRAGMA table_info("{table}")') if r["pk"])
+    return ", ".join(f'"{name}"' for _, name in key)
 
 
 def test_there_is_a_fixture_for_the_first_released_version() -> None:
@@ -86,6 +96,52 @@ def test_store_migrates_forward_with_nothing_lost(fixture: Path, tmp_path: Path)
     finally:
         conn.close()
     assert dump_sql(store) == migrated_dump, "running the migrations again changed the store"
+
+
+@pytest.mark.parametrize("fixture", [f for f in FIXTURES if fixture_version(f) < 5], ids=lambda p: p.stem)
+def test_counts_tables_are_backfilled_from_the_stored_detections(fixture: Path, tmp_path: Path) -> None:
+    """0005 adds pre-aggregated counts (kept by triggers from then on): a store from before it gets them
+    computed from every detection it holds, so the overview of an upgraded store misses nothing."""
+    from app.store import dashboard, overview
+
+    store = tmp_path / "store.db"
+    load_sql(fixture.read_text(encoding="utf-8"), store)
+    conn = db.connect(store)
+    try:
+        detections = conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+        active = conn.execute("SELECT COUNT(*) FROM detections WHERE suppressed_by IS NULL").fetchone()[0]
+        assert 0 < active < detections, "the fixture should hold suppressed and unsuppressed detections"
+        hours = [tuple(r) for r in conn.execute("SELECT * FROM detection_hour_counts ORDER BY 1, 2, 3, 4")]
+        assert hours == [tuple(r) for r in conn.execute(
+            "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account,"
+            " suppressed_by IS NOT NULL, COUNT(*) FROM detections GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")]
+        assert sum(h[-1] for h in hours) == detections
+        days = [tuple(r) for r in conn.execute(
+            "SELECT * FROM detection_actor_day_counts ORDER BY 1, 2, 3, 4")]
+        assert days == [tuple(r) for r in conn.execute(
+            "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''),"
+            " actor IS NULL, COUNT(*) FROM detections WHERE suppressed_by IS NULL"
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")]
+        assert sum(d[-1] for d in days) == active
+
+        # A 30-day overview and the dashboard over the upgraded store count every detection it holds.
+        end = conn.execute("SELECT MAX(event_time) FROM detections").fetchone()[0] + 1
+        start = end - 30 * 86_400_000
+        figures = overview.overview(conn, start, end)
+        assert figures["total"] + figures["suppressed"] == detections
+        assert figures["total"] == active == sum(p["count"] for p in figures["by_platform"])
+        assert sum(sum(h["counts"].values()) for h in figures["timeline"]) == active
+        assert sum(t["count"] for t in figures["top_initiators"]) == active
+        assert figures["chains"] == conn.execute(
+            "SELECT COUNT(DISTINCT chain_id) FROM detections WHERE suppressed_by IS NULL").fetchone()[0]
+        assert dashboard.summary(conn, start, end)["total"] == active
+
+        # From now on the triggers keep them: a lifted suppression is counted at once.
+        with db.transaction(conn):
+            conn.execute("UPDATE detections SET suppressed_by = NULL WHERE suppressed_by IS NOT NULL")
+        assert overview.overview(conn, start, end)["total"] == detections
+    finally:
+        conn.close()
 
 
 def test_store_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
