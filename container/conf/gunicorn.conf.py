@@ -75,10 +75,16 @@ class LivenessThreadWorker(ThreadWorker):
     """gunicorn 23.0.0's gthread worker whose threads never wait on one client without a time limit."""
 
     def handle(self, conn: Any) -> Any:
-        # conn.init() made the socket blocking without a timeout just before this runs in the thread;
-        # handle() parses the request headers, then calls handle_request().
-        conn.sock.settimeout(HEADER_TIMEOUT_S)
-        return super().handle(conn)
+        while True:
+            # conn.init() made the socket blocking without a timeout just before this runs in the thread;
+            # handle() parses the request headers, then calls handle_request().
+            conn.sock.settimeout(HEADER_TIMEOUT_S)
+            keepalive, conn = super().handle(conn)
+            # The body drain may have read the start of the client's next request along with the end of
+            # the body. Those bytes sit in the parser's buffer, not on the socket, so the poller would
+            # never wake for them: serve that request now, on this thread.
+            if not (keepalive and conn.parser.unreader.buf.getvalue()):
+                return keepalive, conn
 
     def handle_request(self, req: Any, conn: Any) -> bool:
         conn.sock.settimeout(CLIENT_IO_TIMEOUT_S)
