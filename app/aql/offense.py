@@ -89,3 +89,43 @@ def offense_events_query(offense_id: int, start_ms: int, last_updated_ms: int,
         f" LIMIT {lit.integer(row_limit, minimum=1, maximum=10_000)}"
         f" {minute_time_clause(start_ms, last_updated_ms)}"
     )
+
+
+MAX_LINK_BATCH = 50
+
+
+def offense_links_query(offenses: Mapping[int, tuple[int, int]], platforms: Mapping[str, PlatformFilter], *,
+                        not_before_ms: int | None = None, row_limit: int = 5_000) -> str:
+    """ONE search mapping the cloud-account-creation events of several offenses to their offense ids.
+
+    ``offenses`` is offense id -> (start_time, last_updated_time) in epoch ms. Each row carries the columns
+    the detection's event key is built from (starttime, qid, logsourceid, payload) and ``offense_ids``:
+    the ids of the batch's offenses that contain the event, space-separated (an event may be in several).
+    The window covers every offense from its start (or ``not_before_ms``, the oldest stored detection —
+    nothing earlier can be linked) to the minute after its last update. Work stays in AQL: INOFFENSE and
+    the detection's event set filter the events; only matching rows come back.
+    """
+    if not offenses:
+        raise lit.AqlLiteralError("no offenses to search")
+    if len(offenses) > MAX_LINK_BATCH:
+        raise lit.AqlLiteralError(f"at most {MAX_LINK_BATCH} offenses per search, got {len(offenses)}")
+    ids = [lit.integer(oid, minimum=1, maximum=MAX_OFFENSE_ID) for oid in offenses]
+    for start, updated in offenses.values():
+        lit.epoch_ms(start)
+        lit.epoch_ms(updated)
+    start = min(s for s, _u in offenses.values())
+    stop = max(max(s, u) for s, u in offenses.values())
+    if not_before_ms is not None:
+        lit.epoch_ms(not_before_ms)
+        start = min(max(start, not_before_ms), stop)
+    # CONCAT of one CASE per offense ('' last: CONCAT always gets two or more arguments).
+    membership = ", ".join(f"CASE WHEN INOFFENSE({i}) THEN {lit.string(i + ' ')} ELSE '' END" for i in ids)
+    in_any = " OR ".join(f"INOFFENSE({i})" for i in ids)
+    return (
+        "SELECT starttime, qid, logsourceid, UTF8(payload) AS payload,"
+        f" CONCAT({membership}, '') AS offense_ids FROM events"
+        f" WHERE ({in_any}) AND {_creation_match(platforms)}"
+        " ORDER BY starttime ASC"
+        f" LIMIT {lit.integer(row_limit, minimum=1, maximum=100_000)}"
+        f" {minute_time_clause(start, stop)}"
+    )

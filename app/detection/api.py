@@ -26,10 +26,11 @@ bp = Blueprint("detection_api", __name__, url_prefix="/api")
 
 PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
 LIST_PARAMS = frozenset({"start", "end", "platform", "service_accounts", "actor", "target", "chains_only",
-                         "suppressed", "triage_status", "q", "sort", "limit", "offset"})
+                         "suppressed", "triage_status", "q", "sort", "limit", "offset", "offense"})
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_BULK = 1000
+MAX_OFFENSE_ID = 2**31 - 1  # QRadar offense ids are positive ints (the offense AQL builder's bound too)
 
 
 def _bool_arg(name: str) -> bool | None:
@@ -72,6 +73,17 @@ def _text_arg(name: str) -> str | None:
     return raw or None
 
 
+def _offense_arg(name: str) -> int | None:
+    raw = request.args.get(name, "").strip()
+    if raw == "":
+        return None
+    # isascii: "²".isdigit() is true but int() refuses it
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 0 < int(raw) <= MAX_OFFENSE_ID:
+        raise ApiError(400, "bad_parameter", f"{name} must be a QRadar offense id (1 to {MAX_OFFENSE_ID})",
+                       name)
+    return int(raw)
+
+
 def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.DetectionFilter:
     """The detection filter from query parameters (shared with the tab's CSV export)."""
     unknown = sorted(set(request.args) - LIST_PARAMS - extra_params)
@@ -85,7 +97,7 @@ def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.Det
         service_accounts_only=bool(_bool_arg("service_accounts")), actor=_text_arg("actor"),
         target=_text_arg("target"), chains_only=bool(_bool_arg("chains_only")),
         suppressed=_bool_arg("suppressed"), triage_statuses=_list_arg("triage_status", store.TRIAGE_STATUSES),
-        text=_text_arg("q"),
+        text=_text_arg("q"), offense_id=_offense_arg("offense"),
     )
 
 
@@ -238,6 +250,9 @@ _LIST_PARAMETERS = [
     _q("suppressed", {"type": "boolean"}, "true: only suppressed; false: only not suppressed; absent: both"),
     _q("triage_status", {"type": "string"}, "comma-separated: " + ", ".join(store.TRIAGE_STATUSES)),
     _q("q", {"type": "string"}, "text search over names, actor, target, IP, user agent, note"),
+    _q("offense", {"type": "integer", "minimum": 1, "maximum": MAX_OFFENSE_ID},
+       "only detections known to be in this QRadar offense (learnt by the refresher's offense sync and the "
+       "Offense Summary widget)"),
     _q("sort", {"type": "string"}, "field, '-' prefix for descending: " + ", ".join(store.SORT_COLUMNS)),
     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
     _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),

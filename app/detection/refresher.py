@@ -471,6 +471,9 @@ def serve(conn_factory: Callable[[], sqlite3.Connection], gw_factory: Callable[[
                 log.info("detection refresh %s: %s rows, %s new, watermark %s", result.status,
                          result.rows_fetched, result.inserted, result.watermark_ms)
                 _sync_allowlist(conn, gw)
+                from app.offense import sync as offense_sync  # here: app.offense imports this module
+
+                offense_sync.sync_if_due(conn, gw, now_ms())  # which offenses hold detections (never raises)
                 if once:
                     return
             stop_event.wait(poll_s)

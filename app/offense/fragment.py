@@ -30,7 +30,7 @@ from app.detection.extract import extract
 from app.detection.refresher import event_key
 from app.playbook.subject import target_property
 from app.qradar import QRadarError, QRadarUnavailable, SearchStatus, get_gateway
-from app.store import offense_cache
+from app.store import offense_cache, offense_links
 from app.store.db import get_db
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def with_current_detections(conn: Any, rows: list[dict[str, Any]]) -> list[dict[
             row["chain_kind"] = None
         else:
             row.update(actor=det["actor"] or row["actor"], target=det["target_account"] or row["target"],
+                       event_name=det["event_name"] or row.get("event_name") or "",
                        is_service_account=bool(det["is_service_account"]), chain_kind=det["chain_kind"],
                        platform=det["cloud_platform"] or row["platform"])
         out.append(row)
@@ -191,6 +192,9 @@ def _poll(gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float,
                 results.extend(page)
             rows = rows_from_results(conn, results, filters)
             offense_cache.finish(conn, offense_id, rows, _now_ms())
+            with conn:  # what the tab's offense filter and detail panel learn from this answer
+                offense_links.record(conn, offense_id, (r["detection_id"] for r in rows if r["detection_id"]),
+                                     source="fragment", now_ms=_now_ms())
             _quiet_delete(gw, search_id)
             return _answer_rows(conn, offense_id, rows)
         if status.status in ("ERROR", "CANCELED"):

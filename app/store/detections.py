@@ -305,6 +305,7 @@ class DetectionFilter:
     triage_statuses: tuple[str, ...] = ()
     text: str | None = None
     ids: tuple[int, ...] = ()
+    offense_id: int | None = None       # only detections linked to this QRadar offense (offense_links)
 
 
 def _like(value: str) -> str:
@@ -350,6 +351,9 @@ def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
     if f.ids:
         where.append(f"id IN ({','.join('?' * len(f.ids))})")
         args.extend(f.ids)
+    if f.offense_id is not None:
+        where.append("id IN (SELECT detection_id FROM offense_links WHERE offense_id = ?)")
+        args.append(f.offense_id)
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 

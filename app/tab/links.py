@@ -4,9 +4,11 @@
   (`app.aql.literals`) — QID, exact ``starttime`` and log source name, inside a one-minute START/STOP
   window. Events have no stable public id, so this is the narrowest pin AQL allows (UNCONFIRMED whether a
   better key exists on a real console).
-* The offenses that contain the event, as far as the app knows: those whose Offense Summary fragment
-  (app/offense) has listed this detection. Asking QRadar per click would cost one Ariel search per
-  candidate offense (AQL has INOFFENSE(id) but no event → offense lookup), so it is not done here.
+* The offenses that contain the event, as far as the app knows (``offense_links``): learnt by the
+  refresher's offense sync (app/offense/sync.py: open offenses updated since its watermark, one INOFFENSE
+  search per batch) and by every Offense Summary fragment answer. Asking QRadar per click would cost one
+  Ariel search per candidate offense (AQL has INOFFENSE(id) but no event → offense lookup), so it is not
+  done here. Each offense also links back to the tab filtered to that offense (``/tab/?offense=<id>``).
 * The playbook section for the detection's platform (``/playbook/?detection=<id>#platform-<slug>``, an
   app page owned by ``app/playbook``).
 
@@ -26,8 +28,7 @@ from app.api.errors import ApiError
 from app.aql import literals as lit
 from app.auth import require
 from app.store import detections as detection_store
-from app.store import get_db
-from app.store import overview as overview_store
+from app.store import get_db, offense_links
 
 bp = Blueprint("tab_links", __name__)
 
@@ -72,6 +73,12 @@ def playbook_url(detection_id: int, platform: str | None) -> str | None:
     return q_url_for("playbook.index", detection=detection_id, _anchor=f"platform-{slug}")
 
 
+def tab_url(offense_id: int) -> str:
+    """The tab filtered to one offense's detections (an app page, through the console proxy)."""
+    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
+    return q_url_for("tab.index", offense=offense_id)
+
+
 @bp.get("/api/detections/<int:detection_id>/links")
 @require("view")
 def detection_links(detection_id: int) -> dict[str, Any]:
@@ -80,13 +87,14 @@ def detection_links(detection_id: int) -> dict[str, Any]:
         raise ApiError(404, "not_found", f"no detection {detection_id}")
     origin = console_origin()
     aql = event_aql(detection)
-    offense_ids = overview_store.offenses_for_detection(get_db(), detection_id)
+    offense_ids = offense_links.offenses_for_detection(get_db(), detection_id)
     return {
         "aql": aql,
         "log_activity": origin + LOG_ACTIVITY + quote(aql, safe="") if aql else None,
         "offense_id": offense_ids[0] if offense_ids else None,
         "offense": origin + OFFENSE + str(offense_ids[0]) if offense_ids else None,
-        "offenses": [{"id": oid, "url": origin + OFFENSE + str(oid)} for oid in offense_ids],
+        "offenses": [{"id": oid, "url": origin + OFFENSE + str(oid), "tab": tab_url(oid)}
+                     for oid in offense_ids],
         "playbook": playbook_url(detection_id, detection.get("cloud_platform")),
     }
 
@@ -94,7 +102,8 @@ def detection_links(detection_id: int) -> dict[str, Any]:
 OPENAPI_PATHS = {
     "/api/detections/{detection_id}/links": {"get": {
         "summary": "Deep links for a detection: Log Activity pinned to its event (AQL from escaped "
-                   "literals), its offense, the playbook section for its platform",
+                   "literals), the offenses known to contain it (QRadar's page and the tab filtered to "
+                   "each), the playbook section for its platform",
         "parameters": [{"name": "detection_id", "in": "path", "required": True,
                         "schema": {"type": "integer"}}],
         "responses": {"200": {"description": "links (null when not available)"},

@@ -99,6 +99,11 @@ def _offense_event_name(value: str) -> list[str]:
     return [aqlo.offense_events_query(42, NOW_MS - HOUR_MS, NOW_MS, _platforms(("CreateUser", value)))]
 
 
+def _offense_links_event_name(value: str) -> list[str]:
+    window = (NOW_MS - HOUR_MS, NOW_MS)
+    return [aqlo.offense_links_query({42: window, 43: window}, _platforms(("CreateUser", value)))]
+
+
 def _hunting(**values: str) -> list[str]:
     out = []
     for platform in aqld.PLATFORMS:
@@ -148,6 +153,7 @@ BUILDERS: dict[str, Callable[[str], list[str]]] = {
     "follow_on.event_name": _follow_on_event_name,
     "log_activity.event_name": _log_activity_event_name,
     "offense.event_name": _offense_event_name,
+    "offense_links.event_name": _offense_links_event_name,
     "hunting.actor": _hunting_actor,
     "hunting.actor_arn": _hunting_actor_arn,
     "hunting.target": _hunting_target,
@@ -237,6 +243,9 @@ def test_offense_ids_must_be_positive_integers(offense_id: object) -> None:
     with pytest.raises(ValueError):
         aqlo.offense_events_query(offense_id, NOW_MS - HOUR_MS, NOW_MS,  # type: ignore[arg-type]
                                   aqld.default_platform_filters())
+    with pytest.raises(ValueError):  # the offense-link sync's batch search: every id typed too
+        aqlo.offense_links_query({offense_id: (NOW_MS - HOUR_MS, NOW_MS)},  # type: ignore[dict-item]
+                                 aqld.default_platform_filters())
 
 
 @pytest.mark.parametrize("change", [
@@ -396,7 +405,7 @@ def test_settings_api_refuses_a_quoted_custom_property_name(client, login) -> No
 COVERED_BUILDERS = {
     "app.aql.detection": {"detection_query", "follow_on_query", "log_activity_query"},
     "app.aql.hunting": {"hunting_query", "hunting_queries", "find_query", "pivot_clause"},
-    "app.aql.offense": {"offense_events_query", "minute_time_clause"},
+    "app.aql.offense": {"offense_events_query", "minute_time_clause", "offense_links_query"},
 }
 
 

@@ -1,0 +1,194 @@
+"""The refresher's offense sync: which QRadar offenses contain which detections, learnt without anyone
+opening an Offense Summary widget (see docs/ARCHITECTURE.md, "Offense ↔ detection links").
+
+Run by the refresher after a detection cycle, at most every ``offense_link_interval_s``:
+
+1. list open offenses updated in [watermark, detection watermark] through the gateway
+   (``GET /api/siem/offenses`` with ``filter``, ``sort=+last_updated_time``, ``fields`` and ``Range`` pages);
+   the upper bound is the detection refresher's watermark, so an offense is searched only once the events
+   that updated it have had their chance to become detections;
+2. skip offenses already searched at their current ``last_updated_time`` (``offense_sync``) and those last
+   updated before the oldest stored detection (nothing to link), take at most ``offense_link_max_per_cycle``;
+3. ONE Ariel search for the batch (`app.aql.offense.offense_links_query`: INOFFENSE per offense and the
+   detection's event set, so QRadar does the filtering) mapping events to offense ids;
+4. one transaction: links for the events that are stored detections (by event key, twins included), the
+   offenses' sync state, and the watermark (the ``last_updated_time`` of the last offense handled).
+
+Bounded: at most one list page walk of ``MAX_PAGES`` x ``PAGE_SIZE`` offenses and one search of at most
+``ROW_LIMIT`` rows per run; a backlog continues after the next detection cycle. QRadar errors are recorded
+in ``refresh_state['offense_links']`` and retried next time; they never stop detection.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from app import settings
+from app.aql import offense as offense_aql
+from app.qradar import Gateway
+from app.store import core, offense_cache, offense_links
+
+log = logging.getLogger(__name__)
+
+JOB = "offense_links"
+DETECTION_JOB = "detection"
+PAGE_SIZE = 50
+MAX_PAGES = 20
+ROW_LIMIT = 5_000
+FIELDS = "id,start_time,last_updated_time"
+
+settings.register(settings.Setting(
+    "offense_link_interval_s", "int", 900,
+    "How often the refresher learns which open offenses contain detections (s); 0 turns it off.", 0, 86_400))
+settings.register(settings.Setting(
+    "offense_link_max_per_cycle", "int", 25,
+    "Most offenses searched (in one Ariel search) per offense-link run.", 1, offense_aql.MAX_LINK_BATCH))
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def changed_offense_pages(gw: Gateway, since_ms: int, until_ms: int) -> Iterator[list[tuple[int, int, int]]]:
+    """Pages of (id, start_time, last_updated_time) of open offenses updated in [since, until], oldest
+    update first, walked with Range pages (at most MAX_PAGES; the caller stops when it has enough)."""
+    query = f"status=OPEN and last_updated_time>={int(since_ms)} and last_updated_time<={int(until_ms)}"
+    for page_no in range(MAX_PAGES):
+        page = gw.list_offenses(filter=query, sort="+last_updated_time", start=page_no * PAGE_SIZE,
+                                limit=PAGE_SIZE, fields=FIELDS)
+        found = []
+        for item in page:
+            oid, start, updated = (_int(item.get(k)) for k in ("id", "start_time", "last_updated_time"))
+            if oid is None or not 0 < oid <= offense_aql.MAX_OFFENSE_ID or start is None or start < 0:
+                log.warning("offense sync: skipping an offense QRadar listed without a usable id/start_time")
+                continue
+            found.append((oid, start, updated if updated is not None and updated >= start else start))
+        yield found
+        if len(page) < PAGE_SIZE:
+            return
+
+
+def sync_if_due(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, Any] | None:
+    """The refresher's call: one run when due (or when a backlog is left); never raises."""
+    interval_s = settings.get("offense_link_interval_s", conn=conn)
+    if not interval_s:
+        return None
+    state = core.get_refresh_state(conn, JOB)
+    due = (state.get("details") or {}).get("next_ms")
+    if due is not None and now_ms < int(due):
+        return None
+    try:
+        return sync_once(conn, gw, now_ms)
+    except Exception as exc:  # a QRadar fault or a bug here must not take the refresher down
+        if conn.in_transaction:
+            conn.rollback()
+        log.warning("offense link sync failed; retrying next time: %s", exc)
+        with conn:
+            core.save_refresh_state(conn, JOB, last_finished_ms=now_ms, last_status="error",
+                                    last_error=str(exc)[:500], runs=int(state.get("runs") or 0) + 1,
+                                    details={**(state.get("details") or {}),
+                                             "next_ms": now_ms + interval_s * 1000})
+        return None
+
+
+def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, Any]:
+    """One run (module docstring); returns what it did. QRadar errors raise (`sync_if_due` records them)."""
+    from app.detection.refresher import event_key
+    from app.offense.fragment import creation_filters
+
+    if conn.in_transaction:
+        conn.commit()
+    state = core.get_refresh_state(conn, JOB)
+    interval_ms = settings.get("offense_link_interval_s", conn=conn) * 1000
+    cap = settings.get("offense_link_max_per_cycle", conn=conn)
+    ceiling = core.get_refresh_state(conn, DETECTION_JOB).get("watermark_ms")
+    oldest = offense_links.oldest_detection_time(conn)
+    report: dict[str, Any] = {"listed": 0, "searched": [], "links_added": 0, "rows": 0, "truncated": False,
+                              "backlog": False}
+    watermark = state.get("watermark_ms")
+    if ceiling is None or oldest is None:
+        # Nothing detected yet: nothing can be linked, and the watermark stays where it is.
+        _save(conn, state, watermark, now_ms, now_ms + (interval_ms or 60_000), report)
+        return report
+    if watermark is None:
+        watermark = ceiling - settings.get("lookback_hours", conn=conn) * 3_600_000
+    batch: dict[int, tuple[int, int]] = {}
+    nothing_to_link: dict[int, int] = {}
+    new_watermark = watermark
+    for page in changed_offense_pages(gw, watermark, ceiling):
+        done = offense_links.synced_versions(conn, (oid for oid, _s, _u in page))
+        for oid, start, updated in page:
+            if done.get(oid, -1) >= updated or oid in batch:
+                pass  # searched at this version already
+            elif updated < oldest:
+                nothing_to_link[oid] = updated  # it ended before the oldest detection: nothing to link
+            elif len(batch) >= cap:
+                report["backlog"] = True
+                break
+            else:
+                batch[oid] = (start, updated)
+            report["listed"] += 1
+            # Sorted by last update: everything up to here is handled by this run.
+            new_watermark = max(new_watermark, updated)
+        if report["backlog"]:
+            break
+
+    links: dict[int, set[int]] = {oid: set() for oid in batch}
+    if batch:
+        aql = offense_aql.offense_links_query(batch, creation_filters(conn), not_before_ms=oldest,
+                                              row_limit=ROW_LIMIT)
+        rows = gw.run_search(aql, settings.get("search_timeout_s", conn=conn), page_size=1000)
+        report["rows"] = len(rows)
+        report["truncated"] = len(rows) >= ROW_LIMIT
+        if report["truncated"]:
+            log.warning("offense sync: the search for %d offenses hit its %d-row limit; links may be "
+                        "incomplete", len(batch), ROW_LIMIT)
+        keyed = [(event_key(r), str(r.get("offense_ids") or "").split()) for r in rows]
+        stored = offense_cache.detections_for_event_keys(conn, (k for k, _ids in keyed))
+        for key, ids in keyed:
+            detection = stored.get(key)
+            if detection is None:
+                continue
+            for text in ids:
+                oid = _int(text)
+                if oid in links:
+                    links[oid].add(int(detection["id"]))
+        report["searched"] = sorted(batch)
+
+    at = now_ms
+    with conn:
+        for oid, detection_ids in links.items():
+            report["links_added"] += offense_links.record(conn, oid, detection_ids, source="sync", now_ms=at)
+        versions = {**nothing_to_link, **{oid: updated for oid, (_s, updated) in batch.items()}}
+        offense_links.mark_synced(conn, versions, {oid: len(ids) for oid, ids in links.items()}, at)
+        offense_links.purge_sync_older_than(
+            conn, at - settings.get("retention_days", conn=conn) * 86_400_000)
+        # A backlog continues after the next detection cycle rather than a whole interval later.
+        next_ms = at if report["backlog"] else at + (interval_ms or 60_000)
+        _save(conn, state, new_watermark, at, next_ms, report, commit=False)
+    log.info("offense sync: %d listed, %d searched, %d rows, %d new links", report["listed"],
+             len(report["searched"]), report["rows"], report["links_added"])
+    return report
+
+
+def _save(conn: sqlite3.Connection, state: dict[str, Any], watermark: int | None, at: int, next_ms: int,
+          report: dict[str, Any], *, commit: bool = True) -> None:
+    details = {"next_ms": next_ms, "listed": report["listed"], "searched": len(report["searched"]),
+               "rows": report["rows"], "links_added": report["links_added"], "truncated": report["truncated"],
+               "backlog": report["backlog"]}
+    changes = {"watermark_ms": watermark, "last_started_ms": at, "last_finished_ms": at,
+               "last_success_ms": at, "last_status": "ok", "last_error": None,
+               "runs": int(state.get("runs") or 0) + 1, "details": details}
+    if commit:
+        with conn:
+            core.save_refresh_state(conn, JOB, **changes)
+    else:
+        core.save_refresh_state(conn, JOB, **changes)
