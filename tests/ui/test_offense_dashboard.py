@@ -182,3 +182,52 @@ def test_hunting_query_runs_from_the_playbook_page(as_user, tab_env, devconsole)
     session.page.wait_for_selector("#results, #search-error", timeout=60_000)
     assert session.page.locator("#search-error").count() == 0
     assert attach["events"][0]["event_name"] in session.page.locator("#results tbody").inner_text()
+
+
+def test_widget_opens_the_tab_filtered_to_its_offense_and_back(as_user, devconsole) -> None:
+    """Both ways: the widget's rows name the event and link to /tab/?offense=<id>, which lists exactly the
+    offense's detections under a removable chip; a detection's panel links back to QRadar's offense page."""
+    offense_id = 1  # open, with creations; not offense 5, which another test needs uncached
+    offense = next(o for o in devconsole.scenario["offenses"] if o["id"] == offense_id)
+    assert offense["status"] == "OPEN"
+    expected = expected_rows(devconsole, offense_id)
+    assert expected
+    session = as_user("analyst")
+    page = open_offense(session, offense_id)
+    frag = page.locator(".fragment .caw-frag")
+    assert frag.get_attribute("data-state") == "rows"
+    assert [t.strip() for t in frag.locator("tr.caw-frag-row .caw-frag-event").all_inner_texts()] == [
+        e["event_name"] for e in expected]
+    link = frag.locator(".caw-frag-footer a.caw-frag-open")
+    assert link.get_attribute("href") == f"{session.proxy_root}/tab/?offense={offense_id}"
+    with page.expect_popup() as popup_info:
+        link.click()
+    tab = popup_info.value
+    tab.wait_for_load_state()
+    chip = tab.locator("#chip-offense")
+    chip.wait_for(timeout=30_000)
+    assert chip.inner_text().startswith(f"Offense {offense_id}")
+    rows = "#detections-body tr.caw-row"
+    tab.wait_for_function(
+        "n => !document.querySelector('#detections[aria-busy=\"true\"]')"
+        " && document.querySelectorAll('#detections-body tr.caw-row').length === n",
+        arg=len(expected), timeout=30_000)
+    targets = [t.strip() for t in tab.locator(f"{rows} td[data-column='target_account']").all_inner_texts()]
+    assert sorted(targets) == sorted(e["target_account"] for e in expected)
+    assert f"offense={offense_id}" in tab.locator("#export-csv").get_attribute("href")
+    screenshot(tab, f"tab-offense-{offense_id}")
+
+    tab.locator(rows).first.click()
+    back = tab.locator(f"#panel:not([hidden]) #link-offense-{offense_id}")
+    back.wait_for(timeout=30_000)
+    assert back.get_attribute("href") == offense_url(devconsole, offense_id)
+
+    total_before = tab.locator("#page-range").inner_text()
+    tab.click("#chip-offense-remove")
+    chip.wait_for(state="detached", timeout=30_000)
+    tab.wait_for_function(
+        "n => !document.querySelector('#detections[aria-busy=\"true\"]')"
+        " && document.querySelectorAll('#detections-body tr.caw-row').length > n",
+        arg=len(expected), timeout=30_000)
+    assert "offense=" not in tab.url
+    assert tab.locator("#page-range").inner_text() != total_before

@@ -36,6 +36,7 @@
   const state = {
     sort: "-event_time", limit: 50, offset: 0, total: 0, items: [], selected: new Set(), openId: null,
     refreshTimer: null,
+    offense: null,  // /tab/?offense=<id>: only that QRadar offense's detections (a removable chip)
   };
 
   function chainLabel(d) {
@@ -57,8 +58,10 @@
   function filterQuery() {
     const range = windowRange();
     return {
-      start: range.start,
+      // An offense's detections are shown whatever their age (the chip says "any time").
+      start: state.offense ? 0 : range.start,
       end: range.end,
+      offense: state.offense,
       platform: $("f-platform").value,
       triage_status: $("f-triage").value,
       suppressed: $("f-suppressed").value,
@@ -72,6 +75,38 @@
     const query = {...filterQuery(), sort: state.sort, tz: window.CAW.timeZone(),
       columns: COLUMNS.map((c) => c.key).join(",")};
     $("export-csv").setAttribute("href", appUrl("/api/detections.csv", query));
+  }
+
+  /* ---------- link filter chip (from the Offense Summary widget or the detail panel) ---------- */
+
+  function renderChips() {
+    const box = clear($("filter-chips"));
+    box.hidden = !state.offense;
+    $("table-description").textContent = state.offense ?
+      `Cloud accounts created in QRadar offense ${state.offense}, any time, newest first.` :
+      "Cloud accounts created in the window, newest first.";
+    if (!state.offense) return;
+    box.appendChild(el("div", {className: "cds--tag cds--tag--filter cds--tag--blue caw-chip", id: "chip-offense",
+      title: "Only detections known to be in this QRadar offense"},
+    el("span", {className: "cds--tag__label"}, `Offense ${state.offense} · any time`),
+    el("button", {type: "button", className: "cds--tag__close-icon", id: "chip-offense-remove",
+      "aria-label": `Remove filter: offense ${state.offense}`, title: "Remove filter", onclick: () => setOffense(null)},
+    "✕")));
+  }
+
+  // Show one offense's detections (or all again): the URL keeps the filter, so reload and sharing work.
+  function setOffense(id) {
+    state.offense = id === null || id === undefined || id === "" ? null : String(id);
+    const url = new URL(window.location.href);
+    if (state.offense) url.searchParams.set("offense", state.offense);
+    else url.searchParams.delete("offense");
+    url.searchParams.delete("detection");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+    if (state.offense) $("f-suppressed").value = "";  // suppressed ones are part of the offense too
+    state.offset = 0;
+    state.selected.clear();
+    renderChips();
+    loadTable();
   }
 
   /* ---------- table ---------- */
@@ -457,6 +492,11 @@
       if (links.log_activity) linkRow.appendChild(linkButton("Open in Log Activity", links.log_activity, "link-log-activity"));
       for (const offense of links.offenses || []) {
         linkRow.appendChild(linkButton(`Open offense ${offense.id}`, offense.url, `link-offense-${offense.id}`));
+        if (String(offense.id) !== state.offense) {
+          linkRow.appendChild(el("button", {type: "button", className: "cds--btn cds--btn--ghost cds--btn--sm caw-btn-sm",
+            id: `filter-offense-${offense.id}`, onclick: () => setOffense(offense.id)},
+          `Detections in offense ${offense.id}`));
+        }
       }
       if (links.playbook) linkRow.appendChild(linkButton("Playbook for " + d.cloud_platform, links.playbook, "link-playbook"));
     } else if (links && links.error) {
@@ -631,10 +671,18 @@
     });
     $("refresh-now").addEventListener("click", refreshNow);
     $("refresh-cancel").addEventListener("click", cancelRefresh);
+    // Deep link from the Offense Summary widget: /tab/?offense=<id> (the API checks the id and says so).
+    const params = new URLSearchParams(window.location.search);
+    const offense = (params.get("offense") || "").trim();
+    if (offense) {
+      state.offense = offense.slice(0, 40);
+      $("f-suppressed").value = "";
+    }
+    renderChips();
     reloadData();
     loadStatus();
     // Deep link from the Offense Summary widget, the dashboard item and Pulse: /tab/?detection=<id>.
-    const linked = new URLSearchParams(window.location.search).get("detection");
+    const linked = params.get("detection");
     if (linked && /^[0-9]{1,15}$/.test(linked)) openPanel(Number(linked));
   }
 
