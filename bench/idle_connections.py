@@ -33,12 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+from devconsole.launcher import GUNICORN_CONF
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "container" / "conf" / "gunicorn.conf.py"
 CONFIGS = {
     "stock": ["--workers", "2", "--threads", "4", "--timeout", "120", "--graceful-timeout", "20",
               "--preload"],
-    "shipped": ["--config", str(CONF)],
+    "shipped": ["--config", str(GUNICORN_CONF)],
 }
 KINDS = ("silent", "kept", "rejected", "partial")
 FRESH = 8

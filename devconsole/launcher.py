@@ -17,6 +17,16 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
+# The server settings the container uses (workers, threads, timeouts, worker class). ``make run``, the
+# tests' apps and the benchmarks start gunicorn with them, so what they see is what QRadar runs.
+GUNICORN_CONF = REPO_ROOT / "container" / "conf" / "gunicorn.conf.py"
+
+
+def gunicorn_command(bind: str, *overrides: str) -> list[str]:
+    """``python -m gunicorn`` for the app with the container's config file, bound to ``bind``; ``overrides``
+    are command-line options that take precedence over the file (e.g. ``--workers 4``)."""
+    return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", bind, *overrides,
+            "app:create_app()"]
 
 
 @dataclass

@@ -24,8 +24,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devconsole.launcher import gunicorn_command
+
 ROOT = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = ROOT / "container" / "conf" / "gunicorn.conf.py"
 
 
 def _log(message: str) -> None:
@@ -133,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                "APP_STORE_DIR": str(store),
                "APP_QRADAR_TRANSPORT": "http"}
         # The container's server settings (container/conf/gunicorn.conf.py); only bind and --workers vary.
-        gunicorn = start([py, "-m", "gunicorn", "--config", str(GUNICORN_CONF),
-                          "--bind", f"127.0.0.1:{args.app_port}", "--workers", str(args.workers),
-                          "app:create_app()"], env)
+        gunicorn = start(gunicorn_command(f"127.0.0.1:{args.app_port}", "--workers", str(args.workers)), env)
         _wait_for(lambda: _http_ok(f"{app_url}/debug"), "the app's /debug", 60, [console, gunicorn])
         start([py, "-m", "app.refresher"], env)
 

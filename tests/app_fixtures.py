@@ -30,9 +30,6 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-# The server settings the container uses (workers, threads, timeouts, worker class): the live app runs
-# exactly those, so what tests see under load and idle connections is what QRadar gets.
-GUNICORN_CONF = ROOT / "container" / "conf" / "gunicorn.conf.py"
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put the repo root on sys.path
     sys.path.insert(0, str(ROOT))
 
@@ -136,6 +133,8 @@ class LiveApp:
 
 @pytest.fixture(scope="session")
 def live_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    from devconsole.launcher import gunicorn_command
+
     store = tmp_path_factory.mktemp("live_store")
     env = {**os.environ, **qradar_env(devconsole), "APP_STORE_DIR": str(store),
            "APP_QRADAR_TRANSPORT": "http"}
@@ -143,8 +142,7 @@ def live_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log_path = store / "gunicorn.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind",
-             f"127.0.0.1:{devconsole.app_port}", "app:create_app()"],
+            gunicorn_command(f"127.0.0.1:{devconsole.app_port}"),
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

@@ -99,11 +99,12 @@ class AppProcesses:
         return app_env(self.console, self.store_dir)
 
     def start_gunicorn(self, timeout_s: float = 60) -> None:
+        from devconsole.launcher import gunicorn_command
+
         log = (self.store_dir / "gunicorn.log").open("ab")
         self.gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers",
-             str(self.workers), "--threads", str(self.threads), "--timeout", "60", "--preload",
-             "app:create_app()"],
+            gunicorn_command(f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
+                             str(self.threads), "--timeout", "60"),
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while True:

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from devconsole.launcher import gunicorn_command
 from tests.app_fixtures import ROOT, free_port, qradar_env
 
 START_TIMEOUT_S = 60.0
@@ -65,8 +66,7 @@ def own_app(console: Any, store: Path, workers: int = 2, threads: int = 4) -> It
     log_path = store / "gunicorn.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-             "--threads", str(threads), "--preload", "app:create_app()"],
+            gunicorn_command(f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)),
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.app_fixtures import GUNICORN_CONF
+from devconsole.launcher import GUNICORN_CONF
 
 ANSWER_TIMEOUT_S = 20.0
 # Above the 8 KiB gunicorn reads with the headers, so most of the body is still on the socket when the

@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.app_fixtures import GUNICORN_CONF, free_port, qradar_env
+from devconsole.launcher import gunicorn_command
+from tests.app_fixtures import free_port, qradar_env
 from tests.ui.conftest import ROOT, SCREENS, ConsoleBrowser, Guards, screenshot
 
 # Shortened for this module (restored afterwards); values the app accepts.
@@ -235,8 +236,7 @@ def own_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with open(log_path, "wb") as log_file:
         # One worker: the user's cached identity and the fragment's settings are in one process.
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
-             "--workers", "1", "app:create_app()"],
+            gunicorn_command(f"127.0.0.1:{port}", "--workers", "1"),
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
