@@ -237,6 +237,17 @@ def _sync_allowlist(conn: sqlite3.Connection, gw: Gateway) -> None:
             conn.rollback()
 
 
+def _refresh_statistics(conn: sqlite3.Connection) -> None:
+    """The store's query-planner statistics, when due; a failure is logged and retried next cycle."""
+    try:
+        if core.refresh_planner_statistics_if_due(conn, now_ms()):
+            log.info("query planner statistics refreshed")
+    except sqlite3.Error:
+        log.exception("refreshing the query planner statistics failed; retrying next cycle")
+        if conn.in_transaction:
+            conn.rollback()
+
+
 def _apply_suppression(conn: sqlite3.Connection, at_ms: int, detection_ids: list[int]) -> bool:
     """Tuning's hook (`app.tuning.suppress.apply`), when that package is installed."""
     try:
@@ -474,6 +485,7 @@ def serve(conn_factory: Callable[[], sqlite3.Connection], gw_factory: Callable[[
                 from app.offense import sync as offense_sync  # here: app.offense imports this module
 
                 offense_sync.sync_if_due(conn, gw, now_ms())  # which offenses hold detections (never raises)
+                _refresh_statistics(conn)
                 if once:
                     return
             stop_event.wait(poll_s)

@@ -202,3 +202,18 @@ def test_setting_stored_before_a_rule_tightened_falls_back_to_default(tmp_path):
     with conn:
         core.put_setting(conn, "magnitude_minimum", 99, actor="old-version")
     assert settings.get("magnitude_minimum", conn) == 3
+
+
+def test_planner_statistics_run_when_due(tmp_path):
+    conn = db.connect(tmp_path / "a.db")
+    with conn:
+        conn.execute("INSERT INTO settings (key, value_json, updated_by, updated_at) "
+                     "VALUES ('x', '1', 't', 0)")
+    assert core.refresh_planner_statistics_if_due(conn, 1_000_000)
+    analysed = {r[0] for r in conn.execute("SELECT tbl FROM sqlite_stat1")}
+    assert "settings" in analysed
+    # Not again within the interval; again once it passed, and each run is counted.
+    assert not core.refresh_planner_statistics_if_due(conn, 1_000_000 + core.STATISTICS_EVERY_MS - 1)
+    assert core.refresh_planner_statistics_if_due(conn, 1_000_000 + core.STATISTICS_EVERY_MS)
+    state = core.get_refresh_state(conn, core.STATISTICS_JOB)
+    assert (state["runs"], state["last_success_ms"]) == (2, 1_000_000 + core.STATISTICS_EVERY_MS)

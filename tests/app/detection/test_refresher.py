@@ -204,6 +204,9 @@ def test_killed_mid_cycle_then_restarted_loses_nothing(detection_console, store_
     try:
         assert summary(conn) == detection_console.expected["detections"]
         assert core.get_refresh_state(conn, refresher.JOB)["last_status"] == "ok"
+        # The cycle also gave SQLite's planner statistics on the detections it stored.
+        assert core.get_refresh_state(conn, core.STATISTICS_JOB)["last_status"] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'detections'").fetchone()[0] > 0
     finally:
         conn.close()
 
