@@ -123,13 +123,3 @@ def overview(conn: sqlite3.Connection, start_ms: int, end_ms: int, *, top_n: int
         "top_initiators": top,
     }
 
-
-def offenses_for_detection(conn: sqlite3.Connection, detection_id: int) -> list[int]:
-    """QRadar offenses known to contain this detection's event: the Offense Summary fragment's cache
-    (``offense_cache``, app/offense) records, per offense, which stored detection each of its creation
-    events belongs to. Offenses nobody has opened yet are not known here."""
-    rows = conn.execute(
-        "SELECT DISTINCT c.offense_id FROM offense_cache AS c, json_each(c.rows) AS r"
-        " WHERE c.status = 'done' AND json_extract(r.value, '$.detection_id') = ?"
-        " ORDER BY c.offense_id", (detection_id,))
-    return [int(row[0]) for row in rows]
