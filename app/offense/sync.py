@@ -59,21 +59,40 @@ def _int(value: Any) -> int | None:
 
 def changed_offense_pages(gw: Gateway, since_ms: int, until_ms: int) -> Iterator[list[tuple[int, int, int]]]:
     """Pages of (id, start_time, last_updated_time) of open offenses updated in [since, until], oldest
-    update first, walked with Range pages (at most MAX_PAGES; the caller stops when it has enough)."""
-    query = f"status=OPEN and last_updated_time>={int(since_ms)} and last_updated_time<={int(until_ms)}"
-    for page_no in range(MAX_PAGES):
-        page = gw.list_offenses(filter=query, sort="+last_updated_time", start=page_no * PAGE_SIZE,
-                                limit=PAGE_SIZE, fields=FIELDS)
+    update first (at most MAX_PAGES requests; the caller stops when it has enough).
+
+    Paged by key, not by offset: each request starts at the last update time the previous page reached
+    (skipping the offenses already listed at it). An offense updated while the pages are walked moves to
+    the end of the list; with offsets that shifted every later offense one place earlier, and the one that
+    slid onto an already-read page was never listed (the watermark passed it). An offense listed again
+    with a newer update is yielded again, with that version."""
+    seen: set[tuple[int, int]] = set()
+    ties = 0  # offenses listed so far at exactly since_ms (the offset into them)
+    for _page_no in range(MAX_PAGES):
+        query = f"status=OPEN and last_updated_time>={int(since_ms)} and last_updated_time<={int(until_ms)}"
+        page = gw.list_offenses(filter=query, sort="+last_updated_time", start=ties, limit=PAGE_SIZE,
+                                fields=FIELDS)
         found = []
         for item in page:
             oid, start, updated = (_int(item.get(k)) for k in ("id", "start_time", "last_updated_time"))
             if oid is None or not 0 < oid <= offense_aql.MAX_OFFENSE_ID or start is None or start < 0:
                 log.warning("offense sync: skipping an offense QRadar listed without a usable id/start_time")
                 continue
-            found.append((oid, start, updated if updated is not None and updated >= start else start))
+            version = (oid, updated if updated is not None and updated >= start else start)
+            if version not in seen:
+                seen.add(version)
+                found.append((oid, start, version[1]))
         yield found
         if len(page) < PAGE_SIZE:
             return
+        # The next page starts at the newest update QRadar listed here (as QRadar filters on it).
+        listed = [u for u in (_int(item.get("last_updated_time")) for item in page) if u is not None]
+        newest = max(listed, default=since_ms)
+        at_newest = sum(1 for u in listed if u == newest)
+        if newest > since_ms:
+            since_ms, ties = newest, at_newest
+        else:  # the whole page was offenses updated at since_ms: walk on through them
+            ties += len(page)
 
 
 def sync_if_due(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, Any] | None:
@@ -126,7 +145,10 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
     for page in changed_offense_pages(gw, watermark, ceiling):
         done = offense_links.synced_versions(conn, (oid for oid, _s, _u in page))
         for oid, start, updated in page:
-            if done.get(oid, -1) >= updated or oid in batch:
+            if oid in batch:
+                # Listed again: QRadar updated it during this walk. Search it at its newest version.
+                batch[oid] = (start, max(updated, batch[oid][1]))
+            elif done.get(oid, -1) >= updated:
                 pass  # searched at this version already
             elif updated < oldest:
                 nothing_to_link[oid] = updated  # it ended before the oldest detection: nothing to link

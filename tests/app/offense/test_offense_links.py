@@ -248,3 +248,56 @@ def test_event_names_in_the_fragment_are_text(offline_app) -> None:
     # Below the rows: every detection of the offense in the tab.
     (open_link,) = [a["href"] for a in parsed.links if "caw-frag-open" in a.get("class", "")]
     assert open_link == "https://qradar.example/console/plugins/1101/app_proxy/tab/?offense=42"
+
+
+def test_an_offense_updated_during_the_page_walk_hides_no_other(refreshed_app, devconsole,
+                                                                 monkeypatch) -> None:
+    """QRadar's offense list is sorted by last update: an offense updated between two of the sync's page
+    requests moves to the end, which shifts every later offense one place earlier. Walking by offset then
+    skipped the offense that moved onto the previous page (and the watermark passed it: never searched);
+    the moved offense came back with its new version and was searched at its old one only."""
+    from contextlib import closing
+
+    from app.offense import sync
+    from app.qradar import get_gateway
+
+    monkeypatch.setattr(sync, "PAGE_SIZE", 2)
+    conn = db.connect(refreshed_app.config["DATABASE"])
+    ceiling = conn.execute("SELECT watermark_ms FROM refresh_state WHERE name = 'detection'").fetchone()[0]
+    with refreshed_app.app_context():
+        gw = get_gateway()
+    list_offenses = gw.list_offenses
+    touched: list[tuple[int, int]] = []
+
+    def listing(**kwargs):
+        page = list_offenses(**kwargs)
+        if not touched and page:
+            # The console updates the first offense listed, right after the first page was read.
+            oid = int(page[0]["id"])
+            with closing(sqlite3.connect(devconsole.data_dir / "events.db")) as events:
+                old = events.execute("SELECT last_updated_time FROM offenses WHERE id = ?",
+                                     (oid,)).fetchone()[0]
+                events.execute("UPDATE offenses SET last_updated_time = ? WHERE id = ?", (ceiling, oid))
+                events.commit()
+            touched.append((oid, old))
+        return page
+
+    monkeypatch.setattr(gw, "list_offenses", listing)
+    try:
+        for _ in range(len(devconsole.scenario["offenses"]) + 2):
+            report = sync.sync_if_due(conn, gw, now_ms())
+            assert report is not None
+            if not report["backlog"]:
+                break
+        assert touched, "the sync listed offenses"
+        for offense in devconsole.scenario["offenses"]:
+            assert linked_targets(conn, offense["id"]) == expected_targets(devconsole, offense), offense["id"]
+        # The moved offense is recorded at the version QRadar listed last (its new events were searched).
+        oid, _old = touched[0]
+        assert offense_links.synced_versions(conn, [oid]) == {oid: ceiling}
+    finally:
+        conn.close()
+        for oid, old in touched:
+            with closing(sqlite3.connect(devconsole.data_dir / "events.db")) as events:
+                events.execute("UPDATE offenses SET last_updated_time = ? WHERE id = ?", (old, oid))
+                events.commit()
