@@ -115,16 +115,19 @@ def offense_links_query(offenses: Mapping[int, tuple[int, int]], platforms: Mapp
         lit.epoch_ms(updated)
     start = min(s for s, _u in offenses.values())
     stop = max(max(s, u) for s, u in offenses.values())
+    not_before = ""
     if not_before_ms is not None:
-        lit.epoch_ms(not_before_ms)
         start = min(max(start, not_before_ms), stop)
+        # Exact, not just the window's minute: a search continued from its last row's time (a cut one)
+        # must not read the rows before it again.
+        not_before = f" AND starttime >= {lit.epoch_ms(not_before_ms)}"
     # CONCAT of one CASE per offense ('' last: CONCAT always gets two or more arguments).
     membership = ", ".join(f"CASE WHEN INOFFENSE({i}) THEN {lit.string(i + ' ')} ELSE '' END" for i in ids)
     in_any = " OR ".join(f"INOFFENSE({i})" for i in ids)
     return (
         "SELECT starttime, qid, logsourceid, UTF8(payload) AS payload,"
         f" CONCAT({membership}, '') AS offense_ids FROM events"
-        f" WHERE ({in_any}) AND {_creation_match(platforms)}"
+        f" WHERE ({in_any}) AND {_creation_match(platforms)}{not_before}"
         " ORDER BY starttime ASC"
         f" LIMIT {lit.integer(row_limit, minimum=1, maximum=100_000)}"
         f" {minute_time_clause(start, stop)}"

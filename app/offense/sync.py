@@ -15,8 +15,9 @@ Run by the refresher after a detection cycle, at most every ``offense_link_inter
    offenses' sync state, and the watermark (the ``last_updated_time`` of the last offense handled).
 
 Bounded: at most one list page walk of ``MAX_PAGES`` x ``PAGE_SIZE`` offenses and one search of at most
-``ROW_LIMIT`` rows per run; a backlog continues after the next detection cycle. QRadar errors are recorded
-in ``refresh_state['offense_links']`` and retried next time; they never stop detection.
+``ROW_LIMIT`` rows per run; a backlog continues after the next detection cycle, and so does a search
+cut at ``ROW_LIMIT`` (from its last row's time, for the offenses it may not have read whole). QRadar
+errors are recorded in ``refresh_state['offense_links']`` and retried next time; they never stop detection.
 """
 
 from __future__ import annotations
@@ -142,7 +143,13 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
     batch: dict[int, tuple[int, int]] = {}
     nothing_to_link: dict[int, int] = {}
     new_watermark = watermark
-    for page in changed_offense_pages(gw, watermark, ceiling):
+    # A search cut at its row limit last time: continue it from its last row before listing anything new.
+    resume = (state.get("details") or {}).get("resume") or {}
+    not_before = oldest
+    if resume:
+        batch = {int(oid): (int(start), int(updated)) for oid, (_from, start, updated) in resume.items()}
+        not_before = max(oldest, min(int(f) for f, _s, _u in resume.values()))
+    for page in ([] if resume else changed_offense_pages(gw, watermark, ceiling)):
         done = offense_links.synced_versions(conn, (oid for oid, _s, _u in page))
         for oid, start, updated in page:
             if oid in batch:
@@ -164,15 +171,16 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
             break
 
     links: dict[int, set[int]] = {oid: set() for oid in batch}
+    unfinished: dict[str, list[int]] = {}
     if batch:
-        aql = offense_aql.offense_links_query(batch, creation_filters(conn), not_before_ms=oldest,
+        aql = offense_aql.offense_links_query(batch, creation_filters(conn), not_before_ms=not_before,
                                               row_limit=ROW_LIMIT)
         rows = gw.run_search(aql, settings.get("search_timeout_s", conn=conn), page_size=1000)
         report["rows"] = len(rows)
         report["truncated"] = len(rows) >= ROW_LIMIT
         if report["truncated"]:
-            log.warning("offense sync: the search for %d offenses hit its %d-row limit; links may be "
-                        "incomplete", len(batch), ROW_LIMIT)
+            unfinished = _unfinished(batch, rows, not_before)
+            report["backlog"] = report["backlog"] or bool(unfinished)
         keyed = [(event_key(r), str(r.get("offense_ids") or "").split()) for r in rows]
         stored = offense_cache.detections_for_event_keys(conn, (k for k, _ids in keyed))
         for key, ids in keyed:
@@ -189,23 +197,45 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
     with conn:
         for oid, detection_ids in links.items():
             report["links_added"] += offense_links.record(conn, oid, detection_ids, source="sync", now_ms=at)
-        versions = {**nothing_to_link, **{oid: updated for oid, (_s, updated) in batch.items()}}
-        offense_links.mark_synced(conn, versions, {oid: len(ids) for oid, ids in links.items()}, at)
+        # An offense whose search was cut is marked searched once its continuation is whole.
+        versions = {**nothing_to_link, **{oid: updated for oid, (_s, updated) in batch.items()
+                                          if str(oid) not in unfinished}}
+        offense_links.mark_synced(conn, versions, {oid: len(links[oid]) for oid in versions if oid in links},
+                                  at)
         offense_links.purge_sync_older_than(
             conn, at - settings.get("retention_days", conn=conn) * 86_400_000)
         # A backlog continues after the next detection cycle rather than a whole interval later.
         next_ms = at if report["backlog"] else at + (interval_ms or 60_000)
-        _save(conn, state, new_watermark, at, next_ms, report, commit=False)
+        _save(conn, state, new_watermark, at, next_ms, report, commit=False, resume=unfinished)
     log.info("offense sync: %d listed, %d searched, %d rows, %d new links", report["listed"],
              len(report["searched"]), report["rows"], report["links_added"])
     return report
 
 
+def _unfinished(batch: dict[int, tuple[int, int]], rows: list[dict[str, Any]],
+                not_before: int) -> dict[str, list[int]]:
+    """After a search cut at its row limit: the offenses whose events may run past its last row, each as
+    [continue from, start_time, last_updated_time] (the rows come oldest first, so everything before the
+    last row's time was read). {} when the cut rows all share one time (the search could not move past
+    it by continuing: given up, logged)."""
+    last = max((t for t in (_int(r.get("starttime")) for r in rows) if t is not None), default=not_before)
+    if last <= not_before:
+        log.warning("offense sync: more than %d matching events at one time in offenses %s; their links are "
+                    "incomplete", ROW_LIMIT, sorted(batch))
+        return {}
+    unfinished = {str(oid): [last, start, updated] for oid, (start, updated) in batch.items()
+                  if offense_aql.minute_window(start, updated)[1] > last}
+    if unfinished:
+        log.info("offense sync: the search hit its %d-row limit at %d; continuing it next run for"
+                 " offenses %s", ROW_LIMIT, last, sorted(int(oid) for oid in unfinished))
+    return unfinished
+
+
 def _save(conn: sqlite3.Connection, state: dict[str, Any], watermark: int | None, at: int, next_ms: int,
-          report: dict[str, Any], *, commit: bool = True) -> None:
+          report: dict[str, Any], *, commit: bool = True, resume: dict[str, list[int]] | None = None) -> None:
     details = {"next_ms": next_ms, "listed": report["listed"], "searched": len(report["searched"]),
                "rows": report["rows"], "links_added": report["links_added"], "truncated": report["truncated"],
-               "backlog": report["backlog"]}
+               "backlog": report["backlog"], "resume": resume or {}}
     changes = {"watermark_ms": watermark, "last_started_ms": at, "last_finished_ms": at,
                "last_success_ms": at, "last_status": "ok", "last_error": None,
                "runs": int(state.get("runs") or 0) + 1, "details": details}

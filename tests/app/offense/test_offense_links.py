@@ -301,3 +301,38 @@ def test_an_offense_updated_during_the_page_walk_hides_no_other(refreshed_app, d
             with closing(sqlite3.connect(devconsole.data_dir / "events.db")) as events:
                 events.execute("UPDATE offenses SET last_updated_time = ? WHERE id = ?", (old, oid))
                 events.commit()
+
+
+def test_a_search_cut_at_its_row_limit_is_continued(refreshed_app, devconsole, monkeypatch) -> None:
+    """The links search returns its rows oldest first up to ROW_LIMIT. Cut there, the offenses whose events
+    run past the last row were marked searched anyway: their later events were never linked (and an offense
+    with more creations than the limit never got past its first ones). The sync continues the search from
+    the last row's time until it is whole."""
+    from app.offense import sync
+    from app.qradar import get_gateway
+
+    creations = [e["starttime"] for o in devconsole.scenario["offenses"] if o["status"] == "OPEN"
+                 for e in expected_creations(devconsole, o["id"])]
+    same_ms = max(creations.count(t) for t in creations)
+    # Smaller than the events to link (so the cut happens), larger than any group at one time (so the
+    # continuation can move past it).
+    limit = same_ms + 1
+    assert limit < len(creations)
+    monkeypatch.setattr(sync, "ROW_LIMIT", limit)
+    conn = db.connect(refreshed_app.config["DATABASE"])
+    try:
+        with refreshed_app.app_context():
+            gw = get_gateway()
+        runs = []
+        for _ in range(len(creations) + 2):
+            report = sync.sync_if_due(conn, gw, now_ms())
+            assert report is not None
+            runs.append(report)
+            if not report["backlog"]:
+                break
+        assert any(r["truncated"] for r in runs), "the limit cut a search"
+        assert not runs[-1]["backlog"]
+        for offense in devconsole.scenario["offenses"]:
+            assert linked_targets(conn, offense["id"]) == expected_targets(devconsole, offense), offense["id"]
+    finally:
+        conn.close()
