@@ -704,3 +704,30 @@ def test_second_user_rejects_with_a_note(as_user, tab_env) -> None:
     saved = tab_env.get("tuner2", f"api/tuning/entries/{entry['id']}")
     assert saved["status"] == "rejected"
     assert saved["decision_note"] == "no ticket, and one of these is in an attack chain"
+
+
+def test_status_poll_goes_on_after_a_failed_status_read(as_user, tab_env) -> None:
+    """While the app restarts, QRadar's proxy answers its requests 502. The page says it could not read the
+    refresh status and must keep polling: it used to stop for good, so the refresh notice, the QRadar
+    health and the data's auto-reload were frozen until the analyst reloaded the page."""
+    analyst = as_user("analyst")
+    frame = analyst.open_console()
+    page = analyst.page
+    pattern = "**/app_proxy/api/status*"
+
+    def bad_gateway(route, _request) -> None:
+        route.fulfill(status=502, content_type="text/html", body="<html><body>502 Bad Gateway</body></html>")
+
+    page.route(pattern, bad_gateway)
+    try:
+        # The next poll (every 30 s while idle) fails.
+        frame.wait_for_function("document.querySelector('#refresh-notice').innerText"
+                                ".includes('Could not read the refresh status')", timeout=120_000)
+    finally:
+        page.unroute(pattern)
+    # The app is back: a later poll reads the status again and the notice goes.
+    with page.expect_request(lambda request: "/app_proxy/api/status" in request.url, timeout=120_000):
+        pass
+    frame.wait_for_function("!document.querySelector('#refresh-notice').innerText"
+                            ".includes('Could not read the refresh status')", timeout=120_000)
+    assert frame.locator("#refresh-last").inner_text() != ""

@@ -295,6 +295,9 @@
       status = await api("/api/status");
     } catch (error) {
       notify($("refresh-notice"), "error", "Could not read the refresh status.", error.message);
+      // The app may be restarting behind QRadar's proxy: look again later rather than stop polling.
+      clearTimeout(state.refreshTimer);
+      state.refreshTimer = setTimeout(loadStatus, window.CAWHealth.nextPollMs(null));
       return;
     }
     $("refresh-last").textContent = status.last_refresh_ms || status.last_refresh ?
