@@ -416,6 +416,8 @@ def check_tab(ui: FaultUi, fault: Fault) -> None:
     if fault.refresh is None:
         refresh_failed_cycle_refused(ui)
         ui.tab = ui.session.open_console()  # the page reads the refresher's health when it loads
+        # ...through its first status poll: wait for the notice it renders, not for the page's load event.
+        ui.tab.wait_for_selector(f"{NOTICE} .cds--inline-notification--error", timeout=WAIT_MS)
     elif fault.cancel_from_outside:
         fault.refresh(ui.devconsole)
         with Canceller(ui.devconsole) as canceller:
