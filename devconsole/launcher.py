@@ -79,14 +79,42 @@ def start_serve(
 
 def stop_serve(process: subprocess.Popen) -> None:
     """Terminate ``serve`` (kill it if it lingers) and close its stdout pipe."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    stop_process(process, 10)
     if process.stdout:
         process.stdout.close()
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
+def start_app(port: int, env: dict[str, str], log_path: Path, *overrides: str,
+              timeout_s: float = START_TIMEOUT_S) -> subprocess.Popen:
+    """The app under gunicorn (``gunicorn_command``) on 127.0.0.1:``port``, logging to ``log_path``;
+    returns once ``/debug`` answers 200. Raises RuntimeError with the log's tail when gunicorn exits or
+    does not answer within ``timeout_s`` (the process is stopped then)."""
+    with log_path.open("wb") as log:  # the child writes to its own copy of the handle
+        process = subprocess.Popen(gunicorn_command(f"127.0.0.1:{port}", *overrides), cwd=REPO_ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}: {_tail(log_path)}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/debug", timeout=2).status_code == 200:
+                return process
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(process)
+            raise RuntimeError(f"gunicorn did not answer /debug in {timeout_s:g} s: {_tail(log_path)}")
+        time.sleep(0.2)
 
 
 def _tail(log_path: Path) -> str:

@@ -20,7 +20,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,35 +132,15 @@ class LiveApp:
 
 @pytest.fixture(scope="session")
 def live_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    from devconsole.launcher import gunicorn_command
+    from devconsole.launcher import start_app, stop_process
 
     store = tmp_path_factory.mktemp("live_store")
     env = {**os.environ, **qradar_env(devconsole), "APP_STORE_DIR": str(store),
            "APP_QRADAR_TRANSPORT": "http"}
     base_url = f"http://127.0.0.1:{devconsole.app_port}"
     log_path = store / "gunicorn.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            gunicorn_command(f"127.0.0.1:{devconsole.app_port}"),
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = start_app(devconsole.app_port, env, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{base_url}/debug", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer /debug in 60 s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
         yield LiveApp(base_url, devconsole, store, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +21,8 @@ from typing import Any
 
 import requests
 
-from devconsole.launcher import gunicorn_command
+from devconsole.launcher import start_app, stop_process
 from tests.app_fixtures import ROOT, free_port, qradar_env
-
-START_TIMEOUT_S = 60.0
 
 
 class CountingSession(requests.Session):
@@ -64,28 +61,8 @@ def own_app(console: Any, store: Path, workers: int = 2, threads: int = 4) -> It
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = store / "gunicorn.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            gunicorn_command(f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)),
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    process = start_app(port, env, log_path, "--workers", str(workers), "--threads", str(threads))
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({process.returncode}): {log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{base_url}/debug", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer /debug: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from devconsole.launcher import gunicorn_command
+from devconsole.launcher import start_app, stop_process
 from tests.app_fixtures import free_port, qradar_env
 from tests.ui.conftest import ROOT, SCREENS, ConsoleBrowser, Guards, screenshot
 
@@ -233,25 +233,10 @@ def own_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     env = {**os.environ, **qradar_env(devconsole), "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{link.port}",
            "APP_STORE_DIR": str(store), "APP_QRADAR_TRANSPORT": "http"}
     log_path = store / "gunicorn.log"
-    with open(log_path, "wb") as log_file:
-        # One worker: the user's cached identity and the fragment's settings are in one process.
-        process = subprocess.Popen(
-            gunicorn_command(f"127.0.0.1:{port}", "--workers", "1"),
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    # One worker: the user's cached identity and the fragment's settings are in one process.
+    process = start_app(port, env, log_path, "--workers", "1")
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{base_url}/debug", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer /debug in 60 s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
         admin = requests.Session()
         admin.trust_env = False
         admin.cookies.set("SEC", devconsole.tokens["admin"])
@@ -262,12 +247,7 @@ def own_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield OwnApp(base_url, link)
     finally:
         link.cut()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def answer_from(page: Any, pattern: str, own: OwnApp) -> None:
