@@ -32,10 +32,12 @@ run: venv
 
 test: venv chromium
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # dist/<name>-<version>.zip for Extensions Management / qapp deploy.
 build: venv

@@ -100,7 +100,8 @@ def configure_logging(level_name: str) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+            logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+        )
     log.addHandler(handler)
     log.propagate = False
     log._cloud_account_watch_configured = True  # type: ignore[attr-defined]
@@ -126,8 +127,14 @@ class Int64Converter(IntegerConverter):
     """``<int:...>`` limited to SQLite's 64-bit integers: a larger id cannot exist, so it is a 404 rather
     than an OverflowError (a 500) when the view hands it to SQLite."""
 
-    def __init__(self, url_map: Any, fixed_digits: int = 0, min: int | None = None,
-                 max: int | None = None, signed: bool = False) -> None:
+    def __init__(
+        self,
+        url_map: Any,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
         super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
 
 
@@ -155,12 +162,14 @@ def _placeholder_view(feature: str, endpoint: str) -> Any:
         if endpoint == "offense_fragment_placeholder":
             return jsonify({"html": f"<p>{message}</p>"})
         if endpoint == "dashboard_item_placeholder":
-            return jsonify({"id": "cloudAccountWatch", "title": "Cloud Account Watch",
-                            "HTML": f"<p>{message}</p>"})
+            return jsonify(
+                {"id": "cloudAccountWatch", "title": "Cloud Account Watch", "HTML": f"<p>{message}</p>"}
+            )
         if endpoint == "offense_playbook_placeholder":
             return jsonify({"url": None, "message": message})
-        return Response(f"<!doctype html><title>Cloud Account Watch</title><p>{message}</p>",
-                        mimetype="text/html")
+        return Response(
+            f"<!doctype html><title>Cloud Account Watch</title><p>{message}</p>", mimetype="text/html"
+        )
 
     view.__name__ = endpoint
     return view
@@ -250,8 +259,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.get("/debug")
     def debug() -> Any:
         """Health check QRadar polls on port 5000 (must answer 200)."""
-        return jsonify({"status": "ok", "app": app.config["APP_NAME"], "version": app.config["APP_VERSION"],
-                        "app_id": app.config["APP_ID"]})
+        return jsonify(
+            {
+                "status": "ok",
+                "app": app.config["APP_NAME"],
+                "version": app.config["APP_VERSION"],
+                "app_id": app.config["APP_ID"],
+            }
+        )
 
     from app.api import views as api_views
 

@@ -97,14 +97,15 @@ def _check_log_source_types(s: Setting, value: Any) -> dict[str, list[dict[str, 
     out: dict[str, list[dict[str, Any]]] = {}
     for platform, types in value.items():
         if platform not in PLATFORMS:
-            raise SettingError(s.key,
-                               f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
+            raise SettingError(
+                s.key, f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}"
+            )
         if not isinstance(types, list) or not types:
             raise SettingError(s.key, f"{platform}: must be a non-empty list of {{name, id}}")
         entries = []
         for t in types:
             if not isinstance(t, dict) or set(t) - {"name", "id"} or "name" not in t:
-                raise SettingError(s.key, f"{platform}: each entry is {{\"name\": str, \"id\": int|null}}")
+                raise SettingError(s.key, f'{platform}: each entry is {{"name": str, "id": int|null}}')
             type_id = t.get("id")
             bad_id = isinstance(type_id, bool) or not isinstance(type_id, int) or type_id < 0
             if type_id is not None and bad_id:
@@ -131,9 +132,11 @@ def _aql_property_names(names: dict[str, str]) -> None:
         try:
             identifier(name)
         except AqlLiteralError:
-            raise SettingError("custom_properties",
-                               f"{key}: {name!r} is not a usable AQL property name (letters, digits, spaces "
-                               "and _ . - ( ) / # : only, starting with a letter)") from None
+            raise SettingError(
+                "custom_properties",
+                f"{key}: {name!r} is not a usable AQL property name (letters, digits, spaces "
+                "and _ . - ( ) / # : only, starting with a letter)",
+            ) from None
 
 
 CHECKS: dict[str, Callable[[Setting, Any], Any]] = {
@@ -163,46 +166,92 @@ def register(setting: Setting) -> Setting:
 for _s in (
     Setting("refresh_interval_s", "int", 300, "Seconds between background detection refreshes.", 30, 86_400),
     Setting("lookback_hours", "int", 24, "How far back the first refresh searches (hours).", 1, 24 * 30),
-    Setting("overlap_minutes", "int", 10, "Each refresh re-searches this many minutes before the watermark, "
-            "so late-arriving events are not missed (duplicates are removed by event key).", 0, 1440),
+    Setting(
+        "overlap_minutes",
+        "int",
+        10,
+        "Each refresh re-searches this many minutes before the watermark, "
+        "so late-arriving events are not missed (duplicates are removed by event key).",
+        0,
+        1440,
+    ),
     Setting("magnitude_minimum", "int", 3, "Events below this magnitude are not searched.", 0, 10),
     Setting("retention_days", "int", 90, "Detections older than this are deleted.", 1, 3650),
-    Setting("log_source_types", "log_source_types", {
-        # IDs from IBM's pySigma QRadar backend; GCP's 5001 is the dev console's (real ID UNCONFIRMED).
-        # Names are resolved to IDs at run time when the console knows them; the IDs are the fallback.
-        "AWS": [{"name": "Amazon AWS CloudTrail", "id": 347}],
-        "Azure AD": [{"name": "Microsoft Azure Active Directory", "id": 445},
-                     {"name": "Microsoft Azure Platform", "id": 413}],
-        "Office 365": [{"name": "Microsoft Office 365", "id": 397}],
-        "GCP": [{"name": "Google Cloud Audit Logs", "id": 5001}],
-    }, "Log source types searched per cloud platform: names, with default type IDs."),
-    Setting("custom_properties", "str_map", {
-        "account_name": "Account Name",
-        "target_username": "Target Username",
-        "user_agent": "User Agent",
-    }, "QRadar custom event property names the detection reads (they exist only if defined on the "
-       "console; UNCONFIRMED names).", validate=_aql_property_names),
-    Setting("custom_property_payload_fallback", "bool", True,
-            "When a custom property is empty or missing, extract the value from the event payload."),
-    Setting("tuning_capabilities", "str_list", ["ADMIN", "REFERENCEDATA"],
-            "QRadar capabilities that allow tuning (any one suffices). 'REFERENCEDATA' as the name of "
-            "'Manage Reference Data' is UNCONFIRMED."),
-    Setting("single_person_approval", "bool", False,
-            "Allow one person to both request and approve a tuning change (off: four-eyes)."),
-    Setting("reference_set_name", "str", "CloudAccountWatch_Allowlist",
-            "QRadar reference set mirroring the active allowlist (for REFERENCESETCONTAINS in rules)."),
-    Setting("reference_map_name", "str", "CloudAccountWatch_AllowlistReasons",
-            "QRadar reference map: allowlisted value -> reason/entry id."),
+    Setting(
+        "log_source_types",
+        "log_source_types",
+        {
+            # IDs from IBM's pySigma QRadar backend; GCP's 5001 is the dev console's (real ID UNCONFIRMED).
+            # Names are resolved to IDs at run time when the console knows them; the IDs are the fallback.
+            "AWS": [{"name": "Amazon AWS CloudTrail", "id": 347}],
+            "Azure AD": [
+                {"name": "Microsoft Azure Active Directory", "id": 445},
+                {"name": "Microsoft Azure Platform", "id": 413},
+            ],
+            "Office 365": [{"name": "Microsoft Office 365", "id": 397}],
+            "GCP": [{"name": "Google Cloud Audit Logs", "id": 5001}],
+        },
+        "Log source types searched per cloud platform: names, with default type IDs.",
+    ),
+    Setting(
+        "custom_properties",
+        "str_map",
+        {
+            "account_name": "Account Name",
+            "target_username": "Target Username",
+            "user_agent": "User Agent",
+        },
+        "QRadar custom event property names the detection reads (they exist only if defined on the "
+        "console; UNCONFIRMED names).",
+        validate=_aql_property_names,
+    ),
+    Setting(
+        "custom_property_payload_fallback",
+        "bool",
+        True,
+        "When a custom property is empty or missing, extract the value from the event payload.",
+    ),
+    Setting(
+        "tuning_capabilities",
+        "str_list",
+        ["ADMIN", "REFERENCEDATA"],
+        "QRadar capabilities that allow tuning (any one suffices). 'REFERENCEDATA' as the name of "
+        "'Manage Reference Data' is UNCONFIRMED.",
+    ),
+    Setting(
+        "single_person_approval",
+        "bool",
+        False,
+        "Allow one person to both request and approve a tuning change (off: four-eyes).",
+    ),
+    Setting(
+        "reference_set_name",
+        "str",
+        "CloudAccountWatch_Allowlist",
+        "QRadar reference set mirroring the active allowlist (for REFERENCESETCONTAINS in rules).",
+    ),
+    Setting(
+        "reference_map_name",
+        "str",
+        "CloudAccountWatch_AllowlistReasons",
+        "QRadar reference map: allowlisted value -> reason/entry id.",
+    ),
     Setting("api_version", "str", "26.0", "QRadar REST API version sent in the Version header."),
     Setting("search_timeout_s", "int", 300, "Time budget of a background Ariel search (s).", 10, 3600),
-    Setting("interactive_search_timeout_s", "int", 120, "Time budget of a user-started Ariel search (s).",
-            5, 1800),
+    Setting(
+        "interactive_search_timeout_s", "int", 120, "Time budget of a user-started Ariel search (s).", 5, 1800
+    ),
     Setting("search_poll_wait_s", "int", 5, "Prefer: wait=N seconds per Ariel status poll.", 0, 60),
     Setting("search_page_size", "int", 1000, "Rows per Ariel results page (Range).", 10, 50_000),
-    Setting("current_user_path", "str", "api/config/access/users?current_user=true",
-            "REST path that names the logged-in user (UNCONFIRMED on real consoles)."),
-    Setting("user_cache_s", "int", 60, "Seconds a user's name and capabilities are cached per token.",
-            0, 3600),
+    Setting(
+        "current_user_path",
+        "str",
+        "api/config/access/users?current_user=true",
+        "REST path that names the logged-in user (UNCONFIRMED on real consoles).",
+    ),
+    Setting(
+        "user_cache_s", "int", 60, "Seconds a user's name and capabilities are cached per token.", 0, 3600
+    ),
 ):
     register(_s)
 
@@ -261,12 +310,28 @@ def update(conn: sqlite3.Connection, changes: Mapping[str, Any], actor: str) -> 
                 core.delete_setting(conn, key)
             else:
                 core.put_setting(conn, key, value, actor)
-        core.record_audit(conn, actor=actor, action="settings.update", object_type="settings", object_id=None,
-                          before={k: before[k] for k in clean}, after=clean)
+        core.record_audit(
+            conn,
+            actor=actor,
+            action="settings.update",
+            object_type="settings",
+            object_id=None,
+            before={k: before[k] for k in clean},
+            after=clean,
+        )
     return all_values(conn)
 
 
 def describe() -> list[dict[str, Any]]:
     """Metadata for the settings page / OpenAPI: key, kind, default, description, bounds."""
-    return [{"key": s.key, "kind": s.kind, "default": copy.deepcopy(s.default), "description": s.description,
-             "minimum": s.minimum, "maximum": s.maximum} for s in REGISTRY.values()]
+    return [
+        {
+            "key": s.key,
+            "kind": s.kind,
+            "default": copy.deepcopy(s.default),
+            "description": s.description,
+            "minimum": s.minimum,
+            "maximum": s.maximum,
+        }
+        for s in REGISTRY.values()
+    ]

@@ -35,18 +35,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DAY = 86_400_000
-PLATFORMS = (("AWS", "Amazon AWS CloudTrail", "CreateUser", "user"),
-             ("Azure AD", "Microsoft Azure Active Directory", "Add user", "user"),
-             ("Office 365", "Microsoft Office 365", "Add user.", "user"),
-             ("GCP", "Google Cloud Audit Logs", "google.iam.admin.v1.CreateServiceAccount",
-              "service_account"))
+PLATFORMS = (
+    ("AWS", "Amazon AWS CloudTrail", "CreateUser", "user"),
+    ("Azure AD", "Microsoft Azure Active Directory", "Add user", "user"),
+    ("Office 365", "Microsoft Office 365", "Add user.", "user"),
+    ("GCP", "Google Cloud Audit Logs", "google.iam.admin.v1.CreateServiceAccount", "service_account"),
+)
 BATCH = 20_000
 
 
 def synthetic_detections(count: int, seed: int, now_ms: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
-    actors = [f"arn:aws:iam::111122223333:role/pipeline-{i}" for i in range(500)] + \
-             [f"admin{i}@contoso.example" for i in range(200)]
+    actors = [f"arn:aws:iam::111122223333:role/pipeline-{i}" for i in range(500)] + [
+        f"admin{i}@contoso.example" for i in range(200)
+    ]
     for i in range(count):
         platform, lst, event_name, kind = PLATFORMS[rng.randrange(4)]
         service = rng.random() < 0.02 or kind == "service_account"
@@ -76,7 +78,7 @@ def synthetic_detections(count: int, seed: int, now_ms: int) -> Iterator[dict[st
             "confidence": rng.choice(("low", "medium", "high")),
             "base_severity": severity,
             "base_confidence": "medium",
-            "suppressed_by": 1 if rng.random() < 0.01 else None,   # set after the insert, like tuning does
+            "suppressed_by": 1 if rng.random() < 0.01 else None,  # set after the insert, like tuning does
             "chain_id": 1 + rng.randrange(count // 5000 + 1) if rng.random() < 0.001 else None,
             "payload": json.dumps({"eventName": event_name, "n": i}),
             "payload_ok": 1,
@@ -108,8 +110,10 @@ def build_store(path: Path, count: int, seed: int) -> tuple[float, int, float]:
                     chained.append((record["chain_id"], last_id))
             # insert_detection writes neither (the allowlist and the chain builder do, afterwards).
             tuning.set_suppressed_by(conn, suppressed)
-            conn.executemany("UPDATE detections SET chain_id = ?, chain_kind = 'privilege_escalation'"
-                             " WHERE id = ?", chained)
+            conn.executemany(
+                "UPDATE detections SET chain_id = ?, chain_kind = 'privilege_escalation' WHERE id = ?",
+                chained,
+            )
         batch.clear()
 
     for record in synthetic_detections(count, seed, now_ms):
@@ -173,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 if resp.status_code != 200:
                     raise RuntimeError(f"{path}: {resp.status_code} {resp.get_data(as_text=True)[:300]}")
                 return resp
+
             return call
 
         def detail() -> Any:
@@ -180,12 +185,16 @@ def main(argv: list[str] | None = None) -> int:
 
         baseline_conn = sqlite3.connect(db_path)
         cases: list[tuple[str, Callable[[], Any]]] = [
-            ("baseline: SELECT COUNT(*)", lambda: baseline_conn.execute("SELECT COUNT(*) FROM detections")
-             .fetchone()),
+            (
+                "baseline: SELECT COUNT(*)",
+                lambda: baseline_conn.execute("SELECT COUNT(*) FROM detections").fetchone(),
+            ),
             ("/api/detections (default view)", get("/api/detections")),
             ("filtered (AWS, service accounts)", get("/api/detections?platform=AWS&service_accounts=true")),
-            ("tab's filter (7 d, AWS, service, unsuppr.)",
-             get(f"/api/detections?platform=AWS&service_accounts=true&suppressed=false&start={week_ago}")),
+            (
+                "tab's filter (7 d, AWS, service, unsuppr.)",
+                get(f"/api/detections?platform=AWS&service_accounts=true&suppressed=false&start={week_ago}"),
+            ),
             ("filtered (not suppressed, new)", get("/api/detections?suppressed=false&triage_status=new")),
             ("sorted (-severity)", get("/api/detections?sort=-severity")),
             ("searched (q=pipeline-42)", get("/api/detections?q=pipeline-42")),
@@ -204,10 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         baseline_conn.close()
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"# bench.api: {args.detections:,} stored detections, {args.repeat} runs each "
-          "(in-process, Flask test client)")
-    print(f"insert through the store layer: {insert_s:.1f} s ({args.detections / insert_s:,.0f} rows/s); "
-          f"database {size_mib:,.0f} MiB; planner statistics (the refresher's ANALYZE): {statistics_s:.2f} s")
+    print(
+        f"# bench.api: {args.detections:,} stored detections, {args.repeat} runs each "
+        "(in-process, Flask test client)"
+    )
+    print(
+        f"insert through the store layer: {insert_s:.1f} s ({args.detections / insert_s:,.0f} rows/s); "
+        f"database {size_mib:,.0f} MiB; planner statistics (the refresher's ANALYZE): {statistics_s:.2f} s"
+    )
     base = pct(results[0][1], 50) if results[0][1] else float("nan")
     print(f"{'query':<44} {'p50 ms':>9} {'p95 ms':>9} {'p50 / baseline':>15}")
     for name, values, error in results:

@@ -52,8 +52,15 @@ GROUP_BY = """SELECT LOGSOURCETYPENAME(devicetype) AS "Type", QIDNAME(qid) AS "N
 FROM events GROUP BY devicetype, qid ORDER BY "N" DESC LAST 24 HOURS"""
 
 SOURCES = {
-    347: ["CreateUser", "CreateAccessKey", "CreateRole", "GetObject", "PutObject", "AssumeRole",
-          "DescribeInstances"],
+    347: [
+        "CreateUser",
+        "CreateAccessKey",
+        "CreateRole",
+        "GetObject",
+        "PutObject",
+        "AssumeRole",
+        "DescribeInstances",
+    ],
     445: ["Add user", "Add service principal", "Sign-in activity", "Update user", "Add member to role"],
     397: ["Add user.", "UserLoggedIn", "FileAccessed", "MailItemsAccessed"],
     11: ["Session Opened", "Session Closed", "Cron Job"],
@@ -75,13 +82,21 @@ def build(path: Path, events: int, seed: int) -> EventStore:
     batch: list[dict] = []
     for _ in range(events):
         type_id, source, qid = rng.choice(qids)
-        batch.append({
-            "starttime": now - rng.randrange(48 * 3_600_000), "qid": qid, "category": 8050,
-            "highlevelcategory": 8000, "logsourceid": source, "devicetype": type_id,
-            "username": rng.choice(users), "sourceip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.1",
-            "magnitude": rng.randrange(1, 10), "props": {"Account Name": rng.choice(users)},
-            "payload": b'{"event":"synthetic"}',
-        })
+        batch.append(
+            {
+                "starttime": now - rng.randrange(48 * 3_600_000),
+                "qid": qid,
+                "category": 8050,
+                "highlevelcategory": 8000,
+                "logsourceid": source,
+                "devicetype": type_id,
+                "username": rng.choice(users),
+                "sourceip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.1",
+                "magnitude": rng.randrange(1, 10),
+                "props": {"Account Name": rng.choice(users)},
+                "payload": b'{"event":"synthetic"}',
+            }
+        )
         if len(batch) == 50_000:
             store.insert_events(batch)
             batch = []
@@ -111,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         engine = AqlEngine(store, tz=dt.UTC)
         for label, text in (
             ("corrected detection query (reference §0), LAST 24 HOURS", DETECTION),
-            ("the same without ORDER BY/LIMIT (every match in the window)",
-             DETECTION.replace("ORDER BY starttime DESC\nLIMIT 500\n", "")),
+            (
+                "the same without ORDER BY/LIMIT (every match in the window)",
+                DETECTION.replace("ORDER BY starttime DESC\nLIMIT 500\n", ""),
+            ),
             ("seed's corrected detection query with CASE, LAST 24 HOURS", SEED_CORRECTED),
             ("GROUP BY devicetype, qid with COUNT/SUM/UNIQUECOUNT, LAST 24 HOURS", GROUP_BY),
         ):

@@ -37,8 +37,17 @@ from devconsole.launcher import GUNICORN_CONF
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
-    "stock": ["--workers", "2", "--threads", "4", "--timeout", "120", "--graceful-timeout", "20",
-              "--preload"],
+    "stock": [
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--timeout",
+        "120",
+        "--graceful-timeout",
+        "20",
+        "--preload",
+    ],
     "shipped": ["--config", str(GUNICORN_CONF)],
 }
 KINDS = ("silent", "kept", "rejected", "partial")
@@ -80,8 +89,9 @@ def hold(kind: str, port: int, count: int, stack: ExitStack, timeout: float) -> 
         if kind == "kept":
             conn.request("GET", "/debug")
         else:
-            conn.request("POST", "/api/refresh", body=b"x" * 65536,
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST", "/api/refresh", body=b"x" * 65536, headers={"Content-Type": "application/json"}
+            )
         conns.append(conn)
     deadline = time.monotonic() + timeout
     for conn in conns:
@@ -95,14 +105,32 @@ def hold(kind: str, port: int, count: int, stack: ExitStack, timeout: float) -> 
 def measure(config: str, connections: int, timeout: float, gunicorn_path: str | None) -> dict[str, str]:
     port = free_port()
     store = tempfile.mkdtemp(prefix="bench-idle-")
-    env = {**os.environ, "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{free_port()}", "SEC_ADMIN_TOKEN": "unused",
-           "QRADAR_APP_ID": "1101", "APP_STORE_DIR": store, "APP_QRADAR_TRANSPORT": "http"}
+    env = {
+        **os.environ,
+        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{free_port()}",
+        "SEC_ADMIN_TOKEN": "unused",
+        "QRADAR_APP_ID": "1101",
+        "APP_STORE_DIR": store,
+        "APP_QRADAR_TRANSPORT": "http",
+    }
     if gunicorn_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [gunicorn_path, env.get("PYTHONPATH")]))
     with open(Path(store) / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                                 *CONFIGS[config], "app:create_app()"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *CONFIGS[config],
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     results: dict[str, str] = {}
     try:
         deadline = time.monotonic() + 60
@@ -110,8 +138,13 @@ def measure(config: str, connections: int, timeout: float, gunicorn_path: str | 
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"gunicorn ({config}) did not start; see {store}/gunicorn.log")
             time.sleep(0.2)
-        version = subprocess.run([sys.executable, "-c", "import gunicorn; print(gunicorn.__version__)"],
-                                 env=env, capture_output=True, text=True, check=True).stdout.strip()
+        version = subprocess.run(
+            [sys.executable, "-c", "import gunicorn; print(gunicorn.__version__)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         results["gunicorn"] = version
         for kind in KINDS:
             with ExitStack() as stack:
@@ -119,8 +152,11 @@ def measure(config: str, connections: int, timeout: float, gunicorn_path: str | 
                 with ThreadPoolExecutor(FRESH) as pool:
                     waits = list(pool.map(lambda _: get_debug(port, timeout), range(FRESH)))
             answered = [w for w in waits if w is not None]
-            results[kind] = (f"{max(answered):.2f} s" if len(answered) == FRESH
-                             else f"{FRESH - len(answered)}/{FRESH} unanswered in {timeout:g} s")
+            results[kind] = (
+                f"{max(answered):.2f} s"
+                if len(answered) == FRESH
+                else f"{FRESH - len(answered)}/{FRESH} unanswered in {timeout:g} s"
+            )
             # Let the server close what was held before the next kind.
             recover = time.monotonic() + 60
             while get_debug(port, 5) is None and time.monotonic() < recover:
@@ -136,16 +172,18 @@ def measure(config: str, connections: int, timeout: float, gunicorn_path: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.idle_connections",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.idle_connections", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--connections", type=int, default=48, help="idle connections held of each kind")
     parser.add_argument("--answer-timeout", type=float, default=20.0, help="seconds a fresh request may take")
     parser.add_argument("--configs", nargs="*", choices=sorted(CONFIGS), default=["stock", "shipped"])
     parser.add_argument("--gunicorn-path", help="directory put first on the server's PYTHONPATH")
     args = parser.parse_args(argv)
 
-    print(f"Slowest of {FRESH} fresh GET /debug while {args.connections} idle connections of one kind "
-          "are held")
+    print(
+        f"Slowest of {FRESH} fresh GET /debug while {args.connections} idle connections of one kind are held"
+    )
     print()
     print("| Server | " + " | ".join(KINDS) + " |")
     print("|---" * (len(KINDS) + 1) + "|")

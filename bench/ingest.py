@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
             figures = run(args.events, args.batch_size, Path(tmp))
-    print(f"ingest: {figures['ingested']:,} of {figures['records']:,} records "
-          f"({figures['rejected']} rejected), batch size {args.batch_size}")
+    print(
+        f"ingest: {figures['ingested']:,} of {figures['records']:,} records "
+        f"({figures['rejected']} rejected), batch size {args.batch_size}"
+    )
     print(f"  generate records  {figures['generate_s']:8.1f} s   ({figures['file_mib']:.0f} MiB JSON lines)")
     print(f"  ingest (wall)     {figures['ingest_s']:8.1f} s   = {figures['rate']:,.0f} records/s")
     print(f"  ingest (CPU)      {figures['cpu_s']:8.1f} s   = {figures['cpu_rate']:,.0f} records/CPU-s")

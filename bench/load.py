@@ -36,9 +36,15 @@ from tests.reliability.crashloop import AppProcesses, entry_body, free_port, use
 
 READS = ("list", "list filtered", "detail", "overview", "status")
 WRITES = ("create", "update", "approve")
-LIST_FILTERS = ("platform=AWS", "platform=Azure%20AD&service_accounts=true",
-                "suppressed=false&sort=-severity", "q=admin", "triage_status=new&limit=100",
-                "sort=event_time&offset=20", "chains_only=true")
+LIST_FILTERS = (
+    "platform=AWS",
+    "platform=Azure%20AD&service_accounts=true",
+    "suppressed=false&sort=-severity",
+    "q=admin",
+    "triage_status=new&limit=100",
+    "sort=event_time&offset=20",
+    "chains_only=true",
+)
 
 
 class Results:
@@ -86,8 +92,15 @@ class Sampler(threading.Thread):
             self.stop_event.wait(0.25)
 
 
-def client(n: int, procs: AppProcesses, detection_ids: list[int], shared: list[dict[str, Any]],
-           until: float, seed: int, results: Results) -> None:
+def client(
+    n: int,
+    procs: AppProcesses,
+    detection_ids: list[int],
+    shared: list[dict[str, Any]],
+    until: float,
+    seed: int,
+    results: Results,
+) -> None:
     rng = random.Random(seed * 1000 + n)
     tuner = user_session(procs.console, "tuner1" if n % 2 else "tuner2")
     approver = user_session(procs.console, "tuner2" if n % 2 else "tuner1")
@@ -102,9 +115,23 @@ def client(n: int, procs: AppProcesses, detection_ids: list[int], shared: list[d
     while time.monotonic() < until:
         i += 1
         roll = rng.random()
-        kind = (READS[0] if roll < 0.25 else READS[1] if roll < 0.45 else READS[2] if roll < 0.55 else
-                READS[3] if roll < 0.65 else READS[4] if roll < 0.72 else WRITES[1] if roll < 0.9 else
-                WRITES[0] if roll < 0.95 else WRITES[2])
+        kind = (
+            READS[0]
+            if roll < 0.25
+            else READS[1]
+            if roll < 0.45
+            else READS[2]
+            if roll < 0.55
+            else READS[3]
+            if roll < 0.65
+            else READS[4]
+            if roll < 0.72
+            else WRITES[1]
+            if roll < 0.9
+            else WRITES[0]
+            if roll < 0.95
+            else WRITES[2]
+        )
         started = time.perf_counter()
         try:
             if kind == "list":
@@ -123,12 +150,18 @@ def client(n: int, procs: AppProcesses, detection_ids: list[int], shared: list[d
             elif kind == "update":
                 entry = known[rng.choice(sorted(known))]
                 ticket = f"LOAD-{n}-{i}"
-                resp = tuner.patch(f"{base}/api/tuning/entries/{entry['id']}",
-                                   json={"version": entry["version"], "ticket": ticket}, timeout=60)
+                resp = tuner.patch(
+                    f"{base}/api/tuning/entries/{entry['id']}",
+                    json={"version": entry["version"], "ticket": ticket},
+                    timeout=60,
+                )
             else:
                 entry = known[rng.choice(sorted(known))]
-                resp = approver.post(f"{base}/api/tuning/entries/{entry['id']}/approve",
-                                     json={"version": entry["version"]}, timeout=60)
+                resp = approver.post(
+                    f"{base}/api/tuning/entries/{entry['id']}/approve",
+                    json={"version": entry["version"]},
+                    timeout=60,
+                )
         except requests.RequestException as exc:
             results.record(kind, time.perf_counter() - started, 0)
             with results.lock:
@@ -171,16 +204,37 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "console"
-        subprocess.run([sys.executable, "-m", "devconsole", "seed", "--data", str(data), "--events",
-                        str(args.events), "--seed", "7"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devconsole",
+                "seed",
+                "--data",
+                str(data),
+                "--events",
+                str(args.events),
+                "--seed",
+                "7",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         console = start_devconsole(data, free_port(), ROOT / "manifest.json")
         store = Path(tmp) / "store"
         store.mkdir()
         procs = AppProcesses(console, store, workers=args.workers, threads=4)
         sampler = Sampler(procs)
         try:
-            subprocess.run([sys.executable, "-m", "app.refresher", "--once"], cwd=ROOT, env=procs.env(),
-                           check=True, capture_output=True, timeout=600)
+            subprocess.run(
+                [sys.executable, "-m", "app.refresher", "--once"],
+                cwd=ROOT,
+                env=procs.env(),
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
             procs.start_gunicorn()
             procs.start_refresher()
             sampler.start()
@@ -188,16 +242,24 @@ def main(argv: list[str] | None = None) -> int:
             listed = analyst.get(f"{procs.base_url}/api/detections?limit=500", timeout=60).json()
             detection_ids = [d["id"] for d in listed["items"]]
             tuner = user_session(console, "tuner1")
-            shared = [tuner.post(f"{procs.base_url}/api/tuning/entries",
-                                 json=entry_body(f"arn:aws:iam::111122223333:role/shared-{k}", f"shared {k}"),
-                                 timeout=60).json()["entry"] for k in range(10)]
+            shared = [
+                tuner.post(
+                    f"{procs.base_url}/api/tuning/entries",
+                    json=entry_body(f"arn:aws:iam::111122223333:role/shared-{k}", f"shared {k}"),
+                    timeout=60,
+                ).json()["entry"]
+                for k in range(10)
+            ]
             results = Results()
             for e in shared:
                 results.acked[e["id"]].append((e["version"], e.get("ticket")))
             until = time.monotonic() + args.duration
-            threads = [threading.Thread(target=client, args=(n, procs, detection_ids, shared, until,
-                                                             args.seed, results))
-                       for n in range(args.clients)]
+            threads = [
+                threading.Thread(
+                    target=client, args=(n, procs, detection_ids, shared, until, args.seed, results)
+                )
+                for n in range(args.clients)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -215,14 +277,18 @@ def main(argv: list[str] | None = None) -> int:
             stop_devconsole(console)
 
     total = sum(len(v) for v in results.latency.values())
-    print(f"# bench.load: {args.clients} clients, {args.duration:g} s, {args.workers} gunicorn workers + "
-          f"refresher, {len(detection_ids)} detections listed")
+    print(
+        f"# bench.load: {args.clients} clients, {args.duration:g} s, {args.workers} gunicorn workers + "
+        f"refresher, {len(detection_ids)} detections listed"
+    )
     print(f"requests: {total} ({total / args.duration:.0f}/s)")
     print(f"{'kind':<14} {'count':>7} {'p50 ms':>8} {'p95 ms':>8}")
     for kind in (*READS, *WRITES):
         values = results.latency.get(kind, [])
-        print(f"{kind:<14} {len(values):>7} {percentile(values, 50) * 1000:>8.1f} "
-              f"{percentile(values, 95) * 1000:>8.1f}")
+        print(
+            f"{kind:<14} {len(values):>7} {percentile(values, 50) * 1000:>8.1f} "
+            f"{percentile(values, 95) * 1000:>8.1f}"
+        )
     codes = Counter()
     for (_, status), count in results.statuses.items():
         codes[status] += count
@@ -233,12 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     # Expected 4xx: 403 same_user (the two-person rule: a tuner approving a version they submitted) and 409
     # not_pending (approving an entry another client approved already).
     print("4xx other than stale-version 409s:", dict(results.client_errors))
-    unexpected_4xx = {k: v for k, v in results.client_errors.items()
-                      if (k[1], k[2]) not in ((403, "same_user"), (409, "not_pending"))}
+    unexpected_4xx = {
+        k: v
+        for k, v in results.client_errors.items()
+        if (k[1], k[2]) not in ((403, "same_user"), (409, "not_pending"))
+    }
     acked = sum(len(w) for w in results.acked.values())
-    print(f"acknowledged writes: {acked} on {len(results.acked)} entries; "
-          f"lost updates: {len(lost)}; 409s: {len(results.stale_409s)}, of which for a current version: "
-          f"{len(wrong_409)}")
+    print(
+        f"acknowledged writes: {acked} on {len(results.acked)} entries; "
+        f"lost updates: {len(lost)}; 409s: {len(results.stale_409s)}, of which for a current version: "
+        f"{len(wrong_409)}"
+    )
     print("peak RSS (MiB):")
     workers = sorted(k for k in sampler.peak if k.startswith("gunicorn worker"))
     for name in ["gunicorn master", *workers, "refresher"]:

@@ -25,8 +25,17 @@ GUNICORN_CONF = REPO_ROOT / "container" / "conf" / "gunicorn.conf.py"
 def gunicorn_command(bind: str, *overrides: str) -> list[str]:
     """``python -m gunicorn`` for the app with the container's config file, bound to ``bind``; ``overrides``
     are command-line options that take precedence over the file (e.g. ``--workers 4``)."""
-    return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", bind, *overrides,
-            "app:create_app()"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(GUNICORN_CONF),
+        "--bind",
+        bind,
+        *overrides,
+        "app:create_app()",
+    ]
 
 
 @dataclass
@@ -94,14 +103,20 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 20) -> None:
         process.wait(timeout=timeout_s)
 
 
-def start_app(port: int, env: dict[str, str], log_path: Path, *overrides: str,
-              timeout_s: float = START_TIMEOUT_S) -> subprocess.Popen:
+def start_app(
+    port: int, env: dict[str, str], log_path: Path, *overrides: str, timeout_s: float = START_TIMEOUT_S
+) -> subprocess.Popen:
     """The app under gunicorn (``gunicorn_command``) on 127.0.0.1:``port``, logging to ``log_path``;
     returns once ``/debug`` answers 200. Raises RuntimeError with the log's tail when gunicorn exits or
     does not answer within ``timeout_s`` (the process is stopped then)."""
     with log_path.open("wb") as log:  # the child writes to its own copy of the handle
-        process = subprocess.Popen(gunicorn_command(f"127.0.0.1:{port}", *overrides), cwd=REPO_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            gunicorn_command(f"127.0.0.1:{port}", *overrides),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:

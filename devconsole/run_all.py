@@ -38,8 +38,10 @@ def _wait_for(check, what: str, timeout_s: float, procs: list[subprocess.Popen])
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.poll() is not None:
-                raise SystemExit(f"[make run] {proc.args[2] if len(proc.args) > 2 else proc.args} exited "
-                                 f"with {proc.returncode} while waiting for {what}")
+                raise SystemExit(
+                    f"[make run] {proc.args[2] if len(proc.args) > 2 else proc.args} exited "
+                    f"with {proc.returncode} while waiting for {what}"
+                )
         if check():
             return
         time.sleep(0.2)
@@ -114,10 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         app_url = f"http://127.0.0.1:{args.app_port}"
-        console = start([py, "-m", "devconsole", "serve", "--data", str(data),
-                         "--port", str(args.console_port), "--app-url", app_url,
-                         "--manifest", str(manifest_path), "--app-id", str(args.app_id)],
-                        stdout=subprocess.PIPE)
+        console = start(
+            [
+                py,
+                "-m",
+                "devconsole",
+                "serve",
+                "--data",
+                str(data),
+                "--port",
+                str(args.console_port),
+                "--app-url",
+                app_url,
+                "--manifest",
+                str(manifest_path),
+                "--app-id",
+                str(args.app_id),
+            ],
+            stdout=subprocess.PIPE,
+        )
         # serve prints its base URL once it has written ca.pem and tokens.json; echo the rest of its output.
         base_url = console.stdout.readline().decode().strip()
         if not base_url.startswith("https://"):
@@ -125,14 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=_echo, args=(console.stdout,), daemon=True).start()
         tokens = json.loads((data / "tokens.json").read_text(encoding="utf-8"))
 
-        env = {**os.environ,
-               "QRADAR_CONSOLE_FQDN": base_url.split("://", 1)[1].rstrip("/"),
-               "SEC_ADMIN_TOKEN": tokens["service"],
-               "REQUESTS_CA_BUNDLE": str(data / "ca.pem"),
-               "QRADAR_APP_ID": str(args.app_id),
-               "QRADAR_APP_UUID": manifest["uuid"],
-               "APP_STORE_DIR": str(store),
-               "APP_QRADAR_TRANSPORT": "http"}
+        env = {
+            **os.environ,
+            "QRADAR_CONSOLE_FQDN": base_url.split("://", 1)[1].rstrip("/"),
+            "SEC_ADMIN_TOKEN": tokens["service"],
+            "REQUESTS_CA_BUNDLE": str(data / "ca.pem"),
+            "QRADAR_APP_ID": str(args.app_id),
+            "QRADAR_APP_UUID": manifest["uuid"],
+            "APP_STORE_DIR": str(store),
+            "APP_QRADAR_TRANSPORT": "http",
+        }
         # The container's server settings (container/conf/gunicorn.conf.py); only bind and --workers vary.
         gunicorn = start(gunicorn_command(f"127.0.0.1:{args.app_port}", "--workers", str(args.workers)), env)
         _wait_for(lambda: _http_ok(f"{app_url}/debug"), "the app's /debug", 60, [console, gunicorn])

@@ -63,13 +63,36 @@ BUILTIN_LOW_LEVEL_CATEGORIES: dict[int, tuple[str, int]] = {
 }
 
 EVENT_COLUMNS: tuple[str, ...] = (
-    "starttime", "endtime", "devicetime", "qid", "category", "highlevelcategory", "logsourceid",
-    "devicetype", "username", "sourceip", "destinationip", "magnitude", "severity", "credibility",
-    "relevance", "eventcount", "payload", "props",
+    "starttime",
+    "endtime",
+    "devicetime",
+    "qid",
+    "category",
+    "highlevelcategory",
+    "logsourceid",
+    "devicetype",
+    "username",
+    "sourceip",
+    "destinationip",
+    "magnitude",
+    "severity",
+    "credibility",
+    "relevance",
+    "eventcount",
+    "payload",
+    "props",
 )
 _EVENT_DEFAULTS: dict[str, Any] = {
-    "username": None, "sourceip": None, "destinationip": None, "magnitude": 5, "severity": 5,
-    "credibility": 5, "relevance": 5, "eventcount": 1, "payload": None, "props": None,
+    "username": None,
+    "sourceip": None,
+    "destinationip": None,
+    "magnitude": 5,
+    "severity": 5,
+    "credibility": 5,
+    "relevance": 5,
+    "eventcount": 1,
+    "payload": None,
+    "props": None,
 }
 # QIDs are allocated per log source type in blocks so that they read like QRadar's large numbers.
 _QID_BLOCK = 1_000_000
@@ -221,8 +244,20 @@ class EventStore:
 
     def add_offense(self, description: str, start_time: int, last_updated_time: int, **fields: Any) -> int:
         allowed = {
-            "offense_type", "offense_source", "magnitude", "severity", "credibility", "relevance", "status",
-            "close_time", "assigned_to", "follow_up", "protected", "domain_id", "rules", "id",
+            "offense_type",
+            "offense_source",
+            "magnitude",
+            "severity",
+            "credibility",
+            "relevance",
+            "status",
+            "close_time",
+            "assigned_to",
+            "follow_up",
+            "protected",
+            "domain_id",
+            "rules",
+            "id",
         }
         unknown = set(fields) - allowed
         if unknown:

@@ -82,8 +82,11 @@ def refreshed_app(app):
 
 @pytest.fixture
 def offline_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    env = {"QRADAR_CONSOLE_FQDN": f"127.0.0.1:{free_port()}", "SEC_ADMIN_TOKEN": "service-token-unused",
-           "QRADAR_APP_ID": "1101"}
+    env = {
+        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{free_port()}",
+        "SEC_ADMIN_TOKEN": "service-token-unused",
+        "QRADAR_APP_ID": "1101",
+    }
     return _fresh_app(monkeypatch, tmp_path, env)
 
 
@@ -115,8 +118,10 @@ class LiveApp:
     process: subprocess.Popen
 
     def proxy_url(self, path: str) -> str:
-        return f"{self.console.base_url.rstrip('/')}/console/plugins/{self.console.app_id}/app_proxy/" \
-               f"{path.lstrip('/')}"
+        return (
+            f"{self.console.base_url.rstrip('/')}/console/plugins/{self.console.app_id}/app_proxy/"
+            f"{path.lstrip('/')}"
+        )
 
     def session_as(self, user: str) -> requests.Session:
         """A browser-like session logged in to the console as ``user`` (SEC + QRadarCSRF cookies)."""
@@ -135,8 +140,12 @@ def live_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from devconsole.launcher import start_app, stop_process
 
     store = tmp_path_factory.mktemp("live_store")
-    env = {**os.environ, **qradar_env(devconsole), "APP_STORE_DIR": str(store),
-           "APP_QRADAR_TRANSPORT": "http"}
+    env = {
+        **os.environ,
+        **qradar_env(devconsole),
+        "APP_STORE_DIR": str(store),
+        "APP_QRADAR_TRANSPORT": "http",
+    }
     base_url = f"http://127.0.0.1:{devconsole.app_port}"
     log_path = store / "gunicorn.log"
     proc = start_app(devconsole.app_port, env, log_path)

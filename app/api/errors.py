@@ -12,10 +12,23 @@ from app.qradar.errors import QRadarError, QRadarUnavailable
 log = logging.getLogger(__name__)
 
 # Werkzeug's exception names → stable snake_case codes clients can switch on.
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "request_too_large",
-              415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests",
-              500: "internal_error", 501: "not_implemented", 502: "bad_gateway", 503: "unavailable"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "too_many_requests",
+    500: "internal_error",
+    501: "not_implemented",
+    502: "bad_gateway",
+    503: "unavailable",
+}
 
 
 class ApiError(Exception):

@@ -7,10 +7,20 @@ from collections.abc import Iterable
 from typing import Any
 
 ERROR_SCHEMA = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["status", "code", "message"], "properties": {
-        "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
-        "field": {"type": "string"}}}},
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
 }
 
 
@@ -44,14 +54,21 @@ def build_document(title: str, version: str, features: Iterable[str]) -> dict[st
             schemas[name] = schema
     return {
         "openapi": "3.0.3",
-        "info": {"title": title, "version": version,
-                 "description": "JSON API of Cloud Account Watch. Errors: {\"error\": {status, code, "
-                                "message, field?}}. Lists: {items, total} with limit/offset/sort. "
-                                "Unsafe methods need the QRadarCSRF header equal to the QRadarCSRF cookie."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": 'JSON API of Cloud Account Watch. Errors: {"error": {status, code, '
+            "message, field?}}. Lists: {items, total} with limit/offset/sort. "
+            "Unsafe methods need the QRadarCSRF header equal to the QRadarCSRF cookie.",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas,
-            "responses": {"Error": {"description": "error", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "responses": {
+                "Error": {
+                    "description": "error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            },
         },
     }

@@ -13,8 +13,14 @@ from .errors import ApiError
 
 SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
 
-_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
-               dict: "an object", float: "a number"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "a whole number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+    float: "a number",
+}
 
 
 def _fits_int64(value: Any) -> bool:
@@ -28,13 +34,15 @@ def _fits_int64(value: Any) -> bool:
     return True
 
 
-def json_body(fields: Mapping[str, type | tuple[type, ...]] | None = None,
-              required: Iterable[str] = ()) -> dict[str, Any]:
+def json_body(
+    fields: Mapping[str, type | tuple[type, ...]] | None = None, required: Iterable[str] = ()
+) -> dict[str, Any]:
     """The request's JSON object. With ``fields`` (name → type or tuple of types; ``type(None)`` allows
     null) unknown fields are rejected (400 naming them), types checked, ``required`` enforced."""
     if not request.is_json:
-        raise ApiError(415, "unsupported_media_type",
-                       "send the body as JSON (Content-Type: application/json)")
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
     # A chunked body (no Content-Length) is cut off at MAX_CONTENT_LENGTH by Werkzeug without an error;
     # get_json would then call the truncated text "not valid JSON". Say what happened instead (413).
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
@@ -47,8 +55,13 @@ def json_body(fields: Mapping[str, type | tuple[type, ...]] | None = None,
         raise ApiError(400, "bad_json", "the request body must be a JSON object")
     for name, value in data.items():
         if not _fits_int64(value):
-            raise ApiError(400, "bad_field", f"{name} holds a number too large to store "
-                           f"(whole numbers must lie within {SQLITE_INT_MIN}..{SQLITE_INT_MAX})", name)
+            raise ApiError(
+                400,
+                "bad_field",
+                f"{name} holds a number too large to store "
+                f"(whole numbers must lie within {SQLITE_INT_MIN}..{SQLITE_INT_MAX})",
+                name,
+            )
     if fields is None:
         return data
     unknown = sorted(set(data) - set(fields))
@@ -98,8 +111,12 @@ class Paging:
         return f"{column} {'DESC' if self.descending else 'ASC'}"
 
 
-def paging(default_limit: int = 50, max_limit: int = 500, sort_fields: Iterable[str] = (),
-           default_sort: str | None = None) -> Paging:
+def paging(
+    default_limit: int = 50,
+    max_limit: int = 500,
+    sort_fields: Iterable[str] = (),
+    default_sort: str | None = None,
+) -> Paging:
     """``limit``/``offset``/``sort`` query parameters; ``sort=-field`` sorts descending."""
     limit = int_arg("limit", default_limit, 1, max_limit)
     offset = int_arg("offset", 0, 0)
@@ -110,10 +127,12 @@ def paging(default_limit: int = 50, max_limit: int = 500, sort_fields: Iterable[
         sort = raw.lstrip("-+")
         allowed = set(sort_fields)
         if sort not in allowed:
-            raise ApiError(400, "bad_parameter",
-                           f"cannot sort by {sort!r}; sort by one of: "
-                           f"{', '.join(sorted(allowed)) or 'nothing'}",
-                           "sort")
+            raise ApiError(
+                400,
+                "bad_parameter",
+                f"cannot sort by {sort!r}; sort by one of: {', '.join(sorted(allowed)) or 'nothing'}",
+                "sort",
+            )
     return Paging(limit, offset, sort, descending)
 
 

@@ -44,31 +44,57 @@ def put_settings() -> dict[str, Any]:
     return {"values": values, "settings": settings.describe()}
 
 
-_settings_schema = {"type": "object", "properties": {
-    "values": {"type": "object", "additionalProperties": True},
-    "settings": {"type": "array", "items": {"$ref": "#/components/schemas/SettingInfo"}}}}
+_settings_schema = {
+    "type": "object",
+    "properties": {
+        "values": {"type": "object", "additionalProperties": True},
+        "settings": {"type": "array", "items": {"$ref": "#/components/schemas/SettingInfo"}},
+    },
+}
 
 OPENAPI_PATHS = {
-    "/api/openapi.json": {"get": {"summary": "This document",
-                                  "responses": {"200": {"description": "OpenAPI 3.0 document"}}}},
+    "/api/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0 document"}}}
+    },
     "/api/settings": {
-        "get": {"summary": "All settings with their current values (admin)",
-                "responses": {"200": {"description": "settings", "content": {"application/json": {
-                    "schema": _settings_schema}}},
-                    "401": {"$ref": "#/components/responses/Error"},
-                    "403": {"$ref": "#/components/responses/Error"}}},
-        "put": {"summary": "Change some settings (admin, audited); unknown keys and bad values → 400",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"type": "object", "additionalProperties": True}}}},
-                "responses": {"200": {"description": "settings after the change", "content": {
-                    "application/json": {"schema": _settings_schema}}},
-                    "400": {"$ref": "#/components/responses/Error"},
-                    "403": {"$ref": "#/components/responses/Error"}}},
+        "get": {
+            "summary": "All settings with their current values (admin)",
+            "responses": {
+                "200": {
+                    "description": "settings",
+                    "content": {"application/json": {"schema": _settings_schema}},
+                },
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+            },
+        },
+        "put": {
+            "summary": "Change some settings (admin, audited); unknown keys and bad values → 400",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "settings after the change",
+                    "content": {"application/json": {"schema": _settings_schema}},
+                },
+                "400": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+            },
+        },
     },
 }
 OPENAPI_SCHEMAS = {
-    "SettingInfo": {"type": "object", "properties": {
-        "key": {"type": "string"}, "kind": {"type": "string"}, "default": {},
-        "description": {"type": "string"}, "minimum": {"type": "integer", "nullable": True},
-        "maximum": {"type": "integer", "nullable": True}}},
+    "SettingInfo": {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "kind": {"type": "string"},
+            "default": {},
+            "description": {"type": "string"},
+            "minimum": {"type": "integer", "nullable": True},
+            "maximum": {"type": "integer", "nullable": True},
+        },
+    },
 }

@@ -38,8 +38,14 @@ DEFAULT_LOG_SOURCE_TYPE_IDS: dict[str, tuple[int, ...]] = {
 DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
     # CreateAccessKey / CreateLoginProfile give an identity its credentials: reported as access_key /
     # login_profile detections and step two of the CreateUser chain.
-    AWS: ("CreateUser", "CreateRole", "CreateServiceLinkedRole", "CreateVirtualMFADevice", "CreateAccessKey",
-          "CreateLoginProfile"),
+    AWS: (
+        "CreateUser",
+        "CreateRole",
+        "CreateServiceLinkedRole",
+        "CreateVirtualMFADevice",
+        "CreateAccessKey",
+        "CreateLoginProfile",
+    ),
     AZURE_AD: (
         "Add user",
         "Add service principal",
@@ -121,9 +127,7 @@ def default_platform_filters(
     """Platform filters from the defaults, overridden per platform by the given maps."""
     ids = {p: tuple(v) for p, v in (type_ids or DEFAULT_LOG_SOURCE_TYPE_IDS).items()}
     names = {p: tuple(v) for p, v in (event_names or DEFAULT_EVENT_NAMES).items()}
-    return {
-        p: PlatformFilter(ids[p], names[p]) for p in PLATFORMS if ids.get(p) and names.get(p)
-    }
+    return {p: PlatformFilter(ids[p], names[p]) for p in PLATFORMS if ids.get(p) and names.get(p)}
 
 
 def _name_match(names: Sequence[str]) -> str:

@@ -52,72 +52,169 @@ class HuntingQuery:
 
 
 def _topics() -> tuple[HuntingTopic, ...]:
-    entra_role = ("Add member to role", "Add eligible member to role",
-                  "Add app role assignment to service principal", "Add app role assignment grant to user",
-                  "Add member to group", "Add owner to application", "Add owner to service principal")
-    entra_consent = ("Consent to application", "Add delegated permission grant",
-                     "Add OAuth2PermissionGrant")
-    entra_creds = ("Add service principal credentials",
-                   "Update application \u2013 Certificates and secrets management",
-                   "User registered security info", "Admin registered security info", "Reset user password",
-                   "Reset password (by admin)")
+    entra_role = (
+        "Add member to role",
+        "Add eligible member to role",
+        "Add app role assignment to service principal",
+        "Add app role assignment grant to user",
+        "Add member to group",
+        "Add owner to application",
+        "Add owner to service principal",
+    )
+    entra_consent = ("Consent to application", "Add delegated permission grant", "Add OAuth2PermissionGrant")
+    entra_creds = (
+        "Add service principal credentials",
+        "Update application \u2013 Certificates and secrets management",
+        "User registered security info",
+        "Admin registered security info",
+        "Reset user password",
+        "Reset password (by admin)",
+    )
     return (
-        HuntingTopic("aws-access-keys", "Access keys created", AWS,
-                     ("CreateAccessKey", "UpdateAccessKey"),
-                     "Long-term AKIA keys give the new identity API access that survives a password reset.",
-                     "T1098.001"),
-        HuntingTopic("aws-login-profiles", "Console passwords (login profiles)", AWS,
-                     ("CreateLoginProfile", "UpdateLoginProfile"),
-                     "A login profile turns an API-only user into a console user.", "T1098"),
-        HuntingTopic("aws-policy-attachments", "Policy attachments", AWS,
-                     ("AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy", "PutUserPolicy",
-                      "PutRolePolicy", "PutGroupPolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion"),
-                     "Privilege grants after a creation are the strongest sign of a backdoor account.",
-                     "T1098.003"),
-        HuntingTopic("aws-role-membership", "Group membership and role trust", AWS,
-                     ("AddUserToGroup", "UpdateAssumeRolePolicy", "CreateRole"),
-                     "Group membership and trust-policy edits grant access indirectly; check trust "
-                     "policies for external account principals.", "T1098.003"),
-        HuntingTopic("aws-credential-additions", "Other credentials (MFA, SSH, federation)", AWS,
-                     ("CreateVirtualMFADevice", "EnableMFADevice", "UploadSSHPublicKey",
-                      "UploadSigningCertificate", "CreateServiceSpecificCredential", "CreateSAMLProvider",
-                      "CreateOpenIDConnectProvider"),
-                     "An attacker-owned MFA device or identity provider keeps access after key rotation.",
-                     "T1098.001"),
-        HuntingTopic("aws-new-identity-use", "Activity by the new identity", AWS,
-                     ("ConsoleLogin", "GetCallerIdentity", "AssumeRole"),
-                     "First use of the new identity (the chain's last step).", "T1078.004"),
-        HuntingTopic("entra-role-membership", "Role membership and app role assignments", AZURE_AD,
-                     entra_role, "Directory roles and app roles are how a new identity gains privilege.",
-                     "T1098.003"),
-        HuntingTopic("entra-consent", "Consent grants", AZURE_AD, entra_consent,
-                     "Consent gives an application delegated access to user data.", "T1098.003"),
-        HuntingTopic("entra-credential-additions", "Credential additions", AZURE_AD, entra_creds,
-                     "Secrets or certificates on a service principal, or new authentication methods on a "
-                     "user, keep access after the password changes.", "T1098.001"),
-        HuntingTopic("o365-role-membership", "Role membership and app role assignments", OFFICE_365,
-                     tuple(n + "." for n in entra_role),
-                     "The Unified Audit Log copy of Entra directory changes (operation names end in '.').",
-                     "T1098.003"),
-        HuntingTopic("o365-consent", "Consent grants", OFFICE_365, tuple(n + "." for n in entra_consent),
-                     "Consent gives an application delegated access to mailboxes and files.", "T1098.003"),
-        HuntingTopic("o365-credential-additions", "Credential additions and mailbox persistence", OFFICE_365,
-                     (*(n + "." for n in entra_creds), "New-InboxRule", "Set-Mailbox",
-                      "Add-MailboxPermission"),
-                     "Credentials on apps and users, and mailbox rules or forwarding set after the creation.",
-                     "T1098.002"),
-        HuntingTopic("gcp-keys", "Service account keys", GCP,
-                     ("google.iam.admin.v1.CreateServiceAccountKey",
-                      "google.iam.admin.v1.UploadServiceAccountKey"),
-                     "User-managed keys are long-lived credentials for the service account.", "T1098.001"),
-        HuntingTopic("gcp-policy-attachments", "IAM policy bindings", GCP,
-                     ("SetIamPolicy", "google.iam.admin.v1.SetIAMPolicy",
-                      "google.iam.admin.v1.CreateRole", "google.iam.admin.v1.UpdateRole"),
-                     "Role bindings grant the new service account privileges on projects and resources.",
-                     "T1098.003"),
-        HuntingTopic("gcp-impersonation", "Token minting and impersonation", GCP,
-                     ("GenerateAccessToken", "GenerateIdToken", "SignBlob", "SignJwt"),
-                     "Short-lived tokens minted for the service account show it being used.", "T1078.004"),
+        HuntingTopic(
+            "aws-access-keys",
+            "Access keys created",
+            AWS,
+            ("CreateAccessKey", "UpdateAccessKey"),
+            "Long-term AKIA keys give the new identity API access that survives a password reset.",
+            "T1098.001",
+        ),
+        HuntingTopic(
+            "aws-login-profiles",
+            "Console passwords (login profiles)",
+            AWS,
+            ("CreateLoginProfile", "UpdateLoginProfile"),
+            "A login profile turns an API-only user into a console user.",
+            "T1098",
+        ),
+        HuntingTopic(
+            "aws-policy-attachments",
+            "Policy attachments",
+            AWS,
+            (
+                "AttachUserPolicy",
+                "AttachRolePolicy",
+                "AttachGroupPolicy",
+                "PutUserPolicy",
+                "PutRolePolicy",
+                "PutGroupPolicy",
+                "CreatePolicyVersion",
+                "SetDefaultPolicyVersion",
+            ),
+            "Privilege grants after a creation are the strongest sign of a backdoor account.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "aws-role-membership",
+            "Group membership and role trust",
+            AWS,
+            ("AddUserToGroup", "UpdateAssumeRolePolicy", "CreateRole"),
+            "Group membership and trust-policy edits grant access indirectly; check trust "
+            "policies for external account principals.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "aws-credential-additions",
+            "Other credentials (MFA, SSH, federation)",
+            AWS,
+            (
+                "CreateVirtualMFADevice",
+                "EnableMFADevice",
+                "UploadSSHPublicKey",
+                "UploadSigningCertificate",
+                "CreateServiceSpecificCredential",
+                "CreateSAMLProvider",
+                "CreateOpenIDConnectProvider",
+            ),
+            "An attacker-owned MFA device or identity provider keeps access after key rotation.",
+            "T1098.001",
+        ),
+        HuntingTopic(
+            "aws-new-identity-use",
+            "Activity by the new identity",
+            AWS,
+            ("ConsoleLogin", "GetCallerIdentity", "AssumeRole"),
+            "First use of the new identity (the chain's last step).",
+            "T1078.004",
+        ),
+        HuntingTopic(
+            "entra-role-membership",
+            "Role membership and app role assignments",
+            AZURE_AD,
+            entra_role,
+            "Directory roles and app roles are how a new identity gains privilege.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "entra-consent",
+            "Consent grants",
+            AZURE_AD,
+            entra_consent,
+            "Consent gives an application delegated access to user data.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "entra-credential-additions",
+            "Credential additions",
+            AZURE_AD,
+            entra_creds,
+            "Secrets or certificates on a service principal, or new authentication methods on a "
+            "user, keep access after the password changes.",
+            "T1098.001",
+        ),
+        HuntingTopic(
+            "o365-role-membership",
+            "Role membership and app role assignments",
+            OFFICE_365,
+            tuple(n + "." for n in entra_role),
+            "The Unified Audit Log copy of Entra directory changes (operation names end in '.').",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "o365-consent",
+            "Consent grants",
+            OFFICE_365,
+            tuple(n + "." for n in entra_consent),
+            "Consent gives an application delegated access to mailboxes and files.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "o365-credential-additions",
+            "Credential additions and mailbox persistence",
+            OFFICE_365,
+            (*(n + "." for n in entra_creds), "New-InboxRule", "Set-Mailbox", "Add-MailboxPermission"),
+            "Credentials on apps and users, and mailbox rules or forwarding set after the creation.",
+            "T1098.002",
+        ),
+        HuntingTopic(
+            "gcp-keys",
+            "Service account keys",
+            GCP,
+            ("google.iam.admin.v1.CreateServiceAccountKey", "google.iam.admin.v1.UploadServiceAccountKey"),
+            "User-managed keys are long-lived credentials for the service account.",
+            "T1098.001",
+        ),
+        HuntingTopic(
+            "gcp-policy-attachments",
+            "IAM policy bindings",
+            GCP,
+            (
+                "SetIamPolicy",
+                "google.iam.admin.v1.SetIAMPolicy",
+                "google.iam.admin.v1.CreateRole",
+                "google.iam.admin.v1.UpdateRole",
+            ),
+            "Role bindings grant the new service account privileges on projects and resources.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "gcp-impersonation",
+            "Token minting and impersonation",
+            GCP,
+            ("GenerateAccessToken", "GenerateIdToken", "SignBlob", "SignJwt"),
+            "Short-lived tokens minted for the service account show it being used.",
+            "T1078.004",
+        ),
     )
 
 
@@ -163,8 +260,9 @@ def actor_names(actor: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def pivot_clause(actor: str | None, target: str | None,
-                 target_property: str | None = DEFAULT_TARGET_PROPERTY) -> str | None:
+def pivot_clause(
+    actor: str | None, target: str | None, target_property: str | None = DEFAULT_TARGET_PROPERTY
+) -> str | None:
     """``(actor did it OR it was done to / by the target)``; None when neither is known."""
     terms = []
     if actor:
@@ -190,9 +288,16 @@ def _columns(target_property: str | None) -> str:
     return ", ".join(cols)
 
 
-def hunting_query(topic: HuntingTopic, *, actor: str | None, target: str | None, around_ms: int | None,
-                  type_ids: Sequence[int], target_property: str | None = DEFAULT_TARGET_PROPERTY,
-                  row_limit: int = DEFAULT_ROW_LIMIT) -> str:
+def hunting_query(
+    topic: HuntingTopic,
+    *,
+    actor: str | None,
+    target: str | None,
+    around_ms: int | None,
+    type_ids: Sequence[int],
+    target_property: str | None = DEFAULT_TARGET_PROPERTY,
+    row_limit: int = DEFAULT_ROW_LIMIT,
+) -> str:
     """The AQL for one topic.
 
     With ``around_ms`` (the creation time) the window is [around − 1 h, around + 24 h), applied both as
@@ -219,19 +324,37 @@ def hunting_query(topic: HuntingTopic, *, actor: str | None, target: str | None,
     )
 
 
-def hunting_queries(platform: str, *, actor: str | None = None, target: str | None = None,
-                    around_ms: int | None = None,
-                    type_ids: Mapping[str, Sequence[int]] | None = None,
-                    target_property: str | None = DEFAULT_TARGET_PROPERTY,
-                    row_limit: int = DEFAULT_ROW_LIMIT) -> list[HuntingQuery]:
+def hunting_queries(
+    platform: str,
+    *,
+    actor: str | None = None,
+    target: str | None = None,
+    around_ms: int | None = None,
+    type_ids: Mapping[str, Sequence[int]] | None = None,
+    target_property: str | None = DEFAULT_TARGET_PROPERTY,
+    row_limit: int = DEFAULT_ROW_LIMIT,
+) -> list[HuntingQuery]:
     """Every hunting query for one platform (unknown platform → ValueError)."""
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
     ids = (type_ids or DEFAULT_LOG_SOURCE_TYPE_IDS).get(platform) or DEFAULT_LOG_SOURCE_TYPE_IDS[platform]
     return [
-        HuntingQuery(t.key, t.title, t.platform, t.why, t.attack,
-                     hunting_query(t, actor=actor, target=target, around_ms=around_ms, type_ids=ids,
-                                   target_property=target_property, row_limit=row_limit))
+        HuntingQuery(
+            t.key,
+            t.title,
+            t.platform,
+            t.why,
+            t.attack,
+            hunting_query(
+                t,
+                actor=actor,
+                target=target,
+                around_ms=around_ms,
+                type_ids=ids,
+                target_property=target_property,
+                row_limit=row_limit,
+            ),
+        )
         for t in topics_for(platform)
     ]
 

@@ -54,22 +54,33 @@ def _creation_match(platforms: Mapping[str, PlatformFilter]) -> str:
 
 
 def _platform_case(platforms: Mapping[str, PlatformFilter]) -> str:
-    whens = " ".join(f"WHEN devicetype IN {lit.integer_list(f.type_ids)} THEN {lit.string(p)}"
-                     for p, f in platforms.items() if f.type_ids)
+    whens = " ".join(
+        f"WHEN devicetype IN {lit.integer_list(f.type_ids)} THEN {lit.string(p)}"
+        for p, f in platforms.items()
+        if f.type_ids
+    )
     return f"CASE {whens} ELSE 'Unknown' END"
 
 
-def offense_events_query(offense_id: int, start_ms: int, last_updated_ms: int,
-                         platforms: Mapping[str, PlatformFilter], *,
-                         target_property: str | None = "Account Name",
-                         row_limit: int = DEFAULT_ROW_LIMIT) -> str:
+def offense_events_query(
+    offense_id: int,
+    start_ms: int,
+    last_updated_ms: int,
+    platforms: Mapping[str, PlatformFilter],
+    *,
+    target_property: str | None = "Account Name",
+    row_limit: int = DEFAULT_ROW_LIMIT,
+) -> str:
     """AQL for the offense's cloud-account-creation events, oldest first.
 
     Selects the columns the detection's event key is built from (starttime, qid, logsourceid, payload)
     so rows can be matched to stored detections, plus what the fragment shows when they are not stored.
     """
     columns = [
-        "starttime", "qid", "logsourceid", "devicetype",
+        "starttime",
+        "qid",
+        "logsourceid",
+        "devicetype",
         "QIDNAME(qid) AS event_name",
         "LOGSOURCETYPENAME(devicetype) AS log_source_type",
         "LOGSOURCENAME(logsourceid) AS log_source",
@@ -94,8 +105,13 @@ def offense_events_query(offense_id: int, start_ms: int, last_updated_ms: int,
 MAX_LINK_BATCH = 50
 
 
-def offense_links_query(offenses: Mapping[int, tuple[int, int]], platforms: Mapping[str, PlatformFilter], *,
-                        not_before_ms: int | None = None, row_limit: int = 5_000) -> str:
+def offense_links_query(
+    offenses: Mapping[int, tuple[int, int]],
+    platforms: Mapping[str, PlatformFilter],
+    *,
+    not_before_ms: int | None = None,
+    row_limit: int = 5_000,
+) -> str:
     """ONE search mapping the cloud-account-creation events of several offenses to their offense ids.
 
     ``offenses`` is offense id -> (start_time, last_updated_time) in epoch ms. Each row carries the columns

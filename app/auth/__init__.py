@@ -57,8 +57,12 @@ class User:
         raise ValueError(f"unknown permission level {level!r}; use one of {LEVELS}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "capabilities": sorted(self.capabilities),
-                "permissions": {level: self.may(level) for level in LEVELS}}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "capabilities": sorted(self.capabilities),
+            "permissions": {level: self.may(level) for level in LEVELS},
+        }
 
 
 class _TokenCache:
@@ -109,8 +113,9 @@ def current_user() -> User:
             found = get_gateway().current_user(token)
         except QRadarError as exc:
             if exc.http_status in (401, 403):
-                raise ApiError(401, "not_logged_in",
-                               "QRadar did not accept the session; log in to QRadar again") from exc
+                raise ApiError(
+                    401, "not_logged_in", "QRadar did not accept the session; log in to QRadar again"
+                ) from exc
             raise
         user = User(name=found.name or "unknown", role=found.role, capabilities=found.capabilities)
         token_cache.put(token, user, settings.get("user_cache_s"))
@@ -128,8 +133,12 @@ def require(level: str) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if not user.may(level):
-                raise ApiError(403, "forbidden", f"this needs the '{level}' permission, which "
-                               f"{user.name} ({user.role or 'no role'}) does not have")
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"this needs the '{level}' permission, which "
+                    f"{user.name} ({user.role or 'no role'}) does not have",
+                )
             return view(*args, **kwargs)
 
         wrapped.required_permission = level  # type: ignore[attr-defined]
@@ -145,8 +154,9 @@ def check_csrf() -> None:
     header = request.headers.get("QRadarCSRF", "")
     cookie = request.cookies.get("QRadarCSRF", "")
     if not header or not cookie or not hmac.compare_digest(header.encode(), cookie.encode()):
-        raise ApiError(403, "csrf_failed",
-                       "missing or wrong QRadarCSRF header: it must equal the QRadarCSRF cookie")
+        raise ApiError(
+            403, "csrf_failed", "missing or wrong QRadarCSRF header: it must equal the QRadarCSRF cookie"
+        )
 
 
 bp = Blueprint("auth", __name__)
@@ -164,15 +174,27 @@ def init_app(app: Flask) -> None:
 
 
 OPENAPI_PATHS = {
-    "/api/me": {"get": {
-        "summary": "The logged-in QRadar user, their capabilities and app permissions",
-        "responses": {"200": {"description": "the user", "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Me"}}}},
-            "401": {"$ref": "#/components/responses/Error"}}}},
+    "/api/me": {
+        "get": {
+            "summary": "The logged-in QRadar user, their capabilities and app permissions",
+            "responses": {
+                "200": {
+                    "description": "the user",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Me"}}},
+                },
+                "401": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
 }
 OPENAPI_SCHEMAS = {
-    "Me": {"type": "object", "properties": {
-        "name": {"type": "string"}, "role": {"type": "string"},
-        "capabilities": {"type": "array", "items": {"type": "string"}},
-        "permissions": {"type": "object", "properties": {level: {"type": "boolean"} for level in LEVELS}}}},
+    "Me": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "role": {"type": "string"},
+            "capabilities": {"type": "array", "items": {"type": "string"}},
+            "permissions": {"type": "object", "properties": {level: {"type": "boolean"} for level in LEVELS}},
+        },
+    },
 }

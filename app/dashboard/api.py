@@ -38,8 +38,9 @@ def timeseries(conn: Any, hours: int, now_ms: int) -> list[dict[str, Any]]:
     for hour, platform, count in store.hourly_counts(conn, first_hour, now_ms + 1):
         if hour in buckets and platform in buckets[hour]:
             buckets[hour][platform] += count
-    return [{"date": _iso(h), **counts, "Total": sum(counts.values())}
-            for h, counts in sorted(buckets.items())]
+    return [
+        {"date": _iso(h), **counts, "Total": sum(counts.values())} for h, counts in sorted(buckets.items())
+    ]
 
 
 @bp.get("/timeseries")
@@ -62,36 +63,98 @@ def pulse_table() -> Any:
             href = q_url_for("tab.index", detection=r["id"])
         except BuildError:
             href = ""
-        rows.append({"time": _iso(r["event_time"]), "platform": r["cloud_platform"], "event": r["event_name"],
-                     "actor": r["actor"] or "", "target": r["target_account"] or "",
-                     "service_account": "yes" if r["is_service_account"] else "no",
-                     "chain": r["chain_kind"] or "", "href": href})
+        rows.append(
+            {
+                "time": _iso(r["event_time"]),
+                "platform": r["cloud_platform"],
+                "event": r["event_name"],
+                "actor": r["actor"] or "",
+                "target": r["target_account"] or "",
+                "service_account": "yes" if r["is_service_account"] else "no",
+                "chain": r["chain_kind"] or "",
+                "href": href,
+            }
+        )
     return jsonify(rows)
 
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_HOURS = {"name": "hours", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 720,
-                                                       "default": 24}}
+_HOURS = {
+    "name": "hours",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 720, "default": 24},
+}
 OPENAPI_PATHS: dict[str, Any] = {
-    "/api/pulse/timeseries": {"get": {
-        "summary": "Creations per hour and platform (QRadar Pulse Generic API time series)",
-        "parameters": [_HOURS],
-        "responses": {"200": {"description": "one object per hour, oldest first", "content": {
-            "application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {
-                "date": {"type": "string", "format": "date-time"}, "AWS": {"type": "integer"},
-                "Azure AD": {"type": "integer"}, "Office 365": {"type": "integer"},
-                "GCP": {"type": "integer"},
-                "Total": {"type": "integer"}}}}}}},
-            "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}}},
-    }},
-    "/api/pulse/table": {"get": {
-        "summary": "Newest creations as flat rows (QRadar Pulse Generic API table)",
-        "parameters": [_HOURS, {"name": "limit", "in": "query",
-                                "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 25}}],
-        "responses": {"200": {"description": "rows, newest first", "content": {
-            "application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {
-                k: {"type": "string"} for k in ("time", "platform", "event", "actor", "target",
-                                                 "service_account", "chain", "href")}}}}}},
-            "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}}},
-    }},
+    "/api/pulse/timeseries": {
+        "get": {
+            "summary": "Creations per hour and platform (QRadar Pulse Generic API time series)",
+            "parameters": [_HOURS],
+            "responses": {
+                "200": {
+                    "description": "one object per hour, oldest first",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "date": {"type": "string", "format": "date-time"},
+                                        "AWS": {"type": "integer"},
+                                        "Azure AD": {"type": "integer"},
+                                        "Office 365": {"type": "integer"},
+                                        "GCP": {"type": "integer"},
+                                        "Total": {"type": "integer"},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
+            },
+        }
+    },
+    "/api/pulse/table": {
+        "get": {
+            "summary": "Newest creations as flat rows (QRadar Pulse Generic API table)",
+            "parameters": [
+                _HOURS,
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 25},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "rows, newest first",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        k: {"type": "string"}
+                                        for k in (
+                                            "time",
+                                            "platform",
+                                            "event",
+                                            "actor",
+                                            "target",
+                                            "service_account",
+                                            "chain",
+                                            "href",
+                                        )
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
+            },
+        }
+    },
 }

@@ -53,11 +53,19 @@ def item() -> Any:
     stale = None
     if status["last_error"] and status["consecutive_failures"]:
         last_ok = status["last_refresh_ms"]
-        stale = {"error": status["last_error"],
-                 "since": datetime.fromtimestamp(last_ok / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-                 if last_ok else None}
+        stale = {
+            "error": status["last_error"],
+            "since": datetime.fromtimestamp(last_ok / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if last_ok
+            else None,
+        }
     html = render_template(
-        "dashboard/item.html", summary=summary, platforms=PLATFORMS, stale=stale,
+        "dashboard/item.html",
+        summary=summary,
+        platforms=PLATFORMS,
+        stale=stale,
         initiators=store.top_initiators(conn, now - DAY_MS, now + 1),
-        tab_url=_console_url("tab.index") or "", playbook_url=_console_url("playbook.index") or "")
+        tab_url=_console_url("tab.index") or "",
+        playbook_url=_console_url("playbook.index") or "",
+    )
     return jsonify({"id": ITEM_ID, "title": ITEM_TITLE, "HTML": html})

@@ -25,8 +25,24 @@ from app.store.db import transaction
 bp = Blueprint("detection_api", __name__, url_prefix="/api")
 
 PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
-LIST_PARAMS = frozenset({"start", "end", "platform", "service_accounts", "actor", "target", "chains_only",
-                         "suppressed", "triage_status", "q", "sort", "limit", "offset", "offense"})
+LIST_PARAMS = frozenset(
+    {
+        "start",
+        "end",
+        "platform",
+        "service_accounts",
+        "actor",
+        "target",
+        "chains_only",
+        "suppressed",
+        "triage_status",
+        "q",
+        "sort",
+        "limit",
+        "offset",
+        "offense",
+    }
+)
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_BULK = 1000
@@ -61,8 +77,9 @@ def _list_arg(name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     values = [v.strip() for raw in request.args.getlist(name) for v in raw.split(",") if v.strip()]
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise ApiError(400, "bad_parameter", f"{name} must be one of: {', '.join(allowed)} (got {bad[0]!r})",
-                       name)
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be one of: {', '.join(allowed)} (got {bad[0]!r})", name
+        )
     return tuple(dict.fromkeys(values))
 
 
@@ -79,8 +96,9 @@ def _offense_arg(name: str) -> int | None:
         return None
     # isascii: "²".isdigit() is true but int() refuses it
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 0 < int(raw) <= MAX_OFFENSE_ID:
-        raise ApiError(400, "bad_parameter", f"{name} must be a QRadar offense id (1 to {MAX_OFFENSE_ID})",
-                       name)
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be a QRadar offense id (1 to {MAX_OFFENSE_ID})", name
+        )
     return int(raw)
 
 
@@ -93,11 +111,17 @@ def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.Det
     if since is not None and until is not None and until < since:
         raise ApiError(400, "bad_parameter", "end must not be before start", "end")
     return store.DetectionFilter(
-        since_ms=since, until_ms=until, platforms=_list_arg("platform", PLATFORMS),
-        service_accounts_only=bool(_bool_arg("service_accounts")), actor=_text_arg("actor"),
-        target=_text_arg("target"), chains_only=bool(_bool_arg("chains_only")),
-        suppressed=_bool_arg("suppressed"), triage_statuses=_list_arg("triage_status", store.TRIAGE_STATUSES),
-        text=_text_arg("q"), offense_id=_offense_arg("offense"),
+        since_ms=since,
+        until_ms=until,
+        platforms=_list_arg("platform", PLATFORMS),
+        service_accounts_only=bool(_bool_arg("service_accounts")),
+        actor=_text_arg("actor"),
+        target=_text_arg("target"),
+        chains_only=bool(_bool_arg("chains_only")),
+        suppressed=_bool_arg("suppressed"),
+        triage_statuses=_list_arg("triage_status", store.TRIAGE_STATUSES),
+        text=_text_arg("q"),
+        offense_id=_offense_arg("offense"),
     )
 
 
@@ -145,8 +169,9 @@ def triage_one(detection_id: int) -> dict[str, Any]:
     status, note = _triage_fields(data)
     conn = get_db()
     with conn:
-        updated = store.set_triage(conn, [detection_id], status, note, current_user().name,
-                                   refresher.now_ms())
+        updated = store.set_triage(
+            conn, [detection_id], status, note, current_user().name, refresher.now_ms()
+        )
     if not updated:
         raise ApiError(404, "not_found", f"no detection with id {detection_id}")
     return store.get_detection(conn, detection_id) or {}
@@ -179,8 +204,14 @@ def list_chains() -> dict[str, Any]:
     if len(kinds) > 1:
         raise ApiError(400, "bad_parameter", "give one kind", "kind")
     page = paging(50, 500)
-    items, total = store.list_chains(get_db(), since_ms=_ms_arg("start"), until_ms=_ms_arg("end"),
-                                     kind=kinds[0] if kinds else None, limit=page.limit, offset=page.offset)
+    items, total = store.list_chains(
+        get_db(),
+        since_ms=_ms_arg("start"),
+        until_ms=_ms_arg("end"),
+        kind=kinds[0] if kinds else None,
+        limit=page.limit,
+        offset=page.offset,
+    )
     return list_response(items, total)
 
 
@@ -207,8 +238,11 @@ def _queue(action: str) -> tuple[dict[str, Any], int]:
     # clicks each queue a request of their own.
     with transaction(conn):
         pending = store.open_requests(conn, action)
-        request_id = pending[-1]["id"] if pending else store.request_refresh(
-            conn, action, current_user().name, refresher.now_ms())
+        request_id = (
+            pending[-1]["id"]
+            if pending
+            else store.request_refresh(conn, action, current_user().name, refresher.now_ms())
+        )
     return {"requested": action, "request_id": request_id, "status": refresher.status(conn)}, 202
 
 
@@ -250,16 +284,25 @@ _LIST_PARAMETERS = [
     _q("suppressed", {"type": "boolean"}, "true: only suppressed; false: only not suppressed; absent: both"),
     _q("triage_status", {"type": "string"}, "comma-separated: " + ", ".join(store.TRIAGE_STATUSES)),
     _q("q", {"type": "string"}, "text search over names, actor, target, IP, user agent, note"),
-    _q("offense", {"type": "integer", "minimum": 1, "maximum": MAX_OFFENSE_ID},
-       "only detections known to be in this QRadar offense (learnt by the refresher's offense sync and the "
-       "Offense Summary widget)"),
+    _q(
+        "offense",
+        {"type": "integer", "minimum": 1, "maximum": MAX_OFFENSE_ID},
+        "only detections known to be in this QRadar offense (learnt by the refresher's offense sync and the "
+        "Offense Summary widget)",
+    ),
     _q("sort", {"type": "string"}, "field, '-' prefix for descending: " + ", ".join(store.SORT_COLUMNS)),
     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
     _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
 ]
-_TRIAGE_BODY = {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
-    "status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
-    "note": {"type": "string", "nullable": True, "maxLength": MAX_NOTE}}}
+_TRIAGE_BODY = {
+    "type": "object",
+    "required": ["status"],
+    "additionalProperties": False,
+    "properties": {
+        "status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
+        "note": {"type": "string", "nullable": True, "maxLength": MAX_NOTE},
+    },
+}
 _REFRESH_RESPONSES = {"202": {"description": "queued for the refresher process"}, "401": _ERR, "403": _ERR}
 
 
@@ -271,73 +314,182 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
 
 
 OPENAPI_SCHEMAS = {
-    "Detection": {"type": "object", "properties": {
-        **{f: {"type": "string", "nullable": True} for f in (
-            "event_key", "event_name", "event_category", "log_source", "log_source_type", "account_kind",
-            "actor", "actor_id", "actor_type", "target_account", "target_id", "target_type", "source_ip",
-            "user_agent", "correlation_id", "result", "chain_kind", "triage_note", "triage_by")},
-        **{f: {"type": "integer", "nullable": True} for f in (
-            "id", "event_time", "qid", "magnitude", "severity", "chain_id", "suppressed_by", "triage_at")},
-        "cloud_platform": {"type": "string", "enum": list(PLATFORMS)},
-        "is_service_account": {"type": "boolean"},
-        "mfa": {"type": "boolean", "nullable": True},
-        "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
-        "also_seen_in": {"type": "array", "items": {"type": "string"}},
-        "triage_status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
-        "payload": {"type": "string", "description": "only in GET /api/detections/{id}"}}},
-    "Chain": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "kind": {"type": "string", "enum": list(CHAIN_KINDS)},
-        "kinds": {"type": "array", "items": {"type": "string"}}, "first_time": {"type": "integer"},
-        "last_time": {"type": "integer"}, "severity": {"type": "integer"}, "confidence": {"type": "string"},
-        "admin": {"type": "boolean"}, "events": {"type": "array", "items": {"type": "object"}}}},
+    "Detection": {
+        "type": "object",
+        "properties": {
+            **{
+                f: {"type": "string", "nullable": True}
+                for f in (
+                    "event_key",
+                    "event_name",
+                    "event_category",
+                    "log_source",
+                    "log_source_type",
+                    "account_kind",
+                    "actor",
+                    "actor_id",
+                    "actor_type",
+                    "target_account",
+                    "target_id",
+                    "target_type",
+                    "source_ip",
+                    "user_agent",
+                    "correlation_id",
+                    "result",
+                    "chain_kind",
+                    "triage_note",
+                    "triage_by",
+                )
+            },
+            **{
+                f: {"type": "integer", "nullable": True}
+                for f in (
+                    "id",
+                    "event_time",
+                    "qid",
+                    "magnitude",
+                    "severity",
+                    "chain_id",
+                    "suppressed_by",
+                    "triage_at",
+                )
+            },
+            "cloud_platform": {"type": "string", "enum": list(PLATFORMS)},
+            "is_service_account": {"type": "boolean"},
+            "mfa": {"type": "boolean", "nullable": True},
+            "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
+            "also_seen_in": {"type": "array", "items": {"type": "string"}},
+            "triage_status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
+            "payload": {"type": "string", "description": "only in GET /api/detections/{id}"},
+        },
+    },
+    "Chain": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "enum": list(CHAIN_KINDS)},
+            "kinds": {"type": "array", "items": {"type": "string"}},
+            "first_time": {"type": "integer"},
+            "last_time": {"type": "integer"},
+            "severity": {"type": "integer"},
+            "confidence": {"type": "string"},
+            "admin": {"type": "boolean"},
+            "events": {"type": "array", "items": {"type": "object"}},
+        },
+    },
 }
 _LIST = {"type": "object", "properties": {"total": {"type": "integer"}}}
 
 OPENAPI_PATHS = {
-    "/api/detections": {"get": {
-        "summary": "Detections (cloud account creations), filtered, sorted and paged",
-        "parameters": _LIST_PARAMETERS,
-        "responses": {"200": _ok("{items, total}", {**_LIST, "properties": {
-            **_LIST["properties"], "items": {"type": "array",
-                                             "items": {"$ref": "#/components/schemas/Detection"}}}}),
-            "400": _ERR}}},
-    "/api/detections/{detection_id}": {"get": {
-        "summary": "One detection: every field, the feeds it was seen in, its chain, triage history, payload",
-        "parameters": [_ID],
-        "responses": {"200": _ok("the detection", {"$ref": "#/components/schemas/Detection"}), "404": _ERR}}},
-    "/api/detections/{detection_id}/triage": {"post": {
-        "summary": "Set the triage status and note of one detection (recorded with who and when; audited)",
-        "parameters": [_ID],
-        "requestBody": {"required": True, "content": {_JSON: {"schema": _TRIAGE_BODY}}},
-        "responses": {"200": _ok("the updated detection"), "400": _ERR, "403": _ERR, "404": _ERR}}},
-    "/api/detections/triage": {"post": {
-        "summary": "Set the triage status and note of several detections at once",
-        "requestBody": {"required": True, "content": {_JSON: {"schema": {
-            **_TRIAGE_BODY, "required": ["ids", "status"], "properties": {
-                **_TRIAGE_BODY["properties"],
-                "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_BULK}}}}}},
-        "responses": {"200": _ok("{updated, status, note}"), "400": _ERR, "403": _ERR, "404": _ERR}}},
-    "/api/chains": {"get": {
-        "summary": "Attack chains, newest first, each with its events in order",
-        "parameters": [_q("start", {"type": "integer"}, "chains active at or after (epoch ms)"),
-                       _q("end", {"type": "integer"}, "chains started before (epoch ms)"),
-                       _q("kind", {"type": "string", "enum": list(CHAIN_KINDS)}, "one chain kind"),
-                       _q("limit", {"type": "integer"}, "page size"), _q("offset", {"type": "integer"}, "")],
-        "responses": {"200": _ok("{items, total}", {**_LIST, "properties": {
-            **_LIST["properties"],
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Chain"}}}}),
-            "400": _ERR}}},
-    "/api/chains/{chain_id}": {"get": {
-        "summary": "One attack chain",
-        "parameters": [{"name": "chain_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "responses": {"200": _ok("the chain", {"$ref": "#/components/schemas/Chain"}), "404": _ERR}}},
-    "/api/status": {"get": {
-        "summary": "Background refresh: last and next refresh, watermark, running and progress, last error",
-        "responses": {"200": _ok("status")}}},
+    "/api/detections": {
+        "get": {
+            "summary": "Detections (cloud account creations), filtered, sorted and paged",
+            "parameters": _LIST_PARAMETERS,
+            "responses": {
+                "200": _ok(
+                    "{items, total}",
+                    {
+                        **_LIST,
+                        "properties": {
+                            **_LIST["properties"],
+                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"}},
+                        },
+                    },
+                ),
+                "400": _ERR,
+            },
+        }
+    },
+    "/api/detections/{detection_id}": {
+        "get": {
+            "summary": "One detection: every field, the feeds it was seen in, its chain, triage history, payload",
+            "parameters": [_ID],
+            "responses": {
+                "200": _ok("the detection", {"$ref": "#/components/schemas/Detection"}),
+                "404": _ERR,
+            },
+        }
+    },
+    "/api/detections/{detection_id}/triage": {
+        "post": {
+            "summary": "Set the triage status and note of one detection (recorded with who and when; audited)",
+            "parameters": [_ID],
+            "requestBody": {"required": True, "content": {_JSON: {"schema": _TRIAGE_BODY}}},
+            "responses": {"200": _ok("the updated detection"), "400": _ERR, "403": _ERR, "404": _ERR},
+        }
+    },
+    "/api/detections/triage": {
+        "post": {
+            "summary": "Set the triage status and note of several detections at once",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    _JSON: {
+                        "schema": {
+                            **_TRIAGE_BODY,
+                            "required": ["ids", "status"],
+                            "properties": {
+                                **_TRIAGE_BODY["properties"],
+                                "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_BULK},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _ok("{updated, status, note}"), "400": _ERR, "403": _ERR, "404": _ERR},
+        }
+    },
+    "/api/chains": {
+        "get": {
+            "summary": "Attack chains, newest first, each with its events in order",
+            "parameters": [
+                _q("start", {"type": "integer"}, "chains active at or after (epoch ms)"),
+                _q("end", {"type": "integer"}, "chains started before (epoch ms)"),
+                _q("kind", {"type": "string", "enum": list(CHAIN_KINDS)}, "one chain kind"),
+                _q("limit", {"type": "integer"}, "page size"),
+                _q("offset", {"type": "integer"}, ""),
+            ],
+            "responses": {
+                "200": _ok(
+                    "{items, total}",
+                    {
+                        **_LIST,
+                        "properties": {
+                            **_LIST["properties"],
+                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Chain"}},
+                        },
+                    },
+                ),
+                "400": _ERR,
+            },
+        }
+    },
+    "/api/chains/{chain_id}": {
+        "get": {
+            "summary": "One attack chain",
+            "parameters": [
+                {"name": "chain_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            "responses": {"200": _ok("the chain", {"$ref": "#/components/schemas/Chain"}), "404": _ERR},
+        }
+    },
+    "/api/status": {
+        "get": {
+            "summary": "Background refresh: last and next refresh, watermark, running and progress, last error",
+            "responses": {"200": _ok("status")},
+        }
+    },
     "/api/refresh": {
-        "post": {"summary": "Ask the refresher to run now (any user; coalesced with a pending request)",
-                 "responses": _REFRESH_RESPONSES},
-        "delete": {"summary": "Cancel the running refresh", "responses": _REFRESH_RESPONSES}},
-    "/api/refresh/cancel": {"post": {"summary": "Cancel the running refresh (same as DELETE /api/refresh)",
-                                     "responses": _REFRESH_RESPONSES}},
+        "post": {
+            "summary": "Ask the refresher to run now (any user; coalesced with a pending request)",
+            "responses": _REFRESH_RESPONSES,
+        },
+        "delete": {"summary": "Cancel the running refresh", "responses": _REFRESH_RESPONSES},
+    },
+    "/api/refresh/cancel": {
+        "post": {
+            "summary": "Cancel the running refresh (same as DELETE /api/refresh)",
+            "responses": _REFRESH_RESPONSES,
+        }
+    },
 }

@@ -123,12 +123,26 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
     used: set[str] = set()
     for app in apps:
         end = app.event_time + ENTRA_CHAIN_WINDOW_MS
-        sp = next((s for s in sps if s.event_key not in used and app.event_time <= s.event_time <= end
-                   and _linked(app, s)), None)
+        sp = next(
+            (
+                s
+                for s in sps
+                if s.event_key not in used and app.event_time <= s.event_time <= end and _linked(app, s)
+            ),
+            None,
+        )
         if sp is None:
             continue
-        cred = next((c for c in creds if c.event_key not in used and sp.event_time <= c.event_time <= end
-                     and (_linked(sp, c) or _linked(app, c))), None)
+        cred = next(
+            (
+                c
+                for c in creds
+                if c.event_key not in used
+                and sp.event_time <= c.event_time <= end
+                and (_linked(sp, c) or _linked(app, c))
+            ),
+            None,
+        )
         if cred is None:
             continue
         used |= {app.event_key, sp.event_key, cred.event_key}
@@ -136,8 +150,9 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
     return found
 
 
-def _aws_credential_links(creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
-                          ) -> list[tuple[str, list[ChainEvent]]]:
+def _aws_credential_links(
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+) -> list[tuple[str, list[ChainEvent]]]:
     # Credentials are detections themselves (access_key / login_profile); accept them from either list.
     creds = [f for f in (*creations, *follow_ons) if f.platform == AWS and f.name in _AWS_CREDENTIALS]
     found = []
@@ -149,14 +164,20 @@ def _aws_credential_links(creations: Sequence[ChainEvent], follow_ons: Sequence[
     return found
 
 
-def _privilege_links(creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
-                     ) -> list[tuple[str, list[ChainEvent]]]:
+def _privilege_links(
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+) -> list[tuple[str, list[ChainEvent]]]:
     grants = [f for f in follow_ons if is_privilege_grant(f)]
     found = []
     for created in creations:
         end = created.event_time + PRIVILEGE_WINDOW_MS
-        members = [g for g in grants if _same_family(g.platform, created.platform)
-                   and created.event_time <= g.event_time <= end and _same_target(created, g)]
+        members = [
+            g
+            for g in grants
+            if _same_family(g.platform, created.platform)
+            and created.event_time <= g.event_time <= end
+            and _same_target(created, g)
+        ]
         if members:
             found.append((PRIVILEGE_GRANT, [created, *members]))
     return found
@@ -172,8 +193,11 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
     an event, events in time order."""
     creations = sorted(creations, key=lambda e: (e.event_time, e.event_key))
     follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)))[0]
-    links = (_entra_links(creations) + _aws_credential_links(creations, follow_ons)
-             + _privilege_links(creations, follow_ons))
+    links = (
+        _entra_links(creations)
+        + _aws_credential_links(creations, follow_ons)
+        + _privilege_links(creations, follow_ons)
+    )
 
     # Union-find over event keys so overlapping links become one chain.
     parent: dict[str, str] = {}
@@ -199,10 +223,15 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         ordered = sorted(evs.values(), key=lambda e: (e.event_time, not e.is_creation, e.event_key))
         kind_list = [k for k in CHAIN_KINDS if k in kinds]
         first_creation = next(e for e in ordered if e.is_creation)
-        chains.append(Chain(
-            kind=kind_list[0], kinds=kind_list, events=ordered,
-            admin=any(e.admin_grant for e in ordered), key=chain_key(first_creation.event_key),
-        ))
+        chains.append(
+            Chain(
+                kind=kind_list[0],
+                kinds=kind_list,
+                events=ordered,
+                admin=any(e.admin_grant for e in ordered),
+                key=chain_key(first_creation.event_key),
+            )
+        )
     chains.sort(key=lambda c: (c.first_time, c.key))
     return chains
 
@@ -225,14 +254,18 @@ def twin_match(primary: ChainEvent, other: ChainEvent, window_ms: int = TWIN_WIN
         return False
     if primary.name != other.name or abs(primary.event_time - other.event_time) > window_ms:
         return False
-    if primary.correlation_id and other.correlation_id and \
-            primary.correlation_id.lower() == other.correlation_id.lower():
+    if (
+        primary.correlation_id
+        and other.correlation_id
+        and primary.correlation_id.lower() == other.correlation_id.lower()
+    ):
         return True
     return _same_target(primary, other)
 
 
-def merge_twins(events: Sequence[ChainEvent], window_ms: int = TWIN_WINDOW_MS
-                ) -> tuple[list[ChainEvent], dict[str, ChainEvent]]:
+def merge_twins(
+    events: Sequence[ChainEvent], window_ms: int = TWIN_WINDOW_MS
+) -> tuple[list[ChainEvent], dict[str, ChainEvent]]:
     """Split events into (kept, twins): twins maps each merged Office 365 event's key to the Azure AD
     event it duplicates. Each Azure AD event absorbs at most one Office 365 twin."""
     aad = [e for e in events if e.platform == AZURE_AD]

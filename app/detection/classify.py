@@ -26,8 +26,9 @@ _TYPE_NAME_HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def platform_for(devicetype: int | None, log_source_type: str | None,
-                 type_ids: Mapping[str, Sequence[int]]) -> str | None:
+def platform_for(
+    devicetype: int | None, log_source_type: str | None, type_ids: Mapping[str, Sequence[int]]
+) -> str | None:
     """The cloud platform of an event's log source type, or None if it is none of ours."""
     for platform, ids in type_ids.items():
         if devicetype is not None and devicetype in ids:
@@ -61,13 +62,29 @@ _ENTRA_KINDS = {
 _GCP_KINDS = {"createserviceaccount": "service_account", "createserviceaccountkey": "service_account_key"}
 
 ACCOUNT_KINDS = (
-    "user", "service_principal", "application", "credential", "iam_role", "service_linked_role",
-    "service_account", "service_account_key", "mfa_device", "login_profile", "access_key", "other",
+    "user",
+    "service_principal",
+    "application",
+    "credential",
+    "iam_role",
+    "service_linked_role",
+    "service_account",
+    "service_account_key",
+    "mfa_device",
+    "login_profile",
+    "access_key",
+    "other",
 )
 # Kinds that are, or belong to, a non-human identity.
 SERVICE_KINDS = frozenset(
-    {"service_principal", "application", "iam_role", "service_linked_role", "service_account",
-     "service_account_key"}
+    {
+        "service_principal",
+        "application",
+        "iam_role",
+        "service_linked_role",
+        "service_account",
+        "service_account_key",
+    }
 )
 
 

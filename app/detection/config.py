@@ -21,19 +21,35 @@ EVENT_NAME_KEYS = {
     aqld.GCP: "event_names_gcp",
 }
 for _platform, _key in EVENT_NAME_KEYS.items():
-    settings.register(settings.Setting(
-        _key, "str_list", list(aqld.DEFAULT_EVENT_NAMES[_platform]),
-        f"{_platform} account-creation event (QID) names the detection searches for. Matched "
-        "case-insensitively (ILIKE); % and _ are wildcards."))
-settings.register(settings.Setting(
-    "detection_row_limit", "int", aqld.DEFAULT_ROW_LIMIT,
-    "Most events one refresh reads per query; a larger backlog is read over several refreshes.",
-    100, 1_000_000))
-settings.register(settings.Setting(
-    "detection_base_severity", "int", 7,
-    "Severity (1-10) of a single account creation; chains raise it. The seed rates the detection 'high'.",
-    1, 10))
-
+    settings.register(
+        settings.Setting(
+            _key,
+            "str_list",
+            list(aqld.DEFAULT_EVENT_NAMES[_platform]),
+            f"{_platform} account-creation event (QID) names the detection searches for. Matched "
+            "case-insensitively (ILIKE); % and _ are wildcards.",
+        )
+    )
+settings.register(
+    settings.Setting(
+        "detection_row_limit",
+        "int",
+        aqld.DEFAULT_ROW_LIMIT,
+        "Most events one refresh reads per query; a larger backlog is read over several refreshes.",
+        100,
+        1_000_000,
+    )
+)
+settings.register(
+    settings.Setting(
+        "detection_base_severity",
+        "int",
+        7,
+        "Severity (1-10) of a single account creation; chains raise it. The seed rates the detection 'high'.",
+        1,
+        10,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,9 @@ class DetectionConfig:
     payload_fallback: bool
 
 
-def resolve_type_ids(gw: Gateway | None, configured: dict[str, list[dict[str, Any]]]
-                     ) -> dict[str, tuple[int, ...]]:
+def resolve_type_ids(
+    gw: Gateway | None, configured: dict[str, list[dict[str, Any]]]
+) -> dict[str, tuple[int, ...]]:
     """Log source type IDs per platform: the console's ID for each configured name, else the configured ID."""
     by_name: dict[str, int] = {}
     if gw is not None:
@@ -92,22 +109,36 @@ def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig
     values = settings.all_values(conn)
     type_ids = resolve_type_ids(gw, values["log_source_types"])
     names = {p: tuple(values[k]) for p, k in EVENT_NAME_KEYS.items()}
-    platforms = {p: aqld.PlatformFilter(type_ids[p], names[p]) for p in aqld.PLATFORMS
-                 if type_ids.get(p) and names.get(p)}
-    follow_on = {p: aqld.PlatformFilter(type_ids[p], aqld.DEFAULT_FOLLOW_ON_EVENT_NAMES[p])
-                 for p in aqld.PLATFORMS if type_ids.get(p)}
+    platforms = {
+        p: aqld.PlatformFilter(type_ids[p], names[p])
+        for p in aqld.PLATFORMS
+        if type_ids.get(p) and names.get(p)
+    }
+    follow_on = {
+        p: aqld.PlatformFilter(type_ids[p], aqld.DEFAULT_FOLLOW_ON_EVENT_NAMES[p])
+        for p in aqld.PLATFORMS
+        if type_ids.get(p)
+    }
     target_property = values["custom_properties"].get("account_name")
     columns = available_properties(gw)
     if columns is not None and target_property not in columns:
         target_property = None  # not defined on this console: an unknown column would fail the query
     spec = aqld.DetectionSpec(
-        platforms=platforms, magnitude_min=values["magnitude_minimum"], target_property=target_property,
-        row_limit=values["detection_row_limit"])
+        platforms=platforms,
+        magnitude_min=values["magnitude_minimum"],
+        target_property=target_property,
+        row_limit=values["detection_row_limit"],
+    )
     return DetectionConfig(
-        spec=spec, follow_on=follow_on, type_ids=type_ids,
-        lookback_ms=values["lookback_hours"] * 3_600_000, overlap_ms=values["overlap_minutes"] * 60_000,
-        interval_s=values["refresh_interval_s"], retention_ms=values["retention_days"] * 86_400_000,
-        search_timeout_s=values["search_timeout_s"], page_size=values["search_page_size"],
+        spec=spec,
+        follow_on=follow_on,
+        type_ids=type_ids,
+        lookback_ms=values["lookback_hours"] * 3_600_000,
+        overlap_ms=values["overlap_minutes"] * 60_000,
+        interval_s=values["refresh_interval_s"],
+        retention_ms=values["retention_days"] * 86_400_000,
+        search_timeout_s=values["search_timeout_s"],
+        page_size=values["search_page_size"],
         base_severity=values["detection_base_severity"],
         payload_fallback=values["custom_property_payload_fallback"],
     )

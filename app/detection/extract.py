@@ -405,8 +405,12 @@ def _extract_gcp(rec: Mapping[str, Any], ids: Identifiers) -> None:
 _EXTRACTORS = {AZURE_AD: _extract_entra, OFFICE_365: _extract_o365, GCP: _extract_gcp}
 
 
-def extract(platform: str | None, event_name: str | None, payload: str | bytes | None,
-            normalized: Mapping[str, Any] | None = None) -> Identifiers:
+def extract(
+    platform: str | None,
+    event_name: str | None,
+    payload: str | bytes | None,
+    normalized: Mapping[str, Any] | None = None,
+) -> Identifiers:
     """Identifiers for one event. Never raises; missing pieces come from the normalized Ariel fields
     (`actor` = username, `source_ip`, `target_account` = the custom property)."""
     ids = Identifiers()

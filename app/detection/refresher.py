@@ -78,6 +78,7 @@ def _str(value: Any) -> str | None:
 
 # -- rows → records -----------------------------------------------------------------------------------
 
+
 def failed(ids: Identifiers) -> bool:
     """The payload says the operation failed (AWS errorCode, Entra/O365 result, GCP status)."""
     return bool(ids.result and ids.result.strip().lower().startswith("fail"))
@@ -88,14 +89,19 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     starttime = _int(row.get("starttime"))
     if starttime is None:
         return None
-    platform = classify.platform_for(_int(row.get("devicetype")), _str(row.get("log_source_type")),
-                                     cfg.type_ids)
+    platform = classify.platform_for(
+        _int(row.get("devicetype")), _str(row.get("log_source_type")), cfg.type_ids
+    )
     if platform is None:
         return None
     event_name = _str(row.get("event_name")) or ""
     prop_target = _str(row.get("target_account"))
-    ids = extract(platform, event_name, row.get("payload"),
-                  {"actor": row.get("actor"), "source_ip": row.get("source_ip")})
+    ids = extract(
+        platform,
+        event_name,
+        row.get("payload"),
+        {"actor": row.get("actor"), "source_ip": row.get("source_ip")},
+    )
     # The custom property is authoritative when the console fills it; the payload is the fallback.
     if prop_target:
         ids.target_keys.add(prop_target.lower())
@@ -110,41 +116,73 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload).decode("utf-8", errors="replace")
     return {
-        "event_key": event_key(row), "event_time": starttime, "event_name": event_name,
-        "event_category": _str(row.get("event_category")), "log_source": _str(row.get("log_source")),
-        "log_source_type": _str(row.get("log_source_type")), "qid": _int(row.get("qid")),
-        "cloud_platform": platform, "is_service_account": classify.is_service_account(kind, ids),
-        "account_kind": kind, "actor": ids.actor, "actor_id": ids.actor_id, "actor_type": ids.actor_type,
-        "target_account": ids.target_account, "target_id": ids.target_id, "target_type": ids.target_type,
-        "source_ip": ids.source_ip, "user_agent": ids.user_agent, "correlation_id": ids.correlation_id,
-        "result": ids.result, "mfa": ids.mfa, "magnitude": _int(row.get("magnitude")),
-        "severity": severity, "confidence": confidence, "base_severity": severity,
-        "base_confidence": confidence, "also_seen_in": [], "target_keys": sorted(ids.target_keys),
+        "event_key": event_key(row),
+        "event_time": starttime,
+        "event_name": event_name,
+        "event_category": _str(row.get("event_category")),
+        "log_source": _str(row.get("log_source")),
+        "log_source_type": _str(row.get("log_source_type")),
+        "qid": _int(row.get("qid")),
+        "cloud_platform": platform,
+        "is_service_account": classify.is_service_account(kind, ids),
+        "account_kind": kind,
+        "actor": ids.actor,
+        "actor_id": ids.actor_id,
+        "actor_type": ids.actor_type,
+        "target_account": ids.target_account,
+        "target_id": ids.target_id,
+        "target_type": ids.target_type,
+        "source_ip": ids.source_ip,
+        "user_agent": ids.user_agent,
+        "correlation_id": ids.correlation_id,
+        "result": ids.result,
+        "mfa": ids.mfa,
+        "magnitude": _int(row.get("magnitude")),
+        "severity": severity,
+        "confidence": confidence,
+        "base_severity": severity,
+        "base_confidence": confidence,
+        "also_seen_in": [],
+        "target_keys": sorted(ids.target_keys),
         "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None,
-        "payload_ok": ids.payload_ok, "stored_at": stored_at,
+        "payload_ok": ids.payload_ok,
+        "stored_at": stored_at,
     }
 
 
 def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int) -> dict[str, Any] | None:
     starttime = _int(row.get("starttime"))
-    platform = classify.platform_for(_int(row.get("devicetype")), _str(row.get("log_source_type")),
-                                     cfg.type_ids)
+    platform = classify.platform_for(
+        _int(row.get("devicetype")), _str(row.get("log_source_type")), cfg.type_ids
+    )
     if starttime is None or platform is None:
         return None
     event_name = _str(row.get("event_name")) or ""
-    ids: Identifiers = extract(platform, event_name, row.get("payload"),
-                               {"actor": row.get("actor"), "source_ip": row.get("source_ip")})
+    ids: Identifiers = extract(
+        platform,
+        event_name,
+        row.get("payload"),
+        {"actor": row.get("actor"), "source_ip": row.get("source_ip")},
+    )
     if failed(ids):
         return None
     payload = row.get("payload")
     return {
-        "event_key": event_key(row), "event_time": starttime, "event_name": event_name,
-        "cloud_platform": platform, "log_source": _str(row.get("log_source")), "actor": ids.actor,
-        "actor_id": ids.actor_id, "target_account": ids.target_account,
+        "event_key": event_key(row),
+        "event_time": starttime,
+        "event_name": event_name,
+        "cloud_platform": platform,
+        "log_source": _str(row.get("log_source")),
+        "actor": ids.actor,
+        "actor_id": ids.actor_id,
+        "target_account": ids.target_account,
         "target_keys": sorted(ids.target_keys),
-        "correlation_id": ids.correlation_id, "granted": ids.granted, "admin_grant": ids.admin_grant,
+        "correlation_id": ids.correlation_id,
+        "granted": ids.granted,
+        "admin_grant": ids.admin_grant,
         "source_ip": ids.source_ip,
-        "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None, "stored_at": stored_at,
+        "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None,
+        "stored_at": stored_at,
     }
 
 
@@ -152,17 +190,24 @@ def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.Chain
     keys = row["target_keys"]
     keys = json.loads(keys) if isinstance(keys, str) else (keys or [])
     return chainlib.ChainEvent(
-        event_key=row["event_key"], event_time=row["event_time"], platform=row["cloud_platform"],
+        event_key=row["event_key"],
+        event_time=row["event_time"],
+        platform=row["cloud_platform"],
         event_name=row["event_name"] or "",
         account_kind=row["account_kind"] if is_creation else "other",
-        actor=row["actor"], actor_id=row["actor_id"], target_account=row["target_account"],
-        target_keys=frozenset(k for k in keys if isinstance(k, str)), correlation_id=row["correlation_id"],
+        actor=row["actor"],
+        actor_id=row["actor_id"],
+        target_account=row["target_account"],
+        target_keys=frozenset(k for k in keys if isinstance(k, str)),
+        correlation_id=row["correlation_id"],
         admin_grant=bool(row["admin_grant"]) if not is_creation else False,
-        detection_id=row["id"] if is_creation else None, is_creation=is_creation,
+        detection_id=row["id"] if is_creation else None,
+        is_creation=is_creation,
     )
 
 
 # -- the store transaction ----------------------------------------------------------------------------
+
 
 def store_detections(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> list[int]:
     """Insert new detections, merging Azure AD / Office 365 twins; returns ids of rows inserted or changed.
@@ -178,8 +223,14 @@ def store_detections(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]
             twin = _find_twin(conn, rec)
             if twin is not None:
                 if rec["cloud_platform"] == aqld.OFFICE_365:
-                    store.add_twin(conn, twin, event_key=rec["event_key"], platform=rec["cloud_platform"],
-                                   event_time=rec["event_time"], event_name=rec["event_name"])
+                    store.add_twin(
+                        conn,
+                        twin,
+                        event_key=rec["event_key"],
+                        platform=rec["cloud_platform"],
+                        event_time=rec["event_time"],
+                        event_name=rec["event_name"],
+                    )
                 else:
                     store.promote_twin(conn, twin, rec)
                 touched.append(twin)
@@ -193,8 +244,12 @@ def _find_twin(conn: sqlite3.Connection, rec: dict[str, Any]) -> int | None:
     new = _chain_event({**rec, "id": None, "admin_grant": 0}, is_creation=True)
     for row in store.entra_detections_between(conn, rec["event_time"] - window, rec["event_time"] + window):
         old = _chain_event({**dict(row), "admin_grant": 0}, is_creation=True)
-        seen = set(json.loads(conn.execute("SELECT also_seen_in FROM detections WHERE id = ?",
-                                           (row["id"],)).fetchone()[0] or "[]"))
+        seen = set(
+            json.loads(
+                conn.execute("SELECT also_seen_in FROM detections WHERE id = ?", (row["id"],)).fetchone()[0]
+                or "[]"
+            )
+        )
         if new.platform == aqld.OFFICE_365 and aqld.OFFICE_365 not in seen and chainlib.twin_match(old, new):
             return int(row["id"])
         if new.platform == aqld.AZURE_AD and chainlib.twin_match(new, old):
@@ -212,11 +267,30 @@ def recorrelate(conn: sqlite3.Connection, since_ms: int, base_severity: int, at_
     rows = []
     for chain in built:
         severity, confidence = chainlib.chain_severity(base_severity, chain)
-        rows.append(store.ChainRow(
-            chain_key=chain.key, kind=chain.kind, kinds=chain.kinds, first_time=chain.first_time,
-            last_time=chain.last_time, severity=severity, confidence=confidence, admin=chain.admin,
-            events=[(e.event_key, e.event_time, e.event_name, e.platform, e.actor, e.target_account,
-                     e.detection_id) for e in chain.events]))
+        rows.append(
+            store.ChainRow(
+                chain_key=chain.key,
+                kind=chain.kind,
+                kinds=chain.kinds,
+                first_time=chain.first_time,
+                last_time=chain.last_time,
+                severity=severity,
+                confidence=confidence,
+                admin=chain.admin,
+                events=[
+                    (
+                        e.event_key,
+                        e.event_time,
+                        e.event_name,
+                        e.platform,
+                        e.actor,
+                        e.target_account,
+                        e.detection_id,
+                    )
+                    for e in chain.events
+                ],
+            )
+        )
     store.replace_chains(conn, since_ms, rows, at_ms)
     return len(rows)
 
@@ -260,9 +334,10 @@ def _apply_suppression(conn: sqlite3.Connection, at_ms: int, detection_ids: list
 
 # -- one cycle ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class CycleResult:
-    status: str                       # ok | error | cancelled
+    status: str  # ok | error | cancelled
     start_ms: int = 0
     stop_ms: int = 0
     watermark_ms: int | None = None
@@ -301,20 +376,27 @@ class _Progress:
         return bool(store.open_requests(self.conn, "cancel"))
 
 
-def _search(gw: Gateway, aql: str, cfg: DetectionConfig, progress: _Progress, phase: str,
-            weight: tuple[int, int]) -> list[dict[str, Any]]:
+def _search(
+    gw: Gateway, aql: str, cfg: DetectionConfig, progress: _Progress, phase: str, weight: tuple[int, int]
+) -> list[dict[str, Any]]:
     """Run one Ariel search with progress/cancel wired to the store; returns all rows."""
     low, high = weight
 
     def on_progress(status: Any) -> None:
         progress.update(phase=phase, progress=low + (high - low) * int(status.progress or 0) // 100)
 
-    return gw.run_search(aql, cfg.search_timeout_s, page_size=cfg.page_size, on_progress=on_progress,
-                         should_cancel=progress.cancel_requested)
+    return gw.run_search(
+        aql,
+        cfg.search_timeout_s,
+        page_size=cfg.page_size,
+        on_progress=on_progress,
+        should_cancel=progress.cancel_requested,
+    )
 
 
-def refresh_once(conn: sqlite3.Connection, gw: Gateway, *, now: int | None = None,
-                 cfg: DetectionConfig | None = None) -> CycleResult:
+def refresh_once(
+    conn: sqlite3.Connection, gw: Gateway, *, now: int | None = None, cfg: DetectionConfig | None = None
+) -> CycleResult:
     """One refresh cycle (see the module docstring). Never raises for QRadar errors: they are recorded
     in refresh_state and returned as status 'error'."""
     if conn.in_transaction:
@@ -322,7 +404,10 @@ def refresh_once(conn: sqlite3.Connection, gw: Gateway, *, now: int | None = Non
     stop = now if now is not None else now_ms()
     state = core.get_refresh_state(conn, JOB)
     details: dict[str, Any] = {
-        "pid": os.getpid(), "started_ms": stop, "progress": 0, "phase": "starting",
+        "pid": os.getpid(),
+        "started_ms": stop,
+        "progress": 0,
+        "phase": "starting",
         "failures": int((state.get("details") or {}).get("failures", 0)),
     }
     with conn:
@@ -351,15 +436,22 @@ def refresh_once(conn: sqlite3.Connection, gw: Gateway, *, now: int | None = Non
 
         follow_rows: list[dict[str, Any]] = []
         if cfg.follow_on and (records or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
-            follow_rows = _search(gw, aqld.follow_on_query(cfg.follow_on, start, new_watermark,
-                                                          cfg.spec.row_limit),
-                                  cfg, progress, "follow-on events", (70, 90))
+            follow_rows = _search(
+                gw,
+                aqld.follow_on_query(cfg.follow_on, start, new_watermark, cfg.spec.row_limit),
+                cfg,
+                progress,
+                "follow-on events",
+                (70, 90),
+            )
             if len(follow_rows) >= cfg.spec.row_limit and follow_rows:
-                new_watermark = min(new_watermark,
-                                    max(start + 1, _int(follow_rows[-1].get("starttime")) or start + 1))
+                new_watermark = min(
+                    new_watermark, max(start + 1, _int(follow_rows[-1].get("starttime")) or start + 1)
+                )
         result.follow_on_rows = len(follow_rows)
-        follow_records = [r for r in (build_follow_on(row, cfg, stored_at) for row in follow_rows)
-                          if r is not None]
+        follow_records = [
+            r for r in (build_follow_on(row, cfg, stored_at) for row in follow_rows) if r is not None
+        ]
         progress.update(force=True, phase="storing", progress=90)
 
         # Everything below commits together with the watermark, or not at all.
@@ -374,13 +466,29 @@ def refresh_once(conn: sqlite3.Connection, gw: Gateway, *, now: int | None = Non
                 result.chains = recorrelate(conn, start - CHAIN_LOOKBACK_MS, cfg.base_severity, at)
             purged = store.purge_older_than(conn, stop - cfg.retention_ms)
             suppressed = _apply_suppression(conn, at, touched) if touched else False
-            details.update(phase="done", progress=100, failures=0, inserted=len(touched),
-                           rows_fetched=result.rows_fetched, follow_on_rows=result.follow_on_rows,
-                           purged=purged, suppression_applied=suppressed, heartbeat_ms=at,
-                           next_refresh_ms=at + cfg.interval_s * 1000)
-            core.save_refresh_state(conn, JOB, watermark_ms=new_watermark, last_finished_ms=at,
-                                    last_success_ms=at, last_status="ok", last_error=None,
-                                    runs=int(state.get("runs") or 0) + 1, details=details)
+            details.update(
+                phase="done",
+                progress=100,
+                failures=0,
+                inserted=len(touched),
+                rows_fetched=result.rows_fetched,
+                follow_on_rows=result.follow_on_rows,
+                purged=purged,
+                suppression_applied=suppressed,
+                heartbeat_ms=at,
+                next_refresh_ms=at + cfg.interval_s * 1000,
+            )
+            core.save_refresh_state(
+                conn,
+                JOB,
+                watermark_ms=new_watermark,
+                last_finished_ms=at,
+                last_success_ms=at,
+                last_status="ok",
+                last_error=None,
+                runs=int(state.get("runs") or 0) + 1,
+                details=details,
+            )
         result.inserted = len(touched)
         result.watermark_ms = new_watermark
         result.details = details
@@ -400,9 +508,15 @@ def backoff_s(failures: int, interval_s: int) -> int:
     return int(min(interval_s, BACKOFF_BASE_S * 2 ** max(0, failures - 1)))
 
 
-def _finish_failed(conn: sqlite3.Connection, state: dict[str, Any], details: dict[str, Any],
-                   result: CycleResult, status: str, message: str,
-                   cfg: DetectionConfig | None) -> CycleResult:
+def _finish_failed(
+    conn: sqlite3.Connection,
+    state: dict[str, Any],
+    details: dict[str, Any],
+    result: CycleResult,
+    status: str,
+    message: str,
+    cfg: DetectionConfig | None,
+) -> CycleResult:
     if conn.in_transaction:
         conn.rollback()
     at = now_ms()
@@ -411,9 +525,15 @@ def _finish_failed(conn: sqlite3.Connection, state: dict[str, Any], details: dic
     delay = backoff_s(failures, interval) if status == "error" else interval
     details.update(phase=status, failures=failures, heartbeat_ms=at, next_refresh_ms=at + delay * 1000)
     with conn:
-        core.save_refresh_state(conn, JOB, last_finished_ms=at, last_status=status,
-                                last_error=message if status == "error" else None,
-                                runs=int(state.get("runs") or 0) + 1, details=details)
+        core.save_refresh_state(
+            conn,
+            JOB,
+            last_finished_ms=at,
+            last_status=status,
+            last_error=message if status == "error" else None,
+            runs=int(state.get("runs") or 0) + 1,
+            details=details,
+        )
         if status == "cancelled":
             store.mark_requests_handled(conn, "cancel", at)
     result.status = status
@@ -423,6 +543,7 @@ def _finish_failed(conn: sqlite3.Connection, state: dict[str, Any], details: dic
 
 
 # -- status for the API ---------------------------------------------------------------------------------
+
 
 def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str, Any]:
     """What `GET /api/status` reports: last and next refresh, watermark, running and progress, last error."""
@@ -452,16 +573,25 @@ def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str,
         "consecutive_failures": int(details.get("failures") or 0),
         "refresh_requested": bool(pending),
         "runs": state.get("runs") or 0,
-        "last_cycle": {k: details.get(k) for k in ("window", "rows_fetched", "follow_on_rows", "inserted",
-                                                   "purged", "suppression_applied")},
+        "last_cycle": {
+            k: details.get(k)
+            for k in ("window", "rows_fetched", "follow_on_rows", "inserted", "purged", "suppression_applied")
+        },
         "counts": store.counts(conn),
     }
 
 
 # -- the long-running process -------------------------------------------------------------------------
 
-def serve(conn_factory: Callable[[], sqlite3.Connection], gw_factory: Callable[[sqlite3.Connection], Gateway],
-          *, once: bool = False, stop_event: threading.Event | None = None, poll_s: float = 1.0) -> None:
+
+def serve(
+    conn_factory: Callable[[], sqlite3.Connection],
+    gw_factory: Callable[[sqlite3.Connection], Gateway],
+    *,
+    once: bool = False,
+    stop_event: threading.Event | None = None,
+    poll_s: float = 1.0,
+) -> None:
     """Run cycles when due or requested until `stop_event` is set (SIGTERM/SIGINT set it)."""
     stop_event = stop_event or threading.Event()
     conn = conn_factory()
@@ -472,15 +602,25 @@ def serve(conn_factory: Callable[[], sqlite3.Connection], gw_factory: Callable[[
             details = state.get("details") or {}
             requested = store.open_requests(conn, "refresh")
             due_ms = details.get("next_refresh_ms")
-            if once or requested or state["last_status"] in ("never", "running") or due_ms is None \
-                    or now_ms() >= int(due_ms):
+            if (
+                once
+                or requested
+                or state["last_status"] in ("never", "running")
+                or due_ms is None
+                or now_ms() >= int(due_ms)
+            ):
                 last_request = requested[-1]["id"] if requested else None
                 result = refresh_once(conn, gw)
                 if last_request is not None:
                     with conn:
                         store.mark_requests_handled(conn, "refresh", now_ms(), up_to_id=last_request)
-                log.info("detection refresh %s: %s rows, %s new, watermark %s", result.status,
-                         result.rows_fetched, result.inserted, result.watermark_ms)
+                log.info(
+                    "detection refresh %s: %s rows, %s new, watermark %s",
+                    result.status,
+                    result.rows_fetched,
+                    result.inserted,
+                    result.watermark_ms,
+                )
                 _sync_allowlist(conn, gw)
                 from app.offense import sync as offense_sync  # here: app.offense imports this module
 
@@ -504,13 +644,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="run one cycle and exit")
     parser.add_argument("--db", default=os.environ.get("APP_DATABASE") or None, help="SQLite store file")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     db_path = args.db or str(default_db_path())
 
     def gw_factory(conn: sqlite3.Connection) -> Gateway:
-        return Gateway.from_env(api_version=settings.get("api_version", conn),
-                                poll_wait_s=settings.get("search_poll_wait_s", conn))
+        return Gateway.from_env(
+            api_version=settings.get("api_version", conn),
+            poll_wait_s=settings.get("search_poll_wait_s", conn),
+        )
 
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

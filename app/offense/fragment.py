@@ -35,17 +35,37 @@ from app.store.db import get_db
 
 log = logging.getLogger(__name__)
 
-settings.register(settings.Setting(
-    "offense_fragment_budget_s", "int", 4,
-    "Longest the Offense Summary fragment waits for QRadar before answering 'still searching' (s).", 1, 30))
-settings.register(settings.Setting(
-    "offense_cache_recheck_s", "int", 120,
-    "How long the fragment trusts its cached answer before asking QRadar whether the offense changed (s).",
-    0, 86_400))
-settings.register(settings.Setting(
-    "offense_retry_after_error_s", "int", 60,
-    "After a failed search for an offense, how long the fragment shows the error before asking QRadar "
-    "again (s): its backoff, so a failing console is not asked on every page view.", 1, 3600))
+settings.register(
+    settings.Setting(
+        "offense_fragment_budget_s",
+        "int",
+        4,
+        "Longest the Offense Summary fragment waits for QRadar before answering 'still searching' (s).",
+        1,
+        30,
+    )
+)
+settings.register(
+    settings.Setting(
+        "offense_cache_recheck_s",
+        "int",
+        120,
+        "How long the fragment trusts its cached answer before asking QRadar whether the offense changed (s).",
+        0,
+        86_400,
+    )
+)
+settings.register(
+    settings.Setting(
+        "offense_retry_after_error_s",
+        "int",
+        60,
+        "After a failed search for an offense, how long the fragment shows the error before asking QRadar "
+        "again (s): its backoff, so a failing console is not asked on every page view.",
+        1,
+        3600,
+    )
+)
 
 # Cached answers nobody has looked at for this long are dropped when a new search starts.
 CACHE_KEEP_MS = 30 * 86_400_000
@@ -112,31 +132,45 @@ def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:
     return {p: f.type_ids for p, f in filters.items()}
 
 
-def rows_from_results(conn: Any, results: list[dict[str, Any]],
-                      filters: dict[str, PlatformFilter]) -> list[dict[str, Any]]:
+def rows_from_results(
+    conn: Any, results: list[dict[str, Any]], filters: dict[str, PlatformFilter]
+) -> list[dict[str, Any]]:
     """Fragment rows from Ariel result rows, with the stored detection each one belongs to (if any)."""
     type_ids = _type_ids(filters)
     prepared = []
     for r in results:
         devicetype = r.get("devicetype")
-        platform = (platform_for(devicetype if isinstance(devicetype, int) else None,
-                                 str(r.get("log_source_type") or ""), type_ids)
-                    or str(r.get("cloud_platform") or ""))
+        platform = platform_for(
+            devicetype if isinstance(devicetype, int) else None, str(r.get("log_source_type") or ""), type_ids
+        ) or str(r.get("cloud_platform") or "")
         event_name = str(r.get("event_name") or "")
         try:
             starttime = int(r.get("starttime") or 0)
         except (TypeError, ValueError):
             starttime = 0
-        ids = extract(platform, event_name, r.get("payload"),
-                      {"actor": r.get("actor"), "source_ip": r.get("source_ip"),
-                       "target_account": r.get("target_account")})
+        ids = extract(
+            platform,
+            event_name,
+            r.get("payload"),
+            {
+                "actor": r.get("actor"),
+                "source_ip": r.get("source_ip"),
+                "target_account": r.get("target_account"),
+            },
+        )
         kind = account_kind(platform, event_name)
-        prepared.append({
-            "event_key": event_key(r),
-            "event_time": starttime, "platform": platform, "event_name": event_name,
-            "actor": ids.actor or "", "target": ids.target_account or ids.target_id or "",
-            "is_service_account": bool(is_service_account(kind, ids)), "detection_id": None,
-        })
+        prepared.append(
+            {
+                "event_key": event_key(r),
+                "event_time": starttime,
+                "platform": platform,
+                "event_name": event_name,
+                "actor": ids.actor or "",
+                "target": ids.target_account or ids.target_id or "",
+                "is_service_account": bool(is_service_account(kind, ids)),
+                "detection_id": None,
+            }
+        )
     stored = offense_cache.detections_for_event_keys(conn, [p["event_key"] for p in prepared])
     seen_detections: set[int] = set()
     rows = []
@@ -162,10 +196,14 @@ def with_current_detections(conn: Any, rows: list[dict[str, Any]]) -> list[dict[
             row["detection_id"] = None
             row["chain_kind"] = None
         else:
-            row.update(actor=det["actor"] or row["actor"], target=det["target_account"] or row["target"],
-                       event_name=det["event_name"] or row.get("event_name") or "",
-                       is_service_account=bool(det["is_service_account"]), chain_kind=det["chain_kind"],
-                       platform=det["cloud_platform"] or row["platform"])
+            row.update(
+                actor=det["actor"] or row["actor"],
+                target=det["target_account"] or row["target"],
+                event_name=det["event_name"] or row.get("event_name") or "",
+                is_service_account=bool(det["is_service_account"]),
+                chain_kind=det["chain_kind"],
+                platform=det["cloud_platform"] or row["platform"],
+            )
         out.append(row)
     return out
 
@@ -176,15 +214,20 @@ def _answer_rows(conn: Any, offense_id: int, rows: list[dict[str, Any]]) -> Frag
     return FragmentAnswer(offense_id, "rows", with_current_detections(conn, rows))
 
 
-def _poll(gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float,
-          filters: dict[str, PlatformFilter]) -> FragmentAnswer | None:
+def _poll(
+    gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float, filters: dict[str, PlatformFilter]
+) -> FragmentAnswer | None:
     """Poll the search until `deadline`; the answer when it ended, None when it is still running."""
     while True:
         remaining = deadline - time.monotonic()
         wait_s = int(remaining) if remaining >= 1 else None
-        body = gw.call("GET", f"api/ariel/searches/{quote(search_id, safe='')}",
-                       headers={"Prefer": f"wait={wait_s}"} if wait_s else None, expect=(200, 206),
-                       timeout=_bounded(deadline) + (wait_s or 0))
+        body = gw.call(
+            "GET",
+            f"api/ariel/searches/{quote(search_id, safe='')}",
+            headers={"Prefer": f"wait={wait_s}"} if wait_s else None,
+            expect=(200, 206),
+            timeout=_bounded(deadline) + (wait_s or 0),
+        )
         status = SearchStatus.from_json(body or {})
         if status.status == "COMPLETED":
             results: list[dict[str, Any]] = []
@@ -193,8 +236,13 @@ def _poll(gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float,
             rows = rows_from_results(conn, results, filters)
             offense_cache.finish(conn, offense_id, rows, _now_ms())
             with conn:  # what the tab's offense filter and detail panel learn from this answer
-                offense_links.record(conn, offense_id, (r["detection_id"] for r in rows if r["detection_id"]),
-                                     source="fragment", now_ms=_now_ms())
+                offense_links.record(
+                    conn,
+                    offense_id,
+                    (r["detection_id"] for r in rows if r["detection_id"]),
+                    source="fragment",
+                    now_ms=_now_ms(),
+                )
             _quiet_delete(gw, search_id)
             return _answer_rows(conn, offense_id, rows)
         if status.status in ("ERROR", "CANCELED"):
@@ -256,8 +304,9 @@ def answer(offense_id: int) -> FragmentAnswer:
     if cached and cached["status"] == "done" and now - cached["checked_at"] < recheck_ms:
         return _answer_rows(conn, offense_id, cached["rows"])
     if cached and cached["status"] == "error" and now - cached["checked_at"] < _retry_after_ms(conn):
-        return _failed(conn, offense_id, cached["error"] or "the Ariel search failed in QRadar",
-                       cached["checked_at"])
+        return _failed(
+            conn, offense_id, cached["error"] or "the Ariel search failed in QRadar", cached["checked_at"]
+        )
 
     gw = get_gateway()
     filters = platform_filters(conn)
@@ -275,8 +324,12 @@ def answer(offense_id: int) -> FragmentAnswer:
 
         # Every call below is bounded by what is left of the budget: a hanging console must not hold the
         # Offense Summary page (the gateway's own calls wait up to its transport timeout).
-        offense = gw.call("GET", f"api/siem/offenses/{offense_id}",
-                          params={"fields": "id,start_time,last_updated_time"}, timeout=_bounded(deadline))
+        offense = gw.call(
+            "GET",
+            f"api/siem/offenses/{offense_id}",
+            params={"fields": "id,start_time,last_updated_time"},
+            timeout=_bounded(deadline),
+        )
         start_ms = int(offense.get("start_time") or 0)
         updated_ms = int(offense.get("last_updated_time") or start_ms)
         if cached and cached["status"] == "done" and cached["offense_updated"] == updated_ms:
@@ -284,14 +337,30 @@ def answer(offense_id: int) -> FragmentAnswer:
             return _answer_rows(conn, offense_id, cached["rows"])
 
         # The detection's configured event set, and its target property unless the console lacks it.
-        aql = offense_aql.offense_events_query(offense_id, start_ms, updated_ms, creation_filters(conn),
-                                               target_property=target_property(timeout_s=_bounded(deadline)))
-        body = gw.call("POST", "api/ariel/searches", data={"query_expression": aql}, expect=(200, 201),
-                       timeout=_bounded(deadline))
+        aql = offense_aql.offense_events_query(
+            offense_id,
+            start_ms,
+            updated_ms,
+            creation_filters(conn),
+            target_property=target_property(timeout_s=_bounded(deadline)),
+        )
+        body = gw.call(
+            "POST",
+            "api/ariel/searches",
+            data={"query_expression": aql},
+            expect=(200, 201),
+            timeout=_bounded(deadline),
+        )
         search_id = str(body["search_id"])
         offense_cache.purge_older_than(conn, _now_ms() - CACHE_KEEP_MS)
-        offense_cache.start(conn, offense_id, search_id=search_id, offense_start=start_ms,
-                            offense_updated=updated_ms, now_ms=_now_ms())
+        offense_cache.start(
+            conn,
+            offense_id,
+            search_id=search_id,
+            offense_start=start_ms,
+            offense_updated=updated_ms,
+            now_ms=_now_ms(),
+        )
         polled = _poll(gw, conn, offense_id, search_id, deadline, filters)
         return polled or FragmentAnswer(offense_id, "searching")
     except QRadarError as exc:

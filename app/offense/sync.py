@@ -41,12 +41,26 @@ MAX_PAGES = 20
 ROW_LIMIT = 5_000
 FIELDS = "id,start_time,last_updated_time"
 
-settings.register(settings.Setting(
-    "offense_link_interval_s", "int", 900,
-    "How often the refresher learns which open offenses contain detections (s); 0 turns it off.", 0, 86_400))
-settings.register(settings.Setting(
-    "offense_link_max_per_cycle", "int", 25,
-    "Most offenses searched (in one Ariel search) per offense-link run.", 1, offense_aql.MAX_LINK_BATCH))
+settings.register(
+    settings.Setting(
+        "offense_link_interval_s",
+        "int",
+        900,
+        "How often the refresher learns which open offenses contain detections (s); 0 turns it off.",
+        0,
+        86_400,
+    )
+)
+settings.register(
+    settings.Setting(
+        "offense_link_max_per_cycle",
+        "int",
+        25,
+        "Most offenses searched (in one Ariel search) per offense-link run.",
+        1,
+        offense_aql.MAX_LINK_BATCH,
+    )
+)
 
 
 def _int(value: Any) -> int | None:
@@ -71,8 +85,9 @@ def changed_offense_pages(gw: Gateway, since_ms: int, until_ms: int) -> Iterator
     ties = 0  # offenses listed so far at exactly since_ms (the offset into them)
     for _page_no in range(MAX_PAGES):
         query = f"status=OPEN and last_updated_time>={int(since_ms)} and last_updated_time<={int(until_ms)}"
-        page = gw.list_offenses(filter=query, sort="+last_updated_time", start=ties, limit=PAGE_SIZE,
-                                fields=FIELDS)
+        page = gw.list_offenses(
+            filter=query, sort="+last_updated_time", start=ties, limit=PAGE_SIZE, fields=FIELDS
+        )
         found = []
         for item in page:
             oid, start, updated = (_int(item.get(k)) for k in ("id", "start_time", "last_updated_time"))
@@ -112,10 +127,15 @@ def sync_if_due(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str,
             conn.rollback()
         log.warning("offense link sync failed; retrying next time: %s", exc)
         with conn:
-            core.save_refresh_state(conn, JOB, last_finished_ms=now_ms, last_status="error",
-                                    last_error=str(exc)[:500], runs=int(state.get("runs") or 0) + 1,
-                                    details={**(state.get("details") or {}),
-                                             "next_ms": now_ms + interval_s * 1000})
+            core.save_refresh_state(
+                conn,
+                JOB,
+                last_finished_ms=now_ms,
+                last_status="error",
+                last_error=str(exc)[:500],
+                runs=int(state.get("runs") or 0) + 1,
+                details={**(state.get("details") or {}), "next_ms": now_ms + interval_s * 1000},
+            )
         return None
 
 
@@ -131,8 +151,14 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
     cap = settings.get("offense_link_max_per_cycle", conn=conn)
     ceiling = core.get_refresh_state(conn, DETECTION_JOB).get("watermark_ms")
     oldest = offense_links.oldest_detection_time(conn)
-    report: dict[str, Any] = {"listed": 0, "searched": [], "links_added": 0, "rows": 0, "truncated": False,
-                              "backlog": False}
+    report: dict[str, Any] = {
+        "listed": 0,
+        "searched": [],
+        "links_added": 0,
+        "rows": 0,
+        "truncated": False,
+        "backlog": False,
+    }
     watermark = state.get("watermark_ms")
     if ceiling is None or oldest is None:
         # Nothing detected yet: nothing can be linked, and the watermark stays where it is.
@@ -149,7 +175,7 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
     if resume:
         batch = {int(oid): (int(start), int(updated)) for oid, (_from, start, updated) in resume.items()}
         not_before = max(oldest, min(int(f) for f, _s, _u in resume.values()))
-    for page in ([] if resume else changed_offense_pages(gw, watermark, ceiling)):
+    for page in [] if resume else changed_offense_pages(gw, watermark, ceiling):
         done = offense_links.synced_versions(conn, (oid for oid, _s, _u in page))
         for oid, start, updated in page:
             if oid in batch:
@@ -173,8 +199,9 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
     links: dict[int, set[int]] = {oid: set() for oid in batch}
     unfinished: dict[str, list[int]] = {}
     if batch:
-        aql = offense_aql.offense_links_query(batch, creation_filters(conn), not_before_ms=not_before,
-                                              row_limit=ROW_LIMIT)
+        aql = offense_aql.offense_links_query(
+            batch, creation_filters(conn), not_before_ms=not_before, row_limit=ROW_LIMIT
+        )
         rows = gw.run_search(aql, settings.get("search_timeout_s", conn=conn), page_size=1000)
         report["rows"] = len(rows)
         report["truncated"] = len(rows) >= ROW_LIMIT
@@ -198,47 +225,89 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
         for oid, detection_ids in links.items():
             report["links_added"] += offense_links.record(conn, oid, detection_ids, source="sync", now_ms=at)
         # An offense whose search was cut is marked searched once its continuation is whole.
-        versions = {**nothing_to_link, **{oid: updated for oid, (_s, updated) in batch.items()
-                                          if str(oid) not in unfinished}}
-        offense_links.mark_synced(conn, versions, {oid: len(links[oid]) for oid in versions if oid in links},
-                                  at)
-        offense_links.purge_sync_older_than(
-            conn, at - settings.get("retention_days", conn=conn) * 86_400_000)
+        versions = {
+            **nothing_to_link,
+            **{oid: updated for oid, (_s, updated) in batch.items() if str(oid) not in unfinished},
+        }
+        offense_links.mark_synced(
+            conn, versions, {oid: len(links[oid]) for oid in versions if oid in links}, at
+        )
+        offense_links.purge_sync_older_than(conn, at - settings.get("retention_days", conn=conn) * 86_400_000)
         # A backlog continues after the next detection cycle rather than a whole interval later.
         next_ms = at if report["backlog"] else at + (interval_ms or 60_000)
         _save(conn, state, new_watermark, at, next_ms, report, commit=False, resume=unfinished)
-    log.info("offense sync: %d listed, %d searched, %d rows, %d new links", report["listed"],
-             len(report["searched"]), report["rows"], report["links_added"])
+    log.info(
+        "offense sync: %d listed, %d searched, %d rows, %d new links",
+        report["listed"],
+        len(report["searched"]),
+        report["rows"],
+        report["links_added"],
+    )
     return report
 
 
-def _unfinished(batch: dict[int, tuple[int, int]], rows: list[dict[str, Any]],
-                not_before: int) -> dict[str, list[int]]:
+def _unfinished(
+    batch: dict[int, tuple[int, int]], rows: list[dict[str, Any]], not_before: int
+) -> dict[str, list[int]]:
     """After a search cut at its row limit: the offenses whose events may run past its last row, each as
     [continue from, start_time, last_updated_time] (the rows come oldest first, so everything before the
     last row's time was read). {} when the cut rows all share one time (the search could not move past
     it by continuing: given up, logged)."""
     last = max((t for t in (_int(r.get("starttime")) for r in rows) if t is not None), default=not_before)
     if last <= not_before:
-        log.warning("offense sync: more than %d matching events at one time in offenses %s; their links are "
-                    "incomplete", ROW_LIMIT, sorted(batch))
+        log.warning(
+            "offense sync: more than %d matching events at one time in offenses %s; their links are "
+            "incomplete",
+            ROW_LIMIT,
+            sorted(batch),
+        )
         return {}
-    unfinished = {str(oid): [last, start, updated] for oid, (start, updated) in batch.items()
-                  if offense_aql.minute_window(start, updated)[1] > last}
+    unfinished = {
+        str(oid): [last, start, updated]
+        for oid, (start, updated) in batch.items()
+        if offense_aql.minute_window(start, updated)[1] > last
+    }
     if unfinished:
-        log.info("offense sync: the search hit its %d-row limit at %d; continuing it next run for"
-                 " offenses %s", ROW_LIMIT, last, sorted(int(oid) for oid in unfinished))
+        log.info(
+            "offense sync: the search hit its %d-row limit at %d; continuing it next run for offenses %s",
+            ROW_LIMIT,
+            last,
+            sorted(int(oid) for oid in unfinished),
+        )
     return unfinished
 
 
-def _save(conn: sqlite3.Connection, state: dict[str, Any], watermark: int | None, at: int, next_ms: int,
-          report: dict[str, Any], *, commit: bool = True, resume: dict[str, list[int]] | None = None) -> None:
-    details = {"next_ms": next_ms, "listed": report["listed"], "searched": len(report["searched"]),
-               "rows": report["rows"], "links_added": report["links_added"], "truncated": report["truncated"],
-               "backlog": report["backlog"], "resume": resume or {}}
-    changes = {"watermark_ms": watermark, "last_started_ms": at, "last_finished_ms": at,
-               "last_success_ms": at, "last_status": "ok", "last_error": None,
-               "runs": int(state.get("runs") or 0) + 1, "details": details}
+def _save(
+    conn: sqlite3.Connection,
+    state: dict[str, Any],
+    watermark: int | None,
+    at: int,
+    next_ms: int,
+    report: dict[str, Any],
+    *,
+    commit: bool = True,
+    resume: dict[str, list[int]] | None = None,
+) -> None:
+    details = {
+        "next_ms": next_ms,
+        "listed": report["listed"],
+        "searched": len(report["searched"]),
+        "rows": report["rows"],
+        "links_added": report["links_added"],
+        "truncated": report["truncated"],
+        "backlog": report["backlog"],
+        "resume": resume or {},
+    }
+    changes = {
+        "watermark_ms": watermark,
+        "last_started_ms": at,
+        "last_finished_ms": at,
+        "last_success_ms": at,
+        "last_status": "ok",
+        "last_error": None,
+        "runs": int(state.get("runs") or 0) + 1,
+        "details": details,
+    }
     if commit:
         with conn:
             core.save_refresh_state(conn, JOB, **changes)

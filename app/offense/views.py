@@ -63,18 +63,29 @@ def render_fragment(answer: fragment.FragmentAnswer) -> str:
             params["detection"] = r["detection_id"]
         if anchor:
             params["_anchor"] = anchor
-        rows.append({
-            **r,
-            "time_text": _time_text(int(r.get("event_time") or 0)),
-            "playbook_url": console_url("playbook.index", **params) or "",
-            "detection_url": (console_url("tab.index", detection=r["detection_id"])
-                              if r.get("detection_id") else None),
-        })
-    open_url = (console_url("tab.index", offense=answer.offense_id)
-                or console_url("playbook.index", offense=answer.offense_id) or "")
-    return render_template("offense/fragment.html", answer=answer, rows=rows, open_url=open_url,
-                           as_of_text=_time_text(answer.as_of_ms or 0),
-                           retry_text=_time_text(answer.retry_at_ms or 0))
+        rows.append(
+            {
+                **r,
+                "time_text": _time_text(int(r.get("event_time") or 0)),
+                "playbook_url": console_url("playbook.index", **params) or "",
+                "detection_url": (
+                    console_url("tab.index", detection=r["detection_id"]) if r.get("detection_id") else None
+                ),
+            }
+        )
+    open_url = (
+        console_url("tab.index", offense=answer.offense_id)
+        or console_url("playbook.index", offense=answer.offense_id)
+        or ""
+    )
+    return render_template(
+        "offense/fragment.html",
+        answer=answer,
+        rows=rows,
+        open_url=open_url,
+        as_of_text=_time_text(answer.as_of_ms or 0),
+        retry_text=_time_text(answer.retry_at_ms or 0),
+    )
 
 
 @bp.get("/fragment/<offense_id>")

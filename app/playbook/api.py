@@ -65,8 +65,15 @@ def _fits_aql_string(value: str) -> bool:
 @bp.post("/hunting/run")
 @require("view")
 def run_hunting_query() -> Any:
-    body = json_body({"query": str, "detection": (int, type(None)), "actor": (str, type(None)),
-                      "target": (str, type(None)), "around_ms": (int, type(None))})
+    body = json_body(
+        {
+            "query": str,
+            "detection": (int, type(None)),
+            "actor": (str, type(None)),
+            "target": (str, type(None)),
+            "around_ms": (int, type(None)),
+        }
+    )
     key = body.get("query")
     if key not in TOPIC_KEYS:
         raise ApiError(400, "bad_field", "query must name a hunting query", "query")
@@ -80,15 +87,25 @@ def run_hunting_query() -> Any:
             raise ApiError(404, "not_found", f"no detection {body['detection']}", "detection")
         actor, target, around_ms = subject.actor, subject.target, subject.event_time_ms
     try:
-        query = find_query(key, actor=actor, target=target, around_ms=around_ms, type_ids=type_ids(),
-                           target_property=target_property(),
-                           row_limit=MAX_HUNT_ROWS)
+        query = find_query(
+            key,
+            actor=actor,
+            target=target,
+            around_ms=around_ms,
+            type_ids=type_ids(),
+            target_property=target_property(),
+            row_limit=MAX_HUNT_ROWS,
+        )
     except AqlLiteralError as exc:  # e.g. a control character, which no AQL string literal may hold
-        field = "detection" if body.get("detection") is not None else (
-            "actor" if actor is not None and not _fits_aql_string(actor) else "target")
+        field = (
+            "detection"
+            if body.get("detection") is not None
+            else ("actor" if actor is not None and not _fits_aql_string(actor) else "target")
+        )
         raise ApiError(400, "bad_field", f"{field} cannot be searched for in AQL: {exc}", field) from None
-    rows = get_gateway().run_search(query.aql, timeout_s=settings.get("interactive_search_timeout_s"),
-                                    page_size=MAX_HUNT_ROWS)
+    rows = get_gateway().run_search(
+        query.aql, timeout_s=settings.get("interactive_search_timeout_s"), page_size=MAX_HUNT_ROWS
+    )
     columns = list(rows[0].keys()) if rows else []
     return {"query": key, "aql": query.aql, "columns": columns, "items": rows, "total": len(rows)}
 
@@ -99,38 +116,86 @@ def validation_coverage() -> Any:
     window_ms = parse_window(request.args.get("window"))
     now = int(time.time() * 1000)
     items = validation.coverage(get_db(), now - window_ms, now + 1)
-    return {"window": request.args.get("window") or "24h", "since_ms": now - window_ms, "until_ms": now,
-            "items": items, "total": len(items)}
+    return {
+        "window": request.args.get("window") or "24h",
+        "since_ms": now - window_ms,
+        "until_ms": now,
+        "items": items,
+        "total": len(items),
+    }
 
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 OPENAPI_PATHS: dict[str, Any] = {
-    "/api/hunting/run": {"post": {
-        "summary": "Run one playbook hunting query through QRadar and return its rows",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["query"], "additionalProperties": False,
-            "properties": {"query": {"type": "string", "enum": sorted(TOPIC_KEYS)},
-                           "detection": {"type": "integer", "nullable": True},
-                           "actor": {"type": "string", "nullable": True},
-                           "target": {"type": "string", "nullable": True},
-                           "around_ms": {"type": "integer", "nullable": True}}}}}},
-        "responses": {
-            "200": {"description": "rows", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"query": {"type": "string"}, "aql": {"type": "string"},
-                                                 "columns": {"type": "array", "items": {"type": "string"}},
-                                                 "items": {"type": "array", "items": {"type": "object"}},
-                                                 "total": {"type": "integer"}}}}}},
-            "400": {"description": "bad input", "content": {"application/json": {"schema": _ERROR}}},
-            "503": {"description": "QRadar unavailable",
-                    "content": {"application/json": {"schema": _ERROR}}}},
-    }},
-    "/api/validation/coverage": {"get": {
-        "summary": "Whether each validation test's expected signals were recorded in the window",
-        "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "example": "24h"}}],
-        "responses": {
-            "200": {"description": "one item per test", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}},
-                                                 "total": {"type": "integer"}}}}}},
-            "400": {"description": "bad window", "content": {"application/json": {"schema": _ERROR}}}},
-    }},
+    "/api/hunting/run": {
+        "post": {
+            "summary": "Run one playbook hunting query through QRadar and return its rows",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["query"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "query": {"type": "string", "enum": sorted(TOPIC_KEYS)},
+                                "detection": {"type": "integer", "nullable": True},
+                                "actor": {"type": "string", "nullable": True},
+                                "target": {"type": "string", "nullable": True},
+                                "around_ms": {"type": "integer", "nullable": True},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "rows",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "query": {"type": "string"},
+                                    "aql": {"type": "string"},
+                                    "columns": {"type": "array", "items": {"type": "string"}},
+                                    "items": {"type": "array", "items": {"type": "object"}},
+                                    "total": {"type": "integer"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "bad input", "content": {"application/json": {"schema": _ERROR}}},
+                "503": {
+                    "description": "QRadar unavailable",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+            },
+        }
+    },
+    "/api/validation/coverage": {
+        "get": {
+            "summary": "Whether each validation test's expected signals were recorded in the window",
+            "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "example": "24h"}}],
+            "responses": {
+                "200": {
+                    "description": "one item per test",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "items": {"type": "array", "items": {"type": "object"}},
+                                    "total": {"type": "integer"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "bad window", "content": {"application/json": {"schema": _ERROR}}},
+            },
+        }
+    },
 }

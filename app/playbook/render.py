@@ -21,12 +21,17 @@ _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 # Values the app formats itself and inserts bare (they sit inside JSON or OData text).
 _TRUSTED = frozenset({"now_iso", "since_iso"})
 _AWS_USER_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:user/(?:.*/)?([^/]+)")
-_AWS_ROLE_ARN = re.compile(r"arn:aws[\w-]*:(?:sts::\d{12}:assumed-role/([^/]+)/.*"
-                           r"|iam::\d{12}:role/(?:.*/)?([^/]+))")
+_AWS_ROLE_ARN = re.compile(
+    r"arn:aws[\w-]*:(?:sts::\d{12}:assumed-role/([^/]+)/.*"
+    r"|iam::\d{12}:role/(?:.*/)?([^/]+))"
+)
 
 PLACEHOLDER_TEXT = {
-    "target": "<new-account>", "target_id": "<new-account-object-id>", "actor": "<creator>",
-    "actor_user": "<creator-iam-user>", "actor_role": "<creator-role-name>",
+    "target": "<new-account>",
+    "target_id": "<new-account-object-id>",
+    "actor": "<creator>",
+    "actor_user": "<creator-iam-user>",
+    "actor_role": "<creator-role-name>",
 }
 
 
@@ -87,16 +92,19 @@ def raw_values(subject: Subject, now_ms: int) -> dict[str, str]:
         values["actor_role"] = role
     if subject.target:
         values["ct_lookup_target"] = json.dumps(
-            [{"AttributeKey": "ResourceName", "AttributeValue": subject.target}], ensure_ascii=False)
+            [{"AttributeKey": "ResourceName", "AttributeValue": subject.target}], ensure_ascii=False
+        )
         values["gcp_member"] = "serviceAccount:" + subject.target
         values["gcp_member_filter"] = "bindings.members:serviceAccount:" + subject.target
         values["gcp_log_filter_target"] = "protoPayload.resourceName:" + logging_filter_string(subject.target)
     if subject.actor:
         values["ct_lookup_actor"] = json.dumps(
             [{"AttributeKey": "Username", "AttributeValue": values.get("actor_user", subject.actor)}],
-            ensure_ascii=False)
-        values["gcp_log_filter_actor"] = ("protoPayload.authenticationInfo.principalEmail="
-                                          + logging_filter_string(subject.actor))
+            ensure_ascii=False,
+        )
+        values["gcp_log_filter_actor"] = (
+            "protoPayload.authenticationInfo.principalEmail=" + logging_filter_string(subject.actor)
+        )
     if subject.event_time_ms is not None:
         values["since_iso"] = _iso(max(0, subject.event_time_ms - 3_600_000))
         values["since_date"] = values["since_iso"]

@@ -66,9 +66,15 @@ def subject_for_detection(detection_id: int) -> Subject | None:
     det = detections_store.get_detection(get_db(), detection_id)
     if det is None:
         return None
-    return Subject(platform=det.get("cloud_platform"), actor=det.get("actor"), actor_id=det.get("actor_id"),
-                   target=det.get("target_account"), target_id=det.get("target_id"),
-                   event_time_ms=det.get("event_time"), detection_id=detection_id)
+    return Subject(
+        platform=det.get("cloud_platform"),
+        actor=det.get("actor"),
+        actor_id=det.get("actor_id"),
+        target=det.get("target_account"),
+        target_id=det.get("target_id"),
+        event_time_ms=det.get("event_time"),
+        detection_id=detection_id,
+    )
 
 
 def subject_for_offense(offense_id: int) -> Subject:
@@ -90,6 +96,10 @@ def offense_subject(offense_id: int) -> tuple[Subject, str]:
         stored = subject_for_detection(int(first["detection_id"]))
         if stored is not None:
             return Subject(**{**stored.__dict__, "offense_id": offense_id}), problem
-    return Subject(platform=first.get("platform") or None, actor=first.get("actor") or None,
-                   target=first.get("target") or None, event_time_ms=first.get("event_time") or None,
-                   offense_id=offense_id), problem
+    return Subject(
+        platform=first.get("platform") or None,
+        actor=first.get("actor") or None,
+        target=first.get("target") or None,
+        event_time_ms=first.get("event_time") or None,
+        offense_id=offense_id,
+    ), problem

@@ -22,14 +22,14 @@ ART_T1098_003 = "https://github.com/redcanaryco/atomic-red-team/blob/master/atom
 @dataclass(frozen=True)
 class ValidationTest:
     key: str
-    origin: str        # "seed" or "atomic"
+    origin: str  # "seed" or "atomic"
     name: str
     technique: str
     guid: str | None
     platform: str
-    how: str           # what to run (the behaviour; commands live upstream)
-    expected: str      # the expected telemetry
-    event_names: tuple[str, ...]   # every one must be seen
+    how: str  # what to run (the behaviour; commands live upstream)
+    expected: str  # the expected telemetry
+    event_names: tuple[str, ...]  # every one must be seen
     # Substring of the created account's name when the test fixes it (what tells two "Add user" tests
     # apart); the UPNs of the Entra atomics are inputs, so the guide says which ones to use.
     target_hint: str | None = None
@@ -38,80 +38,162 @@ class ValidationTest:
 
 TESTS: tuple[ValidationTest, ...] = (
     ValidationTest(
-        "seed-1", "seed", "Create Azure AD User via Azure CLI", "T1136.003", None, AZURE_AD,
+        "seed-1",
+        "seed",
+        "Create Azure AD User via Azure CLI",
+        "T1136.003",
+        None,
+        AZURE_AD,
         "az ad user create with display name df00tech-test-user.",
         "Azure AD AuditLogs: OperationName 'Add user', Result success, InitiatedBy.user.userPrincipalName = "
         "your admin UPN, TargetResources[0].displayName 'df00tech-test-user'; within 1–2 minutes.",
-        ("Add user",), "df00tech-test-user"),
+        ("Add user",),
+        "df00tech-test-user",
+    ),
     ValidationTest(
-        "seed-2", "seed", "Create Azure Service Principal via PowerShell (AADInternals pattern)", "T1136.003",
-        None, AZURE_AD,
+        "seed-2",
+        "seed",
+        "Create Azure Service Principal via PowerShell (AADInternals pattern)",
+        "T1136.003",
+        None,
+        AZURE_AD,
         "Register an application, create its service principal and add a credential from PowerShell.",
         "Azure AD AuditLogs: 'Add application', then 'Add service principal', then 'Add service principal "
         "credentials', sharing a CorrelationId or the same minute and initiator.",
-        ("Add application", "Add service principal", "Add service principal credentials")),
+        ("Add application", "Add service principal", "Add service principal credentials"),
+    ),
     ValidationTest(
-        "seed-3", "seed", "Create AWS IAM User with Access Keys", "T1136.003", None, AWS,
+        "seed-3",
+        "seed",
+        "Create AWS IAM User with Access Keys",
+        "T1136.003",
+        None,
+        AWS,
         "aws iam create-user --user-name df00tech-atomic-test-user, then aws iam create-access-key.",
         "CloudTrail CreateUser with requestParameters.userName 'df00tech-atomic-test-user', then "
         "CreateAccessKey for the same userName, same sourceIPAddress and userIdentity.arn.",
-        ("CreateUser", "CreateAccessKey"), "df00tech-atomic-test-user"),
+        ("CreateUser", "CreateAccessKey"),
+        "df00tech-atomic-test-user",
+    ),
     ValidationTest(
-        "seed-4", "seed", "Create Azure AD User via AADInternals PowerShell Module", "T1136.003", None,
+        "seed-4",
+        "seed",
+        "Create Azure AD User via AADInternals PowerShell Module",
+        "T1136.003",
+        None,
         AZURE_AD,
         "New-AADIntUser from the AADInternals module, authenticated as a user.",
         "Azure AD AuditLogs 'Add user', Result success, InitiatedBy = the user's UPN (not an application). "
         "On the host: Sysmon 1 / PowerShell 4104 with 'AADInternals' and 'New-AADIntUser' (outside this "
         "app).",
-        ("Add user",)),
+        ("Add user",),
+    ),
     ValidationTest(
-        "art-t1136.003-1", "atomic", "AWS - Create a new IAM user", "T1136.003",
-        "8d1c2368-b503-40c9-9057-8e42f21c58ad", AWS,
+        "art-t1136.003-1",
+        "atomic",
+        "AWS - Create a new IAM user",
+        "T1136.003",
+        "8d1c2368-b503-40c9-9057-8e42f21c58ad",
+        AWS,
         "aws iam create-user --user-name atomicredteam (cleanup: aws iam delete-user).",
         "CloudTrail CreateUser (+ DeleteUser on cleanup); userAgent aws-cli/…",
-        ("CreateUser",), "atomicredteam", ART_T1136_003),
+        ("CreateUser",),
+        "atomicredteam",
+        ART_T1136_003,
+    ),
     ValidationTest(
-        "art-t1136.003-2", "atomic", "Azure AD - Create a new user", "T1136.003",
-        "e62d23ef-3153-4837-8625-fa4a3829134d", AZURE_AD,
+        "art-t1136.003-2",
+        "atomic",
+        "Azure AD - Create a new user",
+        "T1136.003",
+        "e62d23ef-3153-4837-8625-fa4a3829134d",
+        AZURE_AD,
         "New-AzureADUser (display atomicredteam, UPN atomicredteam@yourdomain.com); deprecated AzureAD "
         "module.",
         "AuditLogs 'Add user' (+ 'Delete user' on cleanup); Unified Audit Log 'Add user.'",
-        ("Add user",), "atomicredteam@", ART_T1136_003),
+        ("Add user",),
+        "atomicredteam@",
+        ART_T1136_003,
+    ),
     ValidationTest(
-        "art-t1136.003-3", "atomic", "Azure AD - Create a new user via Azure CLI", "T1136.003",
-        "228c7498-be31-48e9-83b7-9cb906504ec8", AZURE_AD,
+        "art-t1136.003-3",
+        "atomic",
+        "Azure AD - Create a new user via Azure CLI",
+        "T1136.003",
+        "228c7498-be31-48e9-83b7-9cb906504ec8",
+        AZURE_AD,
         "az ad user create --display-name … --password … --user-principal-name …",
         "Same as #2; the initiating app is the Azure CLI. Give it the UPN atomicredteam.cli@<your domain> "
         "so the check can tell it from #2.",
-        ("Add user",), "atomicredteam.cli", ART_T1136_003),
+        ("Add user",),
+        "atomicredteam.cli",
+        ART_T1136_003,
+    ),
     ValidationTest(
-        "art-t1098.001-aws", "atomic", "AWS - Create Access Key and Secret Key", "T1098.001",
-        "8822c3b0-d9f9-4daf-a043-491160a31122", AWS,
-        "aws iam create-access-key for an existing user.", "CloudTrail CreateAccessKey.",
-        ("CreateAccessKey",), None, ART_T1098_001),
+        "art-t1098.001-aws",
+        "atomic",
+        "AWS - Create Access Key and Secret Key",
+        "T1098.001",
+        "8822c3b0-d9f9-4daf-a043-491160a31122",
+        AWS,
+        "aws iam create-access-key for an existing user.",
+        "CloudTrail CreateAccessKey.",
+        ("CreateAccessKey",),
+        None,
+        ART_T1098_001,
+    ),
     ValidationTest(
-        "art-t1098.001-sp", "atomic", "Azure AD - adding service principal credentials (SP hijack)",
-        "T1098.001", "b8e747c3-bdf7-4d71-bce2-f1df2a057406", AZURE_AD,
+        "art-t1098.001-sp",
+        "atomic",
+        "Azure AD - adding service principal credentials (SP hijack)",
+        "T1098.001",
+        "b8e747c3-bdf7-4d71-bce2-f1df2a057406",
+        AZURE_AD,
         "Add a certificate or secret to an existing service principal.",
         "AuditLogs 'Add service principal credentials'.",
-        ("Add service principal credentials",), None, ART_T1098_001),
+        ("Add service principal credentials",),
+        None,
+        ART_T1098_001,
+    ),
     ValidationTest(
-        "art-t1098.001-app", "atomic", "Azure AD - adding application credentials (app registration hijack)",
-        "T1098.001", "a12b5531-acab-4618-a470-0dafb294a87a", AZURE_AD,
+        "art-t1098.001-app",
+        "atomic",
+        "Azure AD - adding application credentials (app registration hijack)",
+        "T1098.001",
+        "a12b5531-acab-4618-a470-0dafb294a87a",
+        AZURE_AD,
         "Add a secret to an existing application registration.",
         "AuditLogs 'Update application – Certificates and secrets management'.",
-        ("Update application \u2013 Certificates and secrets management",), None, ART_T1098_001),
+        ("Update application \u2013 Certificates and secrets management",),
+        None,
+        ART_T1098_001,
+    ),
     ValidationTest(
-        "art-t1098.003-role", "atomic", "Azure AD - add Company Administrator role to a user", "T1098.003",
-        "4d77f913-56f5-4a14-b4b1-bf7bb24298ad", AZURE_AD,
-        "Add a user to the Global (Company) Administrator role.", "AuditLogs 'Add member to role'.",
-        ("Add member to role",), None, ART_T1098_003),
+        "art-t1098.003-role",
+        "atomic",
+        "Azure AD - add Company Administrator role to a user",
+        "T1098.003",
+        "4d77f913-56f5-4a14-b4b1-bf7bb24298ad",
+        AZURE_AD,
+        "Add a user to the Global (Company) Administrator role.",
+        "AuditLogs 'Add member to role'.",
+        ("Add member to role",),
+        None,
+        ART_T1098_003,
+    ),
     ValidationTest(
-        "art-t1098.003-bec", "atomic", "Simulate BEC: password reset + admin role", "T1098.003",
-        "14f3af20-61f1-45b8-ad31-4637815f3f44", AZURE_AD,
+        "art-t1098.003-bec",
+        "atomic",
+        "Simulate BEC: password reset + admin role",
+        "T1098.003",
+        "14f3af20-61f1-45b8-ad31-4637815f3f44",
+        AZURE_AD,
         "Reset a user's password and add the user to an administrator role.",
         "AuditLogs 'Reset user password' and 'Add member to role'.",
-        ("Reset user password", "Add member to role"), None, ART_T1098_003),
+        ("Reset user password", "Add member to role"),
+        None,
+        ART_T1098_003,
+    ),
 )
 
 TEST_KEYS = frozenset(t.key for t in TESTS)
@@ -125,8 +207,11 @@ def _platforms(platform: str) -> tuple[str, ...]:
 def collected(test: ValidationTest) -> bool:
     """Whether the app's default event set includes every event the test produces (if not, the app can
     never mark it seen — the coverage check says so instead of blaming the test)."""
-    names = {n.lower().rstrip(". ") for p in _platforms(test.platform)
-             for n in (*DEFAULT_EVENT_NAMES.get(p, ()), *DEFAULT_FOLLOW_ON_EVENT_NAMES.get(p, ()))}
+    names = {
+        n.lower().rstrip(". ")
+        for p in _platforms(test.platform)
+        for n in (*DEFAULT_EVENT_NAMES.get(p, ()), *DEFAULT_FOLLOW_ON_EVENT_NAMES.get(p, ()))
+    }
     return all(n.lower().rstrip(". ") in names for n in test.event_names)
 
 
@@ -135,15 +220,28 @@ def coverage(conn: object, since_ms: int, until_ms: int) -> list[dict[str, objec
     out = []
     for t in TESTS:
         found = {
-            name: store.signal_count(conn, platforms=_platforms(t.platform), event_name=name,
-                                     target_hint=t.target_hint, since_ms=since_ms, until_ms=until_ms)
+            name: store.signal_count(
+                conn,
+                platforms=_platforms(t.platform),
+                event_name=name,
+                target_hint=t.target_hint,
+                since_ms=since_ms,
+                until_ms=until_ms,
+            )
             for name in t.event_names
         }
-        out.append({
-            "key": t.key, "origin": t.origin, "name": t.name, "technique": t.technique, "guid": t.guid,
-            "platform": t.platform, "target_hint": t.target_hint,
-            "signals": [{"event_name": n, "count": c, "seen": c > 0} for n, c in found.items()],
-            "seen": all(c > 0 for c in found.values()),
-            "collected": collected(t),
-        })
+        out.append(
+            {
+                "key": t.key,
+                "origin": t.origin,
+                "name": t.name,
+                "technique": t.technique,
+                "guid": t.guid,
+                "platform": t.platform,
+                "target_hint": t.target_hint,
+                "signals": [{"event_name": n, "count": c, "seen": c > 0} for n, c in found.items()],
+                "seen": all(c > 0 for c in found.values()),
+                "collected": collected(t),
+            }
+        )
     return out

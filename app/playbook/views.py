@@ -20,8 +20,14 @@ from app.playbook import content, validation
 from app.playbook.render import Subject, fill, raw_values
 from app.playbook.subject import offense_subject, subject_for_detection, target_property, type_ids
 
-bp = Blueprint("playbook", __name__, url_prefix="/playbook", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+bp = Blueprint(
+    "playbook",
+    __name__,
+    url_prefix="/playbook",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 SIGMA_PATH = Path(__file__).with_name("sigma") / "cloud_account_creation.yml"
 LOG_ACTIVITY_PATH = "/console/do/ariel/arielSearch"
@@ -29,8 +35,15 @@ LOG_ACTIVITY_PATH = "/console/do/ariel/arielSearch"
 
 def log_activity_url(aql: str) -> str:
     """QRadar's Log Activity page running `aql` (a console URL, not an app URL)."""
-    query = urlencode({"appName": "EventViewer", "pageId": "EventList", "dispatch": "performSearch",
-                       "value(searchMode)": "AQL", "value(aql)": aql})
+    query = urlencode(
+        {
+            "appName": "EventViewer",
+            "pageId": "EventList",
+            "dispatch": "performSearch",
+            "value(searchMode)": "AQL",
+            "value(aql)": aql,
+        }
+    )
     return f"{LOG_ACTIVITY_PATH}?{query}"
 
 
@@ -64,21 +77,28 @@ def _platform_sections(subject: Subject, values: dict[str, str]) -> list[dict[st
         filled_values = values if (subject.platform in (None, platform)) else {"now_iso": values["now_iso"]}
         phases = []
         for phase in pb.phases:
-            steps = [{"step": s, "commands": [fill(c, filled_values) for c in s.commands]}
-                     for s in phase.steps]
+            steps = [
+                {"step": s, "commands": [fill(c, filled_values) for c in s.commands]} for s in phase.steps
+            ]
             phases.append({"phase": phase, "steps": steps})
         sections.append({"playbook": pb, "phases": phases, "is_subject": platform == subject.platform})
     return sections
 
 
-def _hunting(subject: Subject, ids: dict[str, tuple[int, ...]], target_property: str | None
-             ) -> list[dict[str, Any]]:
+def _hunting(
+    subject: Subject, ids: dict[str, tuple[int, ...]], target_property: str | None
+) -> list[dict[str, Any]]:
     platforms = [subject.platform] if subject.platform in content.PLAYBOOKS else list(content.PLAYBOOKS)
     out = []
     for platform in platforms:
-        for q in hunting_queries(platform, actor=subject.actor, target=subject.target,
-                                 around_ms=subject.event_time_ms, type_ids=ids,
-                                 target_property=target_property):
+        for q in hunting_queries(
+            platform,
+            actor=subject.actor,
+            target=subject.target,
+            around_ms=subject.event_time_ms,
+            type_ids=ids,
+            target_property=target_property,
+        ):
             out.append({"query": q, "log_activity_url": log_activity_url(q.aql)})
     return out
 
@@ -96,21 +116,40 @@ def index() -> str:
         subject, offense_problem = offense_subject(offense_id)
     values = raw_values(subject, int(time.time() * 1000))
     target_prop = target_property()
-    page_config = {"app_root": app_root(), "section": "playbook",
-                   "subject": {"detection": subject.detection_id, "offense": subject.offense_id,
-                               "platform": subject.platform, "actor": subject.actor, "target": subject.target,
-                               "around_ms": subject.event_time_ms}}
+    page_config = {
+        "app_root": app_root(),
+        "section": "playbook",
+        "subject": {
+            "detection": subject.detection_id,
+            "offense": subject.offense_id,
+            "platform": subject.platform,
+            "actor": subject.actor,
+            "target": subject.target,
+            "around_ms": subject.event_time_ms,
+        },
+    }
     return render_template(
-        "playbook/playbook.html", subject=subject, sections=_platform_sections(subject, values),
-        hunting=_hunting(subject, type_ids(), target_prop), validation_tests=validation.TESTS,
-        investigation=content.INVESTIGATION_GUIDE, attack_links=content.ATTACK_LINKS,
-        false_positives=content.FALSE_POSITIVES, page_config=page_config, section="playbook",
+        "playbook/playbook.html",
+        subject=subject,
+        sections=_platform_sections(subject, values),
+        hunting=_hunting(subject, type_ids(), target_prop),
+        validation_tests=validation.TESTS,
+        investigation=content.INVESTIGATION_GUIDE,
+        attack_links=content.ATTACK_LINKS,
+        false_positives=content.FALSE_POSITIVES,
+        page_config=page_config,
+        section="playbook",
         offense_problem=offense_problem,
-        url_endpoints=set(current_app.view_functions))
+        url_endpoints=set(current_app.view_functions),
+    )
 
 
 @bp.get("/sigma/cloud_account_creation.yml")
 def sigma_rule() -> Any:
     """The portable Sigma rule (static, public content: no session needed to download it)."""
-    return send_file(SIGMA_PATH, mimetype="application/x-yaml", as_attachment=True,
-                     download_name="cloud_account_creation.yml")
+    return send_file(
+        SIGMA_PATH,
+        mimetype="application/x-yaml",
+        as_attachment=True,
+        download_name="cloud_account_creation.yml",
+    )

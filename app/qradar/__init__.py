@@ -16,18 +16,30 @@ from .gateway import Gateway, QRadarUser, SearchStatus
 from .transport import HttpTransport, QpylibTransport, qpylib_available
 
 __all__ = [
-    "Gateway", "HttpTransport", "QRadarError", "QRadarUnavailable", "QRadarUser", "QpylibTransport",
-    "SearchCancelled", "SearchStatus", "SearchTimeout", "get_gateway", "qpylib_available", "reset_gateway",
+    "Gateway",
+    "HttpTransport",
+    "QRadarError",
+    "QRadarUnavailable",
+    "QRadarUser",
+    "QpylibTransport",
+    "SearchCancelled",
+    "SearchStatus",
+    "SearchTimeout",
+    "get_gateway",
+    "qpylib_available",
+    "reset_gateway",
 ]
 
 _EXTENSION_KEY = "qradar_gateway"
 
 
-def build_gateway(config_env: dict[str, str] | None, api_version: str, user_lookup_path: str,
-                  poll_wait_s: int) -> Gateway:
+def build_gateway(
+    config_env: dict[str, str] | None, api_version: str, user_lookup_path: str, poll_wait_s: int
+) -> Gateway:
     env = None if config_env is None else {**os.environ, **config_env}
-    return Gateway.from_env(env, api_version=api_version, user_lookup_path=user_lookup_path,
-                            poll_wait_s=poll_wait_s)
+    return Gateway.from_env(
+        env, api_version=api_version, user_lookup_path=user_lookup_path, poll_wait_s=poll_wait_s
+    )
 
 
 def get_gateway() -> Gateway:
@@ -39,8 +51,12 @@ def get_gateway() -> Gateway:
         if gw is None:
             from app import settings
 
-            gw = build_gateway(app.config.get("QRADAR_ENV"), settings.get("api_version"),
-                               settings.get("current_user_path"), settings.get("search_poll_wait_s"))
+            gw = build_gateway(
+                app.config.get("QRADAR_ENV"),
+                settings.get("api_version"),
+                settings.get("current_user_path"),
+                settings.get("search_poll_wait_s"),
+            )
         app.extensions[_EXTENSION_KEY] = gw
     return gw
 

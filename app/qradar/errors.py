@@ -13,8 +13,9 @@ from typing import Any
 class QRadarError(Exception):
     """QRadar answered with an error body (see QRadar REST API 'Error body')."""
 
-    def __init__(self, http_status: int, code: int | None, message: str, description: str = "",
-                 details: Any = None) -> None:
+    def __init__(
+        self, http_status: int, code: int | None, message: str, description: str = "", details: Any = None
+    ) -> None:
         self.http_status = http_status
         self.code = code
         self.message = message
@@ -30,8 +31,13 @@ class QRadarError(Exception):
             message = body.get("message") or body.get("description") or ""
             if not message and isinstance(body.get("http_response"), dict):
                 message = body["http_response"].get("message", "")
-            return cls(status, code if isinstance(code, int) else None, str(message or f"HTTP {status}"),
-                       str(body.get("description") or ""), body.get("details"))
+            return cls(
+                status,
+                code if isinstance(code, int) else None,
+                str(message or f"HTTP {status}"),
+                str(body.get("description") or ""),
+                body.get("details"),
+            )
         text = (fallback_text or "").strip()[:500]
         return cls(status, None, text or f"HTTP {status}")
 
@@ -47,8 +53,10 @@ class SearchTimeout(QRadarUnavailable):
         self.search_id = search_id
         self.timeout_s = timeout_s
         self.progress = progress
-        super().__init__(f"Ariel search {search_id} did not finish within {timeout_s:g} s "
-                         f"(progress {progress}%); it was cancelled")
+        super().__init__(
+            f"Ariel search {search_id} did not finish within {timeout_s:g} s "
+            f"(progress {progress}%); it was cancelled"
+        )
 
 
 class SearchCancelled(Exception):

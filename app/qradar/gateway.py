@@ -55,9 +55,13 @@ class SearchStatus:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> SearchStatus:
-        return cls(search_id=str(body.get("search_id", "")), status=str(body.get("status", "")),
-                   progress=int(body.get("progress") or 0), record_count=int(body.get("record_count") or 0),
-                   error_messages=list(body.get("error_messages") or []))
+        return cls(
+            search_id=str(body.get("search_id", "")),
+            status=str(body.get("status", "")),
+            progress=int(body.get("progress") or 0),
+            record_count=int(body.get("record_count") or 0),
+            error_messages=list(body.get("error_messages") or []),
+        )
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,16 @@ class QRadarUser:
 class Gateway:
     """Typed calls to the QRadar REST API over a transport (qpylib inside QRadar, HTTP outside)."""
 
-    def __init__(self, transport: Transport, *, user_transport: HttpTransport | None = None,
-                 api_version: str = "26.0", user_lookup_path: str = DEFAULT_USER_LOOKUP_PATH,
-                 poll_wait_s: int = 5, poll_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        user_transport: HttpTransport | None = None,
+        api_version: str = "26.0",
+        user_lookup_path: str = DEFAULT_USER_LOOKUP_PATH,
+        poll_wait_s: int = 5,
+        poll_interval_s: float = 0.5,
+    ) -> None:
         self.transport = transport
         self._user_transport = user_transport
         self.api_version = api_version
@@ -87,8 +98,9 @@ class Gateway:
         self.poll_interval_s = poll_interval_s
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, api_version: str = "26.0",
-                 **kwargs: Any) -> Gateway:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, api_version: str = "26.0", **kwargs: Any
+    ) -> Gateway:
         """qpylib inside QRadar; `HttpTransport` from ``env`` (default ``os.environ``) outside."""
         transport = transport_from_env(env, api_version=api_version)
         return cls(transport, api_version=api_version, **kwargs)
@@ -116,9 +128,12 @@ class Gateway:
             base = self.transport if isinstance(self.transport, HttpTransport) else None
             if base is not None:
                 self._user_transport = HttpTransport(
-                    base.base_url[len("https://"):].rstrip("/"), admin_token=None,
+                    base.base_url[len("https://") :].rstrip("/"),
+                    admin_token=None,
                     ca_bundle=base.verify if isinstance(base.verify, str) else None,
-                    api_version=self.api_version, proxy=(base.proxies or {}).get("https"))
+                    api_version=self.api_version,
+                    proxy=(base.proxies or {}).get("https"),
+                )
             else:  # inside QRadar: same console, same CA bundle, the user's token only
                 env = dict(os.environ)
                 env.pop("SEC_ADMIN_TOKEN", None)
@@ -135,13 +150,22 @@ class Gateway:
     def search_status(self, search_id: str, wait_s: int | None = None) -> SearchStatus:
         headers = {"Prefer": f"wait={int(wait_s)}"} if wait_s else None
         timeout = (wait_s + 30) if wait_s else None
-        body = self.call("GET", f"api/ariel/searches/{_seg(search_id)}", headers=headers,
-                         expect=(200, 206), timeout=timeout)
+        body = self.call(
+            "GET",
+            f"api/ariel/searches/{_seg(search_id)}",
+            headers=headers,
+            expect=(200, 206),
+            timeout=timeout,
+        )
         return SearchStatus.from_json(body)
 
-    def wait_for_search(self, search_id: str, timeout_s: float,
-                        on_progress: Callable[[SearchStatus], None] | None = None,
-                        should_cancel: Callable[[], bool] | None = None) -> SearchStatus:
+    def wait_for_search(
+        self,
+        search_id: str,
+        timeout_s: float,
+        on_progress: Callable[[SearchStatus], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> SearchStatus:
         """Poll until the search is final. Raises SearchTimeout / SearchCancelled (search cancelled),
         QRadarError when the search ends in ERROR (QRadar's message) or was cancelled elsewhere."""
         deadline = time.monotonic() + timeout_s
@@ -174,16 +198,18 @@ class Gateway:
         except (TypeError, ValueError):
             code = None
         if status.status == "CANCELED":
-            return QRadarError(409, code, message or f"Ariel search {status.search_id} was cancelled",
-                               "search canceled")
+            return QRadarError(
+                409, code, message or f"Ariel search {status.search_id} was cancelled", "search canceled"
+            )
         return QRadarError(422, code, message or f"Ariel search {status.search_id} failed", "search error")
 
     def results(self, search_id: str, start: int, end: int) -> list[dict[str, Any]]:
         """Rows ``start``..``end`` inclusive (zero-based) of a completed search."""
         if start < 0 or end < start:
             raise ValueError(f"bad result range {start}-{end}")
-        body = self.call("GET", f"api/ariel/searches/{_seg(search_id)}/results",
-                         headers={"Range": f"items={start}-{end}"})
+        body = self.call(
+            "GET", f"api/ariel/searches/{_seg(search_id)}/results", headers={"Range": f"items={start}-{end}"}
+        )
         if isinstance(body, dict):
             for key in ("events", "flows"):
                 if key in body:
@@ -191,8 +217,9 @@ class Gateway:
             return next((list(v) for v in body.values() if isinstance(v, list)), [])
         return []
 
-    def iter_result_pages(self, search_id: str, page_size: int = 1000,
-                          record_count: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    def iter_result_pages(
+        self, search_id: str, page_size: int = 1000, record_count: int | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield the results page by page using inclusive ``Range`` headers."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -220,9 +247,15 @@ class Gateway:
         except (QRadarError, QRadarUnavailable) as exc:
             log.warning("cancelling Ariel search %s failed: %s", search_id, exc)
 
-    def run_search(self, aql: str, timeout_s: float, *, page_size: int = 1000,
-                   on_progress: Callable[[SearchStatus], None] | None = None,
-                   should_cancel: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+    def run_search(
+        self,
+        aql: str,
+        timeout_s: float,
+        *,
+        page_size: int = 1000,
+        on_progress: Callable[[SearchStatus], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> list[dict[str, Any]]:
         """Start, wait, read every page, then delete the search (also on failure)."""
         search_id = self.start_search(aql)
         try:
@@ -244,8 +277,14 @@ class Gateway:
 
     # -- reference sets -----------------------------------------------------------------------------
 
-    def create_reference_set(self, name: str, element_type: str = "ALN", *, time_to_live: str | None = None,
-                             timeout_type: str | None = None) -> dict[str, Any]:
+    def create_reference_set(
+        self,
+        name: str,
+        element_type: str = "ALN",
+        *,
+        time_to_live: str | None = None,
+        timeout_type: str | None = None,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"name": name, "element_type": element_type}
         if time_to_live:
             params["time_to_live"] = time_to_live
@@ -282,17 +321,32 @@ class Gateway:
         return self.call("POST", f"api/reference_data/sets/bulk_load/{_seg(name)}", json_body=list(values))
 
     def delete_reference_set(self, name: str, *, purge_only: bool = False) -> Any:
-        return self.call("DELETE", f"api/reference_data/sets/{_seg(name)}",
-                         params={"purge_only": "true" if purge_only else "false"}, expect=(200, 202))
+        return self.call(
+            "DELETE",
+            f"api/reference_data/sets/{_seg(name)}",
+            params={"purge_only": "true" if purge_only else "false"},
+            expect=(200, 202),
+        )
 
     # -- reference maps -----------------------------------------------------------------------------
 
-    def create_reference_map(self, name: str, element_type: str = "ALN", *, key_label: str | None = None,
-                             value_label: str | None = None, time_to_live: str | None = None,
-                             timeout_type: str | None = None) -> dict[str, Any]:
+    def create_reference_map(
+        self,
+        name: str,
+        element_type: str = "ALN",
+        *,
+        key_label: str | None = None,
+        value_label: str | None = None,
+        time_to_live: str | None = None,
+        timeout_type: str | None = None,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"name": name, "element_type": element_type}
-        for key, value in (("key_label", key_label), ("value_label", value_label),
-                           ("time_to_live", time_to_live), ("timeout_type", timeout_type)):
+        for key, value in (
+            ("key_label", key_label),
+            ("value_label", value_label),
+            ("time_to_live", time_to_live),
+            ("timeout_type", timeout_type),
+        ):
             if value:
                 params[key] = value
         return self.call("POST", "api/reference_data/maps", params=params, expect=(200, 201))
@@ -308,23 +362,29 @@ class Gateway:
     def get_reference_map(self, name: str) -> dict[str, Any]:
         return self.call("GET", f"api/reference_data/maps/{_seg(name)}")
 
-    def add_to_reference_map(self, name: str, key: str, value: str,
-                             source: str | None = None) -> dict[str, Any]:
+    def add_to_reference_map(
+        self, name: str, key: str, value: str, source: str | None = None
+    ) -> dict[str, Any]:
         params = {"key": key, "value": value}
         if source:
             params["source"] = source
         return self.call("POST", f"api/reference_data/maps/{_seg(name)}", params=params)
 
     def delete_reference_map_value(self, name: str, key: str, value: str) -> dict[str, Any]:
-        return self.call("DELETE", f"api/reference_data/maps/{_seg(name)}/{_seg(key)}",
-                         params={"value": value})
+        return self.call(
+            "DELETE", f"api/reference_data/maps/{_seg(name)}/{_seg(key)}", params={"value": value}
+        )
 
     def bulk_load_reference_map(self, name: str, mapping: Mapping[str, str]) -> dict[str, Any]:
         return self.call("POST", f"api/reference_data/maps/bulk_load/{_seg(name)}", json_body=dict(mapping))
 
     def delete_reference_map(self, name: str, *, purge_only: bool = False) -> Any:
-        return self.call("DELETE", f"api/reference_data/maps/{_seg(name)}",
-                         params={"purge_only": "true" if purge_only else "false"}, expect=(200, 202))
+        return self.call(
+            "DELETE",
+            f"api/reference_data/maps/{_seg(name)}",
+            params={"purge_only": "true" if purge_only else "false"},
+            expect=(200, 202),
+        )
 
     # -- offenses, log source types -----------------------------------------------------------------
 
@@ -332,8 +392,15 @@ class Gateway:
         params = {"fields": fields} if fields else None
         return self.call("GET", f"api/siem/offenses/{int(offense_id)}", params=params)
 
-    def list_offenses(self, *, filter: str | None = None, sort: str | None = None, start: int = 0,
-                      limit: int = 50, fields: str | None = None) -> list[dict[str, Any]]:
+    def list_offenses(
+        self,
+        *,
+        filter: str | None = None,
+        sort: str | None = None,
+        start: int = 0,
+        limit: int = 50,
+        fields: str | None = None,
+    ) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("filter", filter), ("sort", sort), ("fields", fields)) if v}
         headers = {"Range": f"items={start}-{start + max(limit, 1) - 1}"}
         return list(self.call("GET", "api/siem/offenses", params=params or None, headers=headers) or [])
@@ -341,8 +408,11 @@ class Gateway:
     def log_source_types(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """``[{"id", "name"}]`` of log source types; filtered client-side by exact name when given
         (whether QRadar's ``filter`` grammar accepts names with quotes is not relied upon)."""
-        body = self.call("GET", "api/config/event_sources/log_source_management/log_source_types",
-                         params={"fields": "id,name"})
+        body = self.call(
+            "GET",
+            "api/config/event_sources/log_source_management/log_source_types",
+            params={"fields": "id,name"},
+        )
         types = [{"id": int(t["id"]), "name": str(t["name"])} for t in body or []]
         if names is not None:
             wanted = set(names)
@@ -358,8 +428,9 @@ class Gateway:
         transport = self.user_transport()
 
         def get(path: str) -> Any:
-            return self._parse(transport.request("GET", path, version=self.api_version,
-                                                 sec_token=user_token), (200,))
+            return self._parse(
+                transport.request("GET", path, version=self.api_version, sec_token=user_token), (200,)
+            )
 
         roles = get(USER_ROLE_PATH) or []
         role = roles[0] if isinstance(roles, list) and roles else {}
@@ -372,5 +443,9 @@ class Gateway:
                 user_id = users[0].get("id")
         except QRadarError as exc:  # the lookup path is UNCONFIRMED on real consoles: degrade, don't fail
             log.warning("user name lookup %s failed: %s", self.user_lookup_path, exc)
-        return QRadarUser(name=name, role=str(role.get("name") or ""), capabilities=capabilities,
-                          user_id=user_id if isinstance(user_id, int) else None)
+        return QRadarUser(
+            name=name,
+            role=str(role.get("name") or ""),
+            capabilities=capabilities,
+            user_id=user_id if isinstance(user_id, int) else None,
+        )

@@ -33,10 +33,18 @@ DEFAULT_READ_TIMEOUT_S = 60.0  # qpylib's default REST timeout
 
 
 class Transport(Protocol):
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                data: Mapping[str, Any] | None = None, json_body: Any = None,
-                headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                version: str | None = None) -> requests.Response: ...
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> requests.Response: ...
 
 
 def qpylib_available() -> bool:
@@ -70,10 +78,17 @@ def _check_method(method: str) -> str:
 class HttpTransport:
     """``qpylib.REST`` look-alike over ``requests`` (see module docstring)."""
 
-    def __init__(self, console_fqdn: str, *, admin_token: str | None = None, ca_bundle: str | None = None,
-                 api_version: str | None = "26.0", proxy: str | None = None,
-                 connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-                 read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        console_fqdn: str,
+        *,
+        admin_token: str | None = None,
+        ca_bundle: str | None = None,
+        api_version: str | None = "26.0",
+        proxy: str | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    ) -> None:
         if not console_fqdn:
             raise QRadarUnavailable("QRADAR_CONSOLE_FQDN is not set: the app does not know where QRadar is")
         self.base_url = f"https://{console_fqdn.strip().rstrip('/')}/"
@@ -89,11 +104,17 @@ class HttpTransport:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> HttpTransport:
         env = os.environ if env is None else env
-        return cls(env.get("QRADAR_CONSOLE_FQDN", ""), admin_token=env.get("SEC_ADMIN_TOKEN"),
-                   ca_bundle=env.get("REQUESTS_CA_BUNDLE"), proxy=env.get("QRADAR_REST_PROXY"), **kwargs)
+        return cls(
+            env.get("QRADAR_CONSOLE_FQDN", ""),
+            admin_token=env.get("SEC_ADMIN_TOKEN"),
+            ca_bundle=env.get("REQUESTS_CA_BUNDLE"),
+            proxy=env.get("QRADAR_REST_PROXY"),
+            **kwargs,
+        )
 
-    def build_headers(self, headers: Mapping[str, str] | None, version: str | None,
-                      sec_token: str | None) -> dict[str, str]:
+    def build_headers(
+        self, headers: Mapping[str, str] | None, version: str | None, sec_token: str | None
+    ) -> dict[str, str]:
         out = {"Accept": "application/json"}
         out.update(headers or {})
         out.setdefault("Host", "127.0.0.1")  # qpylib sends Host: gethostbyname('localhost')
@@ -111,24 +132,41 @@ class HttpTransport:
                 out["SEC"] = self.admin_token  # qpylib: SEC_ADMIN_TOKEN always wins
         return out
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                data: Mapping[str, Any] | None = None, json_body: Any = None,
-                headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                version: str | None = None, sec_token: str | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        version: str | None = None,
+        sec_token: str | None = None,
+    ) -> requests.Response:
         method = _check_method(method)
         url = self.base_url + path.lstrip("/")
         read_timeout = self.read_timeout_s if timeout is None else timeout
         try:
             return self.session.request(
-                method, url, params=params, data=data, json=json_body,
-                headers=self.build_headers(headers, version, sec_token), verify=self.verify,
-                timeout=(min(self.connect_timeout_s, read_timeout), read_timeout), proxies=self.proxies,
-                allow_redirects=False)
+                method,
+                url,
+                params=params,
+                data=data,
+                json=json_body,
+                headers=self.build_headers(headers, version, sec_token),
+                verify=self.verify,
+                timeout=(min(self.connect_timeout_s, read_timeout), read_timeout),
+                proxies=self.proxies,
+                allow_redirects=False,
+            )
         except requests.exceptions.SSLError as exc:
             raise QRadarUnavailable(f"TLS verification of {self.base_url} failed: {exc}") from exc
         except requests.exceptions.Timeout as exc:
             raise QRadarUnavailable(
-                f"QRadar did not answer {method} {path} within {read_timeout:g} s") from exc
+                f"QRadar did not answer {method} {path} within {read_timeout:g} s"
+            ) from exc
         except requests.exceptions.RequestException as exc:
             raise QRadarUnavailable(f"cannot reach QRadar at {self.base_url}: {exc}") from exc
 
@@ -146,15 +184,25 @@ class QpylibTransport:
             self._qpylib = load_qpylib()
         return self._qpylib
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                data: Mapping[str, Any] | None = None, json_body: Any = None,
-                headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                version: str | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> requests.Response:
         method = _check_method(method)
         kwargs: dict[str, Any] = {
             "version": version or self.api_version,
             "headers": {"Accept": "application/json", **(headers or {})},
-            "data": data, "params": params, "json_body": json_body,
+            "data": data,
+            "params": params,
+            "json_body": json_body,
         }
         if timeout is not None:  # else qpylib's default (60 s or store/rest-timeout-override)
             kwargs["timeout"] = timeout

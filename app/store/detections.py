@@ -18,35 +18,118 @@ TRIAGE_STATUSES = ("new", "investigating", "benign", "malicious", "escalated")
 
 # Columns a caller may write when inserting a detection (everything but id, chain and triage state).
 DETECTION_COLUMNS = (
-    "event_key", "event_time", "event_name", "event_category", "log_source", "log_source_type", "qid",
-    "cloud_platform", "is_service_account", "account_kind", "actor", "actor_id", "actor_type",
-    "target_account", "target_id", "target_type", "source_ip", "user_agent", "correlation_id", "result",
-    "mfa", "magnitude", "severity", "confidence", "base_severity", "base_confidence", "also_seen_in",
-    "target_keys", "payload", "payload_ok", "stored_at",
+    "event_key",
+    "event_time",
+    "event_name",
+    "event_category",
+    "log_source",
+    "log_source_type",
+    "qid",
+    "cloud_platform",
+    "is_service_account",
+    "account_kind",
+    "actor",
+    "actor_id",
+    "actor_type",
+    "target_account",
+    "target_id",
+    "target_type",
+    "source_ip",
+    "user_agent",
+    "correlation_id",
+    "result",
+    "mfa",
+    "magnitude",
+    "severity",
+    "confidence",
+    "base_severity",
+    "base_confidence",
+    "also_seen_in",
+    "target_keys",
+    "payload",
+    "payload_ok",
+    "stored_at",
 )
 # What `GET /api/detections` lists (the ARCHITECTURE.md record without the payload).
 LIST_FIELDS = (
-    "id", "event_key", "event_time", "event_name", "event_category", "log_source", "log_source_type", "qid",
-    "cloud_platform", "is_service_account", "account_kind", "actor", "actor_id", "actor_type",
-    "target_account", "target_id", "target_type", "source_ip", "user_agent", "correlation_id", "result",
-    "mfa", "magnitude", "severity", "confidence", "chain_id", "chain_kind", "also_seen_in", "suppressed_by",
-    "triage_status", "triage_note", "triage_by", "triage_at",
+    "id",
+    "event_key",
+    "event_time",
+    "event_name",
+    "event_category",
+    "log_source",
+    "log_source_type",
+    "qid",
+    "cloud_platform",
+    "is_service_account",
+    "account_kind",
+    "actor",
+    "actor_id",
+    "actor_type",
+    "target_account",
+    "target_id",
+    "target_type",
+    "source_ip",
+    "user_agent",
+    "correlation_id",
+    "result",
+    "mfa",
+    "magnitude",
+    "severity",
+    "confidence",
+    "chain_id",
+    "chain_kind",
+    "also_seen_in",
+    "suppressed_by",
+    "triage_status",
+    "triage_note",
+    "triage_by",
+    "triage_at",
 )
 # API sort name -> SQL column (whitelist; never user text in SQL).
-SORT_COLUMNS = {name: name for name in (
-    "event_time", "severity", "cloud_platform", "actor", "target_account", "event_name", "event_category",
-    "log_source", "source_ip", "is_service_account", "chain_id", "triage_status", "account_kind",
-    "confidence", "id",
-)}
+SORT_COLUMNS = {
+    name: name
+    for name in (
+        "event_time",
+        "severity",
+        "cloud_platform",
+        "actor",
+        "target_account",
+        "event_name",
+        "event_category",
+        "log_source",
+        "source_ip",
+        "is_service_account",
+        "chain_id",
+        "triage_status",
+        "account_kind",
+        "confidence",
+        "id",
+    )
+}
 FOLLOW_ON_COLUMNS = (
-    "event_key", "event_time", "event_name", "cloud_platform", "log_source", "actor", "actor_id",
-    "target_account", "target_keys", "correlation_id", "granted", "admin_grant", "source_ip", "payload",
+    "event_key",
+    "event_time",
+    "event_name",
+    "cloud_platform",
+    "log_source",
+    "actor",
+    "actor_id",
+    "target_account",
+    "target_keys",
+    "correlation_id",
+    "granted",
+    "admin_grant",
+    "source_ip",
+    "payload",
     "stored_at",
 )
 
 
-_INSERT_EVENT = ("INSERT OR IGNORE INTO detection_events (event_key, detection_id, cloud_platform, "
-                 "event_time, event_name) VALUES (?, ?, ?, ?, ?)")
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO detection_events (event_key, detection_id, cloud_platform, "
+    "event_time, event_name) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _json_list(text: str | None) -> list[Any]:
@@ -70,16 +153,19 @@ def detection_to_json(row: sqlite3.Row, *, with_payload: bool = False) -> dict[s
 
 # -- de-duplication and inserts -----------------------------------------------------------------------
 
+
 def known_event_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> set[str]:
     """Which of `keys` are already stored (as a detection, a merged twin or a follow-on event)."""
     keys = list(dict.fromkeys(keys))
     found: set[str] = set()
     for i in range(0, len(keys), 500):
-        chunk = keys[i:i + 500]
+        chunk = keys[i : i + 500]
         marks = ",".join("?" * len(chunk))
         for table in ("detection_events", "follow_on_events"):
-            found.update(r[0] for r in conn.execute(
-                f"SELECT event_key FROM {table} WHERE event_key IN ({marks})", chunk))
+            found.update(
+                r[0]
+                for r in conn.execute(f"SELECT event_key FROM {table} WHERE event_key IN ({marks})", chunk)
+            )
     return found
 
 
@@ -87,13 +173,21 @@ def insert_detection(conn: sqlite3.Connection, record: Mapping[str, Any]) -> int
     values = [_column_value(record, c) for c in DETECTION_COLUMNS]
     cur = conn.execute(
         f"INSERT INTO detections ({', '.join(DETECTION_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(DETECTION_COLUMNS))})", values)
+        f"VALUES ({', '.join('?' * len(DETECTION_COLUMNS))})",
+        values,
+    )
     detection_id = int(cur.lastrowid)
     conn.execute(
         "INSERT INTO detection_events (event_key, detection_id, cloud_platform, event_time, event_name) "
         "VALUES (?, ?, ?, ?, ?)",
-        (record["event_key"], detection_id, record["cloud_platform"], record["event_time"],
-         record.get("event_name") or ""))
+        (
+            record["event_key"],
+            detection_id,
+            record["cloud_platform"],
+            record["event_time"],
+            record.get("event_name") or "",
+        ),
+    )
     return detection_id
 
 
@@ -108,34 +202,52 @@ def _column_value(record: Mapping[str, Any], column: str) -> Any:
     return value
 
 
-def add_twin(conn: sqlite3.Connection, detection_id: int, *, event_key: str, platform: str, event_time: int,
-             event_name: str) -> None:
+def add_twin(
+    conn: sqlite3.Connection,
+    detection_id: int,
+    *,
+    event_key: str,
+    platform: str,
+    event_time: int,
+    event_name: str,
+) -> None:
     """Record an Office 365 copy of an Azure AD detection (or vice versa) without a second detection."""
     conn.execute(_INSERT_EVENT, (event_key, detection_id, platform, event_time, event_name))
-    row = conn.execute("SELECT cloud_platform, also_seen_in FROM detections WHERE id = ?",
-                       (detection_id,)).fetchone()
+    row = conn.execute(
+        "SELECT cloud_platform, also_seen_in FROM detections WHERE id = ?", (detection_id,)
+    ).fetchone()
     seen = set(_json_list(row["also_seen_in"]))
     if platform != row["cloud_platform"]:
         seen.add(platform)
-    conn.execute("UPDATE detections SET also_seen_in = ? WHERE id = ?",
-                 (json.dumps(sorted(seen)), detection_id))
+    conn.execute(
+        "UPDATE detections SET also_seen_in = ? WHERE id = ?", (json.dumps(sorted(seen)), detection_id)
+    )
 
 
 def promote_twin(conn: sqlite3.Connection, detection_id: int, record: Mapping[str, Any]) -> None:
     """An Azure AD event arrived for a detection first stored from its Office 365 copy: the richer Azure
     AD fields replace the copy's, and Office 365 moves to `also_seen_in`."""
-    old = conn.execute("SELECT cloud_platform, also_seen_in FROM detections WHERE id = ?",
-                       (detection_id,)).fetchone()
+    old = conn.execute(
+        "SELECT cloud_platform, also_seen_in FROM detections WHERE id = ?", (detection_id,)
+    ).fetchone()
     seen = set(_json_list(old["also_seen_in"])) | {old["cloud_platform"]}
     seen.discard(record["cloud_platform"])
     columns = [c for c in DETECTION_COLUMNS if c not in ("event_key", "stored_at", "also_seen_in")]
     assignments = ", ".join(f"{c} = ?" for c in columns)
-    conn.execute(f"UPDATE detections SET {assignments}, also_seen_in = ? WHERE id = ?",
-                 [*(_column_value(record, c) for c in columns), json.dumps(sorted(seen)), detection_id])
+    conn.execute(
+        f"UPDATE detections SET {assignments}, also_seen_in = ? WHERE id = ?",
+        [*(_column_value(record, c) for c in columns), json.dumps(sorted(seen)), detection_id],
+    )
     conn.execute(
         _INSERT_EVENT,
-        (record["event_key"], detection_id, record["cloud_platform"], record["event_time"],
-         record.get("event_name") or ""))
+        (
+            record["event_key"],
+            detection_id,
+            record["cloud_platform"],
+            record["event_time"],
+            record.get("event_name") or "",
+        ),
+    )
 
 
 def entra_detections_between(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> list[sqlite3.Row]:
@@ -144,15 +256,20 @@ def entra_detections_between(conn: sqlite3.Connection, start_ms: int, end_ms: in
         "SELECT id, event_key, event_time, event_name, cloud_platform, account_kind, actor, actor_id, "
         "target_account, target_keys, correlation_id FROM detections "
         "WHERE cloud_platform IN ('Azure AD', 'Office 365') AND event_time BETWEEN ? AND ?",
-        (start_ms, end_ms)).fetchall()
+        (start_ms, end_ms),
+    ).fetchall()
 
 
 def insert_follow_on(conn: sqlite3.Connection, record: Mapping[str, Any]) -> None:
-    values = [_column_value(record, c) if c != "admin_grant" else int(bool(record.get(c)))
-              for c in FOLLOW_ON_COLUMNS]
+    values = [
+        _column_value(record, c) if c != "admin_grant" else int(bool(record.get(c)))
+        for c in FOLLOW_ON_COLUMNS
+    ]
     conn.execute(
         f"INSERT OR IGNORE INTO follow_on_events ({', '.join(FOLLOW_ON_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(FOLLOW_ON_COLUMNS))})", values)
+        f"VALUES ({', '.join('?' * len(FOLLOW_ON_COLUMNS))})",
+        values,
+    )
 
 
 def has_creations_since(conn: sqlite3.Connection, since_ms: int) -> bool:
@@ -162,8 +279,10 @@ def has_creations_since(conn: sqlite3.Connection, since_ms: int) -> bool:
 
 # -- chains ---------------------------------------------------------------------------------------------
 
-_CHAIN_CREATION_COLUMNS = ("id, event_key, event_time, event_name, cloud_platform, account_kind, actor, "
-                           "actor_id, target_account, target_id, target_keys, correlation_id")
+_CHAIN_CREATION_COLUMNS = (
+    "id, event_key, event_time, event_name, cloud_platform, account_kind, actor, "
+    "actor_id, target_account, target_id, target_keys, correlation_id"
+)
 
 
 def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
@@ -176,24 +295,29 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     follow_ons = conn.execute(
         "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
         "target_keys, correlation_id, admin_grant FROM follow_on_events WHERE event_time >= ? "
-        "ORDER BY event_time, event_key", (since_ms,)).fetchall()
+        "ORDER BY event_time, event_key",
+        (since_ms,),
+    ).fetchall()
     found: dict[int, sqlite3.Row] = {}
     for row in conn.execute(
-            f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND ("
-            "(cloud_platform IN ('Azure AD', 'Office 365') "
-            " AND account_kind IN ('application', 'service_principal', 'credential')) OR "
-            "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))", (since_ms,)):
+        f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND ("
+        "(cloud_platform IN ('Azure AD', 'Office 365') "
+        " AND account_kind IN ('application', 'service_principal', 'credential')) OR "
+        "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))",
+        (since_ms,),
+    ):
         found[row["id"]] = row
     # Creations a follow-on event or an AWS credential names (CreateUser → CreateAccessKey).
     named = [*follow_ons, *(r for r in found.values() if r["cloud_platform"] == "AWS")]
     keys = sorted({k for f in named for k in _json_list(f["target_keys"]) if isinstance(k, str)})
     for i in range(0, len(keys), 400):
-        chunk = keys[i:i + 400]
+        chunk = keys[i : i + 400]
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
-                f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND "
-                f"(lower(target_account) IN ({marks}) OR lower(target_id) IN ({marks}))",
-                [since_ms, *chunk, *chunk]):
+            f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND "
+            f"(lower(target_account) IN ({marks}) OR lower(target_id) IN ({marks}))",
+            [since_ms, *chunk, *chunk],
+        ):
             found[row["id"]] = row
     creations = sorted(found.values(), key=lambda r: (r["event_time"], r["id"]))
     return creations, follow_ons
@@ -218,8 +342,10 @@ class ChainRow:
 def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[ChainRow], now_ms: int) -> None:
     """Make the stored chains starting at or after `since_ms` exactly `chains` (upsert by key), and set
     chain membership, severity and confidence on the detections involved."""
-    old = {r["chain_key"]: r["id"] for r in conn.execute(
-        "SELECT id, chain_key FROM chains WHERE first_time >= ?", (since_ms,))}
+    old = {
+        r["chain_key"]: r["id"]
+        for r in conn.execute("SELECT id, chain_key FROM chains WHERE first_time >= ?", (since_ms,))
+    }
     wanted = {c.chain_key for c in chains}
     stale = [cid for key, cid in old.items() if key not in wanted]
     # Reset the members of the chains being replaced (only chains raise severity, so every other
@@ -227,7 +353,8 @@ def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[Cha
     conn.execute(
         "UPDATE detections SET chain_id = NULL, chain_kind = NULL, severity = base_severity, "
         "confidence = base_confidence WHERE chain_id IN (SELECT id FROM chains WHERE first_time >= ?)",
-        (since_ms,))
+        (since_ms,),
+    )
     for cid in stale:
         conn.execute("DELETE FROM chains WHERE id = ?", (cid,))
     for chain in chains:
@@ -238,29 +365,48 @@ def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[Cha
             "last_time = excluded.last_time, severity = excluded.severity, confidence = excluded.confidence, "
             "admin = excluded.admin, updated_at = CASE WHEN chains.kinds = excluded.kinds AND "
             "chains.last_time = excluded.last_time THEN chains.updated_at ELSE excluded.updated_at END",
-            (chain.chain_key, chain.kind, json.dumps(list(chain.kinds)), chain.first_time, chain.last_time,
-             chain.severity, chain.confidence, int(chain.admin), now_ms))
+            (
+                chain.chain_key,
+                chain.kind,
+                json.dumps(list(chain.kinds)),
+                chain.first_time,
+                chain.last_time,
+                chain.severity,
+                chain.confidence,
+                int(chain.admin),
+                now_ms,
+            ),
+        )
         cid = conn.execute("SELECT id FROM chains WHERE chain_key = ?", (chain.chain_key,)).fetchone()[0]
         conn.execute("DELETE FROM chain_events WHERE chain_id = ?", (cid,))
         conn.executemany(
             "INSERT INTO chain_events (chain_id, position, event_key, event_time, event_name, "
             "cloud_platform, actor, target_account, detection_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(cid, pos, *ev) for pos, ev in enumerate(chain.events)])
+            [(cid, pos, *ev) for pos, ev in enumerate(chain.events)],
+        )
         member_ids = [ev[6] for ev in chain.events if ev[6] is not None]
         conn.executemany(
             "UPDATE detections SET chain_id = ?, chain_kind = ?, severity = MAX(base_severity, ?), "
             "confidence = ? WHERE id = ?",
-            [(cid, chain.kind, chain.severity, chain.confidence, did) for did in member_ids])
+            [(cid, chain.kind, chain.severity, chain.confidence, did) for did in member_ids],
+        )
 
 
 def chain_to_json(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     events = conn.execute(
         "SELECT position, event_key, event_time, event_name, cloud_platform, actor, target_account, "
-        "detection_id FROM chain_events WHERE chain_id = ? ORDER BY position", (row["id"],)).fetchall()
+        "detection_id FROM chain_events WHERE chain_id = ? ORDER BY position",
+        (row["id"],),
+    ).fetchall()
     return {
-        "id": row["id"], "kind": row["kind"], "kinds": _json_list(row["kinds"]),
-        "first_time": row["first_time"], "last_time": row["last_time"], "severity": row["severity"],
-        "confidence": row["confidence"], "admin": bool(row["admin"]),
+        "id": row["id"],
+        "kind": row["kind"],
+        "kinds": _json_list(row["kinds"]),
+        "first_time": row["first_time"],
+        "last_time": row["last_time"],
+        "severity": row["severity"],
+        "confidence": row["confidence"],
+        "admin": bool(row["admin"]),
         "events": [dict(e) for e in events],
     }
 
@@ -270,9 +416,15 @@ def get_chain(conn: sqlite3.Connection, chain_id: int) -> dict[str, Any] | None:
     return None if row is None else chain_to_json(conn, row)
 
 
-def list_chains(conn: sqlite3.Connection, *, since_ms: int | None = None, until_ms: int | None = None,
-                kind: str | None = None, limit: int = 50, offset: int = 0
-                ) -> tuple[list[dict[str, Any]], int]:
+def list_chains(
+    conn: sqlite3.Connection,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
     where, args = [], []
     if since_ms is not None:
         where.append("last_time >= ?")
@@ -285,12 +437,15 @@ def list_chains(conn: sqlite3.Connection, *, since_ms: int | None = None, until_
         args.append(kind)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     total = conn.execute(f"SELECT COUNT(*) FROM chains {clause}", args).fetchone()[0]
-    rows = conn.execute(f"SELECT * FROM chains {clause} ORDER BY first_time DESC, id DESC LIMIT ? OFFSET ?",
-                        [*args, limit, offset]).fetchall()
+    rows = conn.execute(
+        f"SELECT * FROM chains {clause} ORDER BY first_time DESC, id DESC LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    ).fetchall()
     return [chain_to_json(conn, r) for r in rows], int(total)
 
 
 # -- listing --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DetectionFilter:
@@ -301,11 +456,11 @@ class DetectionFilter:
     actor: str | None = None
     target: str | None = None
     chains_only: bool = False
-    suppressed: bool | None = None      # None = both
+    suppressed: bool | None = None  # None = both
     triage_statuses: tuple[str, ...] = ()
     text: str | None = None
     ids: tuple[int, ...] = ()
-    offense_id: int | None = None       # only detections linked to this QRadar offense (offense_links)
+    offense_id: int | None = None  # only detections linked to this QRadar offense (offense_links)
 
 
 def _like(value: str) -> str:
@@ -344,8 +499,18 @@ def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
         where.append(f"triage_status IN ({','.join('?' * len(f.triage_statuses))})")
         args.extend(f.triage_statuses)
     if f.text:
-        cols = ("event_name", "actor", "actor_id", "target_account", "target_id", "source_ip", "user_agent",
-                "log_source", "correlation_id", "triage_note")
+        cols = (
+            "event_name",
+            "actor",
+            "actor_id",
+            "target_account",
+            "target_id",
+            "source_ip",
+            "user_agent",
+            "log_source",
+            "correlation_id",
+            "triage_note",
+        )
         where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
         args += [_like(f.text)] * len(cols)
     if f.ids:
@@ -357,14 +522,22 @@ def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 
-def list_detections(conn: sqlite3.Connection, f: DetectionFilter, *, order_by: str = "event_time DESC",
-                    limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+def list_detections(
+    conn: sqlite3.Connection,
+    f: DetectionFilter,
+    *,
+    order_by: str = "event_time DESC",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
     """(items, total). `order_by` must come from SORT_COLUMNS (the API layer builds it)."""
     clause, args = _where(f)
     total = conn.execute(f"SELECT COUNT(*) FROM detections {clause}", args).fetchone()[0]
     rows = conn.execute(
         f"SELECT {', '.join(LIST_FIELDS)} FROM detections {clause} ORDER BY {order_by}, id DESC "
-        "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        "LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    ).fetchall()
     return [detection_to_json(r) for r in rows], int(total)
 
 
@@ -374,37 +547,62 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
     if row is None:
         return None
     item = detection_to_json(row, with_payload=True)
-    item["events"] = [dict(r) for r in conn.execute(
-        "SELECT event_key, cloud_platform, event_time, event_name FROM detection_events "
-        "WHERE detection_id = ? ORDER BY event_time, event_key", (detection_id,))]
+    item["events"] = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT event_key, cloud_platform, event_time, event_name FROM detection_events "
+            "WHERE detection_id = ? ORDER BY event_time, event_key",
+            (detection_id,),
+        )
+    ]
     item["chain"] = get_chain(conn, row["chain_id"]) if row["chain_id"] is not None else None
-    item["triage_history"] = [dict(r) for r in conn.execute(
-        "SELECT status, note, by_user AS by, at_ms AS at FROM triage_history WHERE detection_id = ? "
-        "ORDER BY at_ms, id", (detection_id,))]
+    item["triage_history"] = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT status, note, by_user AS by, at_ms AS at FROM triage_history WHERE detection_id = ? "
+            "ORDER BY at_ms, id",
+            (detection_id,),
+        )
+    ]
     return item
 
 
 # -- triage ---------------------------------------------------------------------------------------------
 
-def set_triage(conn: sqlite3.Connection, detection_ids: Sequence[int], status: str, note: str | None,
-               by: str, at_ms: int) -> list[int]:
+
+def set_triage(
+    conn: sqlite3.Connection, detection_ids: Sequence[int], status: str, note: str | None, by: str, at_ms: int
+) -> list[int]:
     """Set triage on the given detections, with history and one audit row each; returns the ids that
     exist. The caller commits."""
     if status not in TRIAGE_STATUSES:
         raise ValueError(f"unknown triage status {status!r}")
     updated = []
     for did in dict.fromkeys(detection_ids):
-        before = conn.execute("SELECT triage_status, triage_note, triage_by, triage_at FROM detections "
-                              "WHERE id = ?", (did,)).fetchone()
+        before = conn.execute(
+            "SELECT triage_status, triage_note, triage_by, triage_at FROM detections WHERE id = ?", (did,)
+        ).fetchone()
         if before is None:
             continue
-        conn.execute("UPDATE detections SET triage_status = ?, triage_note = ?, triage_by = ?, triage_at = ? "
-                     "WHERE id = ?", (status, note, by, at_ms, did))
-        conn.execute("INSERT INTO triage_history (detection_id, status, note, by_user, at_ms) "
-                     "VALUES (?, ?, ?, ?, ?)", (did, status, note, by, at_ms))
-        core.record_audit(conn, actor=by, action="triage.update", object_type="detection", object_id=did,
-                          before=dict(before), after={"triage_status": status, "triage_note": note,
-                                                      "triage_by": by, "triage_at": at_ms}, at_ms=at_ms)
+        conn.execute(
+            "UPDATE detections SET triage_status = ?, triage_note = ?, triage_by = ?, triage_at = ? "
+            "WHERE id = ?",
+            (status, note, by, at_ms, did),
+        )
+        conn.execute(
+            "INSERT INTO triage_history (detection_id, status, note, by_user, at_ms) VALUES (?, ?, ?, ?, ?)",
+            (did, status, note, by, at_ms),
+        )
+        core.record_audit(
+            conn,
+            actor=by,
+            action="triage.update",
+            object_type="detection",
+            object_id=did,
+            before=dict(before),
+            after={"triage_status": status, "triage_note": note, "triage_by": by, "triage_at": at_ms},
+            at_ms=at_ms,
+        )
         updated.append(did)
     return updated
 
@@ -418,6 +616,7 @@ def existing_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> set[int]:
 
 # -- retention ------------------------------------------------------------------------------------------
 
+
 def purge_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> dict[str, int]:
     """Delete detections, follow-on events and chains older than `cutoff_ms`; returns counts."""
     chains = conn.execute("DELETE FROM chains WHERE last_time < ?", (cutoff_ms,)).rowcount
@@ -429,26 +628,35 @@ def purge_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> dict[str, int]
 
 # -- refresh requests and counts ----------------------------------------------------------------------
 
+
 def request_refresh(conn: sqlite3.Connection, action: str, by: str, at_ms: int) -> int:
     """Queue 'refresh' or 'cancel' for the refresher process. The caller commits."""
-    cur = conn.execute("INSERT INTO refresh_requests (action, requested_by, requested_at) VALUES (?, ?, ?)",
-                       (action, by, at_ms))
+    cur = conn.execute(
+        "INSERT INTO refresh_requests (action, requested_by, requested_at) VALUES (?, ?, ?)",
+        (action, by, at_ms),
+    )
     return int(cur.lastrowid)
 
 
 def open_requests(conn: sqlite3.Connection, action: str) -> list[sqlite3.Row]:
-    return conn.execute("SELECT * FROM refresh_requests WHERE handled_at IS NULL AND action = ? ORDER BY id",
-                        (action,)).fetchall()
+    return conn.execute(
+        "SELECT * FROM refresh_requests WHERE handled_at IS NULL AND action = ? ORDER BY id", (action,)
+    ).fetchall()
 
 
-def mark_requests_handled(conn: sqlite3.Connection, action: str, at_ms: int,
-                          up_to_id: int | None = None) -> None:
+def mark_requests_handled(
+    conn: sqlite3.Connection, action: str, at_ms: int, up_to_id: int | None = None
+) -> None:
     if up_to_id is None:
-        conn.execute("UPDATE refresh_requests SET handled_at = ? WHERE handled_at IS NULL AND action = ?",
-                     (at_ms, action))
+        conn.execute(
+            "UPDATE refresh_requests SET handled_at = ? WHERE handled_at IS NULL AND action = ?",
+            (at_ms, action),
+        )
     else:
-        conn.execute("UPDATE refresh_requests SET handled_at = ? WHERE handled_at IS NULL AND action = ? "
-                     "AND id <= ?", (at_ms, action, up_to_id))
+        conn.execute(
+            "UPDATE refresh_requests SET handled_at = ? WHERE handled_at IS NULL AND action = ? AND id <= ?",
+            (at_ms, action, up_to_id),
+        )
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:

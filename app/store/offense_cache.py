@@ -25,8 +25,15 @@ def get(conn: sqlite3.Connection, offense_id: int) -> dict[str, Any] | None:
     return out
 
 
-def start(conn: sqlite3.Connection, offense_id: int, *, search_id: str, offense_start: int | None,
-          offense_updated: int | None, now_ms: int) -> None:
+def start(
+    conn: sqlite3.Connection,
+    offense_id: int,
+    *,
+    search_id: str,
+    offense_start: int | None,
+    offense_updated: int | None,
+    now_ms: int,
+) -> None:
     """Record that a search for the offense is running (replaces any earlier answer)."""
     with conn:
         conn.execute(
@@ -36,7 +43,8 @@ def start(conn: sqlite3.Connection, offense_id: int, *, search_id: str, offense_
             " search_id = excluded.search_id, offense_start = excluded.offense_start,"
             " offense_updated = excluded.offense_updated, rows = '[]', error = NULL,"
             " started_at = excluded.started_at, finished_at = NULL, checked_at = excluded.checked_at",
-            (offense_id, search_id, offense_start, offense_updated, now_ms, now_ms))
+            (offense_id, search_id, offense_start, offense_updated, now_ms, now_ms),
+        )
 
 
 def finish(conn: sqlite3.Connection, offense_id: int, rows: Sequence[Mapping[str, Any]], now_ms: int) -> None:
@@ -44,14 +52,17 @@ def finish(conn: sqlite3.Connection, offense_id: int, rows: Sequence[Mapping[str
         conn.execute(
             "UPDATE offense_cache SET status = 'done', search_id = NULL, rows = ?, error = NULL,"
             " finished_at = ?, checked_at = ? WHERE offense_id = ?",
-            (json.dumps(list(rows), separators=(",", ":")), now_ms, now_ms, offense_id))
+            (json.dumps(list(rows), separators=(",", ":")), now_ms, now_ms, offense_id),
+        )
 
 
 def fail(conn: sqlite3.Connection, offense_id: int, message: str, now_ms: int) -> None:
     with conn:
         conn.execute(
             "UPDATE offense_cache SET status = 'error', search_id = NULL, error = ?, finished_at = ?,"
-            " checked_at = ? WHERE offense_id = ?", (message[:500], now_ms, now_ms, offense_id))
+            " checked_at = ? WHERE offense_id = ?",
+            (message[:500], now_ms, now_ms, offense_id),
+        )
 
 
 def touch(conn: sqlite3.Connection, offense_id: int, now_ms: int) -> None:
@@ -70,10 +81,27 @@ def forget(conn: sqlite3.Connection, offense_id: int) -> None:
         conn.execute("DELETE FROM offense_cache WHERE offense_id = ?", (offense_id,))
 
 
-_DETECTION_FIELDS = ", ".join("d." + c for c in (
-    "id", "event_time", "event_name", "cloud_platform", "actor", "actor_id", "target_account", "target_id",
-    "is_service_account", "account_kind", "chain_id", "chain_kind", "severity", "confidence", "suppressed_by",
-    "triage_status"))
+_DETECTION_FIELDS = ", ".join(
+    "d." + c
+    for c in (
+        "id",
+        "event_time",
+        "event_name",
+        "cloud_platform",
+        "actor",
+        "actor_id",
+        "target_account",
+        "target_id",
+        "is_service_account",
+        "account_kind",
+        "chain_id",
+        "chain_kind",
+        "severity",
+        "confidence",
+        "suppressed_by",
+        "triage_status",
+    )
+)
 
 
 def detections_for_event_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -85,12 +113,13 @@ def detections_for_event_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> 
     wanted = sorted(set(keys))
     found: dict[str, dict[str, Any]] = {}
     for i in range(0, len(wanted), 500):
-        chunk = wanted[i:i + 500]
+        chunk = wanted[i : i + 500]
         rows = conn.execute(
             f"SELECT e.event_key AS matched_key, {_DETECTION_FIELDS} FROM detection_events e"
             " JOIN detections d ON d.id = e.detection_id"
             f" WHERE e.event_key IN ({','.join('?' * len(chunk))})",
-            chunk).fetchall()
+            chunk,
+        ).fetchall()
         for r in rows:
             found[r["matched_key"]] = dict(r)
     return found
@@ -102,6 +131,7 @@ def detections_by_id(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, 
     if not wanted:
         return {}
     marks = ",".join("?" * len(wanted))
-    rows = conn.execute(f"SELECT {_DETECTION_FIELDS} FROM detections d WHERE d.id IN ({marks})",
-                        wanted).fetchall()
+    rows = conn.execute(
+        f"SELECT {_DETECTION_FIELDS} FROM detections d WHERE d.id IN ({marks})", wanted
+    ).fetchall()
     return {r["id"]: dict(r) for r in rows}

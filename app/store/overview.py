@@ -33,14 +33,17 @@ def bucket_ranges(start_ms: int, end_ms: int, step_ms: int) -> tuple[tuple[int, 
     return (first, last), [(start_ms, first), (last, end_ms)]
 
 
-def _edges_sql(select: str, where: str, edges: list[tuple[int, int]], args: dict[str, Any],
-               source: str = "detections") -> str:
+def _edges_sql(
+    select: str, where: str, edges: list[tuple[int, int]], args: dict[str, Any], source: str = "detections"
+) -> str:
     """``UNION ALL`` of `select` over the rows of each edge range (named parameters added to `args`)."""
     parts = []
     for i, (low, high) in enumerate(edges):
         args[f"edge{i}_start"], args[f"edge{i}_end"] = low, high
-        parts.append(f" UNION ALL {select} FROM {source} WHERE event_time >= :edge{i}_start"
-                     f" AND event_time < :edge{i}_end{where}")
+        parts.append(
+            f" UNION ALL {select} FROM {source} WHERE event_time >= :edge{i}_start"
+            f" AND event_time < :edge{i}_end{where}"
+        )
     return "".join(parts)
 
 
@@ -52,9 +55,15 @@ def hour_counts_cte(start_ms: int, end_ms: int, args: dict[str, Any]) -> str:
         "WITH counted (hour_ms, cloud_platform, is_service_account, suppressed, n) AS ("
         " SELECT hour_ms, cloud_platform, is_service_account, suppressed, n FROM detection_hour_counts"
         " WHERE hour_ms >= :hours_start AND hour_ms < :hours_end"
-        + _edges_sql(f"SELECT (event_time / {HOUR_MS}) * {HOUR_MS}, cloud_platform, is_service_account,"
-                     " suppressed_by IS NOT NULL, 1", "", edges, args)
-        + ") ")
+        + _edges_sql(
+            f"SELECT (event_time / {HOUR_MS}) * {HOUR_MS}, cloud_platform, is_service_account,"
+            " suppressed_by IS NOT NULL, 1",
+            "",
+            edges,
+            args,
+        )
+        + ") "
+    )
 
 
 def actor_counts_cte(start_ms: int, end_ms: int, args: dict[str, Any]) -> str:
@@ -68,9 +77,15 @@ def actor_counts_cte(start_ms: int, end_ms: int, args: dict[str, Any]) -> str:
         " WHERE day_ms >= :days_start AND day_ms < :days_end"
         # The partial covering index holds exactly these rows' columns (the planner, without statistics,
         # would rather read every row through detections_suppressed_time).
-        + _edges_sql("SELECT actor_id, actor, 1", " AND suppressed_by IS NULL", edges, args,
-                     "detections INDEXED BY detections_active_actor")
-        + ") ")
+        + _edges_sql(
+            "SELECT actor_id, actor, 1",
+            " AND suppressed_by IS NULL",
+            edges,
+            args,
+            "detections INDEXED BY detections_active_actor",
+        )
+        + ") "
+    )
 
 
 def overview(conn: sqlite3.Connection, start_ms: int, end_ms: int, *, top_n: int = 10) -> dict[str, Any]:
@@ -83,32 +98,42 @@ def overview(conn: sqlite3.Connection, start_ms: int, end_ms: int, *, top_n: int
         " COALESCE(SUM(CASE WHEN NOT suppressed AND is_service_account THEN n ELSE 0 END), 0)"
         " AS service_accounts,"
         " COALESCE(SUM(CASE WHEN suppressed THEN n ELSE 0 END), 0) AS suppressed FROM counted",
-        args).fetchone()
+        args,
+    ).fetchone()
     chains = conn.execute(
         f"SELECT COUNT(DISTINCT chain_id) FROM {CHAINED} WHERE event_time >= :start AND event_time < :end"
-        " AND chain_id IS NOT NULL AND suppressed_by IS NULL", args).fetchone()[0]
+        " AND chain_id IS NOT NULL AND suppressed_by IS NULL",
+        args,
+    ).fetchone()[0]
     by_platform = [
         {"platform": row["platform"], "count": row["total"]}
         for row in conn.execute(
             f"{counted}SELECT COALESCE(cloud_platform, 'Unknown') AS platform, SUM(n) AS total FROM counted"
-            " WHERE NOT suppressed GROUP BY platform HAVING SUM(n) > 0 ORDER BY total DESC, platform", args)
+            " WHERE NOT suppressed GROUP BY platform HAVING SUM(n) > 0 ORDER BY total DESC, platform",
+            args,
+        )
     ]
     buckets: dict[int, dict[str, int]] = {}
     for row in conn.execute(
-            f"{counted}SELECT hour_ms, COALESCE(cloud_platform, 'Unknown') AS platform, SUM(n) AS total"
-            " FROM counted WHERE NOT suppressed GROUP BY hour_ms, platform HAVING SUM(n) > 0"
-            " ORDER BY hour_ms, platform", args):
+        f"{counted}SELECT hour_ms, COALESCE(cloud_platform, 'Unknown') AS platform, SUM(n) AS total"
+        " FROM counted WHERE NOT suppressed GROUP BY hour_ms, platform HAVING SUM(n) > 0"
+        " ORDER BY hour_ms, platform",
+        args,
+    ):
         buckets.setdefault(row["hour_ms"], {})[row["platform"]] = row["total"]
     first_hour = start_ms - start_ms % HOUR_MS
-    timeline = [{"hour_ms": hour, "counts": buckets.get(hour, {})}
-                for hour in range(first_hour, end_ms, HOUR_MS)]
+    timeline = [
+        {"hour_ms": hour, "counts": buckets.get(hour, {})} for hour in range(first_hour, end_ms, HOUR_MS)
+    ]
     top = [
         {"actor_id": row["actor_key"], "actor": row["actor"], "count": row["total"]}
         for row in conn.execute(
             f"{actor_counts_cte(start_ms, end_ms, args)}"
             "SELECT COALESCE(NULLIF(actor_id, ''), actor) AS actor_key, MAX(actor) AS actor, SUM(n) AS total"
             " FROM initiators WHERE COALESCE(NULLIF(actor_id, ''), actor) IS NOT NULL"
-            " GROUP BY actor_key ORDER BY total DESC, actor_key LIMIT :top", args)
+            " GROUP BY actor_key ORDER BY total DESC, actor_key LIMIT :top",
+            args,
+        )
     ]
     return {
         "start_ms": start_ms,
@@ -122,4 +147,3 @@ def overview(conn: sqlite3.Connection, start_ms: int, end_ms: int, *, top_n: int
         "timeline": timeline,
         "top_initiators": top,
     }
-

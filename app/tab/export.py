@@ -97,8 +97,11 @@ def parse_sort(raw: str) -> str:
     descending = raw.startswith("-")
     key = raw.lstrip("-")
     if key not in detection_store.SORT_COLUMNS:
-        raise _bad("sort", f"sort must be one of {', '.join(sorted(detection_store.SORT_COLUMNS))} "
-                           "(prefix - for descending)")
+        raise _bad(
+            "sort",
+            f"sort must be one of {', '.join(sorted(detection_store.SORT_COLUMNS))} "
+            "(prefix - for descending)",
+        )
     return f"{detection_store.SORT_COLUMNS[key]} {'DESC' if descending else 'ASC'}"
 
 
@@ -133,8 +136,9 @@ def iter_matching(conn: sqlite3.Connection, f: DetectionFilter, order_by: str) -
     try:
         offset = 0
         while True:
-            items, _total = detection_store.list_detections(conn, f, order_by=order_by, limit=PAGE_SIZE,
-                                                            offset=offset)
+            items, _total = detection_store.list_detections(
+                conn, f, order_by=order_by, limit=PAGE_SIZE, offset=offset
+            )
             yield from items
             if len(items) < PAGE_SIZE:
                 return
@@ -197,13 +201,20 @@ def detections_csv() -> Response:
 
 
 OPENAPI_PATHS = {
-    "/api/detections.csv": {"get": {
-        "summary": "Every detection matching the filters as CSV (formula cells neutralised)",
-        "description": "Same filters and sort as GET /api/detections; `columns` (comma-separated, "
-                       "default the table's), `tz` (IANA zone for the Time column). The file name carries "
-                       "the time range.",
-        "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                       for n in sorted(detection_api.LIST_PARAMS - {"limit", "offset"} | EXPORT_PARAMS)],
-        "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}},
-                      "400": {"$ref": "#/components/responses/Error"}}}},
+    "/api/detections.csv": {
+        "get": {
+            "summary": "Every detection matching the filters as CSV (formula cells neutralised)",
+            "description": "Same filters and sort as GET /api/detections; `columns` (comma-separated, "
+            "default the table's), `tz` (IANA zone for the Time column). The file name carries "
+            "the time range.",
+            "parameters": [
+                {"name": n, "in": "query", "schema": {"type": "string"}}
+                for n in sorted(detection_api.LIST_PARAMS - {"limit", "offset"} | EXPORT_PARAMS)
+            ],
+            "responses": {
+                "200": {"description": "CSV", "content": {"text/csv": {}}},
+                "400": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
 }

@@ -34,8 +34,10 @@ bp = Blueprint("tab_links", __name__)
 
 PIN_WINDOW_MS = 60_000
 PLAYBOOK_SLUGS = {"AWS": "aws", "Azure AD": "azure-ad", "Office 365": "office-365", "GCP": "gcp"}
-LOG_ACTIVITY = ("/console/do/ariel/arielSearch?appName=EventViewer&pageId=EventList&dispatch=performSearch"
-                "&value(timeRangeType)=aqlTime&value(searchMode)=AQL&value(aql)=")
+LOG_ACTIVITY = (
+    "/console/do/ariel/arielSearch?appName=EventViewer&pageId=EventList&dispatch=performSearch"
+    "&value(timeRangeType)=aqlTime&value(searchMode)=AQL&value(aql)="
+)
 OFFENSE = "/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary&summaryId="
 
 
@@ -50,10 +52,12 @@ def event_aql(detection: dict[str, Any]) -> str | None:
         # A name AQL cannot quote is left out: qid + exact time still pin the event.
         with contextlib.suppress(lit.AqlLiteralError):
             where.append(f"LOGSOURCENAME(logsourceid) = {lit.string(log_source)}")
-    return ("SELECT DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS event_time, QIDNAME(qid) AS event_name,"
-            " LOGSOURCENAME(logsourceid) AS log_source, username, sourceip, UTF8(payload) AS payload"
-            f" FROM events WHERE {' AND '.join(where)}"
-            f" {lit.time_clause(event_time - PIN_WINDOW_MS // 2, event_time + PIN_WINDOW_MS // 2)}")
+    return (
+        "SELECT DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS event_time, QIDNAME(qid) AS event_name,"
+        " LOGSOURCENAME(logsourceid) AS log_source, username, sourceip, UTF8(payload) AS payload"
+        f" FROM events WHERE {' AND '.join(where)}"
+        f" {lit.time_clause(event_time - PIN_WINDOW_MS // 2, event_time + PIN_WINDOW_MS // 2)}"
+    )
 
 
 def console_origin() -> str:
@@ -93,19 +97,26 @@ def detection_links(detection_id: int) -> dict[str, Any]:
         "log_activity": origin + LOG_ACTIVITY + quote(aql, safe="") if aql else None,
         "offense_id": offense_ids[0] if offense_ids else None,
         "offense": origin + OFFENSE + str(offense_ids[0]) if offense_ids else None,
-        "offenses": [{"id": oid, "url": origin + OFFENSE + str(oid), "tab": tab_url(oid)}
-                     for oid in offense_ids],
+        "offenses": [
+            {"id": oid, "url": origin + OFFENSE + str(oid), "tab": tab_url(oid)} for oid in offense_ids
+        ],
         "playbook": playbook_url(detection_id, detection.get("cloud_platform")),
     }
 
 
 OPENAPI_PATHS = {
-    "/api/detections/{detection_id}/links": {"get": {
-        "summary": "Deep links for a detection: Log Activity pinned to its event (AQL from escaped "
-                   "literals), the offenses known to contain it (QRadar's page and the tab filtered to "
-                   "each), the playbook section for its platform",
-        "parameters": [{"name": "detection_id", "in": "path", "required": True,
-                        "schema": {"type": "integer"}}],
-        "responses": {"200": {"description": "links (null when not available)"},
-                      "404": {"$ref": "#/components/responses/Error"}}}},
+    "/api/detections/{detection_id}/links": {
+        "get": {
+            "summary": "Deep links for a detection: Log Activity pinned to its event (AQL from escaped "
+            "literals), the offenses known to contain it (QRadar's page and the tab filtered to "
+            "each), the playbook section for its platform",
+            "parameters": [
+                {"name": "detection_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            "responses": {
+                "200": {"description": "links (null when not available)"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
 }

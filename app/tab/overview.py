@@ -34,10 +34,20 @@ def overview() -> dict[str, Any]:
 
 
 OPENAPI_PATHS = {
-    "/api/overview": {"get": {
-        "summary": "Overview of the detections in a window (suppressed ones counted apart)",
-        "parameters": [{"name": "window", "in": "query",
-                        "schema": {"type": "string", "enum": list(WINDOWS_MS), "default": "24h"}}],
-        "responses": {"200": {"description": "counts, hourly timeline by platform, top initiators"},
-                      "400": {"$ref": "#/components/responses/Error"}}}},
+    "/api/overview": {
+        "get": {
+            "summary": "Overview of the detections in a window (suppressed ones counted apart)",
+            "parameters": [
+                {
+                    "name": "window",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": list(WINDOWS_MS), "default": "24h"},
+                }
+            ],
+            "responses": {
+                "200": {"description": "counts, hourly timeline by platform, top initiators"},
+                "400": {"$ref": "#/components/responses/Error"},
+            },
+        }
+    },
 }

@@ -500,7 +500,8 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 # The audit export is CSV unless format=json.
 OPENAPI_PATHS["/api/tuning/audit/export"]["get"]["responses"]["200"]["content"]["text/csv"] = {
-    "schema": {"type": "string"}}
+    "schema": {"type": "string"}
+}
 
 _STR = {"type": "string"}
 OPENAPI_SCHEMAS: dict[str, Any] = {

@@ -28,7 +28,7 @@ class Node:
             return self.literal_text
         if self.span is None:
             return ""
-        return self.source[self.span[0]:self.span[1]]
+        return self.source[self.span[0] : self.span[1]]
 
 
 @dataclass(kw_only=True)
@@ -178,10 +178,14 @@ def structural_key(node: Node | None) -> Any:
         if isinstance(value, Node):
             parts.append(structural_key(value))
         elif isinstance(value, list):
-            parts.append(tuple(
-                tuple(structural_key(v) for v in item) if isinstance(item, tuple) else structural_key(item)
-                for item in value
-            ))
+            parts.append(
+                tuple(
+                    tuple(structural_key(v) for v in item)
+                    if isinstance(item, tuple)
+                    else structural_key(item)
+                    for item in value
+                )
+            )
         else:
             parts.append(value)
     return tuple(parts)

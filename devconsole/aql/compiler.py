@@ -22,10 +22,23 @@ from devconsole.aql.functions import like_to_glob, parse_network
 
 # Ariel event fields this console stores, in SELECT * order, with their value kinds.
 EVENT_FIELDS: dict[str, str] = {
-    "starttime": "num", "endtime": "num", "devicetime": "num", "qid": "num", "category": "num",
-    "highlevelcategory": "num", "logsourceid": "num", "devicetype": "num", "username": "str",
-    "sourceip": "str", "destinationip": "str", "magnitude": "num", "severity": "num", "credibility": "num",
-    "relevance": "num", "eventcount": "num", "payload": "bytes",
+    "starttime": "num",
+    "endtime": "num",
+    "devicetime": "num",
+    "qid": "num",
+    "category": "num",
+    "highlevelcategory": "num",
+    "logsourceid": "num",
+    "devicetype": "num",
+    "username": "str",
+    "sourceip": "str",
+    "destinationip": "str",
+    "magnitude": "num",
+    "severity": "num",
+    "credibility": "num",
+    "relevance": "num",
+    "eventcount": "num",
+    "payload": "bytes",
 }
 # Ariel event fields computed rather than stored (not part of SELECT *).
 VIRTUAL_EVENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -35,10 +48,21 @@ VIRTUAL_EVENT_FIELDS: dict[str, tuple[str, str]] = {
 }
 # The flows database exists but this console never records flows: it is always empty.
 FLOW_FIELDS: dict[str, str] = {
-    "starttime": "num", "endtime": "num", "firstpackettime": "num", "lastpackettime": "num",
-    "sourceip": "str", "destinationip": "str", "sourceport": "num", "destinationport": "num",
-    "protocolid": "num", "sourcebytes": "num", "destinationbytes": "num", "sourcepackets": "num",
-    "destinationpackets": "num", "qid": "num", "category": "num",
+    "starttime": "num",
+    "endtime": "num",
+    "firstpackettime": "num",
+    "lastpackettime": "num",
+    "sourceip": "str",
+    "destinationip": "str",
+    "sourceport": "num",
+    "destinationport": "num",
+    "protocolid": "num",
+    "sourcebytes": "num",
+    "destinationbytes": "num",
+    "sourcepackets": "num",
+    "destinationpackets": "num",
+    "qid": "num",
+    "category": "num",
 }
 DATABASES = ("events", "flows")
 IN_SUBQUERY_MAX_ROWS = 10_000
@@ -91,10 +115,26 @@ _LOOKUP_TABLES = {
 AGGREGATES = ("COUNT", "SUM", "MIN", "MAX", "AVG", "UNIQUECOUNT", "FIRST", "LAST")
 # QRadar functions this console does not implement: a clear "not supported" instead of "unknown".
 UNSUPPORTED_FUNCTIONS = (
-    "LOGSOURCEGROUPNAME", "REFERENCETABLE", "REFERENCEMAPSETCONTAINS", "REFERENCEMAPCONTAINS", "SUBSTRING",
-    "STRPOS", "REPLACEALL", "REPLACEFIRST", "COALESCE", "RULENAME", "PROTOCOLNAME", "NETWORKNAME",
-    "ASSETHOSTNAME", "ASSETPROPERTY", "GEO", "APPLICATIONNAME", "HOSTNAME", "MATCHESASSETSEARCH",
-    "DOMAINNAME", "TEXT",
+    "LOGSOURCEGROUPNAME",
+    "REFERENCETABLE",
+    "REFERENCEMAPSETCONTAINS",
+    "REFERENCEMAPCONTAINS",
+    "SUBSTRING",
+    "STRPOS",
+    "REPLACEALL",
+    "REPLACEFIRST",
+    "COALESCE",
+    "RULENAME",
+    "PROTOCOLNAME",
+    "NETWORKNAME",
+    "ASSETHOSTNAME",
+    "ASSETPROPERTY",
+    "GEO",
+    "APPLICATIONNAME",
+    "HOSTNAME",
+    "MATCHESASSETSEARCH",
+    "DOMAINNAME",
+    "TEXT",
 )
 
 
@@ -215,8 +255,16 @@ class Compiler:
         try:
             if self._depth > MAX_DEPTH:
                 self.error("Subqueries are nested too deeply", query)
-                return CompiledQuery("SELECT NULL AS c0", ["column0"], ["any"], self.now_ms, self.now_ms,
-                                     False, "events", False)
+                return CompiledQuery(
+                    "SELECT NULL AS c0",
+                    ["column0"],
+                    ["any"],
+                    self.now_ms,
+                    self.now_ms,
+                    False,
+                    "events",
+                    False,
+                )
             return self._compile_query(query, role)
         finally:
             self._depth -= 1
@@ -261,8 +309,9 @@ class Compiler:
         for item in query.select:
             if item.expr is None:
                 for col in scope.star:
-                    node = ast.Field(name=col.name, quoted=False, line=item.line, column=item.column,
-                                     literal_text=col.name)
+                    node = ast.Field(
+                        name=col.name, quoted=False, line=item.line, column=item.column, literal_text=col.name
+                    )
                     items.append(_Item(col.name, None, node, Expr(col.sql, col.kind)))
                 continue
             expr = self.expr(item.expr, scope, "SELECT")
@@ -329,8 +378,14 @@ class Compiler:
         if limit is not None:
             sql += f" LIMIT {limit}"
         return CompiledQuery(
-            sql=sql, columns=names, kinds=[i.expr.kind for i in items], start_ms=start_ms, stop_ms=stop_ms,
-            is_aggregate=is_aggregate, database=database, has_time_clause=query.time is not None,
+            sql=sql,
+            columns=names,
+            kinds=[i.expr.kind for i in items],
+            start_ms=start_ms,
+            stop_ms=stop_ms,
+            is_aggregate=is_aggregate,
+            database=database,
+            has_time_clause=query.time is not None,
         )
 
     def _require_condition(self, expr: Expr, node: ast.Node, clause: str) -> None:
@@ -357,7 +412,8 @@ class Compiler:
             return True
         return any(
             isinstance(sub, ast.Field) and sub.name.lower() == name
-            for item in items for sub in ast.walk(item.node)
+            for item in items
+            for sub in ast.walk(item.node)
         )
 
     def _group_item(self, node: ast.Node, items: list[_Item], scope: Scope, has_star: bool) -> str:
@@ -418,7 +474,8 @@ class Compiler:
             except (ValueError, OverflowError, OSError):
                 self.error(
                     f"Invalid {word} time '{node.value}': use one of {timefmt.FORMAT_NAMES}"
-                    " (append Z for UTC) or epoch milliseconds", node,
+                    " (append Z for UTC) or epoch milliseconds",
+                    node,
                 )
                 return None
         if isinstance(node, ast.Literal) and node.kind == "num":
@@ -444,13 +501,18 @@ class Compiler:
         except (ValueError, OverflowError, OSError):
             self.error(
                 f"PARSEDATETIME cannot read '{text}': use 'now', 'N minutes|hours|days|weeks ago' or"
-                f" {timefmt.FORMAT_NAMES}", node.args[0],
+                f" {timefmt.FORMAT_NAMES}",
+                node.args[0],
             )
             return None
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(
-        self, node: ast.Node, scope: Scope, clause: str, aliases: dict[str, Expr] | None = None,
+        self,
+        node: ast.Node,
+        scope: Scope,
+        clause: str,
+        aliases: dict[str, Expr] | None = None,
         in_aggregate: bool = False,
     ) -> Expr:
         def sub(child: ast.Node) -> Expr:
@@ -499,8 +561,11 @@ class Compiler:
         if isinstance(node, ast.Between):
             operand, low, high = sub(node.operand), sub(node.low), sub(node.high)
             neg = "NOT " if node.negated else ""
-            return Expr(f"({operand.sql} {neg}BETWEEN {low.sql} AND {high.sql})", "bool",
-                        operand.agg or low.agg or high.agg)
+            return Expr(
+                f"({operand.sql} {neg}BETWEEN {low.sql} AND {high.sql})",
+                "bool",
+                operand.agg or low.agg or high.agg,
+            )
         if isinstance(node, ast.InList):
             fast = self._lookup_in(node, sub)
             if fast is not None:
@@ -508,8 +573,11 @@ class Compiler:
             operand = sub(node.operand)
             values = [sub(item) for item in node.items]
             neg = "NOT " if node.negated else ""
-            return Expr(f"({operand.sql} {neg}IN ({', '.join(v.sql for v in values)}))", "bool",
-                        operand.agg or any(v.agg for v in values))
+            return Expr(
+                f"({operand.sql} {neg}IN ({', '.join(v.sql for v in values)}))",
+                "bool",
+                operand.agg or any(v.agg for v in values),
+            )
         if isinstance(node, ast.InQuery):
             operand = sub(node.operand)
             inner = self.compile_query(node.query, "in")
@@ -722,7 +790,9 @@ class Compiler:
                 return self.error("INOFFENSE can only be used on events", node)
             return Expr(
                 f"({scope.alias}.id IN (SELECT offense_events.event_id FROM offense_events"
-                f" WHERE offense_events.offense_id = {args[0].sql}))", "bool", agg,
+                f" WHERE offense_events.offense_id = {args[0].sql}))",
+                "bool",
+                agg,
             )
         if name == "INCIDR":
             first = node.args[0]
@@ -744,7 +814,12 @@ class Compiler:
         return Expr(f"{sql_name}({', '.join(a.sql for a in args)})", kind, agg)
 
     def _aggregate(
-        self, node: ast.Func, name: str, scope: Scope, clause: str, aliases: dict[str, Expr] | None,
+        self,
+        node: ast.Func,
+        name: str,
+        scope: Scope,
+        clause: str,
+        aliases: dict[str, Expr] | None,
         in_aggregate: bool,
     ) -> Expr:
         if clause not in ("SELECT", "HAVING", "ORDER BY"):
@@ -762,9 +837,14 @@ class Compiler:
             self._require_number(arg, node.args[0], name)
         order_key = f"{scope.alias}.starttime" if scope.database == "events" else "NULL"
         sql = {
-            "COUNT": f"COUNT({arg.sql})", "SUM": f"SUM({arg.sql})", "MIN": f"MIN({arg.sql})",
-            "MAX": f"MAX({arg.sql})", "AVG": f"AVG({arg.sql})", "UNIQUECOUNT": f"COUNT(DISTINCT {arg.sql})",
-            "FIRST": f"aql_first({arg.sql}, {order_key})", "LAST": f"aql_last({arg.sql}, {order_key})",
+            "COUNT": f"COUNT({arg.sql})",
+            "SUM": f"SUM({arg.sql})",
+            "MIN": f"MIN({arg.sql})",
+            "MAX": f"MAX({arg.sql})",
+            "AVG": f"AVG({arg.sql})",
+            "UNIQUECOUNT": f"COUNT(DISTINCT {arg.sql})",
+            "FIRST": f"aql_first({arg.sql}, {order_key})",
+            "LAST": f"aql_last({arg.sql}, {order_key})",
         }[name]
         kind = "num" if name in ("COUNT", "SUM", "AVG", "UNIQUECOUNT") else arg.kind
         return Expr(sql, kind, True)

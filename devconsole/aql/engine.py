@@ -101,9 +101,17 @@ class AqlEngine:
         finally:
             conn.close()
         prepared = PreparedQuery(
-            text=text, now_ms=now, columns=compiled.columns, start_ms=compiled.start_ms,
-            stop_ms=compiled.stop_ms, is_aggregate=compiled.is_aggregate, database=compiled.database,
-            sql=compiled.sql, params=compiler.params, kinds=compiled.kinds, windows=compiler.windows,
+            text=text,
+            now_ms=now,
+            columns=compiled.columns,
+            start_ms=compiled.start_ms,
+            stop_ms=compiled.stop_ms,
+            is_aggregate=compiled.is_aggregate,
+            database=compiled.database,
+            sql=compiled.sql,
+            params=compiler.params,
+            kinds=compiled.kinds,
+            windows=compiler.windows,
         )
         return prepared, []
 

@@ -20,8 +20,16 @@ from typing import Any, ClassVar
 from devconsole.aql import javaregex, timefmt
 
 _TTL_UNITS = {
-    "sec": 1000, "second": 1000, "min": 60_000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000,
-    "week": 7 * 86_400_000, "mon": 30 * 86_400_000, "month": 30 * 86_400_000, "year": 365 * 86_400_000,
+    "sec": 1000,
+    "second": 1000,
+    "min": 60_000,
+    "minute": 60_000,
+    "hour": 3_600_000,
+    "day": 86_400_000,
+    "week": 7 * 86_400_000,
+    "mon": 30 * 86_400_000,
+    "month": 30 * 86_400_000,
+    "year": 365 * 86_400_000,
 }
 _TTL_PART = re.compile(r"(\d+)\s*([a-z]+)")
 _TTL_CLOCK = re.compile(r"(\d+):(\d{2}):(\d{2})")
@@ -289,7 +297,8 @@ class Runtime:
                     (name,),
                 ).fetchall()
                 live = {
-                    self._map_key(element_type, k): v for k, v, first, last in rows
+                    self._map_key(element_type, k): v
+                    for k, v, first, last in rows
                     if self._live(ttl, timeout_type, first, last)
                 }
                 self._maps[name] = (element_type, live)
@@ -316,43 +325,85 @@ class Runtime:
         for table in self._LOOKUP_SQL:
             conn.create_function(f"aql_{table}", 1, _safe(self._lookup(table)), **det)
         conn.create_function(
-            "aql_dateformat", 2, _safe(lambda ms, pattern: None if ms is None or pattern is None
-                                       else timefmt.dateformat(float(ms), str(pattern), tz)), **det,
-        )
-        conn.create_function(
-            "aql_parsedatetime", 1, _safe(lambda text: None if text is None
-                                          else timefmt.parse_datetime_phrase(str(text), self.now_ms, tz)),
+            "aql_dateformat",
+            2,
+            _safe(
+                lambda ms, pattern: (
+                    None if ms is None or pattern is None else timefmt.dateformat(float(ms), str(pattern), tz)
+                )
+            ),
             **det,
         )
-        conn.create_function("aql_lower", 1, _safe(lambda s: None if s is None else to_text(s).lower()),
-                             **det)
-        conn.create_function("aql_upper", 1, _safe(lambda s: None if s is None else to_text(s).upper()),
-                             **det)
+        conn.create_function(
+            "aql_parsedatetime",
+            1,
+            _safe(
+                lambda text: (
+                    None if text is None else timefmt.parse_datetime_phrase(str(text), self.now_ms, tz)
+                )
+            ),
+            **det,
+        )
+        conn.create_function(
+            "aql_lower", 1, _safe(lambda s: None if s is None else to_text(s).lower()), **det
+        )
+        conn.create_function(
+            "aql_upper", 1, _safe(lambda s: None if s is None else to_text(s).upper()), **det
+        )
         conn.create_function("aql_str", 1, _safe(to_text), **det)
         conn.create_function("aql_utf8", 1, _safe(to_text), **det)
         conn.create_function("aql_long", 1, _safe(to_long), **det)
         conn.create_function("aql_double", 1, _safe(to_double), **det)
         conn.create_function(
-            "aql_base64", 1, _safe(lambda v: None if v is None else base64.b64encode(
-                v if isinstance(v, bytes) else to_text(v).encode("utf-8")).decode("ascii")), **det,
+            "aql_base64",
+            1,
+            _safe(
+                lambda v: (
+                    None
+                    if v is None
+                    else base64.b64encode(v if isinstance(v, bytes) else to_text(v).encode("utf-8")).decode(
+                        "ascii"
+                    )
+                )
+            ),
+            **det,
         )
         conn.create_function("aql_strlen", 1, _safe(lambda s: None if s is None else len(to_text(s))), **det)
         conn.create_function(
-            "aql_concat", -1, _safe(lambda *parts: "".join(to_text(p) for p in parts if p is not None)),
+            "aql_concat",
+            -1,
+            _safe(lambda *parts: "".join(to_text(p) for p in parts if p is not None)),
             **det,
         )
         conn.create_function(
-            "aql_like", 3, _safe(lambda v, p, ci: None if v is None or p is None
-                                 else like_regex(to_text(p), bool(ci)).fullmatch(to_text(v)) is not None),
+            "aql_like",
+            3,
+            _safe(
+                lambda v, p, ci: (
+                    None
+                    if v is None or p is None
+                    else like_regex(to_text(p), bool(ci)).fullmatch(to_text(v)) is not None
+                )
+            ),
             **det,
         )
         conn.create_function(
-            "aql_matches", 3, _safe(lambda v, p, ci: None if v is None or p is None
-                                    else javaregex.matches(to_text(v), to_text(p), bool(ci))), **det,
+            "aql_matches",
+            3,
+            _safe(
+                lambda v, p, ci: (
+                    None if v is None or p is None else javaregex.matches(to_text(v), to_text(p), bool(ci))
+                )
+            ),
+            **det,
         )
         conn.create_function("aql_incidr", 2, _safe(in_cidr), **det)
-        conn.create_function("aql_pow", 2, _safe(lambda a, b: None if a is None or b is None
-                                                  else math.pow(float(a), float(b))), **det)
+        conn.create_function(
+            "aql_pow",
+            2,
+            _safe(lambda a, b: None if a is None or b is None else math.pow(float(a), float(b))),
+            **det,
+        )
         conn.create_function("aql_refsetcontains", 2, _safe(self.set_contains), **det)
         conn.create_function("aql_referencemap", -1, _safe(self.map_value), **det)
         conn.create_aggregate("aql_first", 2, _First)

@@ -28,10 +28,23 @@ MAX_PATTERN_CHARS = 2000
 MAX_SUBJECT_CHARS = 1_000_000
 
 _POSIX = {
-    "Lower": "a-z", "Upper": "A-Z", "ASCII": "\\x00-\\x7f", "Alpha": "a-zA-Z", "Digit": "0-9",
-    "Alnum": "a-zA-Z0-9", "Punct": "!-/:-@\\[-`{-~", "Graph": "!-~", "Print": " -~", "Blank": " \\t",
-    "Cntrl": "\\x00-\\x1f\\x7f", "XDigit": "0-9a-fA-F", "Space": " \\t\\n\\x0b\\f\\r",
-    "L": "^\\W\\d_", "IsAlphabetic": "^\\W\\d_", "N": "\\d", "IsDigit": "\\d",
+    "Lower": "a-z",
+    "Upper": "A-Z",
+    "ASCII": "\\x00-\\x7f",
+    "Alpha": "a-zA-Z",
+    "Digit": "0-9",
+    "Alnum": "a-zA-Z0-9",
+    "Punct": "!-/:-@\\[-`{-~",
+    "Graph": "!-~",
+    "Print": " -~",
+    "Blank": " \\t",
+    "Cntrl": "\\x00-\\x1f\\x7f",
+    "XDigit": "0-9a-fA-F",
+    "Space": " \\t\\n\\x0b\\f\\r",
+    "L": "^\\W\\d_",
+    "IsAlphabetic": "^\\W\\d_",
+    "N": "\\d",
+    "IsDigit": "\\d",
 }
 
 
@@ -45,13 +58,13 @@ def _translate(pattern: str) -> str:
             nxt = pattern[i + 1]
             if nxt == "Q":
                 end = pattern.find("\\E", i + 2)
-                literal = pattern[i + 2:] if end < 0 else pattern[i + 2:end]
+                literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
                 out.append(re.escape(literal))
                 i = n if end < 0 else end + 2
                 continue
             if nxt in "pP" and i + 2 < n and pattern[i + 2] == "{":
                 end = pattern.find("}", i + 3)
-                name = pattern[i + 3:end] if end > 0 else ""
+                name = pattern[i + 3 : end] if end > 0 else ""
                 name = name[2:] if name.startswith("Is") and name not in _POSIX else name
                 if name not in _POSIX:
                     raise ValueError(f"unsupported character class \\{nxt}{{{name}}}")
@@ -79,7 +92,7 @@ def _translate(pattern: str) -> str:
                 out.append("(?=\\n?\\Z)")
                 i += 2
                 continue
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         if in_class:

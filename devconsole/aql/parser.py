@@ -20,17 +20,33 @@ MAX_QUERY_CHARS = 1_000_000
 
 # How expected terminals read in an error message.
 _TERMINAL_NAMES = {
-    "NAME": "<identifier>", "QNAME": '<"quoted name">', "STRING": "<'string'>", "NUMBER": "<number>",
-    "COMP_OP": "<comparison>", "MATCH_OP": "LIKE", "TIME_UNIT": "MINUTES|HOURS|DAYS", "STAR": '"*"',
-    "SLASH": '"/"', "PERCENT": '"%"', "PLUS": '"+"', "MINUS": '"-"', "CARET": '"^"', "LPAR": '"("',
-    "RPAR": '")"', "COMMA": '","', "$END": "<EOF>",
+    "NAME": "<identifier>",
+    "QNAME": '<"quoted name">',
+    "STRING": "<'string'>",
+    "NUMBER": "<number>",
+    "COMP_OP": "<comparison>",
+    "MATCH_OP": "LIKE",
+    "TIME_UNIT": "MINUTES|HOURS|DAYS",
+    "STAR": '"*"',
+    "SLASH": '"/"',
+    "PERCENT": '"%"',
+    "PLUS": '"+"',
+    "MINUS": '"-"',
+    "CARET": '"^"',
+    "LPAR": '"("',
+    "RPAR": '")"',
+    "COMMA": '","',
+    "$END": "<EOF>",
 }
 
 
 @functools.cache
 def _parser() -> Lark:
     return Lark(
-        GRAMMAR_PATH.read_text(), parser="lalr", lexer="contextual", propagate_positions=True,
+        GRAMMAR_PATH.read_text(),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
         maybe_placeholders=True,
     )
 
@@ -110,12 +126,20 @@ class _ToAst(Transformer_NonRecursive):
     def _pos(self, meta) -> dict:
         if getattr(meta, "empty", True):
             return {}
-        return {"line": meta.line, "column": meta.column, "span": (meta.start_pos, meta.end_pos),
-                "source": self._text}
+        return {
+            "line": meta.line,
+            "column": meta.column,
+            "span": (meta.start_pos, meta.end_pos),
+            "source": self._text,
+        }
 
     def _tok_pos(self, tok: Token) -> dict:
-        return {"line": tok.line, "column": tok.column, "span": (tok.start_pos, tok.end_pos),
-                "source": self._text}
+        return {
+            "line": tok.line,
+            "column": tok.column,
+            "span": (tok.start_pos, tok.end_pos),
+            "source": self._text,
+        }
 
     def start(self, children):
         return children[0]
@@ -129,7 +153,12 @@ class _ToAst(Transformer_NonRecursive):
             table=table_value if kind == "table" else None,
             table_node=table_node,
             subquery=table_value if kind == "subquery" else None,
-            where=where, group_by=group or [], having=having, order_by=order or [], limit=limit, time=time,
+            where=where,
+            group_by=group or [],
+            having=having,
+            order_by=order or [],
+            limit=limit,
+            time=time,
             **self._pos(meta),
         )
 

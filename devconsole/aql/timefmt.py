@@ -23,8 +23,13 @@ TIME_FORMATS: tuple[tuple[str, str], ...] = (
 FORMAT_NAMES = ", ".join(name for name, _ in TIME_FORMATS)
 
 _UNIT_MS = {
-    "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000,
-    "month": 30 * 86_400_000, "year": 365 * 86_400_000,
+    "second": 1000,
+    "minute": 60_000,
+    "hour": 3_600_000,
+    "day": 86_400_000,
+    "week": 7 * 86_400_000,
+    "month": 30 * 86_400_000,
+    "year": 365 * 86_400_000,
 }
 _RELATIVE = re.compile(r"^\s*(\d{1,9})\s*(second|minute|hour|day|week|month|year)s?\s+ago\s*$", re.I)
 
@@ -74,8 +79,20 @@ def parse_datetime_phrase(text: str, now_ms: int, tz: dt.tzinfo | None) -> int:
 
 # --- DATEFORMAT: Java SimpleDateFormat -----------------------------------------------------------------
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 

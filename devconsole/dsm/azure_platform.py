@@ -28,8 +28,11 @@ _UPN_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 
 def looks_like(record: dict) -> bool:
     resource_id = record.get("resourceId")
-    return ("operationName" in record and isinstance(resource_id, str)
-            and resource_id.upper().startswith("/SUBSCRIPTIONS/"))
+    return (
+        "operationName" in record
+        and isinstance(resource_id, str)
+        and resource_id.upper().startswith("/SUBSCRIPTIONS/")
+    )
 
 
 def action_for(operation: str) -> ActionClass:

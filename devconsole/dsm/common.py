@@ -62,8 +62,16 @@ READ = ActionClass("read", 4001, "Access Permitted", 4000, 1, 1)
 MANAGEMENT = ActionClass("management", 15001, "Audit Event", 15000, 3, 3)
 
 ALL_ACTION_CLASSES: tuple[ActionClass, ...] = (
-    ACCOUNT_ADDED, CREDENTIAL_ADDED, ACCOUNT_CHANGED, ACCOUNT_REMOVED, GROUP_MEMBER_ADDED,
-    PRIVILEGE_GRANTED, LOGIN_SUCCEEDED, LOGIN_FAILED, READ, MANAGEMENT,
+    ACCOUNT_ADDED,
+    CREDENTIAL_ADDED,
+    ACCOUNT_CHANGED,
+    ACCOUNT_REMOVED,
+    GROUP_MEMBER_ADDED,
+    PRIVILEGE_GRANTED,
+    LOGIN_SUCCEEDED,
+    LOGIN_FAILED,
+    READ,
+    MANAGEMENT,
 )
 
 # Cloud audit trails are first-party records signed off by the provider: high credibility.
@@ -83,10 +91,10 @@ class RecordError(ValueError):
 class ParsedEvent:
     """One raw record, normalized the way a QRadar DSM does before QID lookup."""
 
-    source: str                 # parser key: cloudtrail, entra_audit, entra_signin, o365, gcp, azure_platform
-    type_id: int                # log source type (devicetype)
-    log_source_name: str        # one log source per account / tenant / project / subscription
-    event_name: str             # DSM event ID = QID name
+    source: str  # parser key: cloudtrail, entra_audit, entra_signin, o365, gcp, azure_platform
+    type_id: int  # log source type (devicetype)
+    log_source_name: str  # one log source per account / tenant / project / subscription
+    event_name: str  # DSM event ID = QID name
     action: ActionClass
     time_ms: int
     username: str | None
@@ -102,8 +110,15 @@ class ParsedEvent:
 
 # --- typed field access -----------------------------------------------------------------------------
 
-_TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
-               bool: "boolean", type(None): "null"}
+_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def type_name(value: Any) -> str:
@@ -238,6 +253,7 @@ def _clean_ip_text(value: str) -> str | None:
 
 
 # --- action classes by name -------------------------------------------------------------------------
+
 
 def normalize_operation(name: str) -> str:
     """Lower-case, trimmed, without the Office 365 trailing period, en dash folded to a hyphen."""

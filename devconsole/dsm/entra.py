@@ -32,7 +32,10 @@ AUDIT_SOURCE = "entra_audit"
 SIGNIN_SOURCE = "entra_signin"
 AUDIT_CATEGORIES = {"auditlogs"}
 SIGNIN_CATEGORIES = {
-    "signinlogs", "noninteractiveusersigninlogs", "serviceprincipalsigninlogs", "managedidentitysigninlogs",
+    "signinlogs",
+    "noninteractiveusersigninlogs",
+    "serviceprincipalsigninlogs",
+    "managedidentitysigninlogs",
 }
 
 
@@ -64,12 +67,14 @@ def initiator(properties: dict) -> tuple[str | None, str | None]:
     user = opt_obj(initiated, "user", "properties.initiatedBy.")
     if user:
         name = opt_str(user, "userPrincipalName", "initiatedBy.user.") or opt_str(
-            user, "displayName", "initiatedBy.user.")
+            user, "displayName", "initiatedBy.user."
+        )
         return name, opt_str(user, "ipAddress", "initiatedBy.user.")
     app = opt_obj(initiated, "app", "properties.initiatedBy.")
     if app:
         name = opt_str(app, "displayName", "initiatedBy.app.") or opt_str(
-            app, "servicePrincipalName", "initiatedBy.app.")
+            app, "servicePrincipalName", "initiatedBy.app."
+        )
         return name, None
     return None, None
 
@@ -104,12 +109,19 @@ def parse(record: dict) -> ParsedEvent:
         error_code = status.get("errorCode", 0)
         failed = error_code not in (0, "0", None)
         username = opt_str(properties, "userPrincipalName", "properties.") or opt_str(
-            properties, "servicePrincipalName", "properties.")
+            properties, "servicePrincipalName", "properties."
+        )
         ip = record.get("callerIpAddress") or properties.get("ipAddress")
         return ParsedEvent(
-            source=SIGNIN_SOURCE, type_id=TYPE_AZURE_AD, log_source_name=f"Azure AD @ {tenant}",
-            event_name=event_name, action=LOGIN_FAILED if failed else LOGIN_SUCCEEDED, time_ms=time_ms,
-            username=username, sourceip=clean_ip(ip), record_id=loose_str(properties.get("id")),
+            source=SIGNIN_SOURCE,
+            type_id=TYPE_AZURE_AD,
+            log_source_name=f"Azure AD @ {tenant}",
+            event_name=event_name,
+            action=LOGIN_FAILED if failed else LOGIN_SUCCEEDED,
+            time_ms=time_ms,
+            username=username,
+            sourceip=clean_ip(ip),
+            record_id=loose_str(properties.get("id")),
             failed=failed,
         )
     action = microsoft_action(event_name)
@@ -117,9 +129,15 @@ def parse(record: dict) -> ParsedEvent:
     result = str(properties.get("result") or record.get("resultType") or "success").lower()
     account = None if action in (READ, MANAGEMENT, LOGIN_SUCCEEDED) else target_account(properties)
     return ParsedEvent(
-        source=AUDIT_SOURCE, type_id=TYPE_AZURE_AD, log_source_name=f"Azure AD @ {tenant}",
-        event_name=event_name, action=action, time_ms=time_ms, username=username,
+        source=AUDIT_SOURCE,
+        type_id=TYPE_AZURE_AD,
+        log_source_name=f"Azure AD @ {tenant}",
+        event_name=event_name,
+        action=action,
+        time_ms=time_ms,
+        username=username,
         sourceip=clean_ip(record.get("callerIpAddress") or initiator_ip),
-        record_id=loose_str(properties.get("id")), account_name=account,
+        record_id=loose_str(properties.get("id")),
+        account_name=account,
         failed=result not in ("success", "0"),
     )

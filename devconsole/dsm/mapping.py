@@ -16,8 +16,11 @@ from .common import (
 )
 
 _SOURCE_LABELS = {
-    347: "AWS CloudTrail", 445: "Azure AD audit/sign-in", 397: "Office 365 Management Activity",
-    5001: "Google Cloud audit log", 413: "Azure Activity Log",
+    347: "AWS CloudTrail",
+    445: "Azure AD audit/sign-in",
+    397: "Office 365 Management Activity",
+    5001: "Google Cloud audit log",
+    413: "Azure Activity Log",
 }
 
 
@@ -52,7 +55,9 @@ class DsmMapper:
         qid = self._qids.get(key)
         if qid is None:
             qid = self.store.ensure_qid(
-                event.type_id, event.event_name, event.action.category_id,
+                event.type_id,
+                event.event_name,
+                event.action.category_id,
                 description=f"{event.event_name} ({_SOURCE_LABELS.get(event.type_id, 'cloud audit')})",
                 severity=event.action.severity,
             )

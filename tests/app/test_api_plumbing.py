@@ -20,14 +20,17 @@ def test_known_fields_pass(offline_app):
     assert parse(offline_app, body, fields=FIELDS) == body
 
 
-@pytest.mark.parametrize(("body", "code", "field"), [
-    ({"note": "x", "admin": True, "zzz": 1}, "unknown_field", "admin"),
-    ({"note": "x", "days": "3"}, "bad_field", "days"),
-    ({"note": "x", "days": True}, "bad_field", "days"),        # a bool is not a whole number here
-    ({"note": "x", "enabled": 1}, "bad_field", "enabled"),
-    ({"note": "x", "expiry": "tomorrow"}, "bad_field", "expiry"),
-    ({"note": None}, "missing_field", "note"),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"note": "x", "admin": True, "zzz": 1}, "unknown_field", "admin"),
+        ({"note": "x", "days": "3"}, "bad_field", "days"),
+        ({"note": "x", "days": True}, "bad_field", "days"),  # a bool is not a whole number here
+        ({"note": "x", "enabled": 1}, "bad_field", "enabled"),
+        ({"note": "x", "expiry": "tomorrow"}, "bad_field", "expiry"),
+        ({"note": None}, "missing_field", "note"),
+    ],
+)
 def test_bad_bodies_name_the_field(offline_app, body, code, field):
     with pytest.raises(ApiError) as info:
         parse(offline_app, body, fields=FIELDS, required=("note",))
@@ -56,10 +59,16 @@ def test_paging_parameters(offline_app):
         assert (page.limit, page.offset, page.sort, page.descending) == (25, 0, "actor", False)
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("limit=0", "limit"), ("limit=100000", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset"),
-    ("sort=payload;DROP TABLE x", "sort"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=100000", "limit"),
+        ("limit=ten", "limit"),
+        ("offset=-1", "offset"),
+        ("sort=payload;DROP TABLE x", "sort"),
+    ],
+)
 def test_bad_paging_is_400_naming_the_parameter(offline_app, query, field):
     with offline_app.test_request_context(f"/?{query}"), pytest.raises(ApiError) as info:
         paging(sort_fields=("event_time",))

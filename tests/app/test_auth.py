@@ -9,11 +9,14 @@ from app.store import core
 from app.store.db import connect
 
 
-@pytest.mark.parametrize(("user", "permissions"), [
-    ("analyst", {"view": True, "tune": False, "admin": False}),
-    ("tuner1", {"view": True, "tune": True, "admin": False}),
-    ("admin", {"view": True, "tune": True, "admin": True}),
-])
+@pytest.mark.parametrize(
+    ("user", "permissions"),
+    [
+        ("analyst", {"view": True, "tune": False, "admin": False}),
+        ("tuner1", {"view": True, "tune": True, "admin": False}),
+        ("admin", {"view": True, "tune": True, "admin": True}),
+    ],
+)
 def test_me_reports_the_logged_in_user_not_the_service(client, login, user, permissions):
     login(client, user)
     response = client.get("/api/me")
@@ -71,13 +74,16 @@ def test_admin_reads_and_changes_settings_with_audit(app, client, login):
     assert items[0]["after"] == {"refresh_interval_s": 600}
 
 
-@pytest.mark.parametrize(("body", "status", "code", "field"), [
-    ({"refresh_interval_s": 1}, 400, "bad_setting", "refresh_interval_s"),
-    ({"refresh_interval_s": "600"}, 400, "bad_setting", "refresh_interval_s"),
-    ({"shell": "rm -rf /"}, 400, "bad_setting", "shell"),
-    ({}, 400, "bad_setting", "settings"),
-    ([1, 2], 400, "bad_json", None),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"refresh_interval_s": 1}, 400, "bad_setting", "refresh_interval_s"),
+        ({"refresh_interval_s": "600"}, 400, "bad_setting", "refresh_interval_s"),
+        ({"shell": "rm -rf /"}, 400, "bad_setting", "shell"),
+        ({}, 400, "bad_setting", "settings"),
+        ([1, 2], 400, "bad_json", None),
+    ],
+)
 def test_bad_settings_are_400_naming_the_field(client, login, body, status, code, field):
     headers = login(client, "admin")
     response = client.put("/api/settings", json=body, headers=headers)
@@ -88,8 +94,12 @@ def test_bad_settings_are_400_naming_the_field(client, login, body, status, code
 
 def test_settings_body_must_be_json(client, login):
     headers = login(client, "admin")
-    response = client.put("/api/settings", data="lookback_hours=2", headers=headers,
-                          content_type="application/x-www-form-urlencoded")
+    response = client.put(
+        "/api/settings",
+        data="lookback_hours=2",
+        headers=headers,
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 415
     response = client.put("/api/settings", data="{not json", headers=headers, content_type="application/json")
     assert response.status_code == 400 and response.json["error"]["code"] == "bad_json"

@@ -31,8 +31,9 @@ def test_session_cookie_is_unique_to_the_app_id(offline_app):
 
 
 def test_theme_from_first_url_is_remembered(offline_app):
-    offline_app.add_url_rule("/_theme_probe", "theme_probe",
-                             lambda: render_template_string("{{ theme }} {{ theme_class }}"))
+    offline_app.add_url_rule(
+        "/_theme_probe", "theme_probe", lambda: render_template_string("{{ theme }} {{ theme_class }}")
+    )
     client = offline_app.test_client()
     assert client.get("/_theme_probe").text == "light cds--g10"  # QRadar's light UI is the default
     assert client.get("/_theme_probe?ui=new&theme=dark").text == "dark cds--g100"
@@ -45,8 +46,10 @@ def test_q_url_for_builds_console_proxy_urls(offline_app):
     q_url_for = offline_app.jinja_env.globals["q_url_for"]
     with offline_app.test_request_context("/", headers={"X-Console-Host": "console.example.com"}):
         assert q_url_for("debug") == "https://console.example.com/console/plugins/1101/app_proxy/debug"
-        assert q_url_for("static", filename="x.css") == \
-            "https://console.example.com/console/plugins/1101/app_proxy/static/x.css"
+        assert (
+            q_url_for("static", filename="x.css")
+            == "https://console.example.com/console/plugins/1101/app_proxy/static/x.css"
+        )
     with offline_app.test_request_context("/"):
         assert q_url_for("debug") == "/debug"  # no console host: relative, like qpylib with app id 0
 
@@ -68,8 +71,13 @@ def test_errors_are_json_never_html(offline_app):
     assert wrong_method.status_code in (403, 405)  # CSRF refuses before routing decides
     crash = client.get("/api/_boom")
     assert crash.status_code == 500
-    assert crash.json == {"error": {"status": 500, "code": "internal_error",
-                                    "message": "internal error; details are in the app log"}}
+    assert crash.json == {
+        "error": {
+            "status": 500,
+            "code": "internal_error",
+            "message": "internal error; details are in the app log",
+        }
+    }
     assert "Traceback" not in crash.text and "ZeroDivisionError" not in crash.text
 
 
@@ -83,8 +91,9 @@ def test_method_not_allowed_is_json(offline_client):
 def test_request_over_one_mib_is_413_json(offline_client):
     offline_client.set_cookie("QRadarCSRF", "abc")
     body = b"{" + b" " * (1024 * 1024) + b"}"
-    response = offline_client.put("/api/settings", data=body, headers={"QRadarCSRF": "abc"},
-                                  content_type="application/json")
+    response = offline_client.put(
+        "/api/settings", data=body, headers={"QRadarCSRF": "abc"}, content_type="application/json"
+    )
     assert response.status_code == 413
     assert response.json["error"]["code"] == "request_too_large"
 

@@ -32,9 +32,12 @@ def closed_port() -> int:
 
 
 def make_gateway(devconsole, token: str | None = None, **transport_kwargs) -> Gateway:
-    transport = HttpTransport(f"127.0.0.1:{devconsole.port}",
-                              admin_token=token or devconsole.tokens["service"],
-                              ca_bundle=str(devconsole.ca_path), **transport_kwargs)
+    transport = HttpTransport(
+        f"127.0.0.1:{devconsole.port}",
+        admin_token=token or devconsole.tokens["service"],
+        ca_bundle=str(devconsole.ca_path),
+        **transport_kwargs,
+    )
     return Gateway(transport, poll_wait_s=1)
 
 
@@ -54,8 +57,10 @@ def events_in_window(devconsole) -> int:
     """Ground truth straight from the dev console's event store."""
     now_ms = int(time.time() * 1000)
     with sqlite3.connect(f"file:{Path(devconsole.data_dir) / 'events.db'}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT COUNT(*) FROM events WHERE starttime BETWEEN ? AND ?",
-                            (now_ms - WINDOW_DAYS * 86_400_000, now_ms)).fetchone()[0]
+        return conn.execute(
+            "SELECT COUNT(*) FROM events WHERE starttime BETWEEN ? AND ?",
+            (now_ms - WINDOW_DAYS * 86_400_000, now_ms),
+        ).fetchone()[0]
 
 
 def test_run_search_reads_every_page_and_deletes_the_search(gw, devconsole):
@@ -72,7 +77,8 @@ def test_run_search_reads_every_page_and_deletes_the_search(gw, devconsole):
 
 def test_pages_use_inclusive_ranges(gw):
     search_id = gw.start_search(
-        f"SELECT starttime, qid FROM events ORDER BY starttime LIMIT 50 LAST {WINDOW_DAYS} DAYS")
+        f"SELECT starttime, qid FROM events ORDER BY starttime LIMIT 50 LAST {WINDOW_DAYS} DAYS"
+    )
     try:
         status = gw.wait_for_search(search_id, timeout_s=60)
         assert status.record_count == 50
@@ -157,8 +163,9 @@ def test_hanging_console_times_out_as_unavailable(devconsole, faults):
 
 
 def test_unreachable_console_is_unavailable(devconsole):
-    gw = Gateway(HttpTransport(f"127.0.0.1:{closed_port()}", admin_token="x",
-                               ca_bundle=str(devconsole.ca_path)))
+    gw = Gateway(
+        HttpTransport(f"127.0.0.1:{closed_port()}", admin_token="x", ca_bundle=str(devconsole.ca_path))
+    )
     with pytest.raises(QRadarUnavailable, match="cannot reach"):
         gw.list_offenses()
 
@@ -166,8 +173,11 @@ def test_unreachable_console_is_unavailable(devconsole):
 def test_tls_is_verified(devconsole, tmp_path):
     other_ca = tmp_path / "other.pem"
     other_ca.write_text(Path(certifi.where()).read_text())  # public CAs, not the console's
-    gw = Gateway(HttpTransport(f"127.0.0.1:{devconsole.port}", admin_token=devconsole.tokens["service"],
-                               ca_bundle=str(other_ca)))
+    gw = Gateway(
+        HttpTransport(
+            f"127.0.0.1:{devconsole.port}", admin_token=devconsole.tokens["service"], ca_bundle=str(other_ca)
+        )
+    )
     with pytest.raises(QRadarUnavailable, match="TLS"):
         gw.list_offenses()
 
@@ -225,11 +235,14 @@ def test_log_source_types(gw):
     assert only == [{"id": 397, "name": "Microsoft Office 365"}]
 
 
-@pytest.mark.parametrize(("user", "expected"), [
-    ("analyst", {"SEM", "EVENTVIEWER"}),
-    ("tuner1", {"SEM", "EVENTVIEWER", "REFERENCEDATA"}),
-    ("admin", {"ADMIN"}),
-])
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("analyst", {"SEM", "EVENTVIEWER"}),
+        ("tuner1", {"SEM", "EVENTVIEWER", "REFERENCEDATA"}),
+        ("admin", {"ADMIN"}),
+    ],
+)
 def test_current_user_uses_the_users_own_token(gw, devconsole, user, expected):
     """The gateway's transport carries the ADMIN service token; identity must still be the user's."""
     found = gw.current_user(devconsole.tokens[user])

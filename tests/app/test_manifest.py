@@ -13,14 +13,42 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = json.loads((ROOT / "manifest.json").read_text(encoding="utf-8"))
 
 KNOWN_TOP_LEVEL = {
-    "name", "description", "version", "uuid", "image", "authentication", "load_flask", "add_app_capability",
-    "areas", "rest_methods", "dashboard_items", "configuration_pages", "gui_actions", "page_scripts",
-    "metadata_providers", "fragments", "custom_columns", "resource_bundles", "resources", "multitenancy_safe",
-    "single_instance_only", "use_qradar_csrf", "environment_variables", "services", "uninstall_hooks",
-    "log_level", "node_only",
+    "name",
+    "description",
+    "version",
+    "uuid",
+    "image",
+    "authentication",
+    "load_flask",
+    "add_app_capability",
+    "areas",
+    "rest_methods",
+    "dashboard_items",
+    "configuration_pages",
+    "gui_actions",
+    "page_scripts",
+    "metadata_providers",
+    "fragments",
+    "custom_columns",
+    "resource_bundles",
+    "resources",
+    "multitenancy_safe",
+    "single_instance_only",
+    "use_qradar_csrf",
+    "environment_variables",
+    "services",
+    "uninstall_hooks",
+    "log_level",
+    "node_only",
 }
-BOOLEAN_STRING_FIELDS = {"load_flask", "add_app_capability", "multitenancy_safe", "single_instance_only",
-                         "use_qradar_csrf", "node_only"}
+BOOLEAN_STRING_FIELDS = {
+    "load_flask",
+    "add_app_capability",
+    "multitenancy_safe",
+    "single_instance_only",
+    "use_qradar_csrf",
+    "node_only",
+}
 HTTP_METHODS = {"GET", "POST", "PUT", "DELETE"}
 
 
@@ -48,7 +76,7 @@ def test_required_fields_and_types():
 def test_no_unknown_top_level_fields():
     assert set(MANIFEST) <= KNOWN_TOP_LEVEL, set(MANIFEST) - KNOWN_TOP_LEVEL
     assert "dependencies" not in MANIFEST  # removed in v2
-    assert "rest_method" not in MANIFEST   # the field is plural
+    assert "rest_method" not in MANIFEST  # the field is plural
 
 
 def test_booleans_are_strings():
@@ -93,10 +121,10 @@ def test_areas_fragments_and_gui_actions_shapes():
     for area in MANIFEST["areas"]:
         assert {"id", "text", "url"} <= set(area)
         assert isinstance(area.get("required_capabilities", []), list)
-    fragment, = MANIFEST["fragments"]
+    (fragment,) = MANIFEST["fragments"]
     assert (fragment["app_name"], fragment["page_id"]) == ("SEM", "OffenseSummary")
     assert "location" not in fragment  # Offense Summary has only the header injection point
-    action, = MANIFEST["gui_actions"]
+    (action,) = MANIFEST["gui_actions"]
     assert action["groups"] == ["OffenseSummaryToolbar"]
     assert {"id", "text", "javascript"} <= set(action)
 
@@ -165,6 +193,9 @@ def test_manifest_routes_answer_json_or_html(flask_app):
     fragment = client.get(f"/{MANIFEST['fragments'][0]['rest_endpoint']}/42")
     assert fragment.status_code in (200, 401, 404, 503)
     assert fragment.is_json
-    dashboard_url = next(m["url"] for m in MANIFEST["rest_methods"]
-                         if m["name"] == MANIFEST["dashboard_items"][0]["rest_method"])
+    dashboard_url = next(
+        m["url"]
+        for m in MANIFEST["rest_methods"]
+        if m["name"] == MANIFEST["dashboard_items"][0]["rest_method"]
+    )
     assert client.get(f"/{dashboard_url}").is_json

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def bundled_requirements() -> list[str]:
     lines = (ROOT / "requirements/app.txt").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("# --- bundled"))
-    return [line.split("#")[0].strip() for line in lines[start + 1:] if line.split("#")[0].strip()]
+    return [line.split("#")[0].strip() for line in lines[start + 1 :] if line.split("#")[0].strip()]
 
 
 def snapshot(dest: Path) -> Path:
@@ -41,10 +41,15 @@ def snapshot(dest: Path) -> Path:
 
 
 def build(tree: Path, dist: Path) -> Path:
-    env = {**os.environ, "DIST_DIR": str(dist), "WHEEL_CACHE": str(ROOT / "var" / "wheels"),
-           "PYTHON": str(ROOT / ".venv" / "bin" / "python")}
-    result = subprocess.run(["bash", "build.sh"], cwd=tree, env=env, capture_output=True, text=True,
-                            timeout=600)
+    env = {
+        **os.environ,
+        "DIST_DIR": str(dist),
+        "WHEEL_CACHE": str(ROOT / "var" / "wheels"),
+        "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+    }
+    result = subprocess.run(
+        ["bash", "build.sh"], cwd=tree, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     version = json.loads((tree / "manifest.json").read_text())["version"]
     archive = dist / f"cloud-account-watch-{version}.zip"

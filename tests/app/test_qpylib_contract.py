@@ -42,13 +42,35 @@ class FakeQpylib:
         self.logs: list[tuple[str, str]] = []
         self.log_created = 0
 
-    def REST(self, rest_action, request_url, version=None, headers=None, data=None, params=None,
-             json_body=None, verify=True, timeout=60, **kwargs):
+    def REST(
+        self,
+        rest_action,
+        request_url,
+        version=None,
+        headers=None,
+        data=None,
+        params=None,
+        json_body=None,
+        verify=True,
+        timeout=60,
+        **kwargs,
+    ):
         if rest_action.upper() not in ("GET", "PUT", "POST", "DELETE"):
             raise ValueError("REST: unsupported method")
-        self.calls.append({"action": rest_action, "url": request_url, "version": version,
-                           "headers": dict(headers or {}), "data": data, "params": params,
-                           "json_body": json_body, "verify": verify, "timeout": timeout, "kwargs": kwargs})
+        self.calls.append(
+            {
+                "action": rest_action,
+                "url": request_url,
+                "version": version,
+                "headers": dict(headers or {}),
+                "data": data,
+                "params": params,
+                "json_body": json_body,
+                "verify": verify,
+                "timeout": timeout,
+                "kwargs": kwargs,
+            }
+        )
         reply = self.replies.pop(0) if self.replies else make_response(200, {})
         if isinstance(reply, Exception):
             raise reply
@@ -105,11 +127,12 @@ def test_inside_qradar_the_gateway_uses_qpylib(fake_qpylib):
 
 
 def test_start_search_sends_aql_in_the_form_body(gateway, fake_qpylib):
-    aql = ("SELECT username FROM events WHERE username = 'a''b' " + "OR username = 'x' " * 800
-           + "LAST 24 HOURS")
+    aql = (
+        "SELECT username FROM events WHERE username = 'a''b' " + "OR username = 'x' " * 800 + "LAST 24 HOURS"
+    )
     fake_qpylib.replies.append(make_response(201, {"search_id": "s-1", "status": "WAIT"}))
     assert gateway.start_search(aql) == "s-1"
-    call, = fake_qpylib.calls
+    (call,) = fake_qpylib.calls
     assert (call["action"], call["url"]) == ("POST", "api/ariel/searches")
     assert call["data"] == {"query_expression": aql}
     assert call["params"] is None and "query_expression" not in call["url"]
@@ -145,14 +168,22 @@ def test_status_poll_results_cancel_delete(gateway, fake_qpylib):
 def test_hostile_names_stay_one_path_segment(gateway, fake_qpylib):
     fake_qpylib.replies.append(make_response(200, {}))
     gateway.delete_reference_set_value("allow/../../siem", "x?y=1&z/../")
-    call, = fake_qpylib.calls
+    (call,) = fake_qpylib.calls
     assert call["url"] == "api/reference_data/sets/allow%2F..%2F..%2Fsiem/x%3Fy%3D1%26z%2F..%2F"
 
 
 def test_qradar_error_bodies_become_qradar_error(gateway, fake_qpylib):
-    fake_qpylib.replies.append(make_response(422, {
-        "http_response": {"code": 422, "message": "unprocessable"}, "code": 2000,
-        "message": "Invalid AQL: unexpected token 'FORM' at line 1", "description": "syntax"}))
+    fake_qpylib.replies.append(
+        make_response(
+            422,
+            {
+                "http_response": {"code": 422, "message": "unprocessable"},
+                "code": 2000,
+                "message": "Invalid AQL: unexpected token 'FORM' at line 1",
+                "description": "syntax",
+            },
+        )
+    )
     with pytest.raises(QRadarError) as info:
         gateway.start_search("SELECT * FORM events")
     assert (info.value.http_status, info.value.code) == (422, 2000)
@@ -160,8 +191,11 @@ def test_qradar_error_bodies_become_qradar_error(gateway, fake_qpylib):
 
 
 def test_network_failures_become_qradar_unavailable(gateway, fake_qpylib):
-    fake_qpylib.replies += [requests.exceptions.ConnectTimeout("slow"),
-                            requests.exceptions.ConnectionError("refused"), KeyError("QRADAR_CONSOLE_FQDN")]
+    fake_qpylib.replies += [
+        requests.exceptions.ConnectTimeout("slow"),
+        requests.exceptions.ConnectionError("refused"),
+        KeyError("QRADAR_CONSOLE_FQDN"),
+    ]
     for _ in range(3):
         with pytest.raises(QRadarUnavailable):
             gateway.search_status("s-1")
@@ -188,8 +222,12 @@ def test_current_user_never_goes_through_qpylib(gateway, fake_qpylib, monkeypatc
 @pytest.fixture
 def restore_app_logger():
     logger = logging.getLogger("app")
-    saved = (list(logger.handlers), logger.level, logger.propagate,
-             getattr(logger, "_cloud_account_watch_configured", False))
+    saved = (
+        list(logger.handlers),
+        logger.level,
+        logger.propagate,
+        getattr(logger, "_cloud_account_watch_configured", False),
+    )
     logger.handlers.clear()
     logger._cloud_account_watch_configured = False
     yield
@@ -198,8 +236,9 @@ def restore_app_logger():
     logger._cloud_account_watch_configured = saved[3]
 
 
-def test_create_app_inside_qradar_uses_qpylib_store_log_and_q_url_for(fake_qpylib, restore_app_logger,
-                                                                        monkeypatch):
+def test_create_app_inside_qradar_uses_qpylib_store_log_and_q_url_for(
+    fake_qpylib, restore_app_logger, monkeypatch
+):
     monkeypatch.setenv("QRADAR_APP_ID", "1101")
     from app import create_app
 

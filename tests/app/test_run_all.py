@@ -38,9 +38,26 @@ def test_run_all_serves_the_tab_through_the_console_and_stops_on_ctrl_c(devconso
     shutil.copytree(devconsole.data_dir, data, ignore=shutil.ignore_patterns("*.log", "*-wal", "*-shm"))
     console_port, app_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devconsole.run_all", "--data", str(data), "--store", str(tmp_path / "store"),
-         "--console-port", str(console_port), "--app-port", str(app_port), "--app-id", "4242"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "devconsole.run_all",
+            "--data",
+            str(data),
+            "--store",
+            str(tmp_path / "store"),
+            "--console-port",
+            str(console_port),
+            "--app-port",
+            str(app_port),
+            "--app-id",
+            "4242",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 120
@@ -61,8 +78,12 @@ def test_run_all_serves_the_tab_through_the_console_and_stops_on_ctrl_c(devconso
         tab_url = f"https://127.0.0.1:{console_port}/console/plugins/4242/app_proxy/tab/?ui=new&theme=dark"
         tab = session.get(tab_url, timeout=30)
         assert tab.status_code == 200 and "cds--g100" in tab.text
-        children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                                       text=True).stdout.split()]
+        children = [
+            int(pid)
+            for pid in subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
         assert len(children) == 3  # dev console, gunicorn master, refresher
     finally:
         proc.send_signal(signal.SIGINT)

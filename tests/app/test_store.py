@@ -92,8 +92,15 @@ def test_several_processes_migrate_and_write_at_once(tmp_path):
     """Like gunicorn workers and the refresher starting together on an empty store."""
     path = tmp_path / "shared.db"
     script = MIGRATE_AND_WRITE.format(root=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), f"writer{i}", "50"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), f"writer{i}", "50"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
@@ -133,10 +140,24 @@ def test_get_db_is_one_connection_per_request_closed_at_teardown(offline_app):
 def test_audit_log_round_trip_and_filters(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     with conn:
-        core.record_audit(conn, actor="tuner1", action="entry.create", object_type="entry", object_id=7,
-                          before=None, after={"value": "<script>x</script>"})
-        core.record_audit(conn, actor="admin", action="entry.delete", object_type="entry", object_id=7,
-                          before={"value": "<script>x</script>"}, after=None)
+        core.record_audit(
+            conn,
+            actor="tuner1",
+            action="entry.create",
+            object_type="entry",
+            object_id=7,
+            before=None,
+            after={"value": "<script>x</script>"},
+        )
+        core.record_audit(
+            conn,
+            actor="admin",
+            action="entry.delete",
+            object_type="entry",
+            object_id=7,
+            before={"value": "<script>x</script>"},
+            after=None,
+        )
         core.record_audit(conn, actor="admin", action="settings.update", object_type="settings")
     items, total = core.list_audit(conn, object_type="entry", object_id=7)
     assert total == 2
@@ -149,8 +170,9 @@ def test_refresh_state_defaults_and_updates(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     assert core.get_refresh_state(conn, "detection")["last_status"] == "never"
     with conn:
-        state = core.save_refresh_state(conn, "detection", watermark_ms=1000, last_status="ok", runs=1,
-                                        details={"inserted": 3})
+        state = core.save_refresh_state(
+            conn, "detection", watermark_ms=1000, last_status="ok", runs=1, details={"inserted": 3}
+        )
     assert state["watermark_ms"] == 1000 and state["details"] == {"inserted": 3}
     with pytest.raises(ValueError, match="unknown refresh_state fields"):
         core.save_refresh_state(conn, "detection", nonsense=1)
@@ -178,12 +200,14 @@ def test_settings_update_validates_stores_and_audits(tmp_path):
     items, _ = core.list_audit(conn, object_type="settings")
     assert items[0]["actor"] == "admin"
     assert items[0]["before"] == {"magnitude_minimum": 3, "tuning_capabilities": ["ADMIN", "REFERENCEDATA"]}
-    for bad, key in (({"magnitude_minimum": 11}, "magnitude_minimum"),
-                     ({"magnitude_minimum": "5"}, "magnitude_minimum"),
-                     ({"single_person_approval": 1}, "single_person_approval"),
-                     ({"no_such_setting": 1}, "no_such_setting"),
-                     ({"log_source_types": {"Mars": [{"name": "x", "id": 1}]}}, "log_source_types"),
-                     ({"tuning_capabilities": []}, "tuning_capabilities")):
+    for bad, key in (
+        ({"magnitude_minimum": 11}, "magnitude_minimum"),
+        ({"magnitude_minimum": "5"}, "magnitude_minimum"),
+        ({"single_person_approval": 1}, "single_person_approval"),
+        ({"no_such_setting": 1}, "no_such_setting"),
+        ({"log_source_types": {"Mars": [{"name": "x", "id": 1}]}}, "log_source_types"),
+        ({"tuning_capabilities": []}, "tuning_capabilities"),
+    ):
         with pytest.raises(settings.SettingError) as info:
             settings.update(conn, bad, actor="admin")
         assert info.value.key == key
@@ -207,8 +231,9 @@ def test_setting_stored_before_a_rule_tightened_falls_back_to_default(tmp_path):
 def test_planner_statistics_run_when_due(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     with conn:
-        conn.execute("INSERT INTO settings (key, value_json, updated_by, updated_at) "
-                     "VALUES ('x', '1', 't', 0)")
+        conn.execute(
+            "INSERT INTO settings (key, value_json, updated_by, updated_at) VALUES ('x', '1', 't', 0)"
+        )
     assert core.refresh_planner_statistics_if_due(conn, 1_000_000)
     analysed = {r[0] for r in conn.execute("SELECT tbl FROM sqlite_stat1")}
     assert "settings" in analysed

@@ -26,82 +26,128 @@ ACTIVE = "suppressed_by IS NULL"
 
 # -- reference: the queries over the rows -------------------------------------------------------------
 
-def reference_overview(conn: sqlite3.Connection, start_ms: int, end_ms: int,
-                       top_n: int = 10) -> dict[str, Any]:
+
+def reference_overview(
+    conn: sqlite3.Connection, start_ms: int, end_ms: int, top_n: int = 10
+) -> dict[str, Any]:
     window = {"start": start_ms, "end": end_ms}
     in_window = "event_time >= :start AND event_time < :end"
     active = f"{in_window} AND suppressed_by IS NULL"
     totals = conn.execute(
         f"SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN is_service_account THEN 1 ELSE 0 END), 0)"
         f" AS service_accounts, COUNT(DISTINCT chain_id) AS chains FROM detections WHERE {active}",
-        window).fetchone()
+        window,
+    ).fetchone()
     suppressed = conn.execute(
-        f"SELECT COUNT(*) FROM detections WHERE {in_window} AND suppressed_by IS NOT NULL",
-        window).fetchone()[0]
+        f"SELECT COUNT(*) FROM detections WHERE {in_window} AND suppressed_by IS NOT NULL", window
+    ).fetchone()[0]
     by_platform = [
         {"platform": row["platform"], "count": row["n"]}
         for row in conn.execute(
             f"SELECT COALESCE(cloud_platform, 'Unknown') AS platform, COUNT(*) AS n FROM detections"
-            f" WHERE {active} GROUP BY platform ORDER BY n DESC, platform", window)]
+            f" WHERE {active} GROUP BY platform ORDER BY n DESC, platform",
+            window,
+        )
+    ]
     buckets: dict[int, dict[str, int]] = {}
     for row in conn.execute(
-            f"SELECT (event_time / {HOUR}) * {HOUR} AS hour_ms,"
-            f" COALESCE(cloud_platform, 'Unknown') AS platform, COUNT(*) AS n FROM detections"
-            f" WHERE {active} GROUP BY hour_ms, platform", window):
+        f"SELECT (event_time / {HOUR}) * {HOUR} AS hour_ms,"
+        f" COALESCE(cloud_platform, 'Unknown') AS platform, COUNT(*) AS n FROM detections"
+        f" WHERE {active} GROUP BY hour_ms, platform",
+        window,
+    ):
         buckets.setdefault(row["hour_ms"], {})[row["platform"]] = row["n"]
     first_hour = start_ms - start_ms % HOUR
-    timeline = [{"hour_ms": hour, "counts": buckets.get(hour, {})}
-                for hour in range(first_hour, end_ms, HOUR)]
+    timeline = [
+        {"hour_ms": hour, "counts": buckets.get(hour, {})} for hour in range(first_hour, end_ms, HOUR)
+    ]
     top = [
         {"actor_id": row["actor_id"], "actor": row["actor"], "count": row["n"]}
         for row in conn.execute(
             f"SELECT COALESCE(NULLIF(actor_id, ''), actor) AS actor_id, MAX(actor) AS actor, COUNT(*) AS n"
             f" FROM detections WHERE {active} AND COALESCE(NULLIF(actor_id, ''), actor) IS NOT NULL"
             f" GROUP BY COALESCE(NULLIF(actor_id, ''), actor) ORDER BY n DESC, actor_id LIMIT :top",
-            {**window, "top": top_n})]
-    return {"start_ms": start_ms, "end_ms": end_ms, "total": totals["total"],
-            "service_accounts": totals["service_accounts"], "chains": totals["chains"],
-            "suppressed": suppressed,
-            "by_platform": by_platform, "platforms": [item["platform"] for item in by_platform],
-            "timeline": timeline, "top_initiators": top}
+            {**window, "top": top_n},
+        )
+    ]
+    return {
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "total": totals["total"],
+        "service_accounts": totals["service_accounts"],
+        "chains": totals["chains"],
+        "suppressed": suppressed,
+        "by_platform": by_platform,
+        "platforms": [item["platform"] for item in by_platform],
+        "timeline": timeline,
+        "top_initiators": top,
+    }
 
 
 def reference_summary(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> dict[str, Any]:
     window = (since_ms, until_ms)
-    by_platform = {r[0]: r[1] for r in conn.execute(
-        f"SELECT cloud_platform, COUNT(*) FROM detections WHERE {ACTIVE}"
-        " AND event_time >= ? AND event_time < ? GROUP BY cloud_platform ORDER BY cloud_platform", window)}
+    by_platform = {
+        r[0]: r[1]
+        for r in conn.execute(
+            f"SELECT cloud_platform, COUNT(*) FROM detections WHERE {ACTIVE}"
+            " AND event_time >= ? AND event_time < ? GROUP BY cloud_platform ORDER BY cloud_platform",
+            window,
+        )
+    }
     row = conn.execute(
         f"SELECT COUNT(*), COALESCE(SUM(is_service_account), 0), COUNT(DISTINCT chain_id)"
-        f" FROM detections WHERE {ACTIVE} AND event_time >= ? AND event_time < ?", window).fetchone()
+        f" FROM detections WHERE {ACTIVE} AND event_time >= ? AND event_time < ?",
+        window,
+    ).fetchone()
     return {"total": row[0], "service_accounts": row[1], "chains": row[2], "by_platform": by_platform}
 
 
-def reference_top_initiators(conn: sqlite3.Connection, since_ms: int, until_ms: int,
-                             limit: int = 5) -> list[dict[str, Any]]:
+def reference_top_initiators(
+    conn: sqlite3.Connection, since_ms: int, until_ms: int, limit: int = 5
+) -> list[dict[str, Any]]:
     rows = conn.execute(
         f"SELECT COALESCE(actor, '') AS actor, COUNT(*) AS n, COUNT(DISTINCT chain_id) AS chains"
         f" FROM detections WHERE {ACTIVE} AND event_time >= ? AND event_time < ?"
-        " GROUP BY COALESCE(actor, '') ORDER BY n DESC, actor LIMIT ?", (since_ms, until_ms, limit))
+        " GROUP BY COALESCE(actor, '') ORDER BY n DESC, actor LIMIT ?",
+        (since_ms, until_ms, limit),
+    )
     return [{"actor": r[0], "count": r[1], "chains": r[2]} for r in rows]
 
 
-def reference_hourly_counts(conn: sqlite3.Connection, since_ms: int,
-                            until_ms: int) -> list[tuple[int, str, int]]:
+def reference_hourly_counts(
+    conn: sqlite3.Connection, since_ms: int, until_ms: int
+) -> list[tuple[int, str, int]]:
     rows = conn.execute(
         f"SELECT (event_time / 3600000) * 3600000 AS hour, cloud_platform, COUNT(*) FROM detections"
         f" WHERE {ACTIVE} AND event_time >= ? AND event_time < ? GROUP BY hour, cloud_platform ORDER BY hour",
-        (since_ms, until_ms))
+        (since_ms, until_ms),
+    )
     return [(r[0], r[1], r[2]) for r in rows]
 
 
 # -- a random store -----------------------------------------------------------------------------------
 
 PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP", "Ünknown ☁", "aws")
-ACTORS = (None, "", "deployer", "Deployer", "mallory@contoso.example", "z", "ops@example.com", "ä-admin",
-          "'; DROP TABLE detections; --", "%_\\")
-ACTOR_IDS = (None, "", "arn:aws:iam::111122223333:role/deployer", "0f1e2d3c-aa", "ops@example.com",
-             "deployer")
+ACTORS = (
+    None,
+    "",
+    "deployer",
+    "Deployer",
+    "mallory@contoso.example",
+    "z",
+    "ops@example.com",
+    "ä-admin",
+    "'; DROP TABLE detections; --",
+    "%_\\",
+)
+ACTOR_IDS = (
+    None,
+    "",
+    "arn:aws:iam::111122223333:role/deployer",
+    "0f1e2d3c-aa",
+    "ops@example.com",
+    "deployer",
+)
 
 
 def random_time(rng: random.Random) -> int:
@@ -118,11 +164,20 @@ def random_time(rng: random.Random) -> int:
 def random_record(rng: random.Random, n: int) -> dict[str, Any]:
     severity = rng.randint(1, 10)
     return {
-        "event_key": f"{n:064x}", "event_time": random_time(rng), "event_name": "CreateUser",
-        "cloud_platform": rng.choice(PLATFORMS), "is_service_account": rng.random() < 0.3,
-        "account_kind": "user", "actor": rng.choice(ACTORS), "actor_id": rng.choice(ACTOR_IDS),
-        "target_account": f"user-{n}", "severity": severity, "confidence": "medium",
-        "base_severity": severity, "base_confidence": "medium", "stored_at": T0,
+        "event_key": f"{n:064x}",
+        "event_time": random_time(rng),
+        "event_name": "CreateUser",
+        "cloud_platform": rng.choice(PLATFORMS),
+        "is_service_account": rng.random() < 0.3,
+        "account_kind": "user",
+        "actor": rng.choice(ACTORS),
+        "actor_id": rng.choice(ACTOR_IDS),
+        "target_account": f"user-{n}",
+        "severity": severity,
+        "confidence": "medium",
+        "base_severity": severity,
+        "base_confidence": "medium",
+        "stored_at": T0,
     }
 
 
@@ -130,10 +185,17 @@ def windows(rng: random.Random) -> list[tuple[int, int]]:
     """The tab's and dashboard's windows ending now, aligned and unaligned ones, empty, inverted, before
     the epoch, and random ones."""
     fixed = [(T0 - span, T0) for span in (HOUR, DAY, 7 * DAY, 30 * DAY)]
-    fixed += [(T0 - DAY, T0 + 1), (T0 // HOUR * HOUR - 5 * HOUR, T0 // HOUR * HOUR),
-              (T0 // DAY * DAY - 3 * DAY, T0 // DAY * DAY),
-              (T0 // DAY * DAY - 3 * DAY + 1, T0 // DAY * DAY - 1),
-              (T0 - 41 * DAY, T0 + 2 * DAY), (T0, T0), (T0, T0 - HOUR), (-5 * HOUR, 2 * HOUR), (0, HOUR)]
+    fixed += [
+        (T0 - DAY, T0 + 1),
+        (T0 // HOUR * HOUR - 5 * HOUR, T0 // HOUR * HOUR),
+        (T0 // DAY * DAY - 3 * DAY, T0 // DAY * DAY),
+        (T0 // DAY * DAY - 3 * DAY + 1, T0 // DAY * DAY - 1),
+        (T0 - 41 * DAY, T0 + 2 * DAY),
+        (T0, T0),
+        (T0, T0 - HOUR),
+        (-5 * HOUR, 2 * HOUR),
+        (0, HOUR),
+    ]
     for _ in range(12):
         start = T0 - rng.randrange(42 * DAY)
         fixed.append((start, start + rng.randrange(1, 35 * DAY)))
@@ -146,14 +208,18 @@ def rows(conn: sqlite3.Connection, sql: str) -> list[tuple]:
 
 def assert_same_as_reference(conn: sqlite3.Connection, rng: random.Random) -> None:
     # The counts tables hold exactly what the backfill of 0005 would compute from the rows now.
-    assert rows(conn, "SELECT * FROM detection_hour_counts ORDER BY 1, 2, 3, 4") == \
-        rows(conn, "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account,"
-                     " suppressed_by IS NOT NULL, COUNT(*) FROM detections GROUP BY 1, 2, 3, 4"
-                     " ORDER BY 1, 2, 3, 4")
-    assert rows(conn, "SELECT * FROM detection_actor_day_counts ORDER BY 1, 2, 3, 4") == \
-        rows(conn, "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''),"
-                     " actor IS NULL, COUNT(*) FROM detections WHERE suppressed_by IS NULL"
-                     " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+    assert rows(conn, "SELECT * FROM detection_hour_counts ORDER BY 1, 2, 3, 4") == rows(
+        conn,
+        "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account,"
+        " suppressed_by IS NOT NULL, COUNT(*) FROM detections GROUP BY 1, 2, 3, 4"
+        " ORDER BY 1, 2, 3, 4",
+    )
+    assert rows(conn, "SELECT * FROM detection_actor_day_counts ORDER BY 1, 2, 3, 4") == rows(
+        conn,
+        "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''),"
+        " actor IS NULL, COUNT(*) FROM detections WHERE suppressed_by IS NULL"
+        " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+    )
     for start, end in windows(rng):
         if end >= start:
             # json.dumps without sort_keys: key order (what the API serializes) is compared too.
@@ -162,11 +228,13 @@ def assert_same_as_reference(conn: sqlite3.Connection, rng: random.Random) -> No
             fast = overview.overview(conn, start, end, top_n=1000)
             assert json.dumps(fast) == json.dumps(reference_overview(conn, start, end, top_n=1000))
         assert dashboard.summary(conn, start, end) == reference_summary(conn, start, end), (start, end)
-        assert list(dashboard.summary(conn, start, end)["by_platform"]) == \
-            list(reference_summary(conn, start, end)["by_platform"])
+        assert list(dashboard.summary(conn, start, end)["by_platform"]) == list(
+            reference_summary(conn, start, end)["by_platform"]
+        )
         for limit in (5, 1000):
-            assert dashboard.top_initiators(conn, start, end, limit) == \
-                reference_top_initiators(conn, start, end, limit), (start, end, limit)
+            assert dashboard.top_initiators(conn, start, end, limit) == reference_top_initiators(
+                conn, start, end, limit
+            ), (start, end, limit)
         assert dashboard.hourly_counts(conn, start, end) == reference_hourly_counts(conn, start, end)
 
 
@@ -184,8 +252,10 @@ def test_counts_match_the_rows_through_every_kind_of_write(conn: sqlite3.Connect
     # Some are suppressed and some chained, the way tuning and the chain builder write them.
     with db.transaction(conn):
         tuning.set_suppressed_by(conn, [(rng.randint(1, 4), did) for did in rng.sample(ids, 300)])
-        conn.executemany("UPDATE detections SET chain_id = ?, chain_kind = 'test' WHERE id = ?",
-                         [(rng.randint(1, 40), did) for did in rng.sample(ids, 250)])
+        conn.executemany(
+            "UPDATE detections SET chain_id = ?, chain_kind = 'test' WHERE id = ?",
+            [(rng.randint(1, 40), did) for did in rng.sample(ids, 250)],
+        )
     assert_same_as_reference(conn, rng)
     assert conn.execute("SELECT COUNT(*) FROM detections WHERE suppressed_by IS NOT NULL").fetchone()[0] > 0
 
@@ -204,10 +274,12 @@ def test_counts_match_the_rows_through_every_kind_of_write(conn: sqlite3.Connect
         conn.execute("UPDATE detections SET is_service_account = 1 - is_service_account WHERE id % 19 = 0")
         conn.execute("DELETE FROM detections WHERE id % 23 = 0")
         # INSERT OR REPLACE deletes the row it replaces (counted out through recursive_triggers).
-        conn.execute("INSERT OR REPLACE INTO detections (id, event_key, event_time, cloud_platform, actor,"
-                     " severity, confidence, base_severity, base_confidence, stored_at)"
-                     " SELECT id, event_key, event_time + 86400000, 'GCP', 'replaced', 5, 'low', 5, 'low', 0"
-                     " FROM detections WHERE id % 29 = 0")
+        conn.execute(
+            "INSERT OR REPLACE INTO detections (id, event_key, event_time, cloud_platform, actor,"
+            " severity, confidence, base_severity, base_confidence, stored_at)"
+            " SELECT id, event_key, event_time + 86400000, 'GCP', 'replaced', 5, 'low', 5, 'low', 0"
+            " FROM detections WHERE id % 29 = 0"
+        )
     assert_same_as_reference(conn, rng)
 
     with db.transaction(conn):
@@ -231,10 +303,14 @@ def test_counts_match_the_rows_through_every_kind_of_write(conn: sqlite3.Connect
 
 
 def test_bucket_ranges_split_a_window_into_whole_buckets_and_edges() -> None:
-    assert overview.bucket_ranges(HOUR + 5, 4 * HOUR + 7, HOUR) == \
-        ((2 * HOUR, 4 * HOUR), [(HOUR + 5, 2 * HOUR), (4 * HOUR, 4 * HOUR + 7)])
-    assert overview.bucket_ranges(2 * HOUR, 4 * HOUR, HOUR) == \
-        ((2 * HOUR, 4 * HOUR), [(2 * HOUR, 2 * HOUR), (4 * HOUR, 4 * HOUR)])
+    assert overview.bucket_ranges(HOUR + 5, 4 * HOUR + 7, HOUR) == (
+        (2 * HOUR, 4 * HOUR),
+        [(HOUR + 5, 2 * HOUR), (4 * HOUR, 4 * HOUR + 7)],
+    )
+    assert overview.bucket_ranges(2 * HOUR, 4 * HOUR, HOUR) == (
+        (2 * HOUR, 4 * HOUR),
+        [(2 * HOUR, 2 * HOUR), (4 * HOUR, 4 * HOUR)],
+    )
     # No whole bucket inside: all from the rows.
     assert overview.bucket_ranges(HOUR + 5, 2 * HOUR + 7, HOUR) == ((0, 0), [(HOUR + 5, 2 * HOUR + 7)])
     # Before the epoch SQLite's bucket expression truncates toward zero: rows only.
@@ -251,7 +327,7 @@ def test_overview_reads_buckets_not_rows(conn: sqlite3.Connection) -> None:
         "hours": f"{counted}SELECT SUM(n) FROM counted",
         "initiators": f"{initiators}SELECT COUNT(*) FROM initiators",
         "chains": f"SELECT COUNT(DISTINCT chain_id) FROM {overview.CHAINED} WHERE event_time >= :start"
-                  " AND event_time < :end AND chain_id IS NOT NULL AND suppressed_by IS NULL",
+        " AND event_time < :end AND chain_id IS NOT NULL AND suppressed_by IS NULL",
     }
     for name, sql in plans.items():
         steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args)]

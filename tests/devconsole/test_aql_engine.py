@@ -325,9 +325,11 @@ def test_long_generated_conditions_run(engine: AqlEngine) -> None:
     chain = " OR ".join(f"username = {name}" for name in names)
     rows = engine.execute(engine.prepare(f"SELECT username FROM events WHERE {chain} LAST 1 DAYS", NOW))
     assert rows == [{"username": "carol"}]
-    rows = engine.execute(engine.prepare(
-        f"SELECT COUNT(*) AS n FROM events WHERE username NOT IN ({', '.join(names)}) LAST 1 DAYS", NOW
-    ))
+    rows = engine.execute(
+        engine.prepare(
+            f"SELECT COUNT(*) AS n FROM events WHERE username NOT IN ({', '.join(names)}) LAST 1 DAYS", NOW
+        )
+    )
     assert rows == [{"n": 7}]  # 9 events in the day, carol's excluded, the NULL username unknown
     too_many = ", ".join(str(i) for i in range(30_001))
     errors = engine.validate(f"SELECT qid FROM events WHERE qid IN ({too_many})", NOW)
@@ -335,10 +337,13 @@ def test_long_generated_conditions_run(engine: AqlEngine) -> None:
 
 
 def test_first_and_last_over_a_subquery_follow_its_row_order(engine: AqlEngine) -> None:
-    rows = engine.execute(engine.prepare(
-        "SELECT FIRST(m) AS f, LAST(m) AS l, COUNT(*) AS n FROM"
-        " (SELECT magnitude AS m FROM events ORDER BY m LAST 1 DAYS)", NOW,
-    ))
+    rows = engine.execute(
+        engine.prepare(
+            "SELECT FIRST(m) AS f, LAST(m) AS l, COUNT(*) AS n FROM"
+            " (SELECT magnitude AS m FROM events ORDER BY m LAST 1 DAYS)",
+            NOW,
+        )
+    )
     assert rows == [{"f": 1, "l": 8, "n": 9}]
 
 
@@ -350,14 +355,20 @@ def test_first_and_last_over_a_subquery_follow_its_row_order(engine: AqlEngine) 
         ("NOT QIDNAME(qid) LIKE 'Create%'", "NOT STR(QIDNAME(qid)) LIKE 'Create%'"),
         ("NOT QIDNAME(qid + 1) ILIKE '%'", "NOT STR(QIDNAME(qid + 1)) ILIKE '%'"),
         ("QIDNAME(qid) IN ('CreateUser', 'Add user')", "STR(QIDNAME(qid)) IN ('CreateUser', 'Add user')"),
-        ("QIDNAME(qid) NOT IN ('CreateUser', 'Add user')",
-         "STR(QIDNAME(qid)) NOT IN ('CreateUser', 'Add user')"),
+        (
+            "QIDNAME(qid) NOT IN ('CreateUser', 'Add user')",
+            "STR(QIDNAME(qid)) NOT IN ('CreateUser', 'Add user')",
+        ),
         ("'Linux OS' = LOGSOURCETYPENAME(devicetype)", "'Linux OS' = STR(LOGSOURCETYPENAME(devicetype))"),
         ("QIDNAME(qid) != 'CreateUser'", "STR(QIDNAME(qid)) != 'CreateUser'"),
-        ("CATEGORYNAME(category) ILIKE 'user account%'",
-         "LOWER(CATEGORYNAME(category)) LIKE 'user account%'"),
-        ("LOGSOURCENAME(logsourceid) ILIKE '%CONTOSO%'",
-         "UPPER(LOGSOURCENAME(logsourceid)) LIKE '%CONTOSO%'"),
+        (
+            "CATEGORYNAME(category) ILIKE 'user account%'",
+            "LOWER(CATEGORYNAME(category)) LIKE 'user account%'",
+        ),
+        (
+            "LOGSOURCENAME(logsourceid) ILIKE '%CONTOSO%'",
+            "UPPER(LOGSOURCENAME(logsourceid)) LIKE '%CONTOSO%'",
+        ),
         ("QIDDESCRIPTION(qid) ILIKE '%é%'", "LOWER(QIDDESCRIPTION(qid)) LIKE '%é%'"),
     ],
 )

@@ -54,6 +54,7 @@ DB_NAME = "cloud_account_watch.db"
 
 # -- processes -----------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,17 +104,30 @@ class AppProcesses:
 
         log = (self.store_dir / "gunicorn.log").open("ab")
         self.gunicorn = subprocess.Popen(
-            gunicorn_command(f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads",
-                             str(self.threads), "--timeout", "60"),
-            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+            gunicorn_command(
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--timeout",
+                "60",
+            ),
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout_s
         while True:
             if self.gunicorn.poll() is not None:
                 log_text = (self.store_dir / "gunicorn.log").read_text()
                 raise RuntimeError(f"gunicorn exited: {log_text[-2000:]}")
             try:
-                if requests.get(f"{self.base_url}/debug", timeout=2).status_code == 200 and \
-                        len(self.worker_pids()) == self.workers:
+                if (
+                    requests.get(f"{self.base_url}/debug", timeout=2).status_code == 200
+                    and len(self.worker_pids()) == self.workers
+                ):
                     return
             except requests.RequestException:
                 pass
@@ -123,8 +137,13 @@ class AppProcesses:
 
     def start_refresher(self) -> None:
         log = (self.store_dir / "refresher.log").open("ab")
-        self.refresher = subprocess.Popen([sys.executable, "-m", "app.refresher"], cwd=ROOT, env=self.env(),
-                                          stdout=log, stderr=subprocess.STDOUT)
+        self.refresher = subprocess.Popen(
+            [sys.executable, "-m", "app.refresher"],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.refresher_starts += 1
 
     def worker_pids(self) -> list[int]:
@@ -164,12 +183,16 @@ def user_session(console: Any, user: str) -> requests.Session:
 
 
 def entry_body(actor_id: str, tag: str) -> dict[str, Any]:
-    return {"platforms": ["AWS", "Azure AD", "Office 365", "GCP"], "actor_id": actor_id,
-            "justification": f"crash loop {tag}: allowlisted automation",
-            "expires_at": int(time.time() * 1000) + 30 * DAY}
+    return {
+        "platforms": ["AWS", "Azure AD", "Office 365", "GCP"],
+        "actor_id": actor_id,
+        "justification": f"crash loop {tag}: allowlisted automation",
+        "expires_at": int(time.time() * 1000) + 30 * DAY,
+    }
 
 
 # -- the loop ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Acked:
@@ -200,13 +223,17 @@ def writer(procs: AppProcesses, actor_ids: list[str], seed: int, stop: threading
                 action = "tuning.entry.create"
             elif choice < 0.6:
                 entry = rng.choice(list(mine.values()))
-                resp = tuner2.post(f"{url}/{entry['id']}/approve", json={"version": entry["version"]},
-                                   timeout=30)
+                resp = tuner2.post(
+                    f"{url}/{entry['id']}/approve", json={"version": entry["version"]}, timeout=30
+                )
                 action = "tuning.entry.approve"
             elif choice < 0.8:
                 entry = rng.choice(list(mine.values()))
-                resp = tuner1.patch(f"{url}/{entry['id']}", json={"version": entry["version"],
-                                                                  "ticket": f"CHG-{seed}-{n}"}, timeout=30)
+                resp = tuner1.patch(
+                    f"{url}/{entry['id']}",
+                    json={"version": entry["version"], "ticket": f"CHG-{seed}-{n}"},
+                    timeout=30,
+                )
                 action = "tuning.entry.update"
             else:
                 procs_resp = tuner1.post(procs.base_url + "/api/refresh", json={}, timeout=30)
@@ -234,8 +261,16 @@ def slowed_searches(console: Any, seconds: float) -> Iterator[None]:
         console.faults.clear()
 
 
-def crash_loop(console: Any, store_dir: Path, *, refresher_kills: int, worker_kills: int, seed: int,
-               slow_s: float = 0.4, workers: int = 2) -> dict[str, Any]:
+def crash_loop(
+    console: Any,
+    store_dir: Path,
+    *,
+    refresher_kills: int,
+    worker_kills: int,
+    seed: int,
+    slow_s: float = 0.4,
+    workers: int = 2,
+) -> dict[str, Any]:
     """Kill the refresher ``refresher_kills`` times and gunicorn workers ``worker_kills`` times (two seeded
     schedules running side by side) while writers run; returns what happened."""
     from app.store import core, db
@@ -292,10 +327,14 @@ def crash_loop(console: Any, store_dir: Path, *, refresher_kills: int, worker_ki
     with slowed_searches(console, slow_s):
         procs.start_gunicorn()
         procs.start_refresher()
-        writers = [threading.Thread(target=writer, args=(procs, actor_ids, seed * 100 + i, stop, acked))
-                   for i in range(2)]
-        killers = [threading.Thread(target=kill_refresher, args=(random.Random(seed),)),
-                   threading.Thread(target=kill_workers, args=(random.Random(seed + 1),))]
+        writers = [
+            threading.Thread(target=writer, args=(procs, actor_ids, seed * 100 + i, stop, acked))
+            for i in range(2)
+        ]
+        killers = [
+            threading.Thread(target=kill_refresher, args=(random.Random(seed),)),
+            threading.Thread(target=kill_workers, args=(random.Random(seed + 1),)),
+        ]
         for t in writers + killers:
             t.start()
         try:
@@ -309,14 +348,27 @@ def crash_loop(console: Any, store_dir: Path, *, refresher_kills: int, worker_ki
                 os.kill(procs.refresher.pid, signal.SIGKILL)  # the last one dies anywhere too
                 procs.refresher.wait()
             procs.stop()
-    return {"killed": killed, "acked": acked, "lookback_start": lookback_start,
-            "refresher_starts": procs.refresher_starts, "db_path": procs.db_path}
+    return {
+        "killed": killed,
+        "acked": acked,
+        "lookback_start": lookback_start,
+        "refresher_starts": procs.refresher_starts,
+        "db_path": procs.db_path,
+    }
 
 
 # -- the checks ------------------------------------------------------------------------------------------
 
-COMPARED_OUT = {"id", "stored_at", "chain_id", "suppressed_by", "triage_status", "triage_note", "triage_by",
-                "triage_at"}
+COMPARED_OUT = {
+    "id",
+    "stored_at",
+    "chain_id",
+    "suppressed_by",
+    "triage_status",
+    "triage_note",
+    "triage_by",
+    "triage_at",
+}
 
 
 def detections_by_key(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
@@ -335,8 +387,15 @@ def clean_cycle(console: Any, lookback_start: int, stop_ms: int, work_dir: Path)
     try:
         with conn:
             core.save_refresh_state(conn, "detection", watermark_ms=lookback_start + 10 * 60_000)
-        gw = Gateway(HttpTransport(f"127.0.0.1:{console.port}", admin_token=console.tokens["service"],
-                                   ca_bundle=str(console.ca_path)), poll_wait_s=1, poll_interval_s=0.1)
+        gw = Gateway(
+            HttpTransport(
+                f"127.0.0.1:{console.port}",
+                admin_token=console.tokens["service"],
+                ca_bundle=str(console.ca_path),
+            ),
+            poll_wait_s=1,
+            poll_interval_s=0.1,
+        )
         result = refresher.refresh_once(conn, gw, now=stop_ms)
         if result.status != "ok":
             raise RuntimeError(f"the clean cycle failed: {result.error}")
@@ -368,23 +427,31 @@ def check_store(console: Any, outcome: dict[str, Any], work_dir: Path) -> list[s
             expected = clean_cycle(console, outcome["lookback_start"], watermark, work_dir)
             missing, extra = set(expected) - set(stored), set(stored) - set(expected)
             if missing or extra:
-                problems.append(f"detections vs a clean run up to the watermark: {len(missing)} missing, "
-                                f"{len(extra)} extra")
+                problems.append(
+                    f"detections vs a clean run up to the watermark: {len(missing)} missing, "
+                    f"{len(extra)} extra"
+                )
             differing = [k for k in set(expected) & set(stored) if expected[k] != stored[k]]
             if differing:
-                problems.append(f"{len(differing)} detections differ from the clean run, e.g. "
-                                f"{_diff(expected[differing[0]], stored[differing[0]])}")
-        dupes = conn.execute(
-            "SELECT COUNT(*) - COUNT(DISTINCT event_key) FROM detection_events").fetchone()[0]
+                problems.append(
+                    f"{len(differing)} detections differ from the clean run, e.g. "
+                    f"{_diff(expected[differing[0]], stored[differing[0]])}"
+                )
+        dupes = conn.execute("SELECT COUNT(*) - COUNT(DISTINCT event_key) FROM detection_events").fetchone()[
+            0
+        ]
         if dupes:
             problems.append(f"{dupes} duplicated detection events")
 
         # Allowlist: each entry equals its latest audit record; acknowledged writes all audited.
         audits: dict[int, list[dict[str, Any]]] = {}
-        for row in conn.execute("SELECT object_id, action, after_json FROM audit_log "
-                                "WHERE object_type = 'tuning_entry' ORDER BY id"):
+        for row in conn.execute(
+            "SELECT object_id, action, after_json FROM audit_log "
+            "WHERE object_type = 'tuning_entry' ORDER BY id"
+        ):
             audits.setdefault(int(row["object_id"]), []).append(
-                {"action": row["action"], "after": json.loads(row["after_json"] or "null")})
+                {"action": row["action"], "after": json.loads(row["after_json"] or "null")}
+            )
         for entry in conn.execute("SELECT * FROM tuning_entries"):
             history = audits.get(entry["id"])
             if not history:
@@ -392,10 +459,13 @@ def check_store(console: Any, outcome: dict[str, Any], work_dir: Path) -> list[s
                 continue
             last = history[-1]["after"] or {}
             if (last.get("version"), last.get("status")) != (entry["version"], entry["status"]):
-                problems.append(f"entry {entry['id']} is v{entry['version']} {entry['status']} but its "
-                                f"last audit says v{last.get('version')} {last.get('status')}")
-        audited = {(oid, (h["after"] or {}).get("version"), h["action"])
-                   for oid, hs in audits.items() for h in hs}
+                problems.append(
+                    f"entry {entry['id']} is v{entry['version']} {entry['status']} but its "
+                    f"last audit says v{last.get('version')} {last.get('status')}"
+                )
+        audited = {
+            (oid, (h["after"] or {}).get("version"), h["action"]) for oid, hs in audits.items() for h in hs
+        }
         unaudited = [w for w in outcome["acked"].writes if w not in audited]
         if unaudited:
             problems.append(f"{len(unaudited)} acknowledged writes have no audit row, e.g. {unaudited[:3]}")
@@ -427,8 +497,9 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability.crashloop",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.reliability.crashloop", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--refresher-kills", type=int, default=50)
     parser.add_argument("--worker-kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=8)
@@ -439,20 +510,42 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "console"
-        subprocess.run([sys.executable, "-m", "devconsole", "seed", "--data", str(data), "--events",
-                        str(args.events), "--seed", "7"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devconsole",
+                "seed",
+                "--data",
+                str(data),
+                "--events",
+                str(args.events),
+                "--seed",
+                "7",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         console = start_devconsole(data, free_port(), ROOT / "manifest.json")
         try:
             started = time.monotonic()
-            outcome = crash_loop(console, Path(tmp) / "store", refresher_kills=args.refresher_kills,
-                                 worker_kills=args.worker_kills, seed=args.seed)
+            outcome = crash_loop(
+                console,
+                Path(tmp) / "store",
+                refresher_kills=args.refresher_kills,
+                worker_kills=args.worker_kills,
+                seed=args.seed,
+            )
             problems = check_store(console, outcome, Path(tmp))
         finally:
             stop_devconsole(console)
             if args.keep:
                 shutil.copytree(Path(tmp) / "store", args.keep, dirs_exist_ok=True)
-    print(f"kills: {outcome['killed']} in {time.monotonic() - started:.0f} s; acknowledged writes: "
-          f"{len(outcome['acked'].writes)}; responses: {outcome['acked'].statuses}")
+    print(
+        f"kills: {outcome['killed']} in {time.monotonic() - started:.0f} s; acknowledged writes: "
+        f"{len(outcome['acked'].writes)}; responses: {outcome['acked'].statuses}"
+    )
     for problem in problems:
         print("PROBLEM:", problem)
     print("store sound" if not problems else f"{len(problems)} problems")

@@ -60,7 +60,7 @@ _XSS_TEMPLATES = (
     "<style></style><img src=x onerror=PWN>",
     "&lt;img src=x onerror=PWN&gt;",
     "\\u003cimg src=x onerror=PWN\\u003e",
-    "<img src=x onerror=\"PWN\"//",
+    '<img src=x onerror="PWN"//',
     "`;PWN;`",
     "');PWN;//",
     '");PWN;//',
@@ -85,8 +85,9 @@ HOSTILE_PAYLOADS: tuple[Payload, ...] = (
     # HTML that is not script but would wreck the page if parsed.
     Payload("html01", "html", "<b>bold</b><i>italic</i><u>under</u>"),
     Payload("html02", "html", '<h1 style="font-size:400px">HUGE</h1>'),
-    Payload("html03", "html",
-            '<div style="position:fixed;inset:0;background:red;z-index:99999">overlay</div>'),
+    Payload(
+        "html03", "html", '<div style="position:fixed;inset:0;background:red;z-index:99999">overlay</div>'
+    ),
     Payload("html04", "html", "<plaintext>"),
     Payload("html05", "html", "<table><tr><td>cell</td></tr></table></table></div></td></tr>"),
     # Spreadsheet formulas (CSV injection).
@@ -137,7 +138,7 @@ AQL_INJECTIONS: tuple[str, ...] = (
     "'",
     "''",
     "'''",
-    "\"",
+    '"',
     '""',
     'a"b',
     '" OR 1=1 --',

@@ -54,8 +54,14 @@ def session_as(console: Any, user: str | None) -> CountingSession:
 def own_app(console: Any, store: Path, workers: int = 2, threads: int = 4) -> Iterator[str]:
     """Refresh detections once into ``store``, then serve the app from it; yields the base URL."""
     env = {**os.environ, **qradar_env(console), "APP_STORE_DIR": str(store), "APP_QRADAR_TRANSPORT": "http"}
-    refresh = subprocess.run([sys.executable, "-m", "app.refresher", "--once"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+    refresh = subprocess.run(
+        [sys.executable, "-m", "app.refresher", "--once"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if refresh.returncode != 0:
         raise RuntimeError(f"refresher --once failed: {refresh.stdout[-1000:]} {refresh.stderr[-2000:]}")
     port = free_port()

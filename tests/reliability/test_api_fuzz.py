@@ -39,9 +39,18 @@ MIB = 1024 * 1024
 # (an operation without parameters has one positive example), so the rich operations carry the volume.
 DEFAULT_EXAMPLES = 160
 # Cheap read operations carry extra volume, to reach MIN_REQUESTS.
-MORE_EXAMPLES = {("GET", path): 280 for path in (
-    "/api/chains", "/api/chains/{chain_id}", "/api/detections", "/api/detections/{detection_id}",
-    "/api/pulse/table", "/api/pulse/timeseries", "/api/tuning/audit")}
+MORE_EXAMPLES = {
+    ("GET", path): 280
+    for path in (
+        "/api/chains",
+        "/api/chains/{chain_id}",
+        "/api/detections",
+        "/api/detections/{detection_id}",
+        "/api/pulse/table",
+        "/api/pulse/timeseries",
+        "/api/tuning/audit",
+    )
+}
 # Operations that make the app run an Ariel search on the dev console (seconds each, not milliseconds):
 # fuzzed with few examples; their parsing is the same `json_body` the cheap operations exercise.
 FEW_EXAMPLES = {("POST", "/api/hunting/run"): 12, ("POST", "/api/tuning/refsync"): 8}
@@ -53,8 +62,14 @@ REQUEST_TIMEOUT_S = 60
 
 # No shrinking: every shrink step is another round trip, minutes for one failure; the failing request is
 # printed in full instead.
-FUZZ_SETTINGS = settings(derandomize=True, database=None, deadline=None, print_blob=True,
-                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 # gunicorn refuses a request line over 4094 bytes itself, with its own HTML 400, before the app sees it
 # (QRadar's console proxy in front has a similar limit); a test below covers that case, and the fuzz
 # keeps its URLs below it so that every request reaches the app.
@@ -87,9 +102,14 @@ def fuzz_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         # The fuzz's allowlist changes are synced to reference data on the shared dev console: give them
         # reference-set names of their own so they never touch what other tests' app syncs.
         suffix = secrets.token_hex(4)
-        changed = admin.put(f"{base_url}/api/settings", timeout=30,
-                            json={"reference_set_name": f"CAW_Fuzz_{suffix}",
-                                  "reference_map_name": f"CAW_FuzzReasons_{suffix}"})
+        changed = admin.put(
+            f"{base_url}/api/settings",
+            timeout=30,
+            json={
+                "reference_set_name": f"CAW_Fuzz_{suffix}",
+                "reference_map_name": f"CAW_FuzzReasons_{suffix}",
+            },
+        )
         assert changed.status_code == 200, changed.text
         document = admin.get(f"{base_url}/api/openapi.json", timeout=30).json()
         schema = schemathesis.openapi.from_dict(document)
@@ -105,8 +125,9 @@ def operations(schema: Any) -> list[Any]:
 
 def check_error_body(response: requests.Response, what: str) -> dict:
     """A 4xx names the problem in the API's JSON error shape."""
-    assert response.headers.get("Content-Type", "").startswith("application/json"), \
+    assert response.headers.get("Content-Type", "").startswith("application/json"), (
         f"{what}: {response.status_code} is not JSON: {response.text[:300]!r}"
+    )
     body = response.json()
     # (A conflict may carry more beside "error", e.g. the tuning API's "current" entry on a stale edit.)
     assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"{what}: {body!r}"
@@ -140,8 +161,9 @@ def fuzz_operation(app: FuzzApp, operation: Any, mode: Any, examples: int, user:
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         kwargs = case.as_transport_kwargs(base_url=app.base_url)
-        prepared = session.prepare_request(requests.Request(**{k: v for k, v in kwargs.items()
-                                                              if k in REQUEST_ARGS}))
+        prepared = session.prepare_request(
+            requests.Request(**{k: v for k, v in kwargs.items() if k in REQUEST_ARGS})
+        )
         if len(prepared.method) + len(prepared.path_url) + 10 > MAX_REQUEST_LINE:
             return  # not sent, so not counted
         # One connection per request: thousands of odd requests on pooled keep-alive connections left
@@ -153,8 +175,9 @@ def fuzz_operation(app: FuzzApp, operation: Any, mode: Any, examples: int, user:
         if user is None and case.path not in PUBLIC_PATHS:
             # No session: refused (401, or 403 for an unsafe method without a CSRF pair), never served;
             # 404 when the URL matches no route at all (an id beyond 64 bits).
-            assert response.status_code in (401, 403, 404), \
+            assert response.status_code in (401, 403, 404), (
                 f"{case.method} {case.path}: {response.status_code}"
+            )
 
     try:
         run()
@@ -178,8 +201,9 @@ def test_fuzz_json_api_as_admin_and_without_session(fuzz_app: FuzzApp) -> None:
         sent = 0
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
             sent += fuzz_operation(fuzz_app, operation, mode, examples, "admin")
-        sent += fuzz_operation(fuzz_app, operation, schemathesis.GenerationMode.POSITIVE,
-                               UNAUTHENTICATED_EXAMPLES, None)
+        sent += fuzz_operation(
+            fuzz_app, operation, schemathesis.GenerationMode.POSITIVE, UNAUTHENTICATED_EXAMPLES, None
+        )
         per_operation[f"{key[0]} {key[1]}"] = sent
         print(f"{key[0]} {key[1]}: {sent} requests, {time.monotonic() - started:.0f} s", flush=True)
     print(json.dumps(per_operation, indent=1), "total", fuzz_app.sent)
@@ -201,8 +225,12 @@ def flask_operations(flask_app: Any) -> set[tuple[str, str]]:
 
 def test_every_api_route_is_in_the_openapi_document(app: Any) -> None:
     document = app.test_client().get("/api/openapi.json").get_json()
-    described = {(method.upper(), path) for path, item in document["paths"].items()
-                 for method in item if method in ("get", "put", "post", "patch", "delete")}
+    described = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "patch", "delete")
+    }
     registered = flask_operations(app)
     assert registered - described == set(), "routes the OpenAPI document does not describe"
     assert described - registered == set(), "operations in the document that no route serves"
@@ -229,14 +257,21 @@ def test_a_body_over_one_mib_is_a_413_json_error(fuzz_app: FuzzApp) -> None:
     oversized = json.dumps({"note": "x" * MIB}).encode()
     assert len(oversized) > MIB
     for method, url in body_operations(fuzz_app):
-        declared = admin.request(method, url, data=oversized, timeout=60,
-                                 headers={"Content-Type": "application/json"})
+        declared = admin.request(
+            method, url, data=oversized, timeout=60, headers={"Content-Type": "application/json"}
+        )
         # Chunked: no Content-Length to refuse up front, so the limit must hold while reading.
-        chunked = admin.request(method, url, data=iter([oversized[:MIB // 2], oversized[MIB // 2:]]),
-                                timeout=60, headers={"Content-Type": "application/json"})
+        chunked = admin.request(
+            method,
+            url,
+            data=iter([oversized[: MIB // 2], oversized[MIB // 2 :]]),
+            timeout=60,
+            headers={"Content-Type": "application/json"},
+        )
         for how, response in (("declared", declared), ("chunked", chunked)):
-            assert response.status_code == 413, f"{how} {method} {url}: {response.status_code} " \
-                                                 f"{response.text[:300]}"
+            assert response.status_code == 413, (
+                f"{how} {method} {url}: {response.status_code} {response.text[:300]}"
+            )
             error = check_error_body(response, f"{how} {method} {url}")
             assert error["code"] == "request_too_large"
             assert str(MIB) in error["message"]
@@ -247,8 +282,12 @@ def test_a_body_just_under_the_limit_is_read(fuzz_app: FuzzApp) -> None:
     admin = fuzz_app.session("admin")
     body = json.dumps({"zz_padding": "x" * (MIB - 100)}).encode()
     assert len(body) < MIB
-    response = admin.post(f"{fuzz_app.base_url}/api/detections/triage", data=body, timeout=60,
-                          headers={"Content-Type": "application/json"})
+    response = admin.post(
+        f"{fuzz_app.base_url}/api/detections/triage",
+        data=body,
+        timeout=60,
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400, response.text
     assert check_error_body(response, "padding")["field"] == "zz_padding"
 
@@ -263,11 +302,17 @@ def test_unknown_fields_are_refused_by_name(fuzz_app: FuzzApp) -> None:
             body = {**admin.get(f"{fuzz_app.base_url}/api/tuning/export", timeout=60).json(), **body}
         response = admin.request(method, url, json=body, timeout=60)
         error = check_error_body(response, f"{method} {url}") if response.status_code < 500 else {}
-        if (url.endswith("/1") or "/1/" in url) and response.status_code == 404 \
-                and error["code"] == "not_found":
+        if (
+            (url.endswith("/1") or "/1/" in url)
+            and response.status_code == 404
+            and error["code"] == "not_found"
+        ):
             continue  # entity 1 does not exist here: the app says so before reading the body
-        if response.status_code != 400 or error.get("field") != "zz_no_such_field" \
-                or "zz_no_such_field" not in error.get("message", ""):
+        if (
+            response.status_code != 400
+            or error.get("field") != "zz_no_such_field"
+            or "zz_no_such_field" not in error.get("message", "")
+        ):
             wrong.append(f"{method} {url}: {response.status_code} {response.text[:300]}")
     assert wrong == []
 

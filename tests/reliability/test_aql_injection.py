@@ -38,13 +38,16 @@ _POSITION = {"line", "column", "span", "source", "literal_text"}
 
 # --- syntax-tree helpers -----------------------------------------------------------------------------
 
+
 def skeleton(node: object) -> object:
     """The tree with every literal's value masked (its kind kept): the query's structure."""
     if isinstance(node, aql_ast.Literal):
         return ("literal", node.kind)
     if isinstance(node, aql_ast.Node):
-        return (type(node).__name__,
-                tuple((k, skeleton(v)) for k, v in vars(node).items() if k not in _POSITION))
+        return (
+            type(node).__name__,
+            tuple((k, skeleton(v)) for k, v in vars(node).items() if k not in _POSITION),
+        )
     if isinstance(node, list | tuple):
         return tuple(skeleton(v) for v in node)
     return node
@@ -75,6 +78,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> AqlEngine:
 
 
 # --- the builders, each taking the hostile value in one place --------------------------------------
+
 
 def _platforms(aws_names: tuple[str, ...]) -> dict[str, aqld.PlatformFilter]:
     filters = aqld.default_platform_filters()
@@ -126,8 +130,10 @@ def _arn(user: str) -> str:
 
 def _hunting_actor_arn(value: str) -> list[str]:
     # An IAM user ARN: the builder also pivots on the user name it cuts out of the ARN.
-    return [q.aql for q in hunting.hunting_queries(aqld.AWS, actor=_arn(value), target="new-account",
-                                                   around_ms=NOW_MS)]
+    return [
+        q.aql
+        for q in hunting.hunting_queries(aqld.AWS, actor=_arn(value), target="new-account", around_ms=NOW_MS)
+    ]
 
 
 def _benign_like(builder: str, value: str) -> str:
@@ -212,9 +218,19 @@ def test_allowed_custom_property_names_stay_one_quoted_field(value: str, engine:
     assert engine.validate(query, now_ms=NOW_MS) == []
 
 
-HOSTILE_PROPERTY_NAMES = ['Account" OR 1=1 --', 'Account Name"', "Account'Name", "Account\\Name",
-                          "Account\nName",
-                          'x" AS a, payload AS "y', "", " ", "1abc", "a" * 101, "Name\u2019s"]
+HOSTILE_PROPERTY_NAMES = [
+    'Account" OR 1=1 --',
+    'Account Name"',
+    "Account'Name",
+    "Account\\Name",
+    "Account\nName",
+    'x" AS a, payload AS "y',
+    "",
+    " ",
+    "1abc",
+    "a" * 101,
+    "Name\u2019s",
+]
 
 
 @pytest.mark.parametrize("value", [v for v in HOSTILE_PROPERTY_NAMES if v])  # "" means "no property"
@@ -225,8 +241,9 @@ def test_custom_property_names_with_quotes_are_refused_by_every_builder(value: s
     with pytest.raises(AqlLiteralError):
         aqld.log_activity_query(spec)
     with pytest.raises(AqlLiteralError):
-        aqlo.offense_events_query(1, NOW_MS - HOUR_MS, NOW_MS, aqld.default_platform_filters(),
-                                  target_property=value)
+        aqlo.offense_events_query(
+            1, NOW_MS - HOUR_MS, NOW_MS, aqld.default_platform_filters(), target_property=value
+        )
     with pytest.raises(AqlLiteralError):
         hunting.hunting_queries(aqld.AWS, actor="a", target="b", target_property=value)
 
@@ -241,25 +258,42 @@ def test_settings_refuse_custom_property_names_aql_cannot_quote(value: str) -> N
 @pytest.mark.parametrize("offense_id", ["1 OR 1=1", "7", 7.0, True, 0, -1, 2**31, None])
 def test_offense_ids_must_be_positive_integers(offense_id: object) -> None:
     with pytest.raises(ValueError):
-        aqlo.offense_events_query(offense_id, NOW_MS - HOUR_MS, NOW_MS,  # type: ignore[arg-type]
-                                  aqld.default_platform_filters())
+        aqlo.offense_events_query(
+            offense_id,
+            NOW_MS - HOUR_MS,
+            NOW_MS,  # type: ignore[arg-type]
+            aqld.default_platform_filters(),
+        )
     with pytest.raises(ValueError):  # the offense-link sync's batch search: every id typed too
-        aqlo.offense_links_query({offense_id: (NOW_MS - HOUR_MS, NOW_MS)},  # type: ignore[dict-item]
-                                 aqld.default_platform_filters())
+        aqlo.offense_links_query(
+            {offense_id: (NOW_MS - HOUR_MS, NOW_MS)},  # type: ignore[dict-item]
+            aqld.default_platform_filters(),
+        )
 
 
-@pytest.mark.parametrize("change", [
-    {"magnitude_min": "3 OR 1=1"}, {"magnitude_min": 11}, {"magnitude_min": -1}, {"magnitude_min": 3.5},
-    {"magnitude_min": True}, {"row_limit": 0}, {"row_limit": "10"}, {"row_limit": 10**7},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"magnitude_min": "3 OR 1=1"},
+        {"magnitude_min": 11},
+        {"magnitude_min": -1},
+        {"magnitude_min": 3.5},
+        {"magnitude_min": True},
+        {"row_limit": 0},
+        {"row_limit": "10"},
+        {"row_limit": 10**7},
+    ],
+)
 def test_typed_detection_spec_values_are_refused(change: dict) -> None:
     spec = dataclasses.replace(aqld.DetectionSpec(platforms=aqld.default_platform_filters()), **change)
     with pytest.raises(ValueError):
         aqld.detection_query(spec, NOW_MS - HOUR_MS, NOW_MS)
 
 
-@pytest.mark.parametrize(("start", "stop"), [(-1, NOW_MS), (NOW_MS, NOW_MS), (NOW_MS, NOW_MS - 1),
-                                             ("0", NOW_MS), (0, 10**20), (1.5, NOW_MS)])
+@pytest.mark.parametrize(
+    ("start", "stop"),
+    [(-1, NOW_MS), (NOW_MS, NOW_MS), (NOW_MS, NOW_MS - 1), ("0", NOW_MS), (0, 10**20), (1.5, NOW_MS)],
+)
 def test_windows_must_be_ordered_epoch_milliseconds(start: object, stop: object) -> None:
     spec = aqld.DetectionSpec(platforms=aqld.default_platform_filters())
     with pytest.raises(ValueError):
@@ -273,14 +307,28 @@ def test_log_activity_lookback_must_be_a_bounded_integer(hours: object) -> None:
         aqld.log_activity_query(spec, hours=hours)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("lookback_hours", -1), ("lookback_hours", 0), ("lookback_hours", 10**9), ("lookback_hours", "24"),
-    ("lookback_hours", 1.5), ("lookback_hours", True), ("magnitude_minimum", 11), ("magnitude_minimum", -1),
-    ("magnitude_minimum", "3 OR 1=1"), ("detection_row_limit", 0), ("event_names_aws", ["CreateUser\nx"]),
-    ("event_names_aws", ["a\x00b"]), ("event_names_aws", ["a\x7f"]), ("event_names_aws", "CreateUser"),
-    ("event_names_aws", []), ("log_source_types", {"AWS": [{"name": "x", "id": "347 OR 1=1"}]}),
-    ("log_source_types", {"AWS": [{"name": "x", "id": -5}]}),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("lookback_hours", -1),
+        ("lookback_hours", 0),
+        ("lookback_hours", 10**9),
+        ("lookback_hours", "24"),
+        ("lookback_hours", 1.5),
+        ("lookback_hours", True),
+        ("magnitude_minimum", 11),
+        ("magnitude_minimum", -1),
+        ("magnitude_minimum", "3 OR 1=1"),
+        ("detection_row_limit", 0),
+        ("event_names_aws", ["CreateUser\nx"]),
+        ("event_names_aws", ["a\x00b"]),
+        ("event_names_aws", ["a\x7f"]),
+        ("event_names_aws", "CreateUser"),
+        ("event_names_aws", []),
+        ("log_source_types", {"AWS": [{"name": "x", "id": "347 OR 1=1"}]}),
+        ("log_source_types", {"AWS": [{"name": "x", "id": -5}]}),
+    ],
+)
 def test_settings_that_reach_aql_refuse_mistyped_values(key: str, value: object) -> None:
     with pytest.raises(settings.SettingError):
         settings.validate({key: value})
@@ -294,8 +342,9 @@ def test_event_name_settings_accept_hostile_text_as_literals(value: str) -> None
             settings.validate({"event_names_aws": [value]})
         return
     clean = settings.validate({"event_names_aws": ["CreateUser", value]})["event_names_aws"]
-    query = aqld.detection_query(aqld.DetectionSpec(platforms=_platforms(tuple(clean))), NOW_MS - HOUR_MS,
-                                 NOW_MS)
+    query = aqld.detection_query(
+        aqld.DetectionSpec(platforms=_platforms(tuple(clean))), NOW_MS - HOUR_MS, NOW_MS
+    )
     assert skeleton(parse(query)) == skeleton(parse(_detection_event_name(BENIGN)[0]))
 
 
@@ -335,8 +384,20 @@ def test_literal_helpers_refuse_non_literals() -> None:
 
 from tests.app.conftest import app, client, login  # noqa: E402,F401  (fixtures, used by name)
 
-BAD_OFFENSE_IDS = ["1 OR 1=1", "1)--", "-1", "0", "2147483648", "1.0", "0x10", "abc", "\u00b2", "1e3",
-                   "'", "99999999999999999999999"]
+BAD_OFFENSE_IDS = [
+    "1 OR 1=1",
+    "1)--",
+    "-1",
+    "0",
+    "2147483648",
+    "1.0",
+    "0x10",
+    "abc",
+    "\u00b2",
+    "1e3",
+    "'",
+    "99999999999999999999999",
+]
 
 
 @pytest.mark.parametrize("raw", BAD_OFFENSE_IDS)
@@ -355,18 +416,21 @@ def test_offense_routes_refuse_ids_that_are_not_positive_integers(client, login,
         assert response.get_json()["error"]["field"] == name
 
 
-@pytest.mark.parametrize("body", [
-    {"query": "aws-access-keys", "around_ms": "1700000000000"},
-    {"query": "aws-access-keys", "around_ms": -1},
-    {"query": "aws-access-keys", "around_ms": 10**16},
-    {"query": "aws-access-keys", "around_ms": 1.5},
-    {"query": "aws-access-keys", "actor": 7},
-    {"query": "aws-access-keys", "actor": ["' OR 1=1 --"]},
-    {"query": "aws-access-keys", "target": "x" * 1025},
-    {"query": "aws-access-keys", "detection": "1 OR 1=1"},
-    {"query": "aws-access-keys' OR 1=1 --"},
-    {"query": "aws-access-keys", "aql": "SELECT * FROM events LAST 999 DAYS"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "aws-access-keys", "around_ms": "1700000000000"},
+        {"query": "aws-access-keys", "around_ms": -1},
+        {"query": "aws-access-keys", "around_ms": 10**16},
+        {"query": "aws-access-keys", "around_ms": 1.5},
+        {"query": "aws-access-keys", "actor": 7},
+        {"query": "aws-access-keys", "actor": ["' OR 1=1 --"]},
+        {"query": "aws-access-keys", "target": "x" * 1025},
+        {"query": "aws-access-keys", "detection": "1 OR 1=1"},
+        {"query": "aws-access-keys' OR 1=1 --"},
+        {"query": "aws-access-keys", "aql": "SELECT * FROM events LAST 999 DAYS"},
+    ],
+)
 def test_hunting_api_refuses_mistyped_values(client, login, body: dict) -> None:  # noqa: F811
     headers = login(client, "analyst")
     response = client.post("/api/hunting/run", json=body, headers=headers)
@@ -380,9 +444,11 @@ def test_hunting_api_runs_hostile_pivots_as_literals(client, login, value: str) 
     headers = login(client, "analyst")
     shapes = []
     for actor in (BENIGN, value):
-        response = client.post("/api/hunting/run", headers=headers,
-                               json={"query": "aws-access-keys", "actor": actor, "target": actor,
-                                     "around_ms": NOW_MS})
+        response = client.post(
+            "/api/hunting/run",
+            headers=headers,
+            json={"query": "aws-access-keys", "actor": actor, "target": actor, "around_ms": NOW_MS},
+        )
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
         body = response.json if isinstance(response.json, dict) else response.get_json()
         tree = parse(body["aql"])
@@ -394,8 +460,11 @@ def test_hunting_api_runs_hostile_pivots_as_literals(client, login, value: str) 
 
 def test_settings_api_refuses_a_quoted_custom_property_name(client, login) -> None:  # noqa: F811
     headers = login(client, "admin")
-    response = client.put("/api/settings", headers=headers,
-                          json={"custom_properties": {"account_name": 'Account Name" OR 1=1 --'}})
+    response = client.put(
+        "/api/settings",
+        headers=headers,
+        json={"custom_properties": {"account_name": 'Account Name" OR 1=1 --'}},
+    )
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     assert "custom_properties" in response.get_data(as_text=True)
 
@@ -415,14 +484,19 @@ def test_every_public_aql_builder_is_covered() -> None:
 
     for module_name, covered in COVERED_BUILDERS.items():
         module = importlib.import_module(module_name)
-        builders = {name for name, fn in inspect.getmembers(module, inspect.isfunction)
-                    if fn.__module__ == module_name and not name.startswith("_")
-                    and ("query" in name or "clause" in name or "queries" in name)}
+        builders = {
+            name
+            for name, fn in inspect.getmembers(module, inspect.isfunction)
+            if fn.__module__ == module_name
+            and not name.startswith("_")
+            and ("query" in name or "clause" in name or "queries" in name)
+        }
         assert builders == covered, (module_name, builders ^ covered)
 
 
-@pytest.mark.parametrize(("start", "updated"), [(-1, NOW_MS), ("0", NOW_MS), (0, 10**20), (1.5, NOW_MS),
-                                                (True, NOW_MS)])
+@pytest.mark.parametrize(
+    ("start", "updated"), [(-1, NOW_MS), ("0", NOW_MS), (0, 10**20), (1.5, NOW_MS), (True, NOW_MS)]
+)
 def test_offense_time_window_must_be_epoch_milliseconds(start: object, updated: object) -> None:
     with pytest.raises(ValueError):
         aqlo.minute_time_clause(start, updated)  # type: ignore[arg-type]

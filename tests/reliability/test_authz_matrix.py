@@ -28,10 +28,10 @@ from tests.reliability.own_app import session_as
 # Expected permission per endpoint: "public" (no QRadar session needed), "view" (any QRadar user),
 # "tune" (a tuning capability: tuner1, tuner2, admin), "admin" (ADMIN).
 POLICY: dict[str, str] = {
-    "debug": "public",                       # QRadar's health check polls it without a session
+    "debug": "public",  # QRadar's health check polls it without a session
     "static": "public",
     "playbook.static": "public",
-    "playbook.sigma_rule": "public",         # a portable Sigma rule, downloadable on its own
+    "playbook.sigma_rule": "public",  # a portable Sigma rule, downloadable on its own
     "api.openapi": "public",
     "api.get_settings": "admin",
     "api.put_settings": "admin",
@@ -40,7 +40,7 @@ POLICY: dict[str, str] = {
     "detection_api.get_chain": "view",
     "detection_api.list_detections": "view",
     "detection_api.get_detection": "view",
-    "detection_api.triage_one": "view",      # analysts triage
+    "detection_api.triage_one": "view",  # analysts triage
     "detection_api.triage_bulk": "view",
     "detection_api.refresh_now": "view",
     "detection_api.cancel_refresh": "view",
@@ -67,7 +67,7 @@ POLICY: dict[str, str] = {
     "tuning_api.export_tuning": "view",
     "tuning_api.list_presets": "view",
     "tuning_api.get_preset": "view",
-    "tuning_api.preview_entry": "view",      # a what-if that changes nothing
+    "tuning_api.preview_entry": "view",  # a what-if that changes nothing
     "tuning_api.get_refsync": "view",
     "tuning_api.get_settings": "view",
     "tuning_api.create_entry": "tune",
@@ -94,8 +94,13 @@ GRANTS = {
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 MISSING_ID = 987_654_321  # no detection, chain, entry or offense has it
 # Values for path variables, by variable name; files that exist for the static routes.
-PATH_VALUES = {"detection_id": MISSING_ID, "chain_id": MISSING_ID, "entry_id": MISSING_ID,
-               "offense_id": MISSING_ID, "preset_id": "no-such-preset"}
+PATH_VALUES = {
+    "detection_id": MISSING_ID,
+    "chain_id": MISSING_ID,
+    "entry_id": MISSING_ID,
+    "offense_id": MISSING_ID,
+    "preset_id": "no-such-preset",
+}
 STATIC_FILES = {"static": "css/app.css", "playbook.static": "playbook.css"}
 # A body every unsafe view refuses once the caller is authorized (so nothing changes).
 PROBE_BODY = {"authz_probe": 1}
@@ -106,8 +111,10 @@ def route_cells(flask_app: Any) -> list[tuple[str, str, str]]:
     cells = []
     for rule in flask_app.url_map.iter_rules():
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            values = {name: STATIC_FILES[rule.endpoint] if name == "filename" else PATH_VALUES[name]
-                      for name in rule.arguments}
+            values = {
+                name: STATIC_FILES[rule.endpoint] if name == "filename" else PATH_VALUES[name]
+                for name in rule.arguments
+            }
             path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m, v=values: str(v[m.group(1)]), rule.rule)
             cells.append((rule.endpoint, method, path))
     return sorted(cells)
@@ -145,8 +152,10 @@ def matrix(app: Any, live_app: Any, base: Any) -> list[str]:
             except requests.Timeout:
                 wrong.append(f"{method} {path} as {user or 'no session'}: no answer in 60 s")
                 continue
-            cell = f"{method} {path} as {user or 'no session'} ({level}): {response.status_code} " \
-                   f"{response.text[:200]!r}"
+            cell = (
+                f"{method} {path} as {user or 'no session'} ({level}): {response.status_code} "
+                f"{response.text[:200]!r}"
+            )
             if response.status_code >= 500:
                 wrong.append(cell)
             elif user in GRANTS[level]:
@@ -173,8 +182,9 @@ def test_matrix_through_the_console_proxy(app: Any, live_app: Any) -> None:
     wrong = matrix(app, live_app, proxied)
     public_without_session = [cell for cell in wrong if "as no session (public): 401" in cell]
     assert [cell for cell in wrong if cell not in public_without_session] == []
-    assert len(public_without_session) == sum(1 for endpoint, _, _ in route_cells(app)
-                                              if POLICY[endpoint] == "public")
+    assert len(public_without_session) == sum(
+        1 for endpoint, _, _ in route_cells(app) if POLICY[endpoint] == "public"
+    )
 
 
 def unsafe_cells(app: Any) -> list[tuple[str, str, str]]:
@@ -206,12 +216,17 @@ def test_unsafe_routes_need_the_csrf_header(app: Any, live_app: Any, route: str)
     for name, session in csrf_variants(live_app.console).items():
         for _, method, path in unsafe_cells(app):
             response = send(session, method, base(path))
-            body = response.json() if response.headers.get("Content-Type", "").startswith(
-                "application/json") else {}
+            body = (
+                response.json()
+                if response.headers.get("Content-Type", "").startswith("application/json")
+                else {}
+            )
             # The app's JSON error, or (through the proxy, which checks first) the console's QRadar error.
             refused = response.status_code == 403 and (
-                body.get("error", {}).get("code") == "csrf_failed" if route == "direct"
-                else "QRadarCSRF" in body.get("message", ""))
+                body.get("error", {}).get("code") == "csrf_failed"
+                if route == "direct"
+                else "QRadarCSRF" in body.get("message", "")
+            )
             if not refused:
                 wrong.append(f"{name}: {method} {path}: {response.status_code} {response.text[:200]!r}")
     assert wrong == []
@@ -223,8 +238,9 @@ def test_the_same_admin_session_with_the_header_gets_through(app: Any, live_app:
     session.verify = str(live_app.console.ca_path)
     for _, method, path in unsafe_cells(app):
         response = send(session, method, live_app.proxy_url(path))
-        assert response.status_code not in (401, 403) and response.status_code < 500, \
+        assert response.status_code not in (401, 403) and response.status_code < 500, (
             f"{method} {path}: {response.status_code} {response.text[:300]}"
+        )
 
 
 def test_second_approver_cell_only_someone_other_than_the_submitter_approves(client: Any, login: Any) -> None:
@@ -232,14 +248,26 @@ def test_second_approver_cell_only_someone_other_than_the_submitter_approves(cli
     In-process app (its own store), users resolved by the dev console, as everywhere else."""
     headers = login(client, "admin")
     suffix = secrets.token_hex(4)  # this store's reference data must not overwrite other tests'
-    changed = client.put("/api/settings", headers=headers, json={
-        "reference_set_name": f"CAW_Authz_{suffix}", "reference_map_name": f"CAW_AuthzReasons_{suffix}"})
+    changed = client.put(
+        "/api/settings",
+        headers=headers,
+        json={
+            "reference_set_name": f"CAW_Authz_{suffix}",
+            "reference_map_name": f"CAW_AuthzReasons_{suffix}",
+        },
+    )
     assert changed.status_code == 200, changed.get_json()
     headers = login(client, "tuner1")
-    created = client.post("/api/tuning/entries", headers=headers, json={
-        "platforms": ["AWS"], "actor_id": f"arn:aws:iam::111122223333:role/authz-{suffix}",
-        "justification": "authorization matrix: four-eyes check",
-        "expires_at": int(time.time() * 1000) + 7 * 86_400_000})
+    created = client.post(
+        "/api/tuning/entries",
+        headers=headers,
+        json={
+            "platforms": ["AWS"],
+            "actor_id": f"arn:aws:iam::111122223333:role/authz-{suffix}",
+            "justification": "authorization matrix: four-eyes check",
+            "expires_at": int(time.time() * 1000) + 7 * 86_400_000,
+        },
+    )
     assert created.status_code == 201, created.get_json()
     entry = created.get_json()["entry"]
     assert entry["status"] == "pending"

@@ -91,8 +91,9 @@ def test_same_entry_edited_by_20_clients_at_once(four_workers: AppProcesses, dev
     assert final["version"] == 1 + ROUNDS
     assert final["ticket"] == last_round[2], "the last acknowledged change is not the one stored"
 
-    audit = creator.get(four_workers.base_url + f"/api/tuning/audit?object_id={entry_id}&limit=500",
-                        timeout=30).json()
+    audit = creator.get(
+        four_workers.base_url + f"/api/tuning/audit?object_id={entry_id}&limit=500", timeout=30
+    ).json()
     actions = Counter(item["action"] for item in audit["items"])
     assert actions == {"tuning.entry.create": 1, "tuning.entry.update": ROUNDS}, actions
 

@@ -22,8 +22,9 @@ SEED = 8
 def crashed(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     devconsole.faults.clear()
     work = tmp_path_factory.mktemp("crashloop")
-    outcome = crash_loop(devconsole, work / "store", refresher_kills=REFRESHER_KILLS,
-                         worker_kills=WORKER_KILLS, seed=SEED)
+    outcome = crash_loop(
+        devconsole, work / "store", refresher_kills=REFRESHER_KILLS, worker_kills=WORKER_KILLS, seed=SEED
+    )
     outcome["work"] = work
     return outcome
 
@@ -42,7 +43,8 @@ def test_the_loop_exercised_what_it_claims(crashed: dict[str, Any]) -> None:
     conn = sqlite3.connect(crashed["db_path"])
     try:
         (watermark,) = conn.execute(
-            "SELECT watermark_ms FROM refresh_state WHERE name = 'detection'").fetchone()
+            "SELECT watermark_ms FROM refresh_state WHERE name = 'detection'"
+        ).fetchone()
         assert watermark > crashed["lookback_start"] + 10 * 60_000, "no refresh cycle ever committed"
         assert conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] > 0
         assert conn.execute("SELECT COUNT(*) FROM tuning_entries WHERE status = 'active'").fetchone()[0] > 0
@@ -50,8 +52,9 @@ def test_the_loop_exercised_what_it_claims(crashed: dict[str, Any]) -> None:
         conn.close()
 
 
-def test_the_checks_catch_a_half_applied_change(crashed: dict[str, Any], devconsole: Any,
-                                                tmp_path: Path) -> None:
+def test_the_checks_catch_a_half_applied_change(
+    crashed: dict[str, Any], devconsole: Any, tmp_path: Path
+) -> None:
     """The checker is not blind: a store with an audit row removed, a detection dropped and a detection whose
     suppression no entry explains is reported on each count."""
     broken = tmp_path / "broken.db"
@@ -60,8 +63,11 @@ def test_the_checks_catch_a_half_applied_change(crashed: dict[str, Any], devcons
     source.backup(target)
     source.close()
     audited_id = crashed["acked"].writes[-1][0]
-    target.execute("DELETE FROM audit_log WHERE id = (SELECT MAX(id) FROM audit_log "
-                   "WHERE object_type = 'tuning_entry' AND object_id = ?)", (str(audited_id),))
+    target.execute(
+        "DELETE FROM audit_log WHERE id = (SELECT MAX(id) FROM audit_log "
+        "WHERE object_type = 'tuning_entry' AND object_id = ?)",
+        (str(audited_id),),
+    )
     target.execute("DELETE FROM detections WHERE id = (SELECT MIN(id) FROM detections)")
     # A suppression no entry explains (as if the detection update committed without its entry).
     target.execute("UPDATE detections SET suppressed_by = 999999 WHERE id = (SELECT MAX(id) FROM detections)")

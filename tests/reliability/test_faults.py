@@ -37,12 +37,19 @@ IGNORED_FIELDS = {"id", "stored_at", "chain_id"}
 
 
 def gateway(devconsole: Any, fqdn: str | None = None) -> Gateway:
-    transport = HttpTransport(fqdn or f"127.0.0.1:{devconsole.port}",
-                              admin_token=devconsole.tokens["service"], ca_bundle=str(devconsole.ca_path),
-                              read_timeout_s=CLIENT_TIMEOUT_S)
+    transport = HttpTransport(
+        fqdn or f"127.0.0.1:{devconsole.port}",
+        admin_token=devconsole.tokens["service"],
+        ca_bundle=str(devconsole.ca_path),
+        read_timeout_s=CLIENT_TIMEOUT_S,
+    )
     # Calls made with the user's own token (who is logged in) get the same short timeout.
-    user_transport = HttpTransport(fqdn or f"127.0.0.1:{devconsole.port}", admin_token=None,
-                                   ca_bundle=str(devconsole.ca_path), read_timeout_s=CLIENT_TIMEOUT_S)
+    user_transport = HttpTransport(
+        fqdn or f"127.0.0.1:{devconsole.port}",
+        admin_token=None,
+        ca_bundle=str(devconsole.ca_path),
+        read_timeout_s=CLIENT_TIMEOUT_S,
+    )
     return Gateway(transport, user_transport=user_transport, poll_wait_s=1, poll_interval_s=0.1)
 
 
@@ -65,9 +72,13 @@ def detections(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
 
 def chain_shapes(conn: sqlite3.Connection) -> set[tuple]:
     """Chains by their stable key and member events (ids differ between stores)."""
-    return {(r["chain_key"], r["kind"], r["members"]) for r in conn.execute(
-        "SELECT c.chain_key, c.kind, group_concat(e.event_key, ',') AS members FROM chains c "
-        "JOIN (SELECT * FROM chain_events ORDER BY position) e ON e.chain_id = c.id GROUP BY c.id")}
+    return {
+        (r["chain_key"], r["kind"], r["members"])
+        for r in conn.execute(
+            "SELECT c.chain_key, c.kind, group_concat(e.event_key, ',') AS members FROM chains c "
+            "JOIN (SELECT * FROM chain_events ORDER BY position) e ON e.chain_id = c.id GROUP BY c.id"
+        )
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +115,11 @@ def cancel_new_search_from_outside(devconsole: Any, known: set[str], stop: threa
         ids = set(api.get(devconsole.url("/api/ariel/searches"), timeout=10).json()) - known
         if ids:
             for search_id in ids:
-                api.post(devconsole.url(f"/api/ariel/searches/{search_id}"), params={"status": "CANCELED"},
-                         timeout=10)
+                api.post(
+                    devconsole.url(f"/api/ariel/searches/{search_id}"),
+                    params={"status": "CANCELED"},
+                    timeout=10,
+                )
             return
         time.sleep(0.05)
 
@@ -113,13 +127,19 @@ def cancel_new_search_from_outside(devconsole: Any, known: set[str], stop: threa
 # fault name → (switch it on, words the recorded error must contain)
 RefreshFault = Callable[[Any], None]
 REFRESH_FAULTS: dict[str, tuple[RefreshFault, tuple[str, ...]]] = {
-    "500 on search start": (lambda dc: dc.faults.fail("/api/ariel/searches", method="POST"),
-                            ("QRadar", "1020")),
-    "503 on status poll": (lambda dc: dc.faults.unavailable("/api/ariel/searches/*", method="GET"),
-                           ("QRadar", "503")),
+    "500 on search start": (
+        lambda dc: dc.faults.fail("/api/ariel/searches", method="POST"),
+        ("QRadar", "1020"),
+    ),
+    "503 on status poll": (
+        lambda dc: dc.faults.unavailable("/api/ariel/searches/*", method="GET"),
+        ("QRadar", "503"),
+    ),
     "503 on results": (lambda dc: dc.faults.unavailable("/api/ariel/searches/*/results"), ("QRadar",)),
-    "hang past the client timeout": (lambda dc: dc.faults.hang("/api/ariel/searches", HANG_S, method="POST"),
-                                     ("QRadar", "did not answer")),
+    "hang past the client timeout": (
+        lambda dc: dc.faults.hang("/api/ariel/searches", HANG_S, method="POST"),
+        ("QRadar", "did not answer"),
+    ),
     "expired token": (lambda dc: dc.faults.expire_token("/api/ariel/searches*"), ("QRadar", "401")),
     "search ERROR": (lambda dc: dc.faults.error_searches(1), ("QRadar", "Injected failure")),
 }
@@ -129,8 +149,9 @@ def error_words_ok(message: str, words: tuple[str, ...]) -> bool:
     return all(w.lower() in message.lower() for w in words)
 
 
-def assert_recovers_like_baseline(conn: sqlite3.Connection, gw: Gateway, now_ms: int,
-                                  baseline: dict[str, Any]) -> None:
+def assert_recovers_like_baseline(
+    conn: sqlite3.Connection, gw: Gateway, now_ms: int, baseline: dict[str, Any]
+) -> None:
     recovered = refresher.refresh_once(conn, gw, now=now_ms)
     assert recovered.status == "ok", recovered
     state = refresher.status(conn, 300)
@@ -145,7 +166,8 @@ def assert_recovers_like_baseline(conn: sqlite3.Connection, gw: Gateway, now_ms:
 
 @pytest.mark.parametrize("fault", list(REFRESH_FAULTS))
 def test_refresh_fault_is_recorded_backed_off_and_recovered(
-        fault: str, devconsole: Any, baseline: dict[str, Any], now_ms: int, tmp_path: Path) -> None:
+    fault: str, devconsole: Any, baseline: dict[str, Any], now_ms: int, tmp_path: Path
+) -> None:
     switch_on, words = REFRESH_FAULTS[fault]
     conn = db.connect(tmp_path / "store.db")
     gw = gateway(devconsole)
@@ -167,8 +189,9 @@ def test_refresh_fault_is_recorded_backed_off_and_recovered(
         conn.close()
 
 
-def test_repeated_failures_back_off_longer_then_recover(devconsole: Any, baseline: dict[str, Any],
-                                                        now_ms: int, tmp_path: Path) -> None:
+def test_repeated_failures_back_off_longer_then_recover(
+    devconsole: Any, baseline: dict[str, Any], now_ms: int, tmp_path: Path
+) -> None:
     conn = db.connect(tmp_path / "store.db")
     gw = gateway(devconsole)
     try:
@@ -185,8 +208,9 @@ def test_repeated_failures_back_off_longer_then_recover(devconsole: Any, baselin
         conn.close()
 
 
-def test_connection_refused_is_recorded_and_recovered(devconsole: Any, baseline: dict[str, Any], now_ms: int,
-                                                      tmp_path: Path) -> None:
+def test_connection_refused_is_recorded_and_recovered(
+    devconsole: Any, baseline: dict[str, Any], now_ms: int, tmp_path: Path
+) -> None:
     conn = db.connect(tmp_path / "store.db")
     try:
         failed = refresher.refresh_once(conn, gateway(devconsole, f"127.0.0.1:{closed_port()}"), now=now_ms)
@@ -199,8 +223,9 @@ def test_connection_refused_is_recorded_and_recovered(devconsole: Any, baseline:
         conn.close()
 
 
-def test_slow_search_completes_with_the_same_detections(devconsole: Any, baseline: dict[str, Any],
-                                                        now_ms: int, tmp_path: Path) -> None:
+def test_slow_search_completes_with_the_same_detections(
+    devconsole: Any, baseline: dict[str, Any], now_ms: int, tmp_path: Path
+) -> None:
     conn = db.connect(tmp_path / "store.db")
     try:
         devconsole.faults.slow_searches(CLIENT_TIMEOUT_S + 1)  # longer than one poll, shorter than the budget
@@ -230,8 +255,9 @@ def test_slow_search_completes_with_the_same_detections(devconsole: Any, baselin
         conn.close()
 
 
-def test_search_canceled_from_outside_mid_run(devconsole: Any, baseline: dict[str, Any], now_ms: int,
-                                              tmp_path: Path) -> None:
+def test_search_canceled_from_outside_mid_run(
+    devconsole: Any, baseline: dict[str, Any], now_ms: int, tmp_path: Path
+) -> None:
     conn = db.connect(tmp_path / "store.db")
     gw = gateway(devconsole)
     try:
@@ -257,6 +283,7 @@ def test_search_canceled_from_outside_mid_run(devconsole: Any, baseline: dict[st
 
 
 # -- during UI/API use ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def login(devconsole: Any) -> Callable[[Any, str], dict[str, str]]:
@@ -286,8 +313,11 @@ def faulty_app(devconsole: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 def is_json_error_naming_qradar(response: Any) -> bool:
     body = response.get_json(silent=True) or {}
     error = body.get("error") or {}
-    return (response.status_code in (401, 502, 503) and error.get("status") == response.status_code
-            and "qradar" in str(error.get("message", "")).lower())
+    return (
+        response.status_code in (401, 502, 503)
+        and error.get("status") == response.status_code
+        and "qradar" in str(error.get("message", "")).lower()
+    )
 
 
 USER_LOOKUP = "/api/config/access/*"
@@ -301,8 +331,9 @@ API_FAULTS: dict[str, Callable[[Any, str], None]] = {
 
 @pytest.mark.parametrize("fault", list(API_FAULTS))
 @pytest.mark.parametrize("call", ["detections", "status", "manual refresh", "hunting run"])
-def test_api_calls_answer_a_clear_error_while_qradar_fails(fault: str, call: str, faulty_app: Any,
-                                                           devconsole: Any, login: Any) -> None:
+def test_api_calls_answer_a_clear_error_while_qradar_fails(
+    fault: str, call: str, faulty_app: Any, devconsole: Any, login: Any
+) -> None:
     client = faulty_app.test_client()
     headers = login(client, "analyst")
 
@@ -332,8 +363,9 @@ def test_api_calls_answer_a_clear_error_while_qradar_fails(fault: str, call: str
 
 
 @pytest.mark.parametrize("fault", [*API_FAULTS, "search ERROR"])
-def test_offense_fragment_degrades_while_qradar_fails(fault: str, faulty_app: Any, devconsole: Any,
-                                                      login: Any) -> None:
+def test_offense_fragment_degrades_while_qradar_fails(
+    fault: str, faulty_app: Any, devconsole: Any, login: Any
+) -> None:
     from app import settings
 
     # The fragment caches a failed search and retries after offense_retry_after_error_s (its backoff);

@@ -51,14 +51,22 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Fields of a detection that carry the payload, per platform (what each format lets an attacker set).
 FIELDS = {
     "AWS": ("actor", "actor_id", "target_account", "target_id", "user_agent", "source_ip", "log_source"),
-    "Azure AD": ("actor", "actor_id", "target_account", "target_id", "target_type", "user_agent",
-                 "source_ip"),
+    "Azure AD": (
+        "actor",
+        "actor_id",
+        "target_account",
+        "target_id",
+        "target_type",
+        "user_agent",
+        "source_ip",
+    ),
     "Office 365": ("actor", "actor_id", "target_account", "target_type", "user_agent", "source_ip"),
     "GCP": ("actor", "actor_id", "target_account", "target_id", "user_agent", "source_ip"),
 }
 
 
 # --- crafted raw records -------------------------------------------------------------------------------
+
 
 def _iso(ms: int, digits: int = 0, zone: str = "Z") -> str:
     at = datetime.fromtimestamp(ms / 1000, tz=UTC)
@@ -74,10 +82,18 @@ def correlation(payload: Payload, platform: str) -> str:
 def aws_record(p: Payload, ms: int) -> dict:
     v = p.value
     return {
-        "eventVersion": "1.08", "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
-        "eventTime": _iso(ms), "awsRegion": "us-east-1", "sourceIPAddress": v, "userAgent": v,
-        "requestID": correlation(p, "AWS"), "eventID": f"{p.key}-aws", "eventType": "AwsApiCall",
-        "recipientAccountId": v, "readOnly": False,
+        "eventVersion": "1.08",
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateUser",
+        "eventTime": _iso(ms),
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": v,
+        "userAgent": v,
+        "requestID": correlation(p, "AWS"),
+        "eventID": f"{p.key}-aws",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": v,
+        "readOnly": False,
         "userIdentity": {"type": "IAMUser", "userName": v, "arn": v, "principalId": v, "accountId": v},
         "requestParameters": {"userName": v, "path": "/"},
         "responseElements": {"user": {"userName": v, "arn": v, "userId": v, "path": "/"}},
@@ -87,20 +103,42 @@ def aws_record(p: Payload, ms: int) -> dict:
 def entra_record(p: Payload, ms: int) -> dict:
     v, corr = p.value, correlation(p, "Azure AD")
     return {
-        "time": _iso(ms, 7), "resourceId": f"/tenants/{TENANT}/providers/Microsoft.aadiam",
-        "operationName": "Add user", "operationVersion": "1.0", "category": "AuditLogs", "tenantId": TENANT,
-        "resultSignature": "None", "durationMs": 0, "callerIpAddress": v, "correlationId": corr,
-        "identity": v, "Level": 4,
+        "time": _iso(ms, 7),
+        "resourceId": f"/tenants/{TENANT}/providers/Microsoft.aadiam",
+        "operationName": "Add user",
+        "operationVersion": "1.0",
+        "category": "AuditLogs",
+        "tenantId": TENANT,
+        "resultSignature": "None",
+        "durationMs": 0,
+        "callerIpAddress": v,
+        "correlationId": corr,
+        "identity": v,
+        "Level": 4,
         "properties": {
-            "id": f"Directory_{p.key}", "category": "UserManagement", "correlationId": corr,
-            "result": "success", "resultReason": "", "activityDisplayName": "Add user",
-            "activityDateTime": _iso(ms, 7, "+00:00"), "loggedByService": "Core Directory",
+            "id": f"Directory_{p.key}",
+            "category": "UserManagement",
+            "correlationId": corr,
+            "result": "success",
+            "resultReason": "",
+            "activityDisplayName": "Add user",
+            "activityDateTime": _iso(ms, 7, "+00:00"),
+            "loggedByService": "Core Directory",
             "operationType": "Add",
-            "initiatedBy": {"user": {"id": v, "displayName": v, "userPrincipalName": v, "ipAddress": v,
-                                     "roles": []}},
-            "targetResources": [{"id": v, "displayName": v, "type": v, "userPrincipalName": v,
-                                 "modifiedProperties": [{"displayName": "DisplayName", "oldValue": None,
-                                                         "newValue": json.dumps([v])}]}],
+            "initiatedBy": {
+                "user": {"id": v, "displayName": v, "userPrincipalName": v, "ipAddress": v, "roles": []}
+            },
+            "targetResources": [
+                {
+                    "id": v,
+                    "displayName": v,
+                    "type": v,
+                    "userPrincipalName": v,
+                    "modifiedProperties": [
+                        {"displayName": "DisplayName", "oldValue": None, "newValue": json.dumps([v])}
+                    ],
+                }
+            ],
             "additionalDetails": [{"key": "User-Agent", "value": v}],
         },
     }
@@ -110,13 +148,27 @@ def o365_record(p: Payload, ms: int) -> dict:
     # "Add service principal." (not "Add user.") so it is never merged into the Entra record as a twin.
     v = p.value
     return {
-        "CreationTime": _iso(ms, 0, ""), "Id": f"{p.key}-o365", "Operation": "Add service principal.",
-        "OrganizationId": TENANT, "RecordType": 8, "ResultStatus": "Success", "UserKey": v, "UserType": 0,
-        "Version": 1, "Workload": "AzureActiveDirectory", "ClientIP": v, "ActorIpAddress": v, "UserId": v,
-        "ObjectId": v, "InterSystemsId": correlation(p, "Office 365"),
-        "Actor": [{"ID": v, "Type": 5}], "Target": [{"ID": v, "Type": 2}],
-        "ExtendedProperties": [{"Name": "extendedAuditEventCategory", "Value": v},
-                               {"Name": "User-Agent", "Value": v}],
+        "CreationTime": _iso(ms, 0, ""),
+        "Id": f"{p.key}-o365",
+        "Operation": "Add service principal.",
+        "OrganizationId": TENANT,
+        "RecordType": 8,
+        "ResultStatus": "Success",
+        "UserKey": v,
+        "UserType": 0,
+        "Version": 1,
+        "Workload": "AzureActiveDirectory",
+        "ClientIP": v,
+        "ActorIpAddress": v,
+        "UserId": v,
+        "ObjectId": v,
+        "InterSystemsId": correlation(p, "Office 365"),
+        "Actor": [{"ID": v, "Type": 5}],
+        "Target": [{"ID": v, "Type": 2}],
+        "ExtendedProperties": [
+            {"Name": "extendedAuditEventCategory", "Value": v},
+            {"Name": "User-Agent", "Value": v},
+        ],
     }
 
 
@@ -124,20 +176,32 @@ def gcp_record(p: Payload, ms: int) -> dict:
     v = p.value
     return {
         "protoPayload": {
-            "@type": "type.googleapis.com/google.cloud.audit.AuditLog", "status": {},
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "status": {},
             "authenticationInfo": {"principalEmail": v},
-            "requestMetadata": {"callerIp": v, "callerSuppliedUserAgent": v, "requestAttributes": {},
-                                "destinationAttributes": {}},
-            "serviceName": "iam.googleapis.com", "methodName": "google.iam.admin.v1.CreateServiceAccount",
-            "authorizationInfo": [{"resource": "projects/acme-prod-4411", "granted": True,
-                                   "permission": "iam.serviceAccounts.create"}],
+            "requestMetadata": {
+                "callerIp": v,
+                "callerSuppliedUserAgent": v,
+                "requestAttributes": {},
+                "destinationAttributes": {},
+            },
+            "serviceName": "iam.googleapis.com",
+            "methodName": "google.iam.admin.v1.CreateServiceAccount",
+            "authorizationInfo": [
+                {
+                    "resource": "projects/acme-prod-4411",
+                    "granted": True,
+                    "permission": "iam.serviceAccounts.create",
+                }
+            ],
             "resourceName": "projects/acme-prod-4411",
             "request": {"accountId": v, "serviceAccount": {"displayName": v}},
             "response": {"email": v, "uniqueId": v, "name": v, "displayName": v},
         },
         "insertId": correlation(p, "GCP"),
         "resource": {"type": "service_account", "labels": {"project_id": "acme-prod-4411"}},
-        "timestamp": _iso(ms, 9), "severity": "NOTICE",
+        "timestamp": _iso(ms, 9),
+        "severity": "NOTICE",
         "logName": "projects/acme-prod-4411/logs/cloudaudit.googleapis.com%2Factivity",
     }
 
@@ -168,7 +232,10 @@ def event_name_record(p: Payload, ms: int) -> dict:
 
 
 BUILDERS: dict[str, Callable[[Payload, int], dict]] = {
-    "AWS": aws_record, "Azure AD": entra_record, "Office 365": o365_record, "GCP": gcp_record,
+    "AWS": aws_record,
+    "Azure AD": entra_record,
+    "Office 365": o365_record,
+    "GCP": gcp_record,
 }
 
 
@@ -189,6 +256,7 @@ def hostile_records(now_ms: int) -> list[tuple[str, Payload, dict]]:
 
 
 # --- this module's own console + app + refresher ----------------------------------------------------------
+
 
 @dataclass
 class HostileEnv:
@@ -216,10 +284,29 @@ def _start_console(data_dir: Path, app_port: int) -> DevConsole:
     log_path = data_dir / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "devconsole", "serve", "--data", str(data_dir), "--port", "0",
-             "--app-url", f"http://127.0.0.1:{app_port}", "--manifest", str(REPO_ROOT / "manifest.json"),
-             "--app-id", str(APP_ID), "--csp", "off"],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "devconsole",
+                "serve",
+                "--data",
+                str(data_dir),
+                "--port",
+                "0",
+                "--app-url",
+                f"http://127.0.0.1:{app_port}",
+                "--manifest",
+                str(REPO_ROOT / "manifest.json"),
+                "--app-id",
+                str(APP_ID),
+                "--csp",
+                "off",
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     base_url = process.stdout.readline().decode().strip()
     if not base_url.startswith("https://127.0.0.1:"):
         process.kill()
@@ -236,9 +323,18 @@ def _start_console(data_dir: Path, app_port: int) -> DevConsole:
                 pytest.fail(f"devconsole serve never answered: {log_path.read_text()[-2000:]}")
             time.sleep(0.2)
     tokens = json.loads((data_dir / "tokens.json").read_text())
-    return DevConsole(base_url=base_url, port=int(base_url.rsplit(":", 1)[1]), data_dir=data_dir,
-                      ca_path=ca_path, tokens=tokens, scenario={}, app_id=APP_ID, app_port=app_port,
-                      faults=FaultClient(base_url, tokens["admin"], ca_path), process=process)
+    return DevConsole(
+        base_url=base_url,
+        port=int(base_url.rsplit(":", 1)[1]),
+        data_dir=data_dir,
+        ca_path=ca_path,
+        tokens=tokens,
+        scenario={},
+        app_id=APP_ID,
+        app_port=app_port,
+        faults=FaultClient(base_url, tokens["admin"], ca_path),
+        process=process,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -255,29 +351,50 @@ def hostile_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileEnv
     main = len(PLATFORMS) * len(HOSTILE_PAYLOADS)
     for part in (range(0, main // 2), range(main // 2, main)):
         times = [_record_ms(records[i][2]) for i in part]
-        oid = store.add_offense(HOSTILE_PAYLOADS[0].value, min(times) - 60_000, max(times) + 60_000,
-                                offense_source=HOSTILE_PAYLOADS[1].value, magnitude=8, severity=8)
+        oid = store.add_offense(
+            HOSTILE_PAYLOADS[0].value,
+            min(times) - 60_000,
+            max(times) + 60_000,
+            offense_source=HOSTILE_PAYLOADS[1].value,
+            magnitude=8,
+            severity=8,
+        )
         store.link_offense_events(oid, [event_ids[i] for i in part])
         offense_ids.append(oid)
 
     console = _start_console(data_dir, free_port())
     store_dir = tmp_path_factory.mktemp("hostile_app_store")
-    env_vars = {**os.environ, **qradar_env(console), "APP_STORE_DIR": str(store_dir),
-                "APP_QRADAR_TRANSPORT": "http"}
+    env_vars = {
+        **os.environ,
+        **qradar_env(console),
+        "APP_STORE_DIR": str(store_dir),
+        "APP_QRADAR_TRANSPORT": "http",
+    }
     gunicorn = _start_app(console, env_vars, store_dir)
     try:
         live = LiveApp(f"http://127.0.0.1:{console.app_port}", console, store_dir, gunicorn)
         from app.aql.detection import DEFAULT_EVENT_NAMES
 
         widened = live.session_as("admin").put(
-            live.proxy_url("api/settings"), timeout=60,
-            json={"event_names_aws": [*DEFAULT_EVENT_NAMES["AWS"], EVENT_NAME_WILDCARD]})
+            live.proxy_url("api/settings"),
+            timeout=60,
+            json={"event_names_aws": [*DEFAULT_EVENT_NAMES["AWS"], EVENT_NAME_WILDCARD]},
+        )
         assert widened.status_code == 200, widened.text[:300]
-        refreshed = subprocess.run([sys.executable, "-m", "app.refresher", "--once"], cwd=REPO_ROOT,
-                                   env=env_vars, capture_output=True, text=True, timeout=300)
+        refreshed = subprocess.run(
+            [sys.executable, "-m", "app.refresher", "--once"],
+            cwd=REPO_ROOT,
+            env=env_vars,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert refreshed.returncode == 0, refreshed.stdout[-2000:] + refreshed.stderr[-2000:]
-        times = {(platform, p.key): _record_ms(r) for platform, p, r in records
-                 if platform in (*PLATFORMS, "AWS event name")}
+        times = {
+            (platform, p.key): _record_ms(r)
+            for platform, p, r in records
+            if platform in (*PLATFORMS, "AWS event name")
+        }
         env = HostileEnv(console, live, offense_ids, times, [])
         env.detections = _all_detections(env)
         yield env
@@ -297,9 +414,24 @@ def _start_app(console: DevConsole, env_vars: dict[str, str], store_dir: Path) -
     log_path = store_dir / "gunicorn.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{console.app_port}", "--workers", "2",
-             "--threads", "2", "--preload", "app:create_app()"],
-            cwd=REPO_ROOT, env=env_vars, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{console.app_port}",
+                "--workers",
+                "2",
+                "--threads",
+                "2",
+                "--preload",
+                "app:create_app()",
+            ],
+            cwd=REPO_ROOT,
+            env=env_vars,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -332,10 +464,12 @@ def _all_detections(env: HostileEnv) -> list[dict]:
 
 # --- the values arrive intact in every field --------------------------------------------------------------
 
+
 def test_every_payload_reaches_every_extracted_field(hostile_env: HostileEnv) -> None:
     assert len(HOSTILE_PAYLOADS) >= 50
-    assert len(hostile_env.detections) == (len(PLATFORMS) * len(HOSTILE_PAYLOADS) + len(SUGGESTED)
-                                           + len(EVENT_NAMED))
+    assert len(hostile_env.detections) == (
+        len(PLATFORMS) * len(HOSTILE_PAYLOADS) + len(SUGGESTED) + len(EVENT_NAMED)
+    )
     missing = []
     for platform in PLATFORMS:
         for payload in HOSTILE_PAYLOADS:
@@ -407,8 +541,9 @@ class BrowserThread:
         from playwright.sync_api import sync_playwright
 
         self.playwright = sync_playwright().start()
-        self.browser = self.playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                                       headless=True)
+        self.browser = self.playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
 
     def run(self, steps: Callable[[object], None]) -> None:
         self.pool.submit(steps, self.browser).result()
@@ -441,8 +576,9 @@ class HostileSession:
         from tests.ui.conftest import Guards, guard_page
 
         self.console.devconsole, self.console.user, self.console.guards = env.console, user, Guards()
-        self.console.context = browser.new_context(viewport={"width": VIEWPORT_WIDTH, "height": 800},
-                                                   ignore_https_errors=True, accept_downloads=True)
+        self.console.context = browser.new_context(
+            viewport={"width": VIEWPORT_WIDTH, "height": 800}, ignore_https_errors=True, accept_downloads=True
+        )
         self.console.context.add_init_script(CANARY_TRAP)
         self.console.context.on("page", lambda page: self._watch(page, guard_page))
         self.console.page = self.console.context.new_page()
@@ -472,8 +608,12 @@ class HostileSession:
         self.console.close()
 
 
-def in_session(browser_thread: BrowserThread, env: HostileEnv, steps: Callable[[HostileSession], None],
-               user: str = "admin") -> None:
+def in_session(
+    browser_thread: BrowserThread,
+    env: HostileEnv,
+    steps: Callable[[HostileSession], None],
+    user: str = "admin",
+) -> None:
     def job(browser) -> None:
         session = HostileSession(browser, env, user)
         try:
@@ -506,7 +646,8 @@ ROW = "#detections-body tr.caw-row"
 
 def _cell_texts(frame, column: str) -> list[str]:
     return frame.locator(f"{ROW} td[data-column='{column}']").evaluate_all(
-        "cells => cells.map(c => c.textContent)")
+        "cells => cells.map(c => c.textContent)"
+    )
 
 
 def _wait_table(frame, predicate: Callable[[object], bool], what: str) -> None:
@@ -519,16 +660,24 @@ def _wait_table(frame, predicate: Callable[[object], bool], what: str) -> None:
 
 
 def _panel_marker(platform: str, key: str) -> str:
-    return {"AWS": f"{key}-aws", "Azure AD": f"Directory_{key}", "Office 365": f"{key}-o365",
-            "GCP": f"#{key}-GCP", "AWS event name": f"{key}-evname"}[platform]
+    return {
+        "AWS": f"{key}-aws",
+        "Azure AD": f"Directory_{key}",
+        "Office 365": f"{key}-o365",
+        "GCP": f"#{key}-GCP",
+        "AWS event name": f"{key}-evname",
+    }[platform]
 
 
 def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, browser_thread) -> None:
     # One detail panel per payload, the platforms taking turns.
-    panel_ids = {hostile_env.detection_for(PLATFORMS[j % 4], p)["id"]: (PLATFORMS[j % 4], p)
-                 for j, p in enumerate(HOSTILE_PAYLOADS)}
-    panel_ids.update({hostile_env.detection_for("AWS event name", p)["id"]: ("AWS event name", p)
-                      for p in EVENT_NAMED})
+    panel_ids = {
+        hostile_env.detection_for(PLATFORMS[j % 4], p)["id"]: (PLATFORMS[j % 4], p)
+        for j, p in enumerate(HOSTILE_PAYLOADS)
+    }
+    panel_ids.update(
+        {hostile_env.detection_for("AWS event name", p)["id"]: ("AWS event name", p) for p in EVENT_NAMED}
+    )
 
     def steps(session: HostileSession) -> None:
         frame = session.console.open_console()
@@ -547,7 +696,8 @@ def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, brows
             # The table scrolls sideways inside its own container; the container stays in the viewport.
             assert_within_viewport(frame, ".caw-table-scroll", "detections table")
             heights = frame.locator(ROW).evaluate_all(
-                "rows => rows.map(r => r.getBoundingClientRect().height)")
+                "rows => rows.map(r => r.getBoundingClientRect().height)"
+            )
             assert max(heights) <= 200, f"a row is {max(heights)} px high: long values are not truncated"
             actors += _cell_texts(frame, "actor")
             session.check(f"table page {len(actors) // 100}")
@@ -559,7 +709,9 @@ def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, brows
                 frame.locator(f"{ROW}[data-id='{row_id}']").click()
                 frame.wait_for_function(
                     "m => (document.querySelector('#panel-payload') || {}).textContent?.includes(m)",
-                    arg=_panel_marker(platform, payload.key), timeout=30_000)
+                    arg=_panel_marker(platform, payload.key),
+                    timeout=30_000,
+                )
                 panel_text = frame.locator("#panel-body").evaluate("e => e.textContent")
                 assert shown_prefix(payload) in panel_text, (platform, payload.key)
                 if platform == "AWS event name":
@@ -575,8 +727,13 @@ def test_tab_table_overview_and_panel_render_payloads_as_text(hostile_env, brows
                 break
             first = row_ids[0]
             frame.locator("#page-next").click()
-            _wait_table(frame, lambda f, first=first: f.locator(ROW).count() > 0 and
-                        f.locator(ROW).first.get_attribute("data-id") != str(first), "the next page")
+            _wait_table(
+                frame,
+                lambda f, first=first: (
+                    f.locator(ROW).count() > 0 and f.locator(ROW).first.get_attribute("data-id") != str(first)
+                ),
+                "the next page",
+            )
         screenshot(session.page, "hostile-tab")
         assert opened == len(panel_ids)
         assert len(actors) == len(hostile_env.detections)
@@ -596,7 +753,7 @@ def test_tuning_suggestions_render_hostile_actors_as_text(hostile_env, browser_t
             card.locator("button:has-text('Suggest from detections')").click()
             card.locator(".caw-hint button").first.wait_for(timeout=30_000)
             text = card.locator(".caw-hint").evaluate("e => e.textContent")
-            for payload in SUGGESTED[index * 20:(index + 1) * 20]:
+            for payload in SUGGESTED[index * 20 : (index + 1) * 20]:
                 assert shown_prefix(payload) in text, (preset_id, payload.key)
             assert_within_viewport(page, f".caw-preset[data-preset='{preset_id}']", f"preset {preset_id}")
             session.check(f"suggestions {preset_id}")
@@ -608,8 +765,10 @@ def test_offense_summary_fragment_renders_hostile_rows_as_text(hostile_env, brow
     def steps(session: HostileSession) -> None:
         page = session.page
         for offense_id in hostile_env.offense_ids:
-            url = (f"{hostile_env.console.base_url}/console/do/sem/offensesummary?appName=Sem"
-                   f"&pageId=OffenseSummary&summaryId={offense_id}")
+            url = (
+                f"{hostile_env.console.base_url}/console/do/sem/offensesummary?appName=Sem"
+                f"&pageId=OffenseSummary&summaryId={offense_id}"
+            )
             deadline = time.monotonic() + 90
             while True:
                 page.goto(url)
@@ -625,8 +784,9 @@ def test_offense_summary_fragment_renders_hostile_rows_as_text(hostile_env, brow
             assert sum(1 for a in actors if shown_prefix(HOSTILE_PAYLOADS[0]) in a) >= 1
             # The fragment's box only: the dev console's own offense table (log source names with 10 KB
             # of hostile text) is wider than the page, which is the stand-in's layout, not the app's.
-            assert_within_viewport(page, ".fragment .caw-frag", f"fragment of offense {offense_id}",
-                                   whole_page=False)
+            assert_within_viewport(
+                page, ".fragment .caw-frag", f"fragment of offense {offense_id}", whole_page=False
+            )
             session.check(f"offense {offense_id}")
 
     in_session(browser_thread, hostile_env, steps)
@@ -664,14 +824,19 @@ def test_playbook_fills_commands_with_hostile_values_as_text(hostile_env, browse
 
 # --- CSV export -----------------------------------------------------------------------------------------
 
+
 def test_csv_export_neutralises_formula_cells(hostile_env) -> None:
     response = hostile_env.get("api/detections.csv", start=0)
     assert response.status_code == 200, response.text[:300]
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"), newline="")))
     header, body = rows[0], rows[1:]
     assert len(body) == len(hostile_env.detections)
-    dangerous = [(r[0], header[i], cell[:30]) for r in body for i, cell in enumerate(r)
-                 if cell.startswith(FORMULA_STARTS)]
+    dangerous = [
+        (r[0], header[i], cell[:30])
+        for r in body
+        for i, cell in enumerate(r)
+        if cell.startswith(FORMULA_STARTS)
+    ]
     assert dangerous == [], dangerous[:10]
     # Each formula payload is there, neutralised by the app's rule (a leading ').
     cells = {cell for r in body for cell in r}
@@ -682,6 +847,7 @@ def test_csv_export_neutralises_formula_cells(hostile_env) -> None:
 
 # --- the harness itself can see a payload run ------------------------------------------------------------
 
+
 def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser_thread) -> None:
     """Control: this console sends no CSP (``serve --csp off``) and neither do the app's pages, so markup
     injected into them runs — and the trap reports it. The tests above would see an XSS."""
@@ -690,8 +856,13 @@ def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser
     session.verify, session.trust_env = console.ca_path, False
     session.cookies.set("SEC", console.tokens["admin"])
     proxy = f"/console/plugins/{console.app_id}/app_proxy"
-    for path in ("/console/", "/console/dashboard", f"{proxy}/tab/", f"{proxy}/playbook/",
-                 "/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary&summaryId=1"):
+    for path in (
+        "/console/",
+        "/console/dashboard",
+        f"{proxy}/tab/",
+        f"{proxy}/playbook/",
+        "/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary&summaryId=1",
+    ):
         response = session.get(console.base_url + path, timeout=60)
         assert response.status_code == 200, (path, response.status_code)
         assert "Content-Security-Policy" not in response.headers, path
@@ -699,8 +870,10 @@ def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser
     def steps(s: HostileSession) -> None:
         for url in (console.base_url + "/console/dashboard", s.console.proxy_root + "/tab/"):
             s.page.goto(url)
-            s.page.evaluate("document.body.insertAdjacentHTML('beforeend', "
-                            "'<img src=data:, onerror=window.__pwned=4242>')")
+            s.page.evaluate(
+                "document.body.insertAdjacentHTML('beforeend', "
+                "'<img src=data:, onerror=window.__pwned=4242>')"
+            )
             s.page.wait_for_function(f"window.{CANARY} === 4242", timeout=10_000)
             assert any("4242" in text for text in s.fired), s.fired
             s.fired.clear()
@@ -709,6 +882,7 @@ def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser
 
 
 # --- Log Activity deep links pinned by a hostile log source name ---------------------------------------
+
 
 def test_log_activity_links_carry_hostile_log_source_names_as_literals(hostile_env) -> None:
     """AWS log source names here are ``AWS CloudTrail @ <payload>``: the detail panel's Log Activity link

@@ -46,8 +46,14 @@ def total_threads() -> int:
     return int(conf["workers"]) * int(conf["threads"])
 
 
-def exchange(conn: http.client.HTTPConnection, what: str, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes]:
+def exchange(
+    conn: http.client.HTTPConnection,
+    what: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[http.client.HTTPResponse, bytes]:
     """One request on ``conn``, its whole answer read; no answer in time fails the test, naming ``what``."""
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -60,8 +66,13 @@ def exchange(conn: http.client.HTTPConnection, what: str, method: str, path: str
 def fresh_get(host: str, port: int) -> int:
     conn = http.client.HTTPConnection(host, port, timeout=ANSWER_TIMEOUT_S)
     try:
-        response, _ = exchange(conn, "a fresh GET /debug with all idle connections held", "GET", "/debug",
-                               headers={"Connection": "close"})
+        response, _ = exchange(
+            conn,
+            "a fresh GET /debug with all idle connections held",
+            "GET",
+            "/debug",
+            headers={"Connection": "close"},
+        )
         return response.status
     finally:
         conn.close()
@@ -81,8 +92,14 @@ def test_fresh_requests_are_answered_while_idle_connections_outnumber_threads(li
             conn = http.client.HTTPConnection(host, port, timeout=ANSWER_TIMEOUT_S)
             held.callback(conn.close)
             what = f"a POST on new connection {n + 1} after {n} kept alive past a rejected body"
-            response, _ = exchange(conn, what, "POST", "/api/refresh", body=b"x" * REJECTED_BODY_BYTES,
-                                   headers={"Content-Type": "application/json"})
+            response, _ = exchange(
+                conn,
+                what,
+                "POST",
+                "/api/refresh",
+                body=b"x" * REJECTED_BODY_BYTES,
+                headers={"Content-Type": "application/json"},
+            )
             # Rejected (no CSRF header) before the body is read, and kept alive: the case at issue.
             assert response.status == 403, response.status
             assert not response.will_close
@@ -132,8 +149,10 @@ def test_next_request_sent_with_the_end_of_a_rejected_body_is_answered(live_app:
     url = urlsplit(live_app.base_url)
     body = b'{"pad": "' + b"x" * 1000 + b'"}'
     with socket.create_connection((url.hostname, url.port), timeout=ANSWER_TIMEOUT_S) as sock:
-        sock.sendall(b"POST /api/refresh HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(
+            b"POST /api/refresh HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
         try:
             status, _ = read_response(sock)  # refused for its missing CSRF header before the body came
             assert status == 403

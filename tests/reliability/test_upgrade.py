@@ -30,17 +30,24 @@ def snapshot(path: Path) -> dict[str, list[dict]]:
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
     try:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY {_order(conn, t)}')]
-                for t in tables}
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return {
+            t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY {_order(conn, t)}')]
+            for t in tables
+        }
     finally:
         conn.close()
 
 
 def _order(conn: sqlite3.Connection, table: str) -> str:
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
-                       (table,)).fetchone()[0]
+    sql = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()[0]
     if not re.search(r"\bWITHOUT\s+ROWID\s*$", sql, re.IGNORECASE):
         return "rowid"
     key = sorted((r["pk"], r["name"]) for r in conn.execute(f'PRAGMA table_info("{table}")') if r["pk"])
@@ -112,16 +119,25 @@ def test_counts_tables_are_backfilled_from_the_stored_detections(fixture: Path, 
         active = conn.execute("SELECT COUNT(*) FROM detections WHERE suppressed_by IS NULL").fetchone()[0]
         assert 0 < active < detections, "the fixture should hold suppressed and unsuppressed detections"
         hours = [tuple(r) for r in conn.execute("SELECT * FROM detection_hour_counts ORDER BY 1, 2, 3, 4")]
-        assert hours == [tuple(r) for r in conn.execute(
-            "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account,"
-            " suppressed_by IS NOT NULL, COUNT(*) FROM detections GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")]
+        assert hours == [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account,"
+                " suppressed_by IS NOT NULL, COUNT(*) FROM detections GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+        ]
         assert sum(h[-1] for h in hours) == detections
-        days = [tuple(r) for r in conn.execute(
-            "SELECT * FROM detection_actor_day_counts ORDER BY 1, 2, 3, 4")]
-        assert days == [tuple(r) for r in conn.execute(
-            "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''),"
-            " actor IS NULL, COUNT(*) FROM detections WHERE suppressed_by IS NULL"
-            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")]
+        days = [
+            tuple(r) for r in conn.execute("SELECT * FROM detection_actor_day_counts ORDER BY 1, 2, 3, 4")
+        ]
+        assert days == [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''),"
+                " actor IS NULL, COUNT(*) FROM detections WHERE suppressed_by IS NULL"
+                " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+        ]
         assert sum(d[-1] for d in days) == active
 
         # A 30-day overview and the dashboard over the upgraded store count every detection it holds.
@@ -132,8 +148,12 @@ def test_counts_tables_are_backfilled_from_the_stored_detections(fixture: Path, 
         assert figures["total"] == active == sum(p["count"] for p in figures["by_platform"])
         assert sum(sum(h["counts"].values()) for h in figures["timeline"]) == active
         assert sum(t["count"] for t in figures["top_initiators"]) == active
-        assert figures["chains"] == conn.execute(
-            "SELECT COUNT(DISTINCT chain_id) FROM detections WHERE suppressed_by IS NULL").fetchone()[0]
+        assert (
+            figures["chains"]
+            == conn.execute(
+                "SELECT COUNT(DISTINCT chain_id) FROM detections WHERE suppressed_by IS NULL"
+            ).fetchone()[0]
+        )
         assert dashboard.summary(conn, start, end)["total"] == active
 
         # From now on the triggers keep them: a lifted suppression is counted at once.

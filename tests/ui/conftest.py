@@ -31,8 +31,14 @@ if str(ROOT) not in sys.path:
 from tests.app_fixtures import qradar_env  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENS = ROOT / "test-artifacts" / "screens"
 XSS_ACTOR = "<img src=x onerror=alert(1)>"
 XSS_TARGET = "<script>alert(2)</script>"
@@ -53,8 +59,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.fail("Debian chromium is missing at /usr/bin/chromium: run `make chromium` "
-                    "(never `playwright install`)")
+        pytest.fail(
+            "Debian chromium is missing at /usr/bin/chromium: run `make chromium` "
+            "(never `playwright install`)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -113,8 +121,12 @@ class ConsoleBrowser:
         self.user = user
         self.guards = Guards()
         # The dev console's certificate comes from its own local CA; chromium has no way to trust it here.
-        self.context = browser.new_context(viewport={"width": 1280, "height": 800}, ignore_https_errors=True,
-                                           accept_downloads=True, timezone_id="Europe/Berlin")
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 800},
+            ignore_https_errors=True,
+            accept_downloads=True,
+            timezone_id="Europe/Berlin",
+        )
         self.context.on("page", lambda page: guard_page(page, self.guards))
         self.page = self.context.new_page()
         self.login()
@@ -196,18 +208,30 @@ def hostile_cloudtrail_records(now_ms: int) -> list[dict]:
     records = []
     for offset_min, actor, target in ((7, XSS_ACTOR, XSS_TARGET), (6, FORMULA_ACTOR, FORMULA_TARGET)):
         at = datetime.fromtimestamp((now_ms - offset_min * 60_000) / 1000, tz=UTC)
-        records.append({
-            "eventVersion": "1.08", "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
-            "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "awsRegion": "us-east-1",
-            "sourceIPAddress": "203.0.113.66", "userAgent": "aws-cli/2.15.0",
-            "eventID": str(uuid.uuid4()), "recipientAccountId": "111122223333",
-            "userIdentity": {"type": "IAMUser", "userName": actor, "accountId": "111122223333",
-                             "principalId": "AIDAHOSTILE" + str(offset_min),
-                             "arn": f"arn:aws:iam::111122223333:user/{actor}"},
-            "requestParameters": {"userName": target},
-            "responseElements": {"user": {"userName": target,
-                                          "arn": f"arn:aws:iam::111122223333:user/{target}"}},
-        })
+        records.append(
+            {
+                "eventVersion": "1.08",
+                "eventSource": "iam.amazonaws.com",
+                "eventName": "CreateUser",
+                "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "awsRegion": "us-east-1",
+                "sourceIPAddress": "203.0.113.66",
+                "userAgent": "aws-cli/2.15.0",
+                "eventID": str(uuid.uuid4()),
+                "recipientAccountId": "111122223333",
+                "userIdentity": {
+                    "type": "IAMUser",
+                    "userName": actor,
+                    "accountId": "111122223333",
+                    "principalId": "AIDAHOSTILE" + str(offset_min),
+                    "arn": f"arn:aws:iam::111122223333:user/{actor}",
+                },
+                "requestParameters": {"userName": target},
+                "responseElements": {
+                    "user": {"userName": target, "arn": f"arn:aws:iam::111122223333:user/{target}"}
+                },
+            }
+        )
     return records
 
 
@@ -249,14 +273,24 @@ def tab_env(devconsole, live_app, tmp_path_factory) -> Iterator[TabEnv]:
     work = tmp_path_factory.mktemp("ui_seed")
     records = work / "hostile-cloudtrail.json"
     records.write_text(json.dumps({"Records": hostile_cloudtrail_records(int(time.time() * 1000))}))
-    ingest = subprocess.run([sys.executable, "-m", "devconsole", "ingest", "--data", str(devconsole.data_dir),
-                             str(records)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    ingest = subprocess.run(
+        [sys.executable, "-m", "devconsole", "ingest", "--data", str(devconsole.data_dir), str(records)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ingest.returncode == 0, ingest.stderr
-    env_vars = {**os.environ, **qradar_env(devconsole), "APP_STORE_DIR": str(live_app.store_dir),
-                "APP_QRADAR_TRANSPORT": "http"}
+    env_vars = {
+        **os.environ,
+        **qradar_env(devconsole),
+        "APP_STORE_DIR": str(live_app.store_dir),
+        "APP_QRADAR_TRANSPORT": "http",
+    }
     log = (work / "refresher.log").open("wb")
-    refresher = subprocess.Popen([sys.executable, "-m", "app.refresher"], cwd=ROOT, env=env_vars,
-                                 stdout=log, stderr=subprocess.STDOUT)
+    refresher = subprocess.Popen(
+        [sys.executable, "-m", "app.refresher"], cwd=ROOT, env=env_vars, stdout=log, stderr=subprocess.STDOUT
+    )
     env = TabEnv(live_app, devconsole, refresher)
     try:
         _wait_for_refresh(env)

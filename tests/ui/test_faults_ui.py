@@ -43,8 +43,11 @@ from tests.app_fixtures import free_port, qradar_env
 from tests.ui.conftest import ROOT, SCREENS, ConsoleBrowser, Guards, screenshot
 
 # Shortened for this module (restored afterwards); values the app accepts.
-MODULE_SETTINGS = {"offense_fragment_budget_s": 3, "offense_retry_after_error_s": 2,
-                   "offense_cache_recheck_s": 0}
+MODULE_SETTINGS = {
+    "offense_fragment_budget_s": 3,
+    "offense_retry_after_error_s": 2,
+    "offense_cache_recheck_s": 0,
+}
 HANG_S = 3.0  # the dev console answers 503 after this (below the app's 60 s client timeout)
 WIDGET_HANG_S = 8.0  # longer than the fragment's 3 s budget: the app's own client timeout ends it
 SLOW_S = 3.0
@@ -85,42 +88,81 @@ class Fault:
 OFFENSE_CALL = "/api/siem/offenses/*"
 SEARCH_START = "/api/ariel/searches"
 FAULTS = [
-    Fault("500",
-          lambda dc: dc.faults.fail(SEARCH_START, method="POST"), ("QRadar", "500", "unexpected error"),
-          lambda dc: dc.faults.fail(OFFENSE_CALL, count=50, method="GET"), ("QRadar answered HTTP 500",),
-          lambda dc: dc.faults.fail(SEARCH_START, method="POST"), ("QRadar said", "unexpected error")),
-    Fault("503/1010",
-          lambda dc: dc.faults.unavailable(SEARCH_START, method="POST"), ("QRadar", "503", "unavailable"),
-          lambda dc: dc.faults.unavailable(OFFENSE_CALL, count=50, method="GET"),
-          ("QRadar answered HTTP 503", "unavailable"),
-          lambda dc: dc.faults.unavailable(SEARCH_START, method="POST"), ("QRadar said", "unavailable")),
-    Fault("hang",
-          lambda dc: dc.faults.hang(SEARCH_START, HANG_S, method="POST"), ("QRadar", "hung"),
-          lambda dc: dc.faults.hang(OFFENSE_CALL, WIDGET_HANG_S, count=50, method="GET"),
-          ("QRadar is not reachable right now", "did not answer"),
-          lambda dc: dc.faults.hang(SEARCH_START, HANG_S, method="POST"), ("QRadar said", "hung")),
-    Fault("expired token",
-          lambda dc: dc.faults.expire_token(SEARCH_START, method="POST"), ("QRadar", "401", "expired"),
-          lambda dc: dc.faults.expire_token(OFFENSE_CALL, count=50, method="GET"),
-          ("QRadar refused the app's authorized service token", "expired"),
-          lambda dc: dc.faults.expire_token(SEARCH_START, method="POST"), ("QRadar said", "expired")),
-    Fault("search ERROR",
-          lambda dc: dc.faults.error_searches(1), ("QRadar", "Injected failure"),
-          lambda dc: dc.faults.error_searches(1), ("the Ariel search failed in QRadar", "Injected failure"),
-          lambda dc: dc.faults.error_searches(1), ("QRadar said", "Injected failure")),
-    Fault("search CANCELED",
-          lambda dc: dc.faults.slow_searches(CANCEL_SLOW_S), ("QRadar", "cancelled"),
-          lambda dc: dc.faults.slow_searches(CANCEL_SLOW_S), ("the Ariel search was cancelled in QRadar",),
-          lambda dc: dc.faults.slow_searches(CANCEL_SLOW_S), ("QRadar said", "cancelled"),
-          cancel_from_outside=True),
-    Fault("slow search",
-          lambda dc: dc.faults.slow_searches(SLOW_S), (),
-          lambda dc: dc.faults.slow_searches(WIDGET_SLOW_S), ("Still searching",),
-          lambda dc: dc.faults.slow_searches(SLOW_S), (), slow=True),
-    Fault("connection refused",
-          None, ("cannot reach QRadar", "refused"),
-          None, ("QRadar is not reachable right now", "Connection refused"),
-          None, ("QRadar is not reachable right now", "Connection refused"), refused=True),
+    Fault(
+        "500",
+        lambda dc: dc.faults.fail(SEARCH_START, method="POST"),
+        ("QRadar", "500", "unexpected error"),
+        lambda dc: dc.faults.fail(OFFENSE_CALL, count=50, method="GET"),
+        ("QRadar answered HTTP 500",),
+        lambda dc: dc.faults.fail(SEARCH_START, method="POST"),
+        ("QRadar said", "unexpected error"),
+    ),
+    Fault(
+        "503/1010",
+        lambda dc: dc.faults.unavailable(SEARCH_START, method="POST"),
+        ("QRadar", "503", "unavailable"),
+        lambda dc: dc.faults.unavailable(OFFENSE_CALL, count=50, method="GET"),
+        ("QRadar answered HTTP 503", "unavailable"),
+        lambda dc: dc.faults.unavailable(SEARCH_START, method="POST"),
+        ("QRadar said", "unavailable"),
+    ),
+    Fault(
+        "hang",
+        lambda dc: dc.faults.hang(SEARCH_START, HANG_S, method="POST"),
+        ("QRadar", "hung"),
+        lambda dc: dc.faults.hang(OFFENSE_CALL, WIDGET_HANG_S, count=50, method="GET"),
+        ("QRadar is not reachable right now", "did not answer"),
+        lambda dc: dc.faults.hang(SEARCH_START, HANG_S, method="POST"),
+        ("QRadar said", "hung"),
+    ),
+    Fault(
+        "expired token",
+        lambda dc: dc.faults.expire_token(SEARCH_START, method="POST"),
+        ("QRadar", "401", "expired"),
+        lambda dc: dc.faults.expire_token(OFFENSE_CALL, count=50, method="GET"),
+        ("QRadar refused the app's authorized service token", "expired"),
+        lambda dc: dc.faults.expire_token(SEARCH_START, method="POST"),
+        ("QRadar said", "expired"),
+    ),
+    Fault(
+        "search ERROR",
+        lambda dc: dc.faults.error_searches(1),
+        ("QRadar", "Injected failure"),
+        lambda dc: dc.faults.error_searches(1),
+        ("the Ariel search failed in QRadar", "Injected failure"),
+        lambda dc: dc.faults.error_searches(1),
+        ("QRadar said", "Injected failure"),
+    ),
+    Fault(
+        "search CANCELED",
+        lambda dc: dc.faults.slow_searches(CANCEL_SLOW_S),
+        ("QRadar", "cancelled"),
+        lambda dc: dc.faults.slow_searches(CANCEL_SLOW_S),
+        ("the Ariel search was cancelled in QRadar",),
+        lambda dc: dc.faults.slow_searches(CANCEL_SLOW_S),
+        ("QRadar said", "cancelled"),
+        cancel_from_outside=True,
+    ),
+    Fault(
+        "slow search",
+        lambda dc: dc.faults.slow_searches(SLOW_S),
+        (),
+        lambda dc: dc.faults.slow_searches(WIDGET_SLOW_S),
+        ("Still searching",),
+        lambda dc: dc.faults.slow_searches(SLOW_S),
+        (),
+        slow=True,
+    ),
+    Fault(
+        "connection refused",
+        None,
+        ("cannot reach QRadar", "refused"),
+        None,
+        ("QRadar is not reachable right now", "Connection refused"),
+        None,
+        ("QRadar is not reachable right now", "Connection refused"),
+        refused=True,
+    ),
 ]
 
 
@@ -230,8 +272,13 @@ def own_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     store = tmp_path_factory.mktemp("faults_own_app")
     link = QRadarLink(devconsole.port)
     port = free_port()
-    env = {**os.environ, **qradar_env(devconsole), "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{link.port}",
-           "APP_STORE_DIR": str(store), "APP_QRADAR_TRANSPORT": "http"}
+    env = {
+        **os.environ,
+        **qradar_env(devconsole),
+        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{link.port}",
+        "APP_STORE_DIR": str(store),
+        "APP_QRADAR_TRANSPORT": "http",
+    }
     log_path = store / "gunicorn.log"
     # One worker: the user's cached identity and the fragment's settings are in one process.
     process = start_app(port, env, log_path, "--workers", "1")
@@ -241,8 +288,9 @@ def own_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         admin.trust_env = False
         admin.cookies.set("SEC", devconsole.tokens["admin"])
         admin.cookies.set("QRadarCSRF", "faults-ui")
-        changed = admin.put(f"{base_url}/api/settings", json=MODULE_SETTINGS,
-                            headers={"QRadarCSRF": "faults-ui"}, timeout=60)
+        changed = admin.put(
+            f"{base_url}/api/settings", json=MODULE_SETTINGS, headers={"QRadarCSRF": "faults-ui"}, timeout=60
+        )
         assert changed.status_code == 200, changed.text
         yield OwnApp(base_url, link)
     finally:
@@ -258,11 +306,19 @@ def answer_from(page: Any, pattern: str, own: OwnApp) -> None:
     def handle(route: Any, request: Any) -> None:
         parts = urlsplit(request.url)
         path = parts.path.split("/app_proxy", 1)[1] + (f"?{parts.query}" if parts.query else "")
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in ("accept", "content-type", "qradarcsrf")}
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() in ("accept", "content-type", "qradarcsrf")
+        }
         headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        route.fulfill(response=route.fetch(url=own.base_url + path, method=request.method, headers=headers,
-                                           post_data=request.post_data_buffer, timeout=WAIT_MS))
+        route.fulfill(
+            response=route.fetch(
+                url=own.base_url + path,
+                method=request.method,
+                headers=headers,
+                post_data=request.post_data_buffer,
+                timeout=WAIT_MS,
+            )
+        )
 
     page.route(pattern, handle)
 
@@ -362,8 +418,11 @@ def wait_refresh_idle(ui: FaultUi) -> None:
 
 def wait_recovered_tab(ui: FaultUi) -> None:
     """The notice is gone and the refresher's last cycle succeeded."""
-    ui.tab.wait_for_function("document.querySelector('#refresh-notice').children.length === 0"
-                             " && !document.querySelector('#refresh-now').disabled", timeout=WAIT_MS)
+    ui.tab.wait_for_function(
+        "document.querySelector('#refresh-notice').children.length === 0"
+        " && !document.querySelector('#refresh-now').disabled",
+        timeout=WAIT_MS,
+    )
     status = ui.status()
     assert status["last_status"] == "ok" and status["consecutive_failures"] == 0, status
 
@@ -376,17 +435,30 @@ def rows_still_listed(ui: FaultUi) -> None:
     ui.tab.wait_for_function(
         "[...document.querySelectorAll('#detections-body tr.caw-row')].length > 0 &&"
         " [...document.querySelectorAll('#detections-body tr.caw-row')]"
-        ".every(r => r.innerText.includes('AWS'))", timeout=WAIT_MS)
+        ".every(r => r.innerText.includes('AWS'))",
+        timeout=WAIT_MS,
+    )
     ui.tab.select_option("#f-platform", "")
     ui.tab.wait_for_selector("#detections-body tr.caw-row", timeout=WAIT_MS)
 
 
 def refresh_failed_cycle_refused(ui: FaultUi) -> None:
     """One cycle of the real refresher process, on the live app's store, with QRadar at a closed port."""
-    env = {**os.environ, **qradar_env(ui.devconsole), "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{closed_port()}",
-           "APP_STORE_DIR": str(ui.tab_env.live_app.store_dir), "APP_QRADAR_TRANSPORT": "http"}
-    run = subprocess.run([sys.executable, "-m", "app.refresher", "--once"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        **qradar_env(ui.devconsole),
+        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{closed_port()}",
+        "APP_STORE_DIR": str(ui.tab_env.live_app.store_dir),
+        "APP_QRADAR_TRANSPORT": "http",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "app.refresher", "--once"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -454,9 +526,12 @@ def tuning_banner(ui: FaultUi) -> str:
 
 # -- the Offense Summary widget --------------------------------------------------------------------------
 
+
 def offense_url(devconsole: Any, offense_id: int) -> str:
-    return (f"{devconsole.base_url.rstrip('/')}/console/do/sem/offensesummary?appName=Sem"
-            f"&pageId=OffenseSummary&summaryId={offense_id}")
+    return (
+        f"{devconsole.base_url.rstrip('/')}/console/do/sem/offensesummary?appName=Sem"
+        f"&pageId=OffenseSummary&summaryId={offense_id}"
+    )
 
 
 def load_fragment(ui: FaultUi, offense_id: int, until: Callable[[str], bool] = lambda s: True) -> str:
@@ -466,8 +541,9 @@ def load_fragment(ui: FaultUi, offense_id: int, until: Callable[[str], bool] = l
     while True:
         page.goto(offense_url(ui.devconsole, offense_id))
         page.wait_for_selector("body[data-fragments='done']", timeout=WAIT_MS)
-        assert page.locator(".fragment").get_attribute("data-state") == "loaded", \
-            page.locator(".fragment").inner_text()  # the app answered the widget (never an HTTP error)
+        assert page.locator(".fragment").get_attribute("data-state") == "loaded", page.locator(
+            ".fragment"
+        ).inner_text()  # the app answered the widget (never an HTTP error)
         state = page.locator(".fragment .caw-frag").get_attribute("data-state")
         if until(state) or time.monotonic() > deadline:
             return state
@@ -480,6 +556,7 @@ def fragment_text(ui: FaultUi) -> str:
 
 def load_fragment_recovered(ui: FaultUi, offense_id: int) -> None:
     """Reload until the widget shows the offense's rows with no notice (QRadar answered in its budget)."""
+
     def recovered(state: str) -> bool:
         return state == "rows" and ui.offense_page.locator(".fragment .caw-frag-notice").count() == 0
 
@@ -490,8 +567,12 @@ def fresh_in_store(ui: FaultUi, offense_id: int) -> bool:
     store = ui.tab_env.live_app.store_dir / "cloud_account_watch.db"
     conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
-        return conn.execute("SELECT COUNT(*) FROM offense_cache WHERE offense_id = ?",
-                            (offense_id,)).fetchone()[0] == 0
+        return (
+            conn.execute("SELECT COUNT(*) FROM offense_cache WHERE offense_id = ?", (offense_id,)).fetchone()[
+                0
+            ]
+            == 0
+        )
     finally:
         conn.close()
 
@@ -572,6 +653,7 @@ class _nothing:
 
 # -- a playbook hunting query -----------------------------------------------------------------------------
 
+
 def run_hunt(ui: FaultUi) -> tuple[Any, Any]:
     page = ui.playbook_page
     article = page.locator("article.caw-pb-hunt").first
@@ -581,8 +663,9 @@ def run_hunt(ui: FaultUi) -> tuple[Any, Any]:
 
 def wait_hunt_done(page: Any, article: Any) -> None:
     article.locator(".caw-pb-count, .caw-pb-error").first.wait_for(timeout=WAIT_MS)
-    page.wait_for_function("!document.querySelector('article.caw-pb-hunt button.caw-pb-run').disabled",
-                           timeout=WAIT_MS)
+    page.wait_for_function(
+        "!document.querySelector('article.caw-pb-hunt button.caw-pb-run').disabled", timeout=WAIT_MS
+    )
 
 
 def check_hunting_refused(ui: FaultUi, fault: Fault, own: OwnApp) -> None:

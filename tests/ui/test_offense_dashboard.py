@@ -12,20 +12,30 @@ from app.aql.detection import DEFAULT_EVENT_NAMES
 from tests.ui.conftest import screenshot
 
 CREATION_NAMES = {n.lower() for names in DEFAULT_EVENT_NAMES.values() for n in names}
-ANCHORS = {"AWS": "#platform-aws", "Azure AD": "#platform-azure-ad", "Office 365": "#platform-office-365",
-           "GCP": "#platform-gcp"}
+ANCHORS = {
+    "AWS": "#platform-aws",
+    "Azure AD": "#platform-azure-ad",
+    "Office 365": "#platform-office-365",
+    "GCP": "#platform-gcp",
+}
 
 
 def offense_url(devconsole, offense_id: int) -> str:
-    return (f"{devconsole.base_url.rstrip('/')}/console/do/sem/offensesummary?appName=Sem"
-            f"&pageId=OffenseSummary&summaryId={offense_id}")
+    return (
+        f"{devconsole.base_url.rstrip('/')}/console/do/sem/offensesummary?appName=Sem"
+        f"&pageId=OffenseSummary&summaryId={offense_id}"
+    )
 
 
 def expected_rows(devconsole, offense_id: int) -> list[dict]:
     offense = next(o for o in devconsole.scenario["offenses"] if o["id"] == offense_id)
     ids = set(offense["event_ids"])
-    rows = [dict(e, platform=it["platform"]) for it in devconsole.scenario["items"] for e in it["events"]
-            if e["event_id"] in ids and e["event_name"].lower() in CREATION_NAMES]
+    rows = [
+        dict(e, platform=it["platform"])
+        for it in devconsole.scenario["items"]
+        for e in it["events"]
+        if e["event_id"] in ids and e["event_name"].lower() in CREATION_NAMES
+    ]
     return sorted(rows, key=lambda e: e["starttime"])
 
 
@@ -52,9 +62,11 @@ def test_fragment_for_a_seeded_chain_offense(as_user, devconsole) -> None:
     rows = frag.locator("tr.caw-frag-row")
     assert rows.count() == len(expected)
     assert [t.strip() for t in rows.locator(".caw-frag-target").all_inner_texts()] == [
-        e["target_account"] for e in expected]
+        e["target_account"] for e in expected
+    ]
     assert [t.strip() for t in rows.locator(".caw-frag-platform").all_inner_texts()] == [
-        e["platform"] for e in expected]
+        e["platform"] for e in expected
+    ]
     assert all(t.strip().startswith("chain: ") for t in rows.locator(".caw-frag-chain").all_inner_texts())
     # The fragment's own box keeps its styles inline; QRadar's page title keeps its font.
     title_font = page.locator("h1").evaluate("el => getComputedStyle(el).fontSize")
@@ -137,8 +149,10 @@ def test_dashboard_item_renders_on_the_console_dashboard(as_user, tab_env) -> No
     assert section.get_attribute("data-state") == "loaded"
     assert section.locator(".item-title").inner_text() == "Cloud account creations (last 24 h)"
     item = section.locator(".caw-dash")
-    shown = {p.get_attribute("data-platform"): int(p.locator(".caw-dash-count").inner_text())
-             for p in item.locator("tr.caw-dash-platform").all()}
+    shown = {
+        p.get_attribute("data-platform"): int(p.locator(".caw-dash-count").inner_text())
+        for p in item.locator("tr.caw-dash-platform").all()
+    }
     series = tab_env.get("analyst", "api/pulse/timeseries")
     for platform, count in shown.items():
         assert count >= sum(point[platform] for point in series)
@@ -153,8 +167,10 @@ def test_coverage_check_in_the_playbook(as_user) -> None:
     page.select_option("#caw-pb-window", "7d")
     page.click("button.caw-pb-coverage")
     page.wait_for_selector(".caw-pb-test[data-test='seed-3'] .caw-pb-seen[data-seen]", timeout=30_000)
-    seen = {row.get_attribute("data-test"): row.locator(".caw-pb-seen").get_attribute("data-seen")
-            for row in page.locator("tr.caw-pb-test").all()}
+    seen = {
+        row.get_attribute("data-test"): row.locator(".caw-pb-seen").get_attribute("data-seen")
+        for row in page.locator("tr.caw-pb-test").all()
+    }
     seeded = ("seed-1", "seed-2", "seed-3", "seed-4", "art-t1136.003-1", "art-t1136.003-2", "art-t1136.003-3")
     for key in seeded:
         assert seen[key] == "true", key
@@ -197,7 +213,8 @@ def test_widget_opens_the_tab_filtered_to_its_offense_and_back(as_user, devconso
     frag = page.locator(".fragment .caw-frag")
     assert frag.get_attribute("data-state") == "rows"
     assert [t.strip() for t in frag.locator("tr.caw-frag-row .caw-frag-event").all_inner_texts()] == [
-        e["event_name"] for e in expected]
+        e["event_name"] for e in expected
+    ]
     link = frag.locator(".caw-frag-footer a.caw-frag-open")
     assert link.get_attribute("href") == f"{session.proxy_root}/tab/?offense={offense_id}"
     with page.expect_popup() as popup_info:
@@ -211,7 +228,9 @@ def test_widget_opens_the_tab_filtered_to_its_offense_and_back(as_user, devconso
     tab.wait_for_function(
         "n => !document.querySelector('#detections[aria-busy=\"true\"]')"
         " && document.querySelectorAll('#detections-body tr.caw-row').length === n",
-        arg=len(expected), timeout=30_000)
+        arg=len(expected),
+        timeout=30_000,
+    )
     targets = [t.strip() for t in tab.locator(f"{rows} td[data-column='target_account']").all_inner_texts()]
     assert sorted(targets) == sorted(e["target_account"] for e in expected)
     assert f"offense={offense_id}" in tab.locator("#export-csv").get_attribute("href")
@@ -228,6 +247,8 @@ def test_widget_opens_the_tab_filtered_to_its_offense_and_back(as_user, devconso
     tab.wait_for_function(
         "n => !document.querySelector('#detections[aria-busy=\"true\"]')"
         " && document.querySelectorAll('#detections-body tr.caw-row').length > n",
-        arg=len(expected), timeout=30_000)
+        arg=len(expected),
+        timeout=30_000,
+    )
     assert "offense=" not in tab.url
     assert tab.locator("#page-range").inner_text() != total_before

@@ -86,8 +86,18 @@ def test_tab_loads_with_the_seeded_detections(as_user, tab_env) -> None:
     assert frame.locator(ROW).count() == last
     # every visible column of the seed, plus chain and triage
     headers = frame.locator("#detections-head th").all_inner_texts()
-    for label in ("Time", "Category", "Log source", "Actor", "Target account", "Source IP", "Cloud platform",
-                  "Service account", "Chain", "Triage"):
+    for label in (
+        "Time",
+        "Category",
+        "Log source",
+        "Actor",
+        "Target account",
+        "Source IP",
+        "Cloud platform",
+        "Service account",
+        "Chain",
+        "Triage",
+    ):
         assert any(label in h for h in headers), (label, headers)
     # times carry an explicit zone (the browser's: Europe/Berlin in this context)
     assert all(t.endswith("Europe/Berlin") for t in rows_text(frame, "event_time"))
@@ -129,8 +139,9 @@ def test_filtering_sorting_and_paging(as_user, tab_env) -> None:
     tick(frame, "f-service", on=False)
 
     frame.fill("#f-q", "203.0.113.66")
-    wait_rows(frame, lambda f: f.locator(ROW).count() > 0
-              and set(rows_text(f, "source_ip")) == {"203.0.113.66"})
+    wait_rows(
+        frame, lambda f: f.locator(ROW).count() > 0 and set(rows_text(f, "source_ip")) == {"203.0.113.66"}
+    )
     assert page_range(frame)[2] == api_total(tab_env, "analyst", **page_filters(frame)) < all_total
     frame.fill("#f-q", "")
     wait_rows(frame, lambda f: page_range(f)[2] == all_total)
@@ -138,12 +149,18 @@ def test_filtering_sorting_and_paging(as_user, tab_env) -> None:
     # sorting by actor, ascending then descending (server-side: compare with the API's order)
     frame.click("#detections-head th[data-column='actor'] button")
     frame.wait_for_selector("#detections-head th[data-column='actor'][aria-sort='descending']")
-    expected_desc = [d["actor"] or "" for d in tab_env.get(
-        "analyst", "api/detections", **{**page_filters(frame), "limit": 50})["items"]]
+    expected_desc = [
+        d["actor"] or ""
+        for d in tab_env.get("analyst", "api/detections", **{**page_filters(frame), "limit": 50})["items"]
+    ]
     wait_rows(frame, lambda f: rows_text(f, "actor") == expected_desc)
     frame.click("#detections-head th[data-column='actor'] button")
-    wait_rows(frame, lambda f: f.locator("#detections-head th[data-column='actor']")
-              .get_attribute("aria-sort") == "ascending")
+    wait_rows(
+        frame,
+        lambda f: (
+            f.locator("#detections-head th[data-column='actor']").get_attribute("aria-sort") == "ascending"
+        ),
+    )
     ascending = rows_text(frame, "actor")
     assert ascending != expected_desc
 
@@ -194,8 +211,9 @@ def test_detail_panel_and_its_links(as_user, tab_env) -> None:
     popup = popup_info.value
     popup.wait_for_load_state()
     assert popup.url.startswith(analyst.devconsole.base_url + "/console/do/ariel/arielSearch")
-    popup.wait_for_function("name => document.body.innerText.includes(name)", arg=expected["event_name"],
-                            timeout=60_000)
+    popup.wait_for_function(
+        "name => document.body.innerText.includes(name)", arg=expected["event_name"], timeout=60_000
+    )
     # pinned: the AQL (built from escaped literals) finds exactly this one event
     popup.wait_for_function("document.body.innerText.includes('COMPLETED')", timeout=60_000)
     assert popup.locator("#results tbody tr").count() == 1
@@ -233,8 +251,9 @@ def test_triage_single_and_bulk(as_user, tab_env) -> None:
     frame.select_option("#triage-status", "investigating")
     frame.fill("#triage-note", "checking with the <b>cloud</b> team")
     frame.click("#triage-save")
-    frame.wait_for_function("(document.querySelector('#triage-who') || {innerText: ''}).innerText"
-                            ".includes('by analyst')")
+    frame.wait_for_function(
+        "(document.querySelector('#triage-who') || {innerText: ''}).innerText.includes('by analyst')"
+    )
     saved = tab_env.get("analyst", f"api/detections/{ids[0]}")
     assert saved["triage_status"] == "investigating"
     assert saved["triage_note"] == "checking with the <b>cloud</b> team"
@@ -308,8 +327,10 @@ def test_allowlist_from_a_detection_then_second_user_approves(as_user, tab_env) 
     # on the detections page the detection left the default view and shows under Suppressed
     frame = tuner2.open_console()
     frame.fill("#f-q", "203.0.113.66")
-    wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 0
-              and page_range(f)[2] == 1)
+    wait_rows(
+        frame,
+        lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 0 and page_range(f)[2] == 1,
+    )
     frame.select_option("#f-suppressed", "true")
     wait_rows(frame, lambda f: f.locator(f"{ROW}[data-id='{detection['id']}']").count() == 1)
     frame.locator(f"{ROW}[data-id='{detection['id']}']").click()
@@ -346,10 +367,16 @@ def test_analyst_cannot_see_or_reach_settings_or_edit_entries(as_user, tab_env) 
     assert tuning.locator("#presets button").count() == 0
     # and the API refuses a write even with a valid CSRF header
     csrf = next(c["value"] for c in analyst.context.cookies() if c["name"] == "QRadarCSRF")
-    refused = api.post(analyst.proxy_root + "/api/tuning/entries", headers={"QRadarCSRF": csrf},
-                       data={"platforms": ["AWS"], "actor_id": "arn:aws:iam::1:role/x",
-                             "justification": "analyst should not be able to do this",
-                             "expires_at": "2099-01-01T00:00:00Z"})
+    refused = api.post(
+        analyst.proxy_root + "/api/tuning/entries",
+        headers={"QRadarCSRF": csrf},
+        data={
+            "platforms": ["AWS"],
+            "actor_id": "arn:aws:iam::1:role/x",
+            "justification": "analyst should not be able to do this",
+            "expires_at": "2099-01-01T00:00:00Z",
+        },
+    )
     assert refused.status == 403
     screenshot(analyst.page, "tuning-analyst-view")
 
@@ -384,15 +411,23 @@ def test_csv_download_has_every_filtered_row(as_user, tab_env) -> None:
     frame.select_option("#window", "30d")
     frame.select_option("#f-suppressed", "")  # suppressed ones too (another test may have allowlisted one)
     frame.select_option("#page-size", "25")
-    wait_rows(frame, lambda f: "suppressed" not in page_filters(f) and page_filters(f).get("limit") is None
-              and int(page_filters(f)["end"]) - int(page_filters(f)["start"]) == 30 * 86_400_000
-              and page_range(f)[:2] == (1, min(25, page_range(f)[2])))
+    wait_rows(
+        frame,
+        lambda f: (
+            "suppressed" not in page_filters(f)
+            and page_filters(f).get("limit") is None
+            and int(page_filters(f)["end"]) - int(page_filters(f)["start"]) == 30 * 86_400_000
+            and page_range(f)[:2] == (1, min(25, page_range(f)[2]))
+        ),
+    )
     filters = page_filters(frame)
     total = api_total(tab_env, "analyst", **filters)
     assert page_range(frame)[2] == total
     assert total > 25, f"the export must hold more than the visible page (total {total})"
-    platforms = {d["cloud_platform"] for d in tab_env.get("analyst", "api/detections",
-                                                            **{**filters, "limit": 500})["items"]}
+    platforms = {
+        d["cloud_platform"]
+        for d in tab_env.get("analyst", "api/detections", **{**filters, "limit": 500})["items"]
+    }
     with analyst.page.expect_download() as download_info:
         frame.click("#export-csv")
     download = download_info.value
@@ -401,8 +436,18 @@ def test_csv_download_has_every_filtered_row(as_user, tab_env) -> None:
     text = download.path().read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     header, body = rows[0], rows[1:]
-    assert header == ["Time (Europe/Berlin)", "Category", "Log source", "Actor", "Target account",
-                      "Source IP", "Cloud platform", "Service account", "Chain", "Triage status"]
+    assert header == [
+        "Time (Europe/Berlin)",
+        "Category",
+        "Log source",
+        "Actor",
+        "Target account",
+        "Source IP",
+        "Cloud platform",
+        "Service account",
+        "Chain",
+        "Triage status",
+    ]
     assert len(body) == total
     assert {r[6] for r in body} == platforms
     # formula cells from the hostile record are neutralised; the markup one is plain text
@@ -478,8 +523,11 @@ def test_refresh_now_progress_cancel_and_errors_in_words(as_user, tab_env) -> No
         time.sleep(0.5)
         status = tab_env.get("admin", "api/status")
     assert status["last_status"] == "ok" and status["runs"] > runs
-    frame.wait_for_function("document.querySelector('#refresh-notice').children.length === 0"
-                            " && !document.querySelector('#refresh-now').disabled", timeout=60_000)
+    frame.wait_for_function(
+        "document.querySelector('#refresh-notice').children.length === 0"
+        " && !document.querySelector('#refresh-now').disabled",
+        timeout=60_000,
+    )
 
 
 def test_usable_at_1024_wide(as_user, tab_env) -> None:
@@ -503,23 +551,30 @@ def test_offense_link_once_the_offense_lists_the_detection(as_user, tab_env) -> 
     devconsole = tab_env.devconsole
     creation_names = {n.lower() for names in DEFAULT_EVENT_NAMES.values() for n in names}
     events = {e["event_id"]: e for it in devconsole.scenario["items"] for e in it["events"]}
-    offense = next(o for o in sorted(devconsole.scenario["offenses"], key=lambda o: o["id"])
-                   if o["id"] != 5  # test_offense_dashboard needs offense 5 never opened
-                   and any(events[i]["event_name"].lower() in creation_names for i in o["event_ids"]
-                           if i in events))
+    offense = next(
+        o
+        for o in sorted(devconsole.scenario["offenses"], key=lambda o: o["id"])
+        if o["id"] != 5  # test_offense_dashboard needs offense 5 never opened
+        and any(events[i]["event_name"].lower() in creation_names for i in o["event_ids"] if i in events)
+    )
     analyst = as_user("analyst")
     # The analyst opens the offense in QRadar; its Offense Summary fragment lists the app's detections.
-    summary = (f"{devconsole.base_url}/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary"
-               f"&summaryId={offense['id']}")
+    summary = (
+        f"{devconsole.base_url}/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary"
+        f"&summaryId={offense['id']}"
+    )
     deadline = time.monotonic() + 90
     linked = []
     while not linked and time.monotonic() < deadline:
         analyst.page.goto(summary)
         analyst.page.wait_for_selector("body[data-fragments='done']", timeout=60_000)
         items = tab_env.get("analyst", "api/detections", limit=500, start=0)["items"]
-        linked = [d for d in items
-                  if offense["id"] in [o["id"] for o in tab_env.get(
-                      "analyst", f"api/detections/{d['id']}/links")["offenses"]]]
+        linked = [
+            d
+            for d in items
+            if offense["id"]
+            in [o["id"] for o in tab_env.get("analyst", f"api/detections/{d['id']}/links")["offenses"]]
+        ]
         time.sleep(0.5)
     assert linked, f"no detection linked to offense {offense['id']}"
     detection = linked[0]
@@ -557,8 +612,9 @@ UNLABELLED_CONTROLS = """() => {
 }"""
 
 
-@pytest.mark.parametrize(("user", "path"), [("admin", "/tab/"), ("tuner1", "/tab/tuning"),
-                                            ("admin", "/tab/settings")])
+@pytest.mark.parametrize(
+    ("user", "path"), [("admin", "/tab/"), ("tuner1", "/tab/tuning"), ("admin", "/tab/settings")]
+)
 def test_every_control_is_labelled(as_user, tab_env, user: str, path: str) -> None:
     session = as_user(user)
     frame = session.open_app(path)
@@ -593,11 +649,17 @@ def test_utc_toggle_changes_every_time_and_is_remembered(as_user, tab_env) -> No
 def test_edit_an_entry_with_live_preview(as_user, tab_env) -> None:
     tuner = as_user("tuner1")
     session = tab_env.api("tuner1")
-    created = session.post(tab_env.live_app.proxy_url("api/tuning/entries"), json={
-        "name": "CI deployer", "platforms": ["AWS"], "actor_id": "arn:aws:iam::111122223333:user/ci-deployer",
-        "justification": "CI pipeline user that creates test accounts",
-        "expires_at": int(time.time() * 1000) + 90 * 86_400_000,
-    }, timeout=60)
+    created = session.post(
+        tab_env.live_app.proxy_url("api/tuning/entries"),
+        json={
+            "name": "CI deployer",
+            "platforms": ["AWS"],
+            "actor_id": "arn:aws:iam::111122223333:user/ci-deployer",
+            "justification": "CI pipeline user that creates test accounts",
+            "expires_at": int(time.time() * 1000) + 90 * 86_400_000,
+        },
+        timeout=60,
+    )
     assert created.status_code == 201, created.text
     entry = created.json()["entry"]
     frame = tuner.open_app("/tab/tuning")
@@ -608,8 +670,10 @@ def test_edit_an_entry_with_live_preview(as_user, tab_env) -> None:
     before = int(frame.locator("#preview-count").inner_text())
     # narrowing the entry to a source network the pipeline never used: the preview drops to 0 as you type
     frame.fill("#e-cidrs", "198.51.100.0/24")
-    frame.wait_for_function("document.querySelector('#preview-count')"
-                            " && document.querySelector('#preview-count').innerText === '0'")
+    frame.wait_for_function(
+        "document.querySelector('#preview-count')"
+        " && document.querySelector('#preview-count').innerText === '0'"
+    )
     assert before > 0
     frame.fill("#e-justification", "CI pipeline user, only from the build network")
     frame.click("#entry-save")
@@ -652,12 +716,18 @@ def test_break_glass_preset_asks_for_a_ticket_and_lasts_a_day(as_user, tab_env) 
     before_ms = time.time() * 1000
     card.locator("button:has-text('Turn on')").click()
     frame.wait_for_selector("#tuning-notice .cds--inline-notification--success")
-    entries = [e for e in tab_env.get("tuner2", "api/tuning/entries", preset="break_glass")["items"]
-               if e["actor_id"] == "arn:aws:iam::111122223333:role/BreakGlassUITest"]
+    entries = [
+        e
+        for e in tab_env.get("tuner2", "api/tuning/entries", preset="break_glass")["items"]
+        if e["actor_id"] == "arn:aws:iam::111122223333:role/BreakGlassUITest"
+    ]
     assert len(entries) == 1
     assert entries[0]["ticket"] == "INC-4242"
-    expires_ms = datetime.fromisoformat(entries[0]["expires_at"].replace("Z", "+00:00")).timestamp() * 1000 \
-        if isinstance(entries[0]["expires_at"], str) else entries[0]["expires_at"]
+    expires_ms = (
+        datetime.fromisoformat(entries[0]["expires_at"].replace("Z", "+00:00")).timestamp() * 1000
+        if isinstance(entries[0]["expires_at"], str)
+        else entries[0]["expires_at"]
+    )
     assert before_ms < expires_ms <= before_ms + 24 * 3600 * 1000
 
 
@@ -679,18 +749,25 @@ def test_admin_saves_settings_and_sees_a_bad_value_named(as_user, tab_env) -> No
         assert "refresh_interval_s" in frame.locator("#settings-notice").inner_text()
         assert tab_env.get("admin", "api/settings")["values"]["refresh_interval_s"] != 5
     finally:
-        restore = tab_env.api("admin").put(tab_env.live_app.proxy_url("api/settings"),
-                                           json={"user_cache_s": original}, timeout=60)
+        restore = tab_env.api("admin").put(
+            tab_env.live_app.proxy_url("api/settings"), json={"user_cache_s": original}, timeout=60
+        )
         assert restore.status_code == 200, restore.text
 
 
 def test_second_user_rejects_with_a_note(as_user, tab_env) -> None:
-    created = tab_env.api("tuner1").post(tab_env.live_app.proxy_url("api/tuning/entries"), json={
-        "name": "Unreviewed contractor", "platforms": ["Azure AD"],
-        "actor_id": "mallory.contractor@acme-partner.example",
-        "justification": "contractor says these accounts are expected",
-        "expires_at": int(time.time() * 1000) + 7 * 86_400_000, "confirm_partial_chain": True,
-    }, timeout=60)
+    created = tab_env.api("tuner1").post(
+        tab_env.live_app.proxy_url("api/tuning/entries"),
+        json={
+            "name": "Unreviewed contractor",
+            "platforms": ["Azure AD"],
+            "actor_id": "mallory.contractor@acme-partner.example",
+            "justification": "contractor says these accounts are expected",
+            "expires_at": int(time.time() * 1000) + 7 * 86_400_000,
+            "confirm_partial_chain": True,
+        },
+        timeout=60,
+    )
     assert created.status_code == 201, created.text
     entry = created.json()["entry"]
     tuner2 = as_user("tuner2")
@@ -721,13 +798,18 @@ def test_status_poll_goes_on_after_a_failed_status_read(as_user, tab_env) -> Non
     page.route(pattern, bad_gateway)
     try:
         # The next poll (every 30 s while idle) fails.
-        frame.wait_for_function("document.querySelector('#refresh-notice').innerText"
-                                ".includes('Could not read the refresh status')", timeout=120_000)
+        frame.wait_for_function(
+            "document.querySelector('#refresh-notice').innerText"
+            ".includes('Could not read the refresh status')",
+            timeout=120_000,
+        )
     finally:
         page.unroute(pattern)
     # The app is back: a later poll reads the status again and the notice goes.
     with page.expect_request(lambda request: "/app_proxy/api/status" in request.url, timeout=120_000):
         pass
-    frame.wait_for_function("!document.querySelector('#refresh-notice').innerText"
-                            ".includes('Could not read the refresh status')", timeout=120_000)
+    frame.wait_for_function(
+        "!document.querySelector('#refresh-notice').innerText.includes('Could not read the refresh status')",
+        timeout=120_000,
+    )
     assert frame.locator("#refresh-last").inner_text() != ""

@@ -21,7 +21,7 @@ def proxy_get(tab_env, user: str, path: str, **params):
     return tab_env.api(user).get(tab_env.live_app.proxy_url(path), params=params, timeout=60)
 
 
-@pytest.mark.parametrize("cell", ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\")"])
+@pytest.mark.parametrize("cell", ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("http://x")'])
 def test_formula_cells_are_neutralised(cell: str) -> None:
     assert neutralise(cell) == "'" + cell
 
@@ -60,8 +60,9 @@ def test_overview_counts_match_the_detection_list(tab_env) -> None:
     assert sum(sum(b["counts"].values()) for b in data["timeline"]) == data["total"]
     hours = [b["hour_ms"] for b in data["timeline"]]
     assert all(b - a == 3_600_000 for a, b in itertools.pairwise(hours))
-    chained = tab_env.get("analyst", "api/detections", limit=500, suppressed="false", chains_only="true",
-                          **window)["items"]
+    chained = tab_env.get(
+        "analyst", "api/detections", limit=500, suppressed="false", chains_only="true", **window
+    )["items"]
     assert data["chains"] == len({d["chain_id"] for d in chained})
     top = data["top_initiators"]
     assert top and [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
@@ -78,8 +79,15 @@ def test_csv_holds_every_matching_row_with_chosen_columns_and_zone(tab_env) -> N
     end = int(time.time() * 1000)
     filters = {"start": end - 30 * DAY_MS, "end": end}
     expected = tab_env.get("analyst", "api/detections", limit=500, sort="event_time", **filters)
-    response = proxy_get(tab_env, "analyst", "api/detections.csv", sort="event_time", tz="UTC",
-                         columns="event_time,actor_id,target_account,triage_note", **filters)
+    response = proxy_get(
+        tab_env,
+        "analyst",
+        "api/detections.csv",
+        sort="event_time",
+        tz="UTC",
+        columns="event_time,actor_id,target_account,triage_note",
+        **filters,
+    )
     assert response.status_code == 200
     # (the dev console's proxy currently repeats Content-Type; the app itself sends exactly text/csv)
     assert "text/csv" in response.headers["Content-Type"]
@@ -97,14 +105,17 @@ def test_csv_holds_every_matching_row_with_chosen_columns_and_zone(tab_env) -> N
         assert row[2] == neutralise(detection["target_account"] or "")
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"tz": "Mars/Olympus"}, "tz"),
-    ({"columns": "event_time,password"}, "columns"),
-    ({"sort": "payload"}, "sort"),
-    ({"platform": "Azure"}, "platform"),
-    ({"start": "yesterday"}, "start"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"tz": "Mars/Olympus"}, "tz"),
+        ({"columns": "event_time,password"}, "columns"),
+        ({"sort": "payload"}, "sort"),
+        ({"platform": "Azure"}, "platform"),
+        ({"start": "yesterday"}, "start"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_csv_refuses_bad_parameters_by_name(tab_env, params: dict, field: str) -> None:
     response = proxy_get(tab_env, "analyst", "api/detections.csv", **params)
     assert response.status_code == 400, response.text

@@ -30,8 +30,10 @@ def test_plex_faces_are_declared_for_the_weights_the_app_uses() -> None:
     css = CSS.read_text(encoding="utf-8")
     faces = re.findall(r"@font-face\{([^}]*)\}", css)
     declared = {
-        (re.search(r"font-family:\"?([^;\"]+)", face).group(1),
-         re.search(r"font-weight:(\d+)", face).group(1))
+        (
+            re.search(r"font-family:\"?([^;\"]+)", face).group(1),
+            re.search(r"font-weight:(\d+)", face).group(1),
+        )
         for face in faces
     }
     assert {("IBM Plex Sans", "400"), ("IBM Plex Sans", "600"), ("IBM Plex Mono", "400")} <= declared
@@ -39,8 +41,13 @@ def test_plex_faces_are_declared_for_the_weights_the_app_uses() -> None:
 
 def test_vendor_readme_names_sources_and_licences() -> None:
     readme = (VENDOR / "README.md").read_text(encoding="utf-8")
-    sources = ("@carbon/styles@1.116.0", "@ibm/plex-sans@1.1.0", "@ibm/plex-mono@1.1.0",
-               "Apache-2.0", "OFL-1.1")
+    sources = (
+        "@carbon/styles@1.116.0",
+        "@ibm/plex-sans@1.1.0",
+        "@ibm/plex-mono@1.1.0",
+        "Apache-2.0",
+        "OFL-1.1",
+    )
     for text in sources:
         assert text in readme
     assert (VENDOR / "carbon" / "LICENSE").is_file()

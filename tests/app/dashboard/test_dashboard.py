@@ -59,11 +59,18 @@ def store_counts(refreshed_app):
     since = int(time.time() * 1000) - DAY_MS
     with refreshed_app.app_context():
         conn = get_db()
-        rows = conn.execute("SELECT cloud_platform, is_service_account, chain_id FROM detections"
-                            " WHERE suppressed_by IS NULL AND event_time >= ?", (since,)).fetchall()
+        rows = conn.execute(
+            "SELECT cloud_platform, is_service_account, chain_id FROM detections"
+            " WHERE suppressed_by IS NULL AND event_time >= ?",
+            (since,),
+        ).fetchall()
     by_platform = {p: sum(1 for r in rows if r[0] == p) for p in PLATFORMS}
-    return {"by_platform": by_platform, "service": sum(r[1] for r in rows),
-            "chains": len({r[2] for r in rows if r[2] is not None}), "total": len(rows)}
+    return {
+        "by_platform": by_platform,
+        "service": sum(r[1] for r in rows),
+        "chains": len({r[2] for r in rows if r[2] is not None}),
+        "total": len(rows),
+    }
 
 
 def test_dashboard_item_shape_and_figures(refreshed_app, client, login, devconsole, store_counts) -> None:
@@ -85,8 +92,9 @@ def test_dashboard_item_shape_and_figures(refreshed_app, client, login, devconso
     proxy = f"https://127.0.0.1:{devconsole.port}/console/plugins/{devconsole.app_id}/app_proxy"
     assert proxy + "/tab/" in parsed.links
     assert not {"script", "style", "link", "img", "iframe"} & set(parsed.tags)
-    assert all(c.startswith("caw-dash") for cl in re.findall(r'class="([^"]*)"', body["HTML"])
-               for c in cl.split())
+    assert all(
+        c.startswith("caw-dash") for cl in re.findall(r'class="([^"]*)"', body["HTML"]) for c in cl.split()
+    )
 
 
 def test_pulse_timeseries_shape(refreshed_app, client, login, store_counts) -> None:
@@ -113,8 +121,13 @@ def test_pulse_table_rows_are_flat_and_keep_hostile_text(refreshed_app, client, 
     keys = {"time", "platform", "event", "actor", "target", "service_account", "chain", "href"}
     assert all(set(r) == keys and all(isinstance(v, str) for v in r.values()) for r in rows)
     assert [r["time"] for r in rows] == sorted((r["time"] for r in rows), reverse=True)
-    hostile = {e["target_account"] for it in devconsole.scenario["items"] if it["kind"] == "hostile"
-               for e in it["events"] if e.get("target_account")}
+    hostile = {
+        e["target_account"]
+        for it in devconsole.scenario["items"]
+        if it["kind"] == "hostile"
+        for e in it["events"]
+        if e.get("target_account")
+    }
     assert hostile & {r["target"] for r in rows}
     assert len(client.get("/api/pulse/table?limit=2").get_json()) == 2
 

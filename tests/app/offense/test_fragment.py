@@ -40,7 +40,7 @@ class FragmentParser(HTMLParser):
             self.rows.append({"detection_id": a.get("data-detection-id", "")})
         if tag == "a":
             self.links.append(a)
-        cell = next((c[len("caw-frag-"):] for c in classes if c.startswith("caw-frag-")), None)
+        cell = next((c[len("caw-frag-") :] for c in classes if c.startswith("caw-frag-")), None)
         if tag == "td" and cell:
             self._cell = cell
             self.rows[-1][cell] = ""
@@ -92,8 +92,12 @@ def manifest_offense(devconsole, offense_id: int) -> dict:
 def expected_creations(devconsole, offense_id: int) -> list[dict]:
     """The offense's events that are in the detection's event set, oldest first (from the manifest)."""
     ids = set(manifest_offense(devconsole, offense_id)["event_ids"])
-    events = [dict(e, item=it) for it in devconsole.scenario["items"] for e in it["events"]
-              if e["event_id"] in ids and e["event_name"].lower() in CREATION_NAMES]
+    events = [
+        dict(e, item=it)
+        for it in devconsole.scenario["items"]
+        for e in it["events"]
+        if e["event_id"] in ids and e["event_name"].lower() in CREATION_NAMES
+    ]
     return sorted(events, key=lambda e: e["starttime"])
 
 
@@ -114,8 +118,9 @@ def chain_kinds(devconsole, event_id: int) -> set[str]:
 
 
 @pytest.mark.parametrize("offense_id", [1, 2, 3])
-def test_chain_offense_lists_its_creations_with_links(refreshed_app, client, login, devconsole,
-                                                     offense_id: int) -> None:
+def test_chain_offense_lists_its_creations_with_links(
+    refreshed_app, client, login, devconsole, offense_id: int
+) -> None:
     login(client, "analyst")
     expected = expected_creations(devconsole, offense_id)
     assert expected, "the scenario's chain offenses hold creation events"
@@ -127,7 +132,8 @@ def test_chain_offense_lists_its_creations_with_links(refreshed_app, client, log
     for row, event in zip(frag.rows, expected, strict=True):
         assert row["actor"] == event["item"]["actor"] or row["actor"].endswith("/" + event["item"]["actor"])
     assert [r["time"] for r in frag.rows] == [
-        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["starttime"] / 1000)) for e in expected]
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["starttime"] / 1000)) for e in expected
+    ]
     assert [r["service"] == "yes" for r in frag.rows] == [e["is_service_account"] for e in expected]
     # Every row is a stored detection in a chain (the scenario puts these offenses' creations in chains).
     for row, event in zip(frag.rows, expected, strict=True):
@@ -140,8 +146,12 @@ def test_chain_offense_lists_its_creations_with_links(refreshed_app, client, log
     playbooks = [a["href"] for a in frag.links if "caw-frag-playbook" in a.get("class", "")]
     detections = [a["href"] for a in frag.links if "caw-frag-detection" in a.get("class", "")]
     assert len(playbooks) == len(detections) == len(expected)
-    anchors = {"AWS": "#platform-aws", "Azure AD": "#platform-azure-ad", "Office 365": "#platform-office-365",
-               "GCP": "#platform-gcp"}
+    anchors = {
+        "AWS": "#platform-aws",
+        "Azure AD": "#platform-azure-ad",
+        "Office 365": "#platform-office-365",
+        "GCP": "#platform-gcp",
+    }
     for href, det_href, row, event in zip(playbooks, detections, frag.rows, expected, strict=True):
         assert href.startswith(proxy + "/playbook/?")
         assert f"offense={offense_id}" in href and f"detection={row['detection_id']}" in href
@@ -158,8 +168,9 @@ def test_offense_without_cloud_account_events_is_one_line(refreshed_app, client,
     assert "No cloud account creation events in this offense." in "".join(frag.text)
 
 
-def test_fragment_html_cannot_restyle_the_page_and_escapes_log_values(refreshed_app, client, login,
-                                                                      devconsole) -> None:
+def test_fragment_html_cannot_restyle_the_page_and_escapes_log_values(
+    refreshed_app, client, login, devconsole
+) -> None:
     login(client, "analyst")
     for offense in devconsole.scenario["offenses"]:
         frag = fragment(client, offense["id"])
@@ -234,16 +245,23 @@ def test_hostile_values_render_as_text(offline_app) -> None:
     from app.offense import fragment as frag_mod
     from app.offense.views import render_fragment
 
-    hostile = {"actor": "<img src=x onerror=alert(1)>",
-               "target": "</td></tr></table><script>alert(2)</script>",
-               "platform": "<b>AWS</b>", "event_name": "CreateUser", "event_time": 1_764_000_000_000,
-               "is_service_account": False, "detection_id": None, "chain_kind": "<i>x</i>"}
+    hostile = {
+        "actor": "<img src=x onerror=alert(1)>",
+        "target": "</td></tr></table><script>alert(2)</script>",
+        "platform": "<b>AWS</b>",
+        "event_name": "CreateUser",
+        "event_time": 1_764_000_000_000,
+        "is_service_account": False,
+        "detection_id": None,
+        "chain_kind": "<i>x</i>",
+    }
     answer = frag_mod.FragmentAnswer(42, "rows", [hostile])
     headers = {"X-Console-Host": "qradar.example"}
     with offline_app.test_request_context("/offense/fragment/42", headers=headers):
         html_text = render_fragment(answer)
         error_text = render_fragment(
-            frag_mod.FragmentAnswer(42, "error", message="<script>alert(3)</script>"))
+            frag_mod.FragmentAnswer(42, "error", message="<script>alert(3)</script>")
+        )
     parsed = FragmentParser()
     parsed.feed(html_text)
     assert not {"img", "script", "b", "i"} & set(parsed.tags)
@@ -282,7 +300,13 @@ def test_a_search_qradar_forgot_is_started_again(refreshed_app, client, login) -
     from app.store.db import get_db
 
     with refreshed_app.app_context():
-        offense_cache.start(get_db(), 3, search_id="no-such-search", offense_start=0, offense_updated=0,
-                            now_ms=int(time.time() * 1000))
+        offense_cache.start(
+            get_db(),
+            3,
+            search_id="no-such-search",
+            offense_start=0,
+            offense_updated=0,
+            now_ms=int(time.time() * 1000),
+        )
     login(client, "analyst")
     assert fragment(client, 3).state == "rows"

@@ -24,9 +24,14 @@ def now_ms() -> int:
 
 
 def linked_targets(conn: sqlite3.Connection, offense_id: int) -> list[str]:
-    return sorted(r[0] or "" for r in conn.execute(
-        "SELECT d.target_account FROM offense_links l JOIN detections d ON d.id = l.detection_id"
-        " WHERE l.offense_id = ?", (offense_id,)))
+    return sorted(
+        r[0] or ""
+        for r in conn.execute(
+            "SELECT d.target_account FROM offense_links l JOIN detections d ON d.id = l.detection_id"
+            " WHERE l.offense_id = ?",
+            (offense_id,),
+        )
+    )
 
 
 def expected_targets(devconsole, offense: dict) -> list[str]:
@@ -54,8 +59,9 @@ def test_refresher_learns_the_links_of_every_open_offense(served_app, devconsole
     conn = db.connect(served_app.config["DATABASE"])
     try:
         offenses = devconsole.scenario["offenses"]
-        assert any(o["status"] != "OPEN" and o["has_cloud_account_events"] for o in offenses), \
+        assert any(o["status"] != "OPEN" and o["has_cloud_account_events"] for o in offenses), (
             "the scenario has a closed offense with creations (the control for status=OPEN)"
+        )
         with_links = 0
         for offense in offenses:
             expected = expected_targets(devconsole, offense)
@@ -63,7 +69,8 @@ def test_refresher_learns_the_links_of_every_open_offense(served_app, devconsole
             with_links += bool(expected)
         assert with_links >= 3
         state = conn.execute(
-            "SELECT last_status, watermark_ms FROM refresh_state WHERE name = 'offense_links'").fetchone()
+            "SELECT last_status, watermark_ms FROM refresh_state WHERE name = 'offense_links'"
+        ).fetchone()
         assert state["last_status"] == "ok" and state["watermark_ms"] is not None
         sources = {r[0] for r in conn.execute("SELECT DISTINCT source FROM offense_links")}
         assert sources == {"sync"}
@@ -129,8 +136,9 @@ def test_qradar_failure_is_recorded_and_retried(refreshed_app, devconsole) -> No
         finally:
             devconsole.faults.clear()
         assert rule
-        state = conn.execute("SELECT last_status, last_error, watermark_ms FROM refresh_state"
-                             " WHERE name = 'offense_links'").fetchone()
+        state = conn.execute(
+            "SELECT last_status, last_error, watermark_ms FROM refresh_state WHERE name = 'offense_links'"
+        ).fetchone()
         assert state["last_status"] == "error" and state["last_error"]
         assert state["watermark_ms"] is None
         assert conn.execute("SELECT COUNT(*) FROM offense_links").fetchone()[0] == 0
@@ -181,13 +189,16 @@ def test_offense_filter_and_panel_links_in_the_api(served_app, client, login, de
     links = client.get(f"/api/detections/{body['items'][0]['id']}/links").get_json()
     by_id = {o["id"]: o for o in links["offenses"]}
     assert oid in by_id
-    assert by_id[oid]["url"] == (f"https://127.0.0.1:{devconsole.port}/console/do/sem/offensesummary"
-                                 f"?appName=Sem&pageId=OffenseSummary&summaryId={oid}")
+    assert by_id[oid]["url"] == (
+        f"https://127.0.0.1:{devconsole.port}/console/do/sem/offensesummary"
+        f"?appName=Sem&pageId=OffenseSummary&summaryId={oid}"
+    )
     assert by_id[oid]["tab"].endswith(f"/app_proxy/tab/?offense={oid}")
 
 
-@pytest.mark.parametrize("bad", ["abc", "0", "-1", "2147483648", "1 OR 1=1", "1.0", "²",
-                                 "99999999999999999999"])
+@pytest.mark.parametrize(
+    "bad", ["abc", "0", "-1", "2147483648", "1 OR 1=1", "1.0", "²", "99999999999999999999"]
+)
 def test_bad_offense_filter_is_a_400_naming_the_parameter(client, login, bad: str) -> None:
     login(client, "analyst")
     for path in ("/api/detections", "/api/detections.csv"):
@@ -210,18 +221,27 @@ def test_migration_backfills_links_from_the_fragment_cache(tmp_path) -> None:
     assert db.migrate(conn, old) == 4
     conn.execute(
         "INSERT INTO detections (id, event_key, event_time, cloud_platform, severity, confidence,"
-        " base_severity, base_confidence, stored_at) VALUES (7, 'k7', 1, 'AWS', 5, 'medium', 5, 'medium', 1)")
+        " base_severity, base_confidence, stored_at) VALUES (7, 'k7', 1, 'AWS', 5, 'medium', 5, 'medium', 1)"
+    )
     rows = '[{"detection_id": 7}, {"detection_id": 8}, {"detection_id": null}, "x", 3]'
-    conn.execute("INSERT INTO offense_cache (offense_id, status, rows, started_at, checked_at)"
-                 " VALUES (41, 'done', ?, 1, 2)", (rows,))
-    conn.execute("INSERT INTO offense_cache (offense_id, status, rows, started_at, checked_at)"
-                 " VALUES (42, 'done', 'not json', 1, 2)")
-    conn.execute("INSERT INTO offense_cache (offense_id, status, rows, started_at, checked_at)"
-                 " VALUES (43, 'searching', '[{\"detection_id\": 7}]', 1, 2)")
+    conn.execute(
+        "INSERT INTO offense_cache (offense_id, status, rows, started_at, checked_at)"
+        " VALUES (41, 'done', ?, 1, 2)",
+        (rows,),
+    )
+    conn.execute(
+        "INSERT INTO offense_cache (offense_id, status, rows, started_at, checked_at)"
+        " VALUES (42, 'done', 'not json', 1, 2)"
+    )
+    conn.execute(
+        "INSERT INTO offense_cache (offense_id, status, rows, started_at, checked_at)"
+        " VALUES (43, 'searching', '[{\"detection_id\": 7}]', 1, 2)"
+    )
     conn.commit()
     assert db.migrate(conn) == db.migrations()[-1][0]
     assert [tuple(r) for r in conn.execute("SELECT offense_id, detection_id, source FROM offense_links")] == [
-        (41, 7, "fragment")]
+        (41, 7, "fragment")
+    ]
     assert offense_links.offenses_for_detection(conn, 7) == [41]
     # Links go with their detection (retention).
     conn.execute("DELETE FROM detections WHERE id = 7")
@@ -234,10 +254,16 @@ def test_event_names_in_the_fragment_are_text(offline_app) -> None:
     from app.offense import fragment as frag_mod
     from app.offense.views import render_fragment
 
-    hostile = {"actor": "a", "target": "t", "platform": "AWS",
-               "event_name": "CreateUser<img src=x onerror=alert(1)>", "event_time": 1_764_000_000_000,
-               "is_service_account": False, "detection_id": None,
-               "chain_kind": None}
+    hostile = {
+        "actor": "a",
+        "target": "t",
+        "platform": "AWS",
+        "event_name": "CreateUser<img src=x onerror=alert(1)>",
+        "event_time": 1_764_000_000_000,
+        "is_service_account": False,
+        "detection_id": None,
+        "chain_kind": None,
+    }
     headers = {"X-Console-Host": "qradar.example"}
     with offline_app.test_request_context("/offense/fragment/42", headers=headers):
         html_text = render_fragment(frag_mod.FragmentAnswer(42, "rows", [hostile]))
@@ -250,8 +276,9 @@ def test_event_names_in_the_fragment_are_text(offline_app) -> None:
     assert open_link == "https://qradar.example/console/plugins/1101/app_proxy/tab/?offense=42"
 
 
-def test_an_offense_updated_during_the_page_walk_hides_no_other(refreshed_app, devconsole,
-                                                                 monkeypatch) -> None:
+def test_an_offense_updated_during_the_page_walk_hides_no_other(
+    refreshed_app, devconsole, monkeypatch
+) -> None:
     """QRadar's offense list is sorted by last update: an offense updated between two of the sync's page
     requests moves to the end, which shifts every later offense one place earlier. Walking by offset then
     skipped the offense that moved onto the previous page (and the watermark passed it: never searched);
@@ -275,8 +302,9 @@ def test_an_offense_updated_during_the_page_walk_hides_no_other(refreshed_app, d
             # The console updates the first offense listed, right after the first page was read.
             oid = int(page[0]["id"])
             with closing(sqlite3.connect(devconsole.data_dir / "events.db")) as events:
-                old = events.execute("SELECT last_updated_time FROM offenses WHERE id = ?",
-                                     (oid,)).fetchone()[0]
+                old = events.execute(
+                    "SELECT last_updated_time FROM offenses WHERE id = ?", (oid,)
+                ).fetchone()[0]
                 events.execute("UPDATE offenses SET last_updated_time = ? WHERE id = ?", (ceiling, oid))
                 events.commit()
             touched.append((oid, old))
@@ -311,8 +339,12 @@ def test_a_search_cut_at_its_row_limit_is_continued(refreshed_app, devconsole, m
     from app.offense import sync
     from app.qradar import get_gateway
 
-    creations = [e["starttime"] for o in devconsole.scenario["offenses"] if o["status"] == "OPEN"
-                 for e in expected_creations(devconsole, o["id"])]
+    creations = [
+        e["starttime"]
+        for o in devconsole.scenario["offenses"]
+        if o["status"] == "OPEN"
+        for e in expected_creations(devconsole, o["id"])
+    ]
     same_ms = max(creations.count(t) for t in creations)
     # Smaller than the events to link (so the cut happens), larger than any group at one time (so the
     # continuation can move past it).

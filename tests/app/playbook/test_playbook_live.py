@@ -32,8 +32,13 @@ def detection_id_for(app, event_name: str, target: str) -> int:
     from app.store.db import get_db
 
     with app.app_context():
-        row = get_db().execute("SELECT id FROM detections WHERE event_name = ? AND target_account = ?",
-                               (event_name, target)).fetchone()
+        row = (
+            get_db()
+            .execute(
+                "SELECT id FROM detections WHERE event_name = ? AND target_account = ?", (event_name, target)
+            )
+            .fetchone()
+        )
     assert row is not None, (event_name, target)
     return int(row[0])
 
@@ -54,8 +59,14 @@ def test_every_hunting_query_passes_the_console_validator(app, devconsole) -> No
     for it in devconsole.scenario["items"]:
         creation = next((e for e in it["events"] if e.get("role") == "creation"), None)
         if creation and it["platform"] in PLATFORMS:
-            subjects.append({"actor": it["actor"], "target": creation["target_account"],
-                             "around_ms": creation["starttime"], "platform": it["platform"]})
+            subjects.append(
+                {
+                    "actor": it["actor"],
+                    "target": creation["target_account"],
+                    "around_ms": creation["starttime"],
+                    "platform": it["platform"],
+                }
+            )
     with app.app_context():
         gw = get_gateway()
         checked = 0
@@ -74,21 +85,30 @@ def run_hunt(client, headers, key: str, **body) -> dict:
     return response.get_json()
 
 
-def test_hunting_from_a_detection_returns_the_scenario_follow_ons(refreshed_app, client, login,
-                                                                  devconsole) -> None:
+def test_hunting_from_a_detection_returns_the_scenario_follow_ons(
+    refreshed_app, client, login, devconsole
+) -> None:
     headers = login(client, "analyst")
-    create = next(e for e in item(devconsole, "seed-test-3-aws-user-access-key")["events"]
-                  if e["event_name"] == "CreateUser")
+    create = next(
+        e
+        for e in item(devconsole, "seed-test-3-aws-user-access-key")["events"]
+        if e["event_name"] == "CreateUser"
+    )
     det = detection_id_for(refreshed_app, "CreateUser", create["target_account"])
     attach = item(devconsole, "follow-on-aws-admin-policy")["events"][0]
-    key_event = next(e for e in item(devconsole, "seed-test-3-aws-user-access-key")["events"]
-                     if e["event_name"] == "CreateAccessKey")
+    key_event = next(
+        e
+        for e in item(devconsole, "seed-test-3-aws-user-access-key")["events"]
+        if e["event_name"] == "CreateAccessKey"
+    )
     policies = run_hunt(client, headers, "aws-policy-attachments", detection=det)
     assert [(r["event_name"], r["starttime"]) for r in policies["items"]] == [
-        (attach["event_name"], attach["starttime"])]
+        (attach["event_name"], attach["starttime"])
+    ]
     keys = run_hunt(client, headers, "aws-access-keys", detection=det)
-    assert (key_event["event_name"], key_event["starttime"]) in [(r["event_name"], r["starttime"])
-                                                                 for r in keys["items"]]
+    assert (key_event["event_name"], key_event["starttime"]) in [
+        (r["event_name"], r["starttime"]) for r in keys["items"]
+    ]
     assert all(r["event_name"] in ("CreateAccessKey", "UpdateAccessKey") for r in keys["items"])
     assert policies["aql"].startswith("SELECT ") and policies["total"] == len(policies["items"])
 
@@ -97,18 +117,27 @@ def test_entra_hunt_by_actor_and_target(refreshed_app, client, login, devconsole
     headers = login(client, "analyst")
     creation = item(devconsole, "seed-test-4-aadinternals-user")
     grant = item(devconsole, "follow-on-entra-global-admin")["events"][0]
-    result = run_hunt(client, headers, "entra-role-membership", actor=creation["actor"],
-                      target=creation["events"][0]["target_account"],
-                      around_ms=creation["events"][0]["starttime"])
+    result = run_hunt(
+        client,
+        headers,
+        "entra-role-membership",
+        actor=creation["actor"],
+        target=creation["events"][0]["target_account"],
+        around_ms=creation["events"][0]["starttime"],
+    )
     assert [(r["event_name"], r["starttime"]) for r in result["items"]] == [
-        (grant["event_name"], grant["starttime"])]
+        (grant["event_name"], grant["starttime"])
+    ]
 
 
 def test_hunting_api_refuses_bad_input(refreshed_app, client, login) -> None:
     headers = login(client, "analyst")
-    for body, field in (({"query": "DROP TABLE"}, "query"), ({"query": "aws-access-keys", "aql": "x"}, "aql"),
-                        ({"query": "aws-access-keys", "around_ms": "soon"}, "around_ms"),
-                        ({"query": "aws-access-keys", "actor": "a" * 2000}, "actor")):
+    for body, field in (
+        ({"query": "DROP TABLE"}, "query"),
+        ({"query": "aws-access-keys", "aql": "x"}, "aql"),
+        ({"query": "aws-access-keys", "around_ms": "soon"}, "around_ms"),
+        ({"query": "aws-access-keys", "actor": "a" * 2000}, "actor"),
+    ):
         response = client.post("/api/hunting/run", json=body, headers=headers)
         assert response.status_code == 400, body
         assert response.get_json()["error"]["field"] == field

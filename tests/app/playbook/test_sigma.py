@@ -20,8 +20,14 @@ CHECK = ["check", "--fail-on-error", "--fail-on-issues", "-x", "attacktag", "-x"
 
 def sigma_check(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     assert SIGMA.exists(), "sigma-cli is not installed in the venv (requirements/dev.txt)"
-    return subprocess.run([str(SIGMA), *CHECK, str(path)], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(SIGMA), *CHECK, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_sigma_check_passes(tmp_path: Path) -> None:
@@ -42,7 +48,11 @@ def test_sigma_check_fails_a_broken_copy(tmp_path: Path) -> None:
 def test_rules_cover_every_platform_and_tag_t1136_003() -> None:
     docs = list(yaml.safe_load_all(SIGMA_PATH.read_text()))
     assert {(d["logsource"]["product"], d["logsource"]["service"]) for d in docs} == {
-        ("aws", "cloudtrail"), ("azure", "auditlogs"), ("m365", "audit"), ("gcp", "gcp.audit")}
+        ("aws", "cloudtrail"),
+        ("azure", "auditlogs"),
+        ("m365", "audit"),
+        ("gcp", "gcp.audit"),
+    }
     for d in docs:
         assert d["tags"] == ["attack.persistence", "attack.t1136.003"]
     assert len({d["id"] for d in docs}) == len(docs)
