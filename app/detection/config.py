@@ -90,19 +90,9 @@ def resolve_type_ids(
     return out
 
 
-def available_properties(gw: Gateway | None) -> set[str] | None:
+def available_properties(gw: Gateway | None) -> frozenset[str] | None:
     """Column names of the events database (custom properties included), or None if unknown."""
-    if gw is None:
-        return None
-    try:
-        body = gw.call("GET", "api/ariel/databases/events")
-    except (QRadarError, QRadarUnavailable) as exc:
-        log.warning("events columns could not be read: %s", exc)
-        return None
-    columns = body.get("columns") if isinstance(body, dict) else None
-    if not isinstance(columns, list):
-        return None
-    return {str(c.get("name")) for c in columns if isinstance(c, dict) and c.get("name")}
+    return None if gw is None else gw.columns("events")
 
 
 def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig:

@@ -19,7 +19,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from app import settings
 from app.aql import offense as offense_aql
@@ -29,7 +28,7 @@ from app.detection.config import EVENT_NAME_KEYS, resolve_type_ids
 from app.detection.extract import extract
 from app.detection.refresher import event_key
 from app.playbook.subject import target_property
-from app.qradar import QRadarError, QRadarUnavailable, SearchStatus, get_gateway
+from app.qradar import Gateway, QRadarError, QRadarUnavailable, get_gateway
 from app.store import offense_cache, offense_links
 from app.store.db import get_db
 
@@ -123,11 +122,6 @@ def creation_filters(conn: Any) -> dict[str, PlatformFilter]:
     return out
 
 
-def _bounded(deadline: float) -> float:
-    """Seconds a QRadar call may take: what is left of the budget (at least half a second)."""
-    return round(max(0.5, deadline - time.monotonic()), 1)  # "within 2 s" in a timeout message, not 1.9997
-
-
 def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:
     return {p: f.type_ids for p, f in filters.items()}
 
@@ -215,55 +209,40 @@ def _answer_rows(conn: Any, offense_id: int, rows: list[dict[str, Any]]) -> Frag
 
 
 def _poll(
-    gw: Any, conn: Any, offense_id: int, search_id: str, deadline: float, filters: dict[str, PlatformFilter]
+    gw: Gateway, conn: Any, offense_id: int, search_id: str, filters: dict[str, PlatformFilter]
 ) -> FragmentAnswer | None:
-    """Poll the search until `deadline`; the answer when it ended, None when it is still running."""
-    while True:
-        remaining = deadline - time.monotonic()
-        wait_s = int(remaining) if remaining >= 1 else None
-        body = gw.call(
-            "GET",
-            f"api/ariel/searches/{quote(search_id, safe='')}",
-            headers={"Prefer": f"wait={wait_s}"} if wait_s else None,
-            expect=(200, 206),
-            timeout=_bounded(deadline) + (wait_s or 0),
-        )
-        status = SearchStatus.from_json(body or {})
-        if status.status == "COMPLETED":
-            results: list[dict[str, Any]] = []
-            for page in gw.iter_result_pages(search_id, 500, status.record_count):
-                results.extend(page)
-            rows = rows_from_results(conn, results, filters)
-            offense_cache.finish(conn, offense_id, rows, _now_ms())
-            with conn:  # what the tab's offense filter and detail panel learn from this answer
-                offense_links.record(
-                    conn,
-                    offense_id,
-                    (r["detection_id"] for r in rows if r["detection_id"]),
-                    source="fragment",
-                    now_ms=_now_ms(),
-                )
-            _quiet_delete(gw, search_id)
-            return _answer_rows(conn, offense_id, rows)
-        if status.status in ("ERROR", "CANCELED"):
-            messages = "; ".join(str(m.get("message", "")) for m in status.error_messages if m.get("message"))
-            message = search_problem(status.status, messages)
-            offense_cache.fail(conn, offense_id, message, _now_ms())
-            return _failed(conn, offense_id, message, _now_ms())
-        if time.monotonic() >= deadline:
-            return None
-        if wait_s is None:
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    """Poll the search for what is left of the budget; the answer when it ended, None when it is still
+    running (left running in QRadar for the next request)."""
+    status = gw.poll(search_id, within_s=gw.remaining_s() or 0.0)
+    if status.status == "COMPLETED":
+        results = gw.fetch_results(search_id, 500, status.record_count)
+        rows = rows_from_results(conn, results, filters)
+        offense_cache.finish(conn, offense_id, rows, _now_ms())
+        with conn:  # what the tab's offense filter and detail panel learn from this answer
+            offense_links.record(
+                conn,
+                offense_id,
+                (r["detection_id"] for r in rows if r["detection_id"]),
+                source="fragment",
+                now_ms=_now_ms(),
+            )
+        _quiet_delete(gw, search_id)
+        return _answer_rows(conn, offense_id, rows)
+    if status.status in ("ERROR", "CANCELED"):
+        message = search_problem(status.status, status.messages)
+        offense_cache.fail(conn, offense_id, message, _now_ms())
+        return _failed(conn, offense_id, message, _now_ms())
+    return None
 
 
-def _quiet_delete(gw: Any, search_id: str) -> None:
+def _quiet_delete(gw: Gateway, search_id: str) -> None:
     try:
         gw.delete_search(search_id)
     except (QRadarError, QRadarUnavailable) as exc:
         log.info("deleting fragment search %s failed: %s", search_id, exc)
 
 
-def _still_searching(gw: Any, conn: Any, offense_id: int, cached: dict[str, Any]) -> FragmentAnswer:
+def _still_searching(gw: Gateway, conn: Any, offense_id: int, cached: dict[str, Any]) -> FragmentAnswer:
     max_age_ms = settings.get("interactive_search_timeout_s", conn=conn) * 1000
     if _now_ms() - cached["started_at"] > max_age_ms:
         try:
@@ -297,7 +276,7 @@ def _stale(conn: Any, offense_id: int, cached: dict[str, Any], problem: str) -> 
 def answer(offense_id: int) -> FragmentAnswer:
     """The fragment's answer for one offense (see module docstring)."""
     conn = get_db()
-    deadline = time.monotonic() + settings.get("offense_fragment_budget_s", conn=conn)
+    budget_s = settings.get("offense_fragment_budget_s", conn=conn)
     recheck_ms = settings.get("offense_cache_recheck_s", conn=conn) * 1000
     cached = offense_cache.get(conn, offense_id)
     now = _now_ms()
@@ -308,12 +287,14 @@ def answer(offense_id: int) -> FragmentAnswer:
             conn, offense_id, cached["error"] or "the Ariel search failed in QRadar", cached["checked_at"]
         )
 
-    gw = get_gateway()
+    # Every QRadar call below, and the search wait, ends within the budget: a hanging console must not
+    # hold the Offense Summary page.
+    gw = get_gateway().within(budget_s)
     filters = platform_filters(conn)
     try:
         if cached and cached["status"] == "searching" and cached["search_id"]:
             try:
-                polled = _poll(gw, conn, offense_id, cached["search_id"], deadline, filters)
+                polled = _poll(gw, conn, offense_id, cached["search_id"], filters)
                 return polled or _still_searching(gw, conn, offense_id, cached)
             except QRadarError as exc:
                 if exc.http_status != 404:
@@ -322,14 +303,7 @@ def answer(offense_id: int) -> FragmentAnswer:
                 offense_cache.forget(conn, offense_id)
                 cached = None
 
-        # Every call below is bounded by what is left of the budget: a hanging console must not hold the
-        # Offense Summary page (the gateway's own calls wait up to its transport timeout).
-        offense = gw.call(
-            "GET",
-            f"api/siem/offenses/{offense_id}",
-            params={"fields": "id,start_time,last_updated_time"},
-            timeout=_bounded(deadline),
-        )
+        offense = gw.get_offense(offense_id, fields="id,start_time,last_updated_time")
         start_ms = int(offense.get("start_time") or 0)
         updated_ms = int(offense.get("last_updated_time") or start_ms)
         if cached and cached["status"] == "done" and cached["offense_updated"] == updated_ms:
@@ -342,16 +316,9 @@ def answer(offense_id: int) -> FragmentAnswer:
             start_ms,
             updated_ms,
             creation_filters(conn),
-            target_property=target_property(timeout_s=_bounded(deadline)),
+            target_property=target_property(gw),
         )
-        body = gw.call(
-            "POST",
-            "api/ariel/searches",
-            data={"query_expression": aql},
-            expect=(200, 201),
-            timeout=_bounded(deadline),
-        )
-        search_id = str(body["search_id"])
+        search_id = gw.start_search(aql)
         offense_cache.purge_older_than(conn, _now_ms() - CACHE_KEEP_MS)
         offense_cache.start(
             conn,
@@ -361,7 +328,7 @@ def answer(offense_id: int) -> FragmentAnswer:
             offense_updated=updated_ms,
             now_ms=_now_ms(),
         )
-        polled = _poll(gw, conn, offense_id, search_id, deadline, filters)
+        polled = _poll(gw, conn, offense_id, search_id, filters)
         return polled or FragmentAnswer(offense_id, "searching")
     except QRadarError as exc:
         if exc.http_status == 404:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
+from typing import TYPE_CHECKING
 
 from app import settings
 from app.aql.detection import PLATFORMS
 from app.playbook.render import Subject
 from app.store import detections as detections_store
 from app.store.db import get_db
+
+if TYPE_CHECKING:
+    from app.qradar import Gateway
 
 
 def type_ids() -> dict[str, tuple[int, ...]]:
@@ -23,42 +25,16 @@ def type_ids() -> dict[str, tuple[int, ...]]:
     return out
 
 
-_COLUMNS_TTL_S = 300.0
-_columns_lock = threading.Lock()
-_columns_cache: dict[str, tuple[float, set[str] | None]] = {}
-
-
-def _event_columns(gw: object, timeout_s: float | None) -> set[str] | None:
-    from app.qradar import QRadarError, QRadarUnavailable
-
-    try:
-        body = gw.call("GET", "api/ariel/databases/events", timeout=timeout_s)  # type: ignore[attr-defined]
-    except (QRadarError, QRadarUnavailable):
-        return None
-    columns = body.get("columns") if isinstance(body, dict) else None
-    if not isinstance(columns, list):
-        return None
-    return {str(c.get("name")) for c in columns if isinstance(c, dict) and c.get("name")}
-
-
-def target_property(timeout_s: float | None = None) -> str | None:
+def target_property(gw: Gateway | None = None) -> str | None:
     """The custom property holding the new account's name, or None when this console does not define it
-    (an unknown column would make every query fail). The events column list is cached for 5 min; while
-    it cannot be read the configured name is used."""
+    (an unknown column would make every query fail). While QRadar's column list cannot be read the
+    configured name is used. ``gw``: the gateway to ask (a time-bounded one), else the app's."""
     from app.qradar import get_gateway
 
     name = settings.get("custom_properties").get("account_name")
     if not name:
         return None
-    gw = get_gateway()
-    key = str(id(gw))
-    with _columns_lock:
-        cached = _columns_cache.get(key)
-    if cached is None or time.monotonic() - cached[0] > _COLUMNS_TTL_S:
-        cached = (time.monotonic(), _event_columns(gw, timeout_s))
-        with _columns_lock:
-            _columns_cache[key] = cached
-    columns = cached[1]
+    columns = (gw or get_gateway()).columns("events")
     return name if columns is None or name in columns else None
 
 

@@ -4,19 +4,29 @@ Usage::
 
     gw = Gateway.from_env()                       # SEC_ADMIN_TOKEN, QRADAR_CONSOLE_FQDN, REQUESTS_CA_BUNDLE
     rows = gw.run_search(aql, timeout_s=120)      # start + wait + all pages + delete
+    offense = gw.within(2).get_offense(7)         # this call ends within 2 s, answered or not
     user = gw.current_user(user_token)            # always with the user's own token, over HTTP
 
-Ariel lifecycle: `start_search` (AQL in the POST form body, never the URL: long AQL fails with 414 there),
-`search_status` / `wait_for_search` (progress, ``Prefer: wait=N``), `iter_result_pages` (inclusive
-``Range: items=x-y``), `cancel_search` (``status=CANCELED``, the API's spelling; qpylib's ``CANCELLED`` is not
-used), `delete_search`. Errors: `QRadarError` carrying QRadar's message, `QRadarUnavailable` for
-connection failures and timeouts.
+Ariel lifecycle: `start_search` (AQL in the POST form body, never the URL: long AQL fails with 414 there;
+returns the search id at once), `search_status` / `poll` (progress, ``Prefer: wait=N``; a search may be left
+running and polled later, from another request or process), `wait_for_search` (until final; cancels on
+timeout), `fetch_results` / `iter_result_pages` (inclusive ``Range: items=x-y``), `cancel_search`
+(``status=CANCELED``, the API's spelling; qpylib's ``CANCELLED`` is not used), `delete_search`.
+
+Time bounds: `within(seconds)` is a view of the gateway whose every call — REST calls, search waits, result
+pages — ends by its deadline; a caller with a budget (the Offense Summary fragment) makes all its calls
+through one. `columns(database)` is an Ariel database's column list, cached for the gateway's lifetime up to
+``columns_ttl_s``.
+
+Errors: `QRadarError` carrying QRadar's message, `QRadarUnavailable` for connection failures and timeouts.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +44,13 @@ RUNNING_STATES = frozenset({"WAIT", "EXECUTE", "SORTING"})
 FINAL_STATES = frozenset({"COMPLETED", "CANCELED", "ERROR"})
 DEFAULT_USER_LOOKUP_PATH = "api/config/access/users?current_user=true"  # UNCONFIRMED on a real console
 USER_ROLE_PATH = "api/config/access/user_roles?current_user_role=true"
+# A call made when a `within` budget is (nearly) spent still gets this long: results of a search that
+# completed at the deadline can still be read.
+MIN_CALL_TIMEOUT_S = 0.5
+# Time kept between a ``Prefer: wait=N`` and the deadline, for QRadar's 206 answer to arrive.
+WAIT_MARGIN_S = 0.5
+COLUMNS_TTL_S = 300.0
+COLUMNS_RETRY_S = 60.0
 
 
 def _seg(value: Any) -> str:
@@ -52,6 +69,11 @@ class SearchStatus:
     @property
     def done(self) -> bool:
         return self.status in FINAL_STATES
+
+    @property
+    def messages(self) -> str:
+        """QRadar's error messages for the search, joined ("" when none)."""
+        return "; ".join(str(m.get("message", "")) for m in self.error_messages if m.get("message"))
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> SearchStatus:
@@ -89,6 +111,8 @@ class Gateway:
         user_lookup_path: str = DEFAULT_USER_LOOKUP_PATH,
         poll_wait_s: int = 5,
         poll_interval_s: float = 0.5,
+        columns_ttl_s: float = COLUMNS_TTL_S,
+        columns_retry_s: float = COLUMNS_RETRY_S,
     ) -> None:
         self.transport = transport
         self._user_transport = user_transport
@@ -96,6 +120,12 @@ class Gateway:
         self.user_lookup_path = user_lookup_path
         self.poll_wait_s = poll_wait_s
         self.poll_interval_s = poll_interval_s
+        self.columns_ttl_s = columns_ttl_s
+        self.columns_retry_s = columns_retry_s
+        self.deadline: float | None = None  # time.monotonic() by which every call ends (see `within`)
+        # Shared with every `within` view: database name -> (fetched at, column names).
+        self._columns: dict[str, tuple[float, frozenset[str] | None]] = {}
+        self._columns_lock = threading.Lock()
 
     @classmethod
     def from_env(
@@ -105,11 +135,54 @@ class Gateway:
         transport = transport_from_env(env, api_version=api_version)
         return cls(transport, api_version=api_version, **kwargs)
 
+    # -- time bounds --------------------------------------------------------------------------------
+
+    def within(self, seconds: float) -> Gateway:
+        """This gateway with a deadline ``seconds`` from now (or its own, if sooner): each call's timeout
+        is what is left of it, at least `MIN_CALL_TIMEOUT_S`, and search waits end by it. Transport, user
+        transport and column cache are shared with this gateway."""
+        view = copy.copy(self)
+        end = time.monotonic() + max(0.0, float(seconds))
+        view.deadline = end if self.deadline is None else min(end, self.deadline)
+        return view
+
+    def remaining_s(self) -> float | None:
+        """Seconds left before the deadline (0 when past it); None without one."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _call_timeout(self, requested: float | None) -> float | None:
+        left = self.remaining_s()
+        if left is None:
+            return requested
+        # one decimal: "did not answer within 2 s" in a timeout message, not 1.9997
+        bounded = max(MIN_CALL_TIMEOUT_S, round(left, 1))
+        return bounded if requested is None else min(requested, bounded)
+
+    def _fit_wait(self, wait_s: int | None) -> int | None:
+        """A ``Prefer: wait`` that ends before the deadline (None when no whole second fits)."""
+        left = self.remaining_s()
+        if wait_s and left is not None:
+            wait_s = min(wait_s, int(left - WAIT_MARGIN_S))
+        return wait_s if wait_s and wait_s > 0 else None
+
     # -- plumbing -----------------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
-        """One REST call; returns the parsed JSON body (None when empty); QRadar errors raise."""
-        resp = self.transport.request(method, path, version=self.api_version, **kwargs)
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: tuple[int, ...] = (200,),
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One REST call; returns the parsed JSON body (None when empty); QRadar errors raise.
+        ``timeout`` bounds this call (seconds; default: the transport's), as does `within`'s deadline."""
+        resp = self.transport.request(
+            method, path, version=self.api_version, timeout=self._call_timeout(timeout), **kwargs
+        )
         return self._parse(resp, expect)
 
     @staticmethod
@@ -148,6 +221,8 @@ class Gateway:
         return str(body["search_id"])
 
     def search_status(self, search_id: str, wait_s: int | None = None) -> SearchStatus:
+        """The search's state; with ``wait_s``, QRadar holds the answer up to that long for COMPLETED."""
+        wait_s = self._fit_wait(wait_s)
         headers = {"Prefer": f"wait={int(wait_s)}"} if wait_s else None
         timeout = (wait_s + 30) if wait_s else None
         body = self.call(
@@ -159,6 +234,39 @@ class Gateway:
         )
         return SearchStatus.from_json(body)
 
+    def _statuses(self, search_id: str, end: float) -> Iterator[SearchStatus]:
+        """The search's status, polled until it is final or ``end`` (monotonic) has passed."""
+        if self.deadline is not None:
+            end = min(end, self.deadline)
+        while True:
+            remaining = end - time.monotonic()
+            wait_s = self._fit_wait(max(0, min(self.poll_wait_s, int(remaining))))
+            status = self.search_status(search_id, wait_s=wait_s)
+            yield status
+            if status.done or time.monotonic() >= end:
+                return
+            if not wait_s:
+                time.sleep(min(self.poll_interval_s, max(0.0, end - time.monotonic())))
+
+    def poll(
+        self,
+        search_id: str,
+        within_s: float = 0.0,
+        on_progress: Callable[[SearchStatus], None] | None = None,
+    ) -> SearchStatus:
+        """The search's status after waiting up to ``within_s`` (and the deadline) for it to end: final
+        (COMPLETED, ERROR, CANCELED — read `SearchStatus.messages`) or still running. Never cancels: a
+        running search is left for a later `poll`, `cancel_search` or `delete_search`."""
+        statuses = self._statuses(search_id, time.monotonic() + within_s)
+        status = next(statuses)  # at least one status call, even with nothing left to wait
+        while True:
+            if on_progress is not None:
+                on_progress(status)
+            following = next(statuses, None)
+            if following is None:
+                return status
+            status = following
+
     def wait_for_search(
         self,
         search_id: str,
@@ -168,11 +276,8 @@ class Gateway:
     ) -> SearchStatus:
         """Poll until the search is final. Raises SearchTimeout / SearchCancelled (search cancelled),
         QRadarError when the search ends in ERROR (QRadar's message) or was cancelled elsewhere."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            wait_s = max(0, min(self.poll_wait_s, int(remaining)))
-            status = self.search_status(search_id, wait_s=wait_s or None)
+        status = None
+        for status in self._statuses(search_id, time.monotonic() + timeout_s):
             if on_progress is not None:
                 on_progress(status)
             if status.status == "COMPLETED":
@@ -182,16 +287,13 @@ class Gateway:
             if should_cancel is not None and should_cancel():
                 self._quiet_cancel(search_id)
                 raise SearchCancelled(search_id)
-            if time.monotonic() >= deadline:
-                self._quiet_cancel(search_id)
-                raise SearchTimeout(search_id, timeout_s, status.progress)
-            if not wait_s:
-                time.sleep(min(self.poll_interval_s, max(0.0, deadline - time.monotonic())))
+        self._quiet_cancel(search_id)
+        raise SearchTimeout(search_id, timeout_s, status.progress if status is not None else 0)
 
     @staticmethod
     def _search_failed(status: SearchStatus) -> QRadarError:
         first = status.error_messages[0] if status.error_messages else {}
-        message = "; ".join(str(m.get("message", "")) for m in status.error_messages if m.get("message"))
+        message = status.messages
         code = first.get("code")
         try:
             code = int(code) if code is not None else None
@@ -234,7 +336,17 @@ class Gateway:
             yield page
             start += len(page)
 
+    def fetch_results(
+        self, search_id: str, page_size: int = 1000, record_count: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every row of a completed search, read page by page."""
+        rows: list[dict[str, Any]] = []
+        for page in self.iter_result_pages(search_id, page_size, record_count):
+            rows.extend(page)
+        return rows
+
     def cancel_search(self, search_id: str) -> SearchStatus:
+        """Ask QRadar to stop the search (asynchronous: `poll` sees CANCELED once it has stopped)."""
         body = self.call("POST", f"api/ariel/searches/{_seg(search_id)}", params={"status": "CANCELED"})
         return SearchStatus.from_json(body or {"search_id": search_id, "status": "CANCELED"})
 
@@ -260,10 +372,7 @@ class Gateway:
         search_id = self.start_search(aql)
         try:
             status = self.wait_for_search(search_id, timeout_s, on_progress, should_cancel)
-            rows: list[dict[str, Any]] = []
-            for page in self.iter_result_pages(search_id, page_size, status.record_count):
-                rows.extend(page)
-            return rows
+            return self.fetch_results(search_id, page_size, status.record_count)
         finally:
             try:
                 self.delete_search(search_id)
@@ -274,6 +383,31 @@ class Gateway:
         """QRadar's AQL validator; [] when valid, else its error messages."""
         body = self.call("POST", "api/ariel/validators/aql", data={"query_expression": aql})
         return list((body or {}).get("error_messages") or [])
+
+    def columns(self, database: str = "events") -> frozenset[str] | None:
+        """Names of the columns an Ariel database offers in SELECT, custom properties included (an unknown
+        column fails the whole query); None when QRadar could not be asked (the failure is logged).
+        Answers are kept for ``columns_ttl_s``, failures for ``columns_retry_s`` (a failing console is not
+        asked on every page view)."""
+        now = time.monotonic()
+        with self._columns_lock:
+            cached = self._columns.get(database)
+        if cached is not None:
+            fetched_at, names = cached
+            if now - fetched_at < (self.columns_ttl_s if names is not None else self.columns_retry_s):
+                return names
+        try:
+            body = self.call("GET", f"api/ariel/databases/{_seg(database)}")
+        except (QRadarError, QRadarUnavailable) as exc:
+            log.warning("the columns of Ariel database %s could not be read: %s", database, exc)
+            body = None
+        listed = body.get("columns") if isinstance(body, dict) else None
+        names = None
+        if isinstance(listed, list):
+            names = frozenset(str(c["name"]) for c in listed if isinstance(c, dict) and c.get("name"))
+        with self._columns_lock:
+            self._columns[database] = (now, names)
+        return names
 
     # -- reference sets -----------------------------------------------------------------------------
 
@@ -428,9 +562,10 @@ class Gateway:
         transport = self.user_transport()
 
         def get(path: str) -> Any:
-            return self._parse(
-                transport.request("GET", path, version=self.api_version, sec_token=user_token), (200,)
+            resp = transport.request(
+                "GET", path, version=self.api_version, sec_token=user_token, timeout=self._call_timeout(None)
             )
+            return self._parse(resp, (200,))
 
         roles = get(USER_ROLE_PATH) or []
         role = roles[0] if isinstance(roles, list) and roles else {}

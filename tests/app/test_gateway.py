@@ -1,5 +1,6 @@
-"""The QRadar gateway against the dev console over real HTTPS: Ariel lifecycle, paging, cancel,
-timeouts, error mapping, reference data, offenses, log source types, and the user's own identity."""
+"""The QRadar gateway against the dev console over real HTTPS: Ariel lifecycle, paging, cancel, searches
+left running and polled later, per-call time bounds, the cached column lookup, timeouts, error mapping,
+reference data, offenses, log source types, and the user's own identity."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.qradar import (
     SearchCancelled,
     SearchTimeout,
 )
+from app.qradar.gateway import RUNNING_STATES
 
 WINDOW_DAYS = 3650
 ALL_EVENTS_AQL = f"SELECT starttime, qid, logsourceid FROM events ORDER BY starttime LAST {WINDOW_DAYS} DAYS"
@@ -39,6 +41,26 @@ def make_gateway(devconsole, token: str | None = None, **transport_kwargs) -> Ga
         **transport_kwargs,
     )
     return Gateway(transport, poll_wait_s=1)
+
+
+class RecordingTransport:
+    """The real HTTPS transport, recording every request the gateway makes through it."""
+
+    def __init__(self, inner: HttpTransport) -> None:
+        self.inner = inner
+        self.requests: list[tuple[str, str, dict]] = []
+
+    def request(self, method: str, path: str, **kwargs):
+        self.requests.append((method, path, kwargs))
+        return self.inner.request(method, path, **kwargs)
+
+    def paths(self, method: str, path: str) -> int:
+        return sum(1 for m, p, _ in self.requests if (m, p) == (method, path))
+
+
+def recording_gateway(devconsole, **gateway_kwargs) -> tuple[Gateway, RecordingTransport]:
+    recorder = RecordingTransport(make_gateway(devconsole).transport)
+    return Gateway(recorder, poll_wait_s=1, **gateway_kwargs), recorder
 
 
 @pytest.fixture
@@ -140,6 +162,125 @@ def test_timeout_cancels_the_search(gw, faults):
         gw.wait_for_search(search_id, timeout_s=1.5)
     assert info.value.search_id == search_id
     assert gw.search_status(search_id, wait_s=20).status == "CANCELED"
+
+
+def test_cancel_sends_the_apis_spelling(devconsole, faults):
+    """``status=CANCELED`` (one L) as API 26.0 documents; qpylib's ``CANCELLED`` is not what is sent."""
+    faults.slow_searches(30)
+    gw, recorder = recording_gateway(devconsole)
+    search_id = gw.start_search("SELECT qid FROM events LAST 7 DAYS")
+    gw.cancel_search(search_id)
+    (cancel,) = [r for r in recorder.requests if r[0] == "POST" and r[1] == f"api/ariel/searches/{search_id}"]
+    assert cancel[2]["params"] == {"status": "CANCELED"}
+    assert gw.poll(search_id, within_s=20).status == "CANCELED"
+    gw.delete_search(search_id)
+
+
+def test_a_search_left_running_is_polled_later_then_read(gw, devconsole, faults):
+    """Start returns at once; the search runs on while nobody waits; another gateway (a later request)
+    polls it to the end and reads its rows."""
+    faults.slow_searches(3)
+    aql = f"SELECT starttime, qid FROM events ORDER BY starttime LIMIT 20 LAST {WINDOW_DAYS} DAYS"
+    started = time.monotonic()
+    search_id = gw.start_search(aql)
+    assert time.monotonic() - started < 2  # did not wait for the 3 s search
+    first = gw.poll(search_id)  # one look, no wait
+    assert first.status in RUNNING_STATES and not first.done
+    later = make_gateway(devconsole)
+    seen = []
+    final = later.poll(search_id, within_s=30, on_progress=seen.append)
+    assert final.status == "COMPLETED" and final.record_count == 20
+    assert seen[-1] == final and all(s.status in RUNNING_STATES for s in seen[:-1])
+    rows = later.fetch_results(search_id, page_size=6, record_count=final.record_count)
+    assert rows == later.results(search_id, 0, 19)
+    assert [r["starttime"] for r in rows] == sorted(r["starttime"] for r in rows)
+    later.delete_search(search_id)
+    with pytest.raises(QRadarError) as info:
+        gw.poll(search_id)
+    assert (info.value.http_status, info.value.code) == (404, 1002)
+
+
+def test_poll_reports_a_failed_search_without_raising(gw, faults):
+    faults.error_searches(1, "Ariel disk is full")
+    search_id = gw.start_search("SELECT qid FROM events LAST 8 DAYS")
+    status = gw.poll(search_id, within_s=30)
+    assert status.status == "ERROR" and status.done
+    assert status.messages == "Ariel disk is full"
+    gw.delete_search(search_id)
+
+
+def test_within_bounds_a_call_to_a_hanging_console(gw, faults):
+    """The transport would wait 60 s; the bounded view gives up at its deadline."""
+    faults.hang("/api/siem/offenses", seconds=20, count=2)
+    started = time.monotonic()
+    with pytest.raises(QRadarUnavailable, match=r"did not answer GET api/siem/offenses within 1(\.0)? s"):
+        gw.within(1).list_offenses()
+    assert 0.9 < time.monotonic() - started < 3
+    # A view whose budget is spent still gives each call its floor, then stops.
+    spent = gw.within(0)
+    started = time.monotonic()
+    with pytest.raises(QRadarUnavailable, match=r"within 0\.5 s"):
+        spent.list_offenses()
+    assert time.monotonic() - started < 2
+    faults.clear()
+    assert gw.list_offenses(limit=1)  # the gateway itself is unbounded
+
+
+def test_within_bounds_the_search_wait(gw, faults):
+    faults.slow_searches(30)
+    search_id = gw.start_search("SELECT qid FROM events LAST 9 DAYS")
+    bounded = gw.within(2)
+    started = time.monotonic()
+    status = bounded.poll(search_id, within_s=60)  # asks for a minute; the deadline is sooner
+    assert status.status in RUNNING_STATES
+    assert 1.5 < time.monotonic() - started < 4
+    started = time.monotonic()
+    with pytest.raises(SearchTimeout):
+        gw.within(1.5).wait_for_search(search_id, timeout_s=60)
+    assert time.monotonic() - started < 4
+    assert gw.poll(search_id, within_s=20).status == "CANCELED"  # the timed-out wait cancelled it
+
+
+def test_a_bounded_view_never_extends_its_parents_deadline(gw):
+    outer = gw.within(1)
+    inner = outer.within(30)
+    assert inner.remaining_s() is not None and inner.remaining_s() <= 1
+    assert gw.remaining_s() is None
+
+
+def test_columns_are_looked_up_once_and_shared_by_bounded_views(devconsole):
+    gw, recorder = recording_gateway(devconsole)
+    with sqlite3.connect(f"file:{Path(devconsole.data_dir) / 'events.db'}?mode=ro", uri=True) as conn:
+        custom = {row[0] for row in conn.execute("SELECT name FROM custom_properties")}
+    assert custom, "the seeded console defines custom properties"
+    columns = gw.columns("events")
+    assert columns is not None
+    assert {"starttime", "qid", "logsourceid", "devicetype", "payload"} <= columns
+    assert custom <= columns
+    assert gw.columns("events") == columns
+    assert gw.within(5).columns("events") == columns
+    assert recorder.paths("GET", "api/ariel/databases/events") == 1
+    assert len(recorder.requests) == 1
+
+
+def test_columns_are_asked_again_after_their_ttl(devconsole):
+    gw, recorder = recording_gateway(devconsole, columns_ttl_s=0.3)
+    first = gw.columns("events")
+    time.sleep(0.4)
+    assert gw.columns("events") == first
+    assert recorder.paths("GET", "api/ariel/databases/events") == 2
+
+
+def test_a_failed_column_lookup_is_unknown_and_retried_after_a_pause(devconsole, faults):
+    gw, recorder = recording_gateway(devconsole, columns_retry_s=0.5)
+    faults.unavailable("/api/ariel/databases/events", count=1)
+    assert gw.columns("events") is None
+    assert gw.columns("events") is None  # not asked again at once
+    assert recorder.paths("GET", "api/ariel/databases/events") == 1
+    time.sleep(0.6)
+    assert "starttime" in (gw.columns("events") or set())
+    assert recorder.paths("GET", "api/ariel/databases/events") == 2
+    assert gw.columns("no_such_database") is None  # QRadar's 404: unknown, not a crash
 
 
 def test_search_ending_in_error_raises_with_its_message(gw, faults):

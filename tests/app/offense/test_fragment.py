@@ -295,6 +295,33 @@ def test_hanging_console_does_not_hold_the_fragment(refreshed_app, client, login
     assert fragment(client, 6).state == "rows"
 
 
+def test_a_hanging_column_lookup_is_bounded_by_the_budget(refreshed_app, client, login, devconsole) -> None:
+    """Every QRadar call the fragment makes shares its budget, the column lookup included: when it hangs,
+    the search still starts with the configured property and the rows come."""
+    from app import settings
+    from app.qradar import reset_gateway
+    from app.store.db import get_db
+
+    with refreshed_app.app_context():
+        settings.update(get_db(), {"offense_fragment_budget_s": 2}, actor="test")
+    login(client, "analyst")
+    fragment(client, 2)  # the user's session is now known
+    with refreshed_app.app_context():
+        reset_gateway()  # a new gateway: its column list is not cached yet
+    devconsole.faults.hang("/api/ariel/databases/*", seconds=600, count=5)
+    started = time.monotonic()
+    try:
+        first = fragment(client, 1, settle=False)
+    finally:
+        devconsole.faults.clear()
+    assert time.monotonic() - started < 2 + 3  # the budget, the floor of the calls after it, slack
+    assert first.state in ("searching", "rows")
+    expected = expected_creations(devconsole, 1)
+    later = fragment(client, 1)
+    assert later.state == "rows"
+    assert [r["target"] for r in later.rows] == [e["target_account"] for e in expected]
+
+
 def test_a_search_qradar_forgot_is_started_again(refreshed_app, client, login) -> None:
     from app.store import offense_cache
     from app.store.db import get_db
