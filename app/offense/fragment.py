@@ -9,8 +9,9 @@ Order of answers (the fragment must never hold up QRadar's Offense Summary page)
 
 A search still running when the budget is spent is left running and recorded in the store; the fragment
 answers "still searching" and the next request picks the results up (the search is cancelled once it is
-older than the interactive search time budget). Rows are matched to stored detections for the chain
-badge and the link into the tab.
+older than the interactive search time budget). Every QRadar call, and the search wait, goes through
+``get_gateway().within(budget)``, so each ends within what is left of the budget. Rows are matched to
+stored detections for the chain badge and the link into the tab.
 """
 
 from __future__ import annotations
