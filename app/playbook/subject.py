@@ -2,64 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
-from app import settings
-from app.aql.detection import PLATFORMS
+from app.detection.eventset import target_property, type_ids
 from app.playbook.render import Subject
 from app.store import detections as detections_store
 from app.store.db import get_db
 
-
-def type_ids() -> dict[str, tuple[int, ...]]:
-    """Log source type IDs per platform from the ``log_source_types`` setting."""
-    types = settings.get("log_source_types")
-    out = {}
-    for platform in PLATFORMS:
-        ids = tuple(t["id"] for t in types.get(platform, []) if t.get("id") is not None)
-        if ids:
-            out[platform] = ids
-    return out
-
-
-_COLUMNS_TTL_S = 300.0
-_columns_lock = threading.Lock()
-_columns_cache: dict[str, tuple[float, set[str] | None]] = {}
-
-
-def _event_columns(gw: object, timeout_s: float | None) -> set[str] | None:
-    from app.qradar import QRadarError, QRadarUnavailable
-
-    try:
-        body = gw.call("GET", "api/ariel/databases/events", timeout=timeout_s)  # type: ignore[attr-defined]
-    except (QRadarError, QRadarUnavailable):
-        return None
-    columns = body.get("columns") if isinstance(body, dict) else None
-    if not isinstance(columns, list):
-        return None
-    return {str(c.get("name")) for c in columns if isinstance(c, dict) and c.get("name")}
-
-
-def target_property(timeout_s: float | None = None) -> str | None:
-    """The custom property holding the new account's name, or None when this console does not define it
-    (an unknown column would make every query fail). The events column list is cached for 5 min; while
-    it cannot be read the configured name is used."""
-    from app.qradar import get_gateway
-
-    name = settings.get("custom_properties").get("account_name")
-    if not name:
-        return None
-    gw = get_gateway()
-    key = str(id(gw))
-    with _columns_lock:
-        cached = _columns_cache.get(key)
-    if cached is None or time.monotonic() - cached[0] > _COLUMNS_TTL_S:
-        cached = (time.monotonic(), _event_columns(gw, timeout_s))
-        with _columns_lock:
-            _columns_cache[key] = cached
-    columns = cached[1]
-    return name if columns is None or name in columns else None
+# The playbook's api and views read the event set through this module.
+__all__ = ["offense_subject", "subject_for_detection", "subject_for_offense", "target_property", "type_ids"]
 
 
 def subject_for_detection(detection_id: int) -> Subject | None:
