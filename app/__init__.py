@@ -137,11 +137,6 @@ class Int64Converter(IntegerConverter):
         super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
 
 
-def platform_store_dir() -> str | None:
-    """The store directory QRadar gives the app (qpylib's), or None outside QRadar."""
-    return load_qpylib().get_store_path() if qpylib_available() else None
-
-
 def _register_features(app: Flask) -> None:
     for feature in FEATURES:
         for blueprint in features.blueprints(feature):
@@ -203,7 +198,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    store = Path(app.config.get("STORE_DIR") or store_dir(platform_store_dir()))
+    store = Path(app.config.get("STORE_DIR") or store_dir(features.platform_store_dir()))
     store.mkdir(parents=True, exist_ok=True)
     app.config["STORE_DIR"] = str(store)
     if not app.config.get("DATABASE"):

@@ -1,4 +1,4 @@
-"""What the app is made of: its feature packages and every setting, for the two composition roots.
+"""What the app is made of, for its two composition roots: feature packages, every setting, the store place.
 
 `app.create_app` (the web app) and `app.refresher` (the background process) both call `register_settings()`
 first, so each process knows every setting before it reads one, whatever it imports later. Settings are
@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from app import settings
+from app.qradar.transport import load_qpylib, qpylib_available
 
 if TYPE_CHECKING:
     from flask import Blueprint
@@ -36,6 +37,12 @@ def register_settings() -> None:
     """Register every setting (idempotent: registering the same definition again is a no-op)."""
     for setting in all_settings():
         settings.register(setting)
+
+
+def platform_store_dir() -> str | None:
+    """The store directory QRadar gives the app (qpylib's), or None outside QRadar: the roots pass it to
+    `app.store.db.store_dir`, which asks no one."""
+    return load_qpylib().get_store_path() if qpylib_available() else None
 
 
 def blueprints(feature: str) -> list[Blueprint]:

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
-from app import features, platform_store_dir, settings
+from app import features, settings
 from app.detection.refresher import REFRESH_JOB
 from app.jobs import Job, JobContext, JobRunner
 from app.offense.sync import OFFENSE_LINKS_JOB
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     features.register_settings()
-    db_path = args.db or str(default_db_path(store_dir(platform_store_dir())))
+    db_path = args.db or str(default_db_path(store_dir(features.platform_store_dir())))
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
