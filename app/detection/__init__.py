@@ -1,5 +1,6 @@
-"""Detection: payload identifiers (`extract`), classification (`classify`), attack chains (`chains`), the
-background refresher (`refresher`, run as ``python -m app.refresher``) and the JSON API (`api`)."""
+"""Detection: payload identifiers (`extract`), classification (`classify`), attack chains (`chains`), record
+builders (`records`), the event set (`eventset`), the refresh job (`refresher`, run by ``python -m
+app.refresher``) and the JSON API (`api`)."""
 
 from __future__ import annotations
 

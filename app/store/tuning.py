@@ -1,8 +1,8 @@
 """All SQL for tuning: allowlist entries, approvals, tuning settings, reference-set sync state, the tuning
 rows of the audit log, and the detection columns suppression reads and writes (``detections.suppressed_by``).
 
-Writes never commit: callers own the transaction (``with transaction(conn):``), so an entry change, its audit row and the
-suppression recompute land together or not at all.
+Writes never commit: callers own the transaction (``with transaction(conn):``), so an entry change, its
+audit row and the suppression recompute land together or not at all.
 """
 
 from __future__ import annotations
