@@ -50,7 +50,6 @@ class JobFailed(Exception):
 class JobContext:
     conn: sqlite3.Connection
     gateway: Any
-    once: bool = False  # ``--once``: the run a person or a test asked for, not a scheduled one
 
     def now_ms(self) -> int:
         return now_ms()
@@ -79,6 +78,7 @@ class JobRunner:
         self.jobs = jobs
         self.ctx = ctx
         with transaction(ctx.conn):
+            job_store.forget_all_but(ctx.conn, names)  # a job no longer run is no longer listed
             for position, job in enumerate(jobs):
                 job_store.declare(ctx.conn, job.name, job.description, position, job.after)
 

@@ -77,7 +77,7 @@ def serve(
     stop_event = stop_event or threading.Event()
     conn = conn_factory()
     try:
-        runner = JobRunner(JOBS if jobs is None else jobs, JobContext(conn, gw_factory(conn), once=once))
+        runner = JobRunner(JOBS if jobs is None else jobs, JobContext(conn, gw_factory(conn)))
         while not stop_event.is_set():
             if once:
                 runner.run_all()
@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    features.register_settings()
     db_path = args.db or str(default_db_path(store_dir(features.platform_store_dir())))
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -420,13 +420,12 @@ def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str,
 
 
 def due_ms(ctx: JobContext) -> int | None:
-    """When the next cycle is due: at once when asked ("refresh now", ``--once``), when it never ran or
-    was interrupted mid-cycle; else when the last cycle said (the interval, or the backoff after errors)."""
+    """When the next cycle is due: at once when asked ("refresh now"), when it never ran or was
+    interrupted mid-cycle; else when the last cycle said (the interval, or the backoff after errors)."""
     state = get_refresh_state(ctx.conn, JOB)
     next_ms = (state.get("details") or {}).get("next_refresh_ms")
     if (
-        ctx.once
-        or store.open_requests(ctx.conn, "refresh")
+        store.open_requests(ctx.conn, "refresh")
         or state["last_status"] in ("never", "running")
         or next_ms is None
     ):

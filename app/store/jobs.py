@@ -25,6 +25,17 @@ def declare(conn: sqlite3.Connection, name: str, description: str, position: int
     refresh_state.save_refresh_state(conn, _row_name(name), details=details)
 
 
+def forget_all_but(conn: sqlite3.Connection, names: list[str]) -> None:
+    """Drop the status rows of jobs not in ``names``."""
+    keep = {_row_name(name) for name in names}
+    rows = conn.execute(
+        "SELECT name FROM refresh_state WHERE substr(name, 1, ?) = ?", (len(PREFIX), PREFIX)
+    ).fetchall()
+    for row in rows:
+        if row["name"] not in keep:
+            conn.execute("DELETE FROM refresh_state WHERE name = ?", (row["name"],))
+
+
 def started(conn: sqlite3.Connection, name: str, at_ms: int) -> None:
     refresh_state.save_refresh_state(conn, _row_name(name), last_started_ms=at_ms)
 

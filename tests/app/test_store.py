@@ -118,6 +118,30 @@ def test_transaction_rolls_back_on_error(tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 0
 
 
+def test_a_transaction_inside_another_joins_it(tmp_path):
+    """A store function that commits its own work (here the planner statistics' state row) is one step
+    of its caller's transaction when called inside one: the outer block commits or rolls back the whole."""
+    path = tmp_path / "a.db"
+    conn = db.connect(path)
+    other = db.connect(path)
+    with pytest.raises(RuntimeError), db.transaction(conn):
+        audit.record_audit(conn, actor="a", action="x", object_type="t")
+        with db.transaction(conn):
+            refresh_state.save_refresh_state(conn, "inner", runs=1)
+        assert conn.in_transaction  # the inner block did not commit
+        assert other.execute("SELECT COUNT(*) FROM refresh_state").fetchone()[0] == 0
+        raise RuntimeError("boom")
+    assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 0
+    assert refresh_state.get_refresh_state(conn, "inner")["last_status"] == "never"
+    with db.transaction(conn):
+        audit.record_audit(conn, actor="a", action="x", object_type="t")
+        with db.transaction(conn):
+            refresh_state.save_refresh_state(conn, "inner", runs=1)
+    assert not conn.in_transaction
+    assert other.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 1
+    assert refresh_state.get_refresh_state(other, "inner")["runs"] == 1
+
+
 def test_store_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("APP_STORE_DIR", raising=False)
     monkeypatch.setenv("APP_ROOT", str(tmp_path / "root"))
