@@ -33,11 +33,13 @@ run: venv
 test: venv chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
 	$(PY) -m pytest
 
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
 
 # dist/<name>-<version>.zip for Extensions Management / qapp deploy.
 build: venv

@@ -3,8 +3,9 @@
 ``create_app(test_config=None)`` sets up, in the order the IBM samples use: config (unique session cookie
 ``session_<app_id>``, 1 MiB request limit, a secret key persisted in the store), logging (``qpylib.log``
 inside QRadar → ``store/log/app.log``; ``logging`` to stderr outside), the ``Server`` header, the
-``q_url_for`` Jinja global, the console theme, JSON error handlers, the store (migrations), CSRF and
-auth, ``/debug``, the JSON API, and the feature blueprints named in `FEATURES`.
+``q_url_for`` Jinja global, the console theme, JSON error handlers, the store (migrations), the gateway
+factory, CSRF and auth, ``/debug``, the JSON API, and the feature blueprints named in `FEATURES`. Every
+setting is registered first (`app.features.register_settings`).
 
 Serve it with ``gunicorn 'app:create_app()'`` from the repository root.
 """
@@ -23,11 +24,9 @@ from flask import Flask, Response, jsonify, request, session, url_for
 from flask import g as flask_g
 from werkzeug.routing import IntegerConverter
 
+from app import features
+from app.features import FEATURES
 from app.qradar.transport import load_qpylib, qpylib_available
-
-# Feature packages registered in this order; each `app/<feature>/__init__.py` exposes `blueprints`.
-# A feature is listed once its package exists with a `blueprints` list.
-FEATURES: list[str] = ["detection", "tuning", "tab", "offense", "dashboard", "playbook"]
 
 APP_DIR = Path(__file__).resolve().parent
 ROOT_DIR = APP_DIR.parent
@@ -139,11 +138,8 @@ class Int64Converter(IntegerConverter):
 
 
 def _register_features(app: Flask) -> None:
-    import importlib
-
     for feature in FEATURES:
-        module = importlib.import_module(f"app.{feature}")
-        for blueprint in module.blueprints:
+        for blueprint in features.blueprints(feature):
             app.register_blueprint(blueprint)
 
     from flask import Blueprint
@@ -178,8 +174,11 @@ def _placeholder_view(feature: str, endpoint: str) -> Any:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The app factory (see module docstring). ``test_config`` overrides any config key, e.g.
     ``STORE_DIR``, ``DATABASE``, ``QRADAR_ENV`` (env vars for the gateway) or ``QRADAR_GATEWAY``."""
+    from app import settings
+    from app.qradar import build_gateway, set_gateway_factory
     from app.store.db import default_db_path, store_dir
 
+    features.register_settings()  # before anything reads a setting
     manifest = read_manifest()
     app = Flask(__name__)
     app.url_map.converters["int"] = Int64Converter
@@ -195,14 +194,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         QRADAR_ENV=None,
         QRADAR_GATEWAY=None,
+        FEATURES=list(FEATURES),
     )
     if test_config:
         app.config.update(test_config)
-    store = Path(app.config.get("STORE_DIR") or store_dir())
+    store = Path(app.config.get("STORE_DIR") or store_dir(features.platform_store_dir()))
     store.mkdir(parents=True, exist_ok=True)
     app.config["STORE_DIR"] = str(store)
     if not app.config.get("DATABASE"):
-        app.config["DATABASE"] = str(store / default_db_path().name)
+        app.config["DATABASE"] = str(default_db_path(store))
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(store)
 
@@ -251,6 +251,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.store import db
 
     db.init_app(app)
+    # The gateway is shaped by settings (API version, user lookup path, poll wait); app.qradar reads none.
+    set_gateway_factory(
+        app,
+        lambda: build_gateway(
+            app.config.get("QRADAR_ENV"),
+            settings.get("api_version"),
+            settings.get("current_user_path"),
+            settings.get("search_poll_wait_s"),
+        ),
+    )
 
     from app import auth
 

@@ -12,7 +12,9 @@ Writing (admins, through ``PUT /api/settings``; audited as ``settings.update``):
     settings.update(conn, {"magnitude_minimum": 4}, actor="admin")   # validates all, then commits
 
 Invalid changes raise `SettingError(key, message)`; unknown keys are errors too. A feature that needs
-its own setting registers it at import time with `register(Setting(...))` and documents it there.
+its own setting declares it in its ``SETTINGS`` list (e.g. `app.detection.config.SETTINGS`) and documents
+it there; `app.features.register_settings()` registers them all when the web app or the refresher starts
+(importing a module registers nothing).
 
 Values some of which are UNCONFIRMED on real consoles (log source type IDs, custom property names,
 capability names, the current-user lookup path) are settings precisely so an admin can correct them.
@@ -27,7 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.store import core
+from app.store import audit, settings_rows
+from app.store.db import transaction
 
 
 class SettingError(ValueError):
@@ -163,7 +166,9 @@ def register(setting: Setting) -> Setting:
     return setting
 
 
-for _s in (
+# The settings every part of the app shares; features declare theirs in their own ``SETTINGS`` lists and
+# `app.features.register_settings()` registers them all when a process starts.
+SETTINGS: list[Setting] = [
     Setting("refresh_interval_s", "int", 300, "Seconds between background detection refreshes.", 30, 86_400),
     Setting("lookback_hours", "int", 24, "How far back the first refresh searches (hours).", 1, 24 * 30),
     Setting(
@@ -252,8 +257,7 @@ for _s in (
     Setting(
         "user_cache_s", "int", 60, "Seconds a user's name and capabilities are cached per token.", 0, 3600
     ),
-):
-    register(_s)
+]
 
 # Settings that shape the shared gateway: changing them rebuilds it.
 GATEWAY_KEYS = frozenset({"api_version", "current_user_path", "search_poll_wait_s"})
@@ -274,7 +278,7 @@ def defaults() -> dict[str, Any]:
 def all_values(conn: sqlite3.Connection | None = None) -> dict[str, Any]:
     """Every setting: stored value where valid, default otherwise."""
     values = defaults()
-    for key, value in core.setting_rows(_conn(conn)).items():
+    for key, value in settings_rows.setting_rows(_conn(conn)).items():
         setting = REGISTRY.get(key)
         if setting is None:
             continue  # a setting removed from the code: ignore its leftover row
@@ -303,14 +307,14 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
 def update(conn: sqlite3.Connection, changes: Mapping[str, Any], actor: str) -> dict[str, Any]:
     """Validate and store ``changes`` in one transaction, with one audit row; returns all values."""
     clean = validate(changes)
-    with conn:
+    with transaction(conn):
         before = all_values(conn)
         for key, value in clean.items():
             if value == REGISTRY[key].default:
-                core.delete_setting(conn, key)
+                settings_rows.delete_setting(conn, key)
             else:
-                core.put_setting(conn, key, value, actor)
-        core.record_audit(
+                settings_rows.put_setting(conn, key, value, actor)
+        audit.record_audit(
             conn,
             actor=actor,
             action="settings.update",

@@ -89,7 +89,7 @@ def synthetic_detections(count: int, seed: int, now_ms: int) -> Iterator[dict[st
 def build_store(path: Path, count: int, seed: int) -> tuple[float, int, float]:
     """Insert ``count`` detections in batches through the store layer, then refresh the planner statistics
     the way the refresher does after a cycle; (insert seconds, last id, statistics seconds)."""
-    from app.store import core, db, tuning
+    from app.store import db, refresh_state, tuning
     from app.store import detections as store
 
     conn = db.connect(path)
@@ -124,7 +124,7 @@ def build_store(path: Path, count: int, seed: int) -> tuple[float, int, float]:
         flush()
     insert_s = time.perf_counter() - started
     started = time.perf_counter()
-    if not core.refresh_planner_statistics_if_due(conn, now_ms):
+    if not refresh_state.refresh_planner_statistics_if_due(conn, now_ms):
         raise RuntimeError("a fresh store should have had no planner statistics yet")
     statistics_s = time.perf_counter() - started
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -210,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             db_path = tmp_path / "app.db"
             from app import settings
-            from app.detection import config  # noqa: F401 - registers the detection settings
+            from app.features import register_settings
             from app.store.db import connect
+
+            register_settings()
 
             conn = connect(db_path)
             settings.update(conn, {"search_page_size": PAGE_SIZE}, actor="bench")

@@ -3,6 +3,7 @@
 * ``app`` — ``create_app`` with a fresh store under ``tmp_path`` and the gateway pointed at the session's
   dev console (``devconsole`` fixture from tests/conftest.py) over HTTPS, as inside QRadar
   (``SEC_ADMIN_TOKEN`` = the console's ``service`` token).
+* ``registered_settings`` (automatic) — every setting registered, as at a process start.
 * ``refreshed_app`` — ``app`` after one real refresh cycle (its store holds the scenario's detections).
 * ``client`` — its Flask test client; ``login(client, user)`` sets that user's ``SEC`` and ``QRadarCSRF``
   cookies and returns the headers an unsafe request needs.
@@ -31,6 +32,15 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put the repo root on sys.path
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def registered_settings() -> None:
+    """Every setting registered, as the app's two composition roots do when they start: tests call the
+    features' functions (a refresh cycle, the offense sync) without either root."""
+    from app.features import register_settings
+
+    register_settings()
 
 
 def free_port() -> int:

@@ -20,9 +20,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.get("/openapi.json")
 def openapi() -> dict[str, Any]:
-    from app import FEATURES
-
-    return build_document("Cloud Account Watch", current_app.config["APP_VERSION"], FEATURES)
+    return build_document(
+        "Cloud Account Watch", current_app.config["APP_VERSION"], current_app.config["FEATURES"]
+    )
 
 
 @bp.get("/settings")

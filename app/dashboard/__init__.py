@@ -1,5 +1,15 @@
 """QRadar dashboard item and the Pulse Generic API JSON endpoints."""
 
-from app.dashboard import api, views
+from __future__ import annotations
 
-blueprints = [views.bp, api.bp]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+
+def blueprints() -> list[Blueprint]:
+    """This feature's Flask blueprints (imported here, not at package import: see `app.features`)."""
+    from app.dashboard import api, views
+
+    return [views.bp, api.bp]

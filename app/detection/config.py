@@ -1,36 +1,27 @@
-"""Detection settings (registered with `app.settings`) and the per-cycle configuration built from them."""
+"""Detection settings (`SETTINGS`, registered by the composition roots through `app.features`) and the
+per-cycle configuration built from them."""
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 from app import settings
 from app.aql import detection as aqld
-from app.qradar import Gateway, QRadarError, QRadarUnavailable
+from app.detection.eventset import EVENT_NAME_KEYS, available_properties, resolve_type_ids
+from app.qradar import Gateway
 
-log = logging.getLogger(__name__)
-
-# Setting key per platform for its account-creation event names.
-EVENT_NAME_KEYS = {
-    aqld.AWS: "event_names_aws",
-    aqld.AZURE_AD: "event_names_azure_ad",
-    aqld.OFFICE_365: "event_names_office_365",
-    aqld.GCP: "event_names_gcp",
-}
-for _platform, _key in EVENT_NAME_KEYS.items():
-    settings.register(
+SETTINGS = [
+    *(
         settings.Setting(
-            _key,
+            key,
             "str_list",
-            list(aqld.DEFAULT_EVENT_NAMES[_platform]),
-            f"{_platform} account-creation event (QID) names the detection searches for. Matched "
+            list(aqld.DEFAULT_EVENT_NAMES[platform]),
+            f"{platform} account-creation event (QID) names the detection searches for. Matched "
             "case-insensitively (ILIKE); % and _ are wildcards.",
         )
-    )
-settings.register(
+        for platform, key in EVENT_NAME_KEYS.items()
+    ),
     settings.Setting(
         "detection_row_limit",
         "int",
@@ -38,9 +29,7 @@ settings.register(
         "Most events one refresh reads per query; a larger backlog is read over several refreshes.",
         100,
         1_000_000,
-    )
-)
-settings.register(
+    ),
     settings.Setting(
         "detection_base_severity",
         "int",
@@ -48,8 +37,8 @@ settings.register(
         "Severity (1-10) of a single account creation; chains raise it. The seed rates the detection 'high'.",
         1,
         10,
-    )
-)
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -66,33 +55,6 @@ class DetectionConfig:
     base_severity: int
     # Fill fields the custom property left empty from the payload (setting custom_property_payload_fallback).
     payload_fallback: bool
-
-
-def resolve_type_ids(
-    gw: Gateway | None, configured: dict[str, list[dict[str, Any]]]
-) -> dict[str, tuple[int, ...]]:
-    """Log source type IDs per platform: the console's ID for each configured name, else the configured ID."""
-    by_name: dict[str, int] = {}
-    if gw is not None:
-        try:
-            by_name = {t["name"].lower(): int(t["id"]) for t in gw.log_source_types()}
-        except (QRadarError, QRadarUnavailable, KeyError, TypeError, ValueError) as exc:
-            log.warning("log source types could not be read; using configured IDs: %s", exc)
-    out: dict[str, tuple[int, ...]] = {}
-    for platform, entries in configured.items():
-        ids = []
-        for entry in entries:
-            type_id = by_name.get(str(entry.get("name", "")).lower(), entry.get("id"))
-            if isinstance(type_id, int) and type_id not in ids:
-                ids.append(type_id)
-        if ids:
-            out[platform] = tuple(ids)
-    return out
-
-
-def available_properties(gw: Gateway | None) -> frozenset[str] | None:
-    """Column names of the events database (custom properties included), or None if unknown."""
-    return None if gw is None else gw.columns("events")
 
 
 def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig:

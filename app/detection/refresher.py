@@ -1,4 +1,4 @@
-"""The incremental background refresher: Ariel → detections, chains, store.
+"""The detection refresh, the refresher's main job (`REFRESH_JOB`): Ariel → detections, chains, store.
 
 One cycle (`refresh_once`):
 
@@ -10,180 +10,45 @@ One cycle (`refresh_once`):
 
 A crash or kill before the commit leaves the previous watermark, so the next run re-reads the window and
 the event keys drop what was already stored: nothing is lost or duplicated. QRadar errors roll back, are
-recorded (`last_error`) and retried with backoff. `serve()` runs cycles every `refresh_interval_s`, or at
-once when any gunicorn worker queued a "refresh now" request in the store; "cancel" requests stop the
-running search.
+recorded (`last_error`) and retried with backoff. The refresher process (`app.refresher`) runs a cycle
+every `refresh_interval_s` (`due_ms`), or at once when any gunicorn worker queued a "refresh now" request
+in the store; "cancel" requests stop the running search. Records are built by `app.detection.records`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import signal
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import settings
 from app.aql import detection as aqld
 from app.detection import chains as chainlib
-from app.detection import classify
 from app.detection.config import DetectionConfig, load_config
-from app.detection.extract import Identifiers, extract
+from app.detection.records import as_int, build_detection, build_follow_on
+from app.jobs import Job, JobContext, JobFailed, backoff_s
 from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchCancelled
-from app.store import core
 from app.store import detections as store
+from app.store import jobs as job_store
+from app.store.db import transaction
+from app.store.refresh_state import get_refresh_state, save_refresh_state
 
 log = logging.getLogger(__name__)
 
 JOB = "detection"
 # A cycle's status row is "running" while its heartbeat is younger than this.
 HEARTBEAT_STALE_MS = 90_000
-BACKOFF_BASE_S = 15
-MAX_PAYLOAD_CHARS = 256 * 1024
 # Re-correlate this far back each cycle: the longest chain window plus slack for late events.
 CHAIN_LOOKBACK_MS = chainlib.PRIVILEGE_WINDOW_MS + 10 * 60_000
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def event_key(row: Mapping[str, Any]) -> str:
-    """Exact de-duplication key: sha256 of starttime, qid, logsourceid and payload."""
-    payload = row.get("payload")
-    if isinstance(payload, bytes | bytearray):
-        payload = bytes(payload).decode("utf-8", errors="replace")
-    text = f"{row.get('starttime')}\x1f{row.get('qid')}\x1f{row.get('logsourceid')}\x1f{payload or ''}"
-    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-# -- rows → records -----------------------------------------------------------------------------------
-
-
-def failed(ids: Identifiers) -> bool:
-    """The payload says the operation failed (AWS errorCode, Entra/O365 result, GCP status)."""
-    return bool(ids.result and ids.result.strip().lower().startswith("fail"))
-
-
-def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int) -> dict[str, Any] | None:
-    """A detection record from one Ariel row, or None if the row is not from one of our platforms."""
-    starttime = _int(row.get("starttime"))
-    if starttime is None:
-        return None
-    platform = classify.platform_for(
-        _int(row.get("devicetype")), _str(row.get("log_source_type")), cfg.type_ids
-    )
-    if platform is None:
-        return None
-    event_name = _str(row.get("event_name")) or ""
-    prop_target = _str(row.get("target_account"))
-    ids = extract(
-        platform,
-        event_name,
-        row.get("payload"),
-        {"actor": row.get("actor"), "source_ip": row.get("source_ip")},
-    )
-    # The custom property is authoritative when the console fills it; the payload is the fallback.
-    if prop_target:
-        ids.target_keys.add(prop_target.lower())
-        ids.target_account = prop_target
-    elif not cfg.payload_fallback:
-        ids.target_account = None
-    if failed(ids):
-        return None  # a failed creation created nothing (and is not the attack the chain rules mean)
-    kind = classify.account_kind(platform, event_name)
-    severity, confidence = cfg.base_severity, "medium"
-    payload = row.get("payload")
-    if isinstance(payload, bytes | bytearray):
-        payload = bytes(payload).decode("utf-8", errors="replace")
-    return {
-        "event_key": event_key(row),
-        "event_time": starttime,
-        "event_name": event_name,
-        "event_category": _str(row.get("event_category")),
-        "log_source": _str(row.get("log_source")),
-        "log_source_type": _str(row.get("log_source_type")),
-        "qid": _int(row.get("qid")),
-        "cloud_platform": platform,
-        "is_service_account": classify.is_service_account(kind, ids),
-        "account_kind": kind,
-        "actor": ids.actor,
-        "actor_id": ids.actor_id,
-        "actor_type": ids.actor_type,
-        "target_account": ids.target_account,
-        "target_id": ids.target_id,
-        "target_type": ids.target_type,
-        "source_ip": ids.source_ip,
-        "user_agent": ids.user_agent,
-        "correlation_id": ids.correlation_id,
-        "result": ids.result,
-        "mfa": ids.mfa,
-        "magnitude": _int(row.get("magnitude")),
-        "severity": severity,
-        "confidence": confidence,
-        "base_severity": severity,
-        "base_confidence": confidence,
-        "also_seen_in": [],
-        "target_keys": sorted(ids.target_keys),
-        "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None,
-        "payload_ok": ids.payload_ok,
-        "stored_at": stored_at,
-    }
-
-
-def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int) -> dict[str, Any] | None:
-    starttime = _int(row.get("starttime"))
-    platform = classify.platform_for(
-        _int(row.get("devicetype")), _str(row.get("log_source_type")), cfg.type_ids
-    )
-    if starttime is None or platform is None:
-        return None
-    event_name = _str(row.get("event_name")) or ""
-    ids: Identifiers = extract(
-        platform,
-        event_name,
-        row.get("payload"),
-        {"actor": row.get("actor"), "source_ip": row.get("source_ip")},
-    )
-    if failed(ids):
-        return None
-    payload = row.get("payload")
-    return {
-        "event_key": event_key(row),
-        "event_time": starttime,
-        "event_name": event_name,
-        "cloud_platform": platform,
-        "log_source": _str(row.get("log_source")),
-        "actor": ids.actor,
-        "actor_id": ids.actor_id,
-        "target_account": ids.target_account,
-        "target_keys": sorted(ids.target_keys),
-        "correlation_id": ids.correlation_id,
-        "granted": ids.granted,
-        "admin_grant": ids.admin_grant,
-        "source_ip": ids.source_ip,
-        "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None,
-        "stored_at": stored_at,
-    }
 
 
 def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.ChainEvent:
@@ -295,33 +160,6 @@ def recorrelate(conn: sqlite3.Connection, since_ms: int, base_severity: int, at_
     return len(rows)
 
 
-def _sync_allowlist(conn: sqlite3.Connection, gw: Gateway) -> None:
-    """After each cycle (outside its transaction): entries whose expiry passed are marked expired and
-    their detections come back (``suppress.apply`` over no new rows does exactly that), then QRadar's
-    allowlist reference set is brought in step — so an expiry takes effect even in a quiet cycle, not
-    only at the next tuning change. A failure is recorded and retried next cycle; it never stops detection."""
-    from app.tuning import refsync, suppress
-
-    try:
-        suppress.apply(conn, now_ms(), [])
-        refsync.sync_if_due(conn, gw, now_ms())
-    except Exception:  # a QRadar fault or a bug in the sync must not take the refresher down
-        log.exception("allowlist reference-set sync failed; retrying next cycle")
-        if conn.in_transaction:
-            conn.rollback()
-
-
-def _refresh_statistics(conn: sqlite3.Connection) -> None:
-    """The store's query-planner statistics, when due; a failure is logged and retried next cycle."""
-    try:
-        if core.refresh_planner_statistics_if_due(conn, now_ms()):
-            log.info("query planner statistics refreshed")
-    except sqlite3.Error:
-        log.exception("refreshing the query planner statistics failed; retrying next cycle")
-        if conn.in_transaction:
-            conn.rollback()
-
-
 def _apply_suppression(conn: sqlite3.Connection, at_ms: int, detection_ids: list[int]) -> bool:
     """Tuning's hook (`app.tuning.suppress.apply`), when that package is installed."""
     try:
@@ -365,8 +203,8 @@ class _Progress:
         if force or now - self._last >= self.interval_s:
             self._last = now
             self.details["heartbeat_ms"] = now_ms()
-            with self.conn:
-                core.save_refresh_state(self.conn, JOB, details=self.details)
+            with transaction(self.conn):
+                save_refresh_state(self.conn, JOB, details=self.details)
 
     def cancel_requested(self) -> bool:
         now = time.monotonic()
@@ -402,7 +240,7 @@ def refresh_once(
     if conn.in_transaction:
         conn.commit()
     stop = now if now is not None else now_ms()
-    state = core.get_refresh_state(conn, JOB)
+    state = get_refresh_state(conn, JOB)
     details: dict[str, Any] = {
         "pid": os.getpid(),
         "started_ms": stop,
@@ -410,8 +248,8 @@ def refresh_once(
         "phase": "starting",
         "failures": int((state.get("details") or {}).get("failures", 0)),
     }
-    with conn:
-        core.save_refresh_state(conn, JOB, last_started_ms=stop, last_status="running", details=details)
+    with transaction(conn):
+        save_refresh_state(conn, JOB, last_started_ms=stop, last_status="running", details=details)
         # Cancel requests made while nothing ran are void; a new one will stop this cycle.
         store.mark_requests_handled(conn, "cancel", stop)
     progress = _Progress(conn, details)
@@ -429,7 +267,7 @@ def refresh_once(
         new_watermark = stop
         if len(rows) >= cfg.spec.row_limit and rows:
             # Truncated: continue from the last row read (the overlap re-reads its millisecond).
-            new_watermark = max(start + 1, _int(rows[-1].get("starttime")) or start + 1)
+            new_watermark = max(start + 1, as_int(rows[-1].get("starttime")) or start + 1)
         stored_at = now_ms()
         records = [r for r in (build_detection(row, cfg, stored_at) for row in rows) if r is not None]
         del rows
@@ -446,7 +284,7 @@ def refresh_once(
             )
             if len(follow_rows) >= cfg.spec.row_limit and follow_rows:
                 new_watermark = min(
-                    new_watermark, max(start + 1, _int(follow_rows[-1].get("starttime")) or start + 1)
+                    new_watermark, max(start + 1, as_int(follow_rows[-1].get("starttime")) or start + 1)
                 )
         result.follow_on_rows = len(follow_rows)
         follow_records = [
@@ -456,7 +294,7 @@ def refresh_once(
 
         # Everything below commits together with the watermark, or not at all.
         at = now_ms()
-        with conn:
+        with transaction(conn):
             touched = store_detections(conn, records)
             known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
             new_follow = [f for f in follow_records if f["event_key"] not in known]
@@ -478,7 +316,7 @@ def refresh_once(
                 heartbeat_ms=at,
                 next_refresh_ms=at + cfg.interval_s * 1000,
             )
-            core.save_refresh_state(
+            save_refresh_state(
                 conn,
                 JOB,
                 watermark_ms=new_watermark,
@@ -503,11 +341,6 @@ def refresh_once(
         return _finish_failed(conn, state, details, result, "error", f"internal error: {exc}", cfg)
 
 
-def backoff_s(failures: int, interval_s: int) -> int:
-    """Seconds before retrying after `failures` consecutive failures: 15, 30, 60, … capped at the interval."""
-    return int(min(interval_s, BACKOFF_BASE_S * 2 ** max(0, failures - 1)))
-
-
 def _finish_failed(
     conn: sqlite3.Connection,
     state: dict[str, Any],
@@ -524,8 +357,8 @@ def _finish_failed(
     failures = int(details.get("failures", 0)) + (1 if status == "error" else 0)
     delay = backoff_s(failures, interval) if status == "error" else interval
     details.update(phase=status, failures=failures, heartbeat_ms=at, next_refresh_ms=at + delay * 1000)
-    with conn:
-        core.save_refresh_state(
+    with transaction(conn):
+        save_refresh_state(
             conn,
             JOB,
             last_finished_ms=at,
@@ -546,8 +379,9 @@ def _finish_failed(
 
 
 def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str, Any]:
-    """What `GET /api/status` reports: last and next refresh, watermark, running and progress, last error."""
-    state = core.get_refresh_state(conn, JOB)
+    """What `GET /api/status` reports: last and next refresh, watermark, running and progress, last error;
+    and ``jobs``, the status of every job of the refresher (`app.store.jobs.list_jobs`)."""
+    state = get_refresh_state(conn, JOB)
     details = state.get("details") or {}
     at = now_ms()
     fresh = at - int(details.get("heartbeat_ms") or 0) < HEARTBEAT_STALE_MS
@@ -578,85 +412,48 @@ def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str,
             for k in ("window", "rows_fetched", "follow_on_rows", "inserted", "purged", "suppression_applied")
         },
         "counts": store.counts(conn),
+        "jobs": job_store.list_jobs(conn),
     }
 
 
-# -- the long-running process -------------------------------------------------------------------------
+# -- the refresher's job ------------------------------------------------------------------------------
 
 
-def serve(
-    conn_factory: Callable[[], sqlite3.Connection],
-    gw_factory: Callable[[sqlite3.Connection], Gateway],
-    *,
-    once: bool = False,
-    stop_event: threading.Event | None = None,
-    poll_s: float = 1.0,
-) -> None:
-    """Run cycles when due or requested until `stop_event` is set (SIGTERM/SIGINT set it)."""
-    stop_event = stop_event or threading.Event()
-    conn = conn_factory()
-    gw = gw_factory(conn)
-    try:
-        while not stop_event.is_set():
-            state = core.get_refresh_state(conn, JOB)
-            details = state.get("details") or {}
-            requested = store.open_requests(conn, "refresh")
-            due_ms = details.get("next_refresh_ms")
-            if (
-                once
-                or requested
-                or state["last_status"] in ("never", "running")
-                or due_ms is None
-                or now_ms() >= int(due_ms)
-            ):
-                last_request = requested[-1]["id"] if requested else None
-                result = refresh_once(conn, gw)
-                if last_request is not None:
-                    with conn:
-                        store.mark_requests_handled(conn, "refresh", now_ms(), up_to_id=last_request)
-                log.info(
-                    "detection refresh %s: %s rows, %s new, watermark %s",
-                    result.status,
-                    result.rows_fetched,
-                    result.inserted,
-                    result.watermark_ms,
-                )
-                _sync_allowlist(conn, gw)
-                from app.offense import sync as offense_sync  # here: app.offense imports this module
-
-                offense_sync.sync_if_due(conn, gw, now_ms())  # which offenses hold detections (never raises)
-                _refresh_statistics(conn)
-                if once:
-                    return
-            stop_event.wait(poll_s)
-    finally:
-        conn.close()
+def due_ms(ctx: JobContext) -> int | None:
+    """When the next cycle is due: at once when asked ("refresh now"), when it never ran or was
+    interrupted mid-cycle; else when the last cycle said (the interval, or the backoff after errors)."""
+    state = get_refresh_state(ctx.conn, JOB)
+    next_ms = (state.get("details") or {}).get("next_refresh_ms")
+    if (
+        store.open_requests(ctx.conn, "refresh")
+        or state["last_status"] in ("never", "running")
+        or next_ms is None
+    ):
+        return ctx.now_ms()
+    return int(next_ms)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m app.refresher [--once] [--db PATH]``: the refresher process (supervisord runs it)."""
-    import argparse
-
-    from app import settings
-    from app.store.db import connect, default_db_path
-
-    parser = argparse.ArgumentParser(prog="python -m app.refresher", description=__doc__.split("\n")[0])
-    parser.add_argument("--once", action="store_true", help="run one cycle and exit")
-    parser.add_argument("--db", default=os.environ.get("APP_DATABASE") or None, help="SQLite store file")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+def run_job(ctx: JobContext) -> str:
+    """One cycle, then the "refresh now" requests it answered are marked handled."""
+    requested = store.open_requests(ctx.conn, "refresh")
+    last_request = requested[-1]["id"] if requested else None
+    result = refresh_once(ctx.conn, ctx.gateway)
+    if last_request is not None:
+        with transaction(ctx.conn):
+            store.mark_requests_handled(ctx.conn, "refresh", now_ms(), up_to_id=last_request)
+    summary = (
+        f"{result.status}: {result.rows_fetched} rows, {result.inserted} new, watermark {result.watermark_ms}"
     )
-    db_path = args.db or str(default_db_path())
+    log.info("detection refresh %s", summary)
+    if result.status == "error":
+        raise JobFailed(result.error or "the refresh failed")
+    return summary
 
-    def gw_factory(conn: sqlite3.Connection) -> Gateway:
-        return Gateway.from_env(
-            api_version=settings.get("api_version", conn),
-            poll_wait_s=settings.get("search_poll_wait_s", conn),
-        )
 
-    stop_event = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop_event.set())
-    serve(lambda: connect(db_path), gw_factory, once=args.once, stop_event=stop_event)
-    return 0
+REFRESH_JOB = Job(
+    name=JOB,
+    description="Detection refresh: Ariel search for new account creations, chains, retention purge.",
+    run=run_job,
+    interval_s=lambda conn: settings.get("refresh_interval_s", conn=conn),
+    due_ms=due_ms,
+)

@@ -1,5 +1,15 @@
 """Offense Summary fragment and the OffenseSummaryToolbar GUI action (see views.py for the manifest)."""
 
-from app.offense import sync, views  # noqa: F401 (sync registers its settings)
+from __future__ import annotations
 
-blueprints = [views.bp]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+
+def blueprints() -> list[Blueprint]:
+    """This feature's Flask blueprints (imported here, not at package import: see `app.features`)."""
+    from app.offense import views
+
+    return [views.bp]

@@ -23,49 +23,16 @@ from typing import Any
 
 from app import settings
 from app.aql import offense as offense_aql
-from app.aql.detection import PLATFORMS, PlatformFilter
+from app.aql.detection import PlatformFilter
 from app.detection.classify import account_kind, is_service_account, platform_for
-from app.detection.config import EVENT_NAME_KEYS, resolve_type_ids
+from app.detection.eventset import creation_filters, platform_filters, target_property
 from app.detection.extract import extract
-from app.detection.refresher import event_key
-from app.playbook.subject import target_property
+from app.detection.records import event_key
 from app.qradar import Gateway, QRadarError, QRadarUnavailable, get_gateway
 from app.store import offense_cache, offense_links
 from app.store.db import get_db
 
 log = logging.getLogger(__name__)
-
-settings.register(
-    settings.Setting(
-        "offense_fragment_budget_s",
-        "int",
-        4,
-        "Longest the Offense Summary fragment waits for QRadar before answering 'still searching' (s).",
-        1,
-        30,
-    )
-)
-settings.register(
-    settings.Setting(
-        "offense_cache_recheck_s",
-        "int",
-        120,
-        "How long the fragment trusts its cached answer before asking QRadar whether the offense changed (s).",
-        0,
-        86_400,
-    )
-)
-settings.register(
-    settings.Setting(
-        "offense_retry_after_error_s",
-        "int",
-        60,
-        "After a failed search for an offense, how long the fragment shows the error before asking QRadar "
-        "again (s): its backoff, so a failing console is not asked on every page view.",
-        1,
-        3600,
-    )
-)
 
 # Cached answers nobody has looked at for this long are dropped when a new search starts.
 CACHE_KEEP_MS = 30 * 86_400_000
@@ -103,24 +70,6 @@ def search_problem(status: str, messages: str) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def platform_filters(conn: Any) -> dict[str, PlatformFilter]:
-    """Platforms by configured log source type IDs (no QRadar call) — to label result rows."""
-    ids = resolve_type_ids(None, settings.get("log_source_types", conn=conn))
-    return {p: PlatformFilter(ids[p], ()) for p in PLATFORMS if ids.get(p)}
-
-
-def creation_filters(conn: Any) -> dict[str, PlatformFilter]:
-    """The detection's event set from its settings (no QRadar call): configured type IDs and the
-    account-creation event names per platform (``event_names_<platform>``)."""
-    ids = resolve_type_ids(None, settings.get("log_source_types", conn=conn))
-    out = {}
-    for platform, key in EVENT_NAME_KEYS.items():
-        names = tuple(settings.get(key, conn=conn))
-        if ids.get(platform) and names:
-            out[platform] = PlatformFilter(ids[platform], names)
-    return out
 
 
 def _type_ids(filters: dict[str, PlatformFilter]) -> dict[str, tuple[int, ...]]:

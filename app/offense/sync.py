@@ -1,7 +1,8 @@
 """The refresher's offense sync: which QRadar offenses contain which detections, learnt without anyone
 opening an Offense Summary widget (see docs/ARCHITECTURE.md, "Offense ↔ detection links").
 
-Run by the refresher after a detection cycle, at most every ``offense_link_interval_s``:
+The refresher's ``offense_links`` job (`OFFENSE_LINKS_JOB`), run after each detection cycle, doing work at
+most every ``offense_link_interval_s``:
 
 1. list open offenses updated in [watermark, detection watermark] through the gateway
    (``GET /api/siem/offenses`` with ``filter``, ``sort=+last_updated_time``, ``fields`` and ``Range`` pages);
@@ -17,7 +18,8 @@ Run by the refresher after a detection cycle, at most every ``offense_link_inter
 Bounded: at most one list page walk of ``MAX_PAGES`` x ``PAGE_SIZE`` offenses and one search of at most
 ``ROW_LIMIT`` rows per run; a backlog continues after the next detection cycle, and so does a search
 cut at ``ROW_LIMIT`` (from its last row's time, for the offenses it may not have read whole). QRadar
-errors are recorded in ``refresh_state['offense_links']`` and retried next time; they never stop detection.
+errors are recorded in ``refresh_state['offense_links']`` (and the job's status) and retried next time;
+they never stop detection.
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ from typing import Any
 
 from app import settings
 from app.aql import offense as offense_aql
+from app.detection.eventset import creation_filters
+from app.detection.records import event_key
+from app.jobs import Job, JobContext, JobFailed
 from app.qradar import Gateway
-from app.store import core, offense_cache, offense_links
+from app.store import offense_cache, offense_links
+from app.store.db import transaction
+from app.store.refresh_state import get_refresh_state, save_refresh_state
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +47,6 @@ PAGE_SIZE = 50
 MAX_PAGES = 20
 ROW_LIMIT = 5_000
 FIELDS = "id,start_time,last_updated_time"
-
-settings.register(
-    settings.Setting(
-        "offense_link_interval_s",
-        "int",
-        900,
-        "How often the refresher learns which open offenses contain detections (s); 0 turns it off.",
-        0,
-        86_400,
-    )
-)
-settings.register(
-    settings.Setting(
-        "offense_link_max_per_cycle",
-        "int",
-        25,
-        "Most offenses searched (in one Ariel search) per offense-link run.",
-        1,
-        offense_aql.MAX_LINK_BATCH,
-    )
-)
 
 
 def _int(value: Any) -> int | None:
@@ -111,45 +97,77 @@ def changed_offense_pages(gw: Gateway, since_ms: int, until_ms: int) -> Iterator
             ties += len(page)
 
 
-def sync_if_due(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, Any] | None:
-    """The refresher's call: one run when due (or when a backlog is left); never raises."""
+def _due(conn: sqlite3.Connection, now_ms: int) -> bool:
+    if not settings.get("offense_link_interval_s", conn=conn):
+        return False
+    due = (get_refresh_state(conn, JOB).get("details") or {}).get("next_ms")
+    return due is None or now_ms >= int(due)
+
+
+def _record_failure(conn: sqlite3.Connection, now_ms: int, exc: Exception) -> None:
+    if conn.in_transaction:
+        conn.rollback()
+    log.warning("offense link sync failed; retrying next time: %s", exc)
+    state = get_refresh_state(conn, JOB)
     interval_s = settings.get("offense_link_interval_s", conn=conn)
-    if not interval_s:
-        return None
-    state = core.get_refresh_state(conn, JOB)
-    due = (state.get("details") or {}).get("next_ms")
-    if due is not None and now_ms < int(due):
+    with transaction(conn):
+        save_refresh_state(
+            conn,
+            JOB,
+            last_finished_ms=now_ms,
+            last_status="error",
+            last_error=str(exc)[:500],
+            runs=int(state.get("runs") or 0) + 1,
+            details={**(state.get("details") or {}), "next_ms": now_ms + interval_s * 1000},
+        )
+
+
+def sync_if_due(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, Any] | None:
+    """One run when due (or when a backlog is left); never raises (a failure is recorded, retried later)."""
+    if not _due(conn, now_ms):
         return None
     try:
         return sync_once(conn, gw, now_ms)
     except Exception as exc:  # a QRadar fault or a bug here must not take the refresher down
-        if conn.in_transaction:
-            conn.rollback()
-        log.warning("offense link sync failed; retrying next time: %s", exc)
-        with conn:
-            core.save_refresh_state(
-                conn,
-                JOB,
-                last_finished_ms=now_ms,
-                last_status="error",
-                last_error=str(exc)[:500],
-                runs=int(state.get("runs") or 0) + 1,
-                details={**(state.get("details") or {}), "next_ms": now_ms + interval_s * 1000},
-            )
+        _record_failure(conn, now_ms, exc)
         return None
+
+
+def run_job(ctx: JobContext) -> str:
+    """The refresher's job: `sync_once` when due; a failure is recorded here and reported to the runner."""
+    now = ctx.now_ms()
+    if not _due(ctx.conn, now):
+        return "not due"
+    try:
+        report = sync_once(ctx.conn, ctx.gateway, now)
+    except Exception as exc:
+        _record_failure(ctx.conn, now, exc)
+        raise JobFailed(f"offense link sync: {exc}") from exc
+    return (
+        f"{report['listed']} listed, {len(report['searched'])} searched, {report['links_added']} new links"
+        + (", backlog left" if report["backlog"] else "")
+    )
+
+
+# After each detection cycle: the upper bound of the offenses it lists is the detection watermark, and a
+# backlog continues after the next detection cycle.
+OFFENSE_LINKS_JOB = Job(
+    name=JOB,
+    description="Offense links: which open QRadar offenses contain stored detections.",
+    run=run_job,
+    interval_s=lambda conn: settings.get("offense_link_interval_s", conn=conn),
+    after=DETECTION_JOB,
+)
 
 
 def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, Any]:
     """One run (module docstring); returns what it did. QRadar errors raise (`sync_if_due` records them)."""
-    from app.detection.refresher import event_key
-    from app.offense.fragment import creation_filters
-
     if conn.in_transaction:
         conn.commit()
-    state = core.get_refresh_state(conn, JOB)
+    state = get_refresh_state(conn, JOB)
     interval_ms = settings.get("offense_link_interval_s", conn=conn) * 1000
     cap = settings.get("offense_link_max_per_cycle", conn=conn)
-    ceiling = core.get_refresh_state(conn, DETECTION_JOB).get("watermark_ms")
+    ceiling = get_refresh_state(conn, DETECTION_JOB).get("watermark_ms")
     oldest = offense_links.oldest_detection_time(conn)
     report: dict[str, Any] = {
         "listed": 0,
@@ -221,7 +239,7 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
         report["searched"] = sorted(batch)
 
     at = now_ms
-    with conn:
+    with transaction(conn):
         for oid, detection_ids in links.items():
             report["links_added"] += offense_links.record(conn, oid, detection_ids, source="sync", now_ms=at)
         # An offense whose search was cut is marked searched once its continuation is whole.
@@ -235,7 +253,7 @@ def sync_once(conn: sqlite3.Connection, gw: Gateway, now_ms: int) -> dict[str, A
         offense_links.purge_sync_older_than(conn, at - settings.get("retention_days", conn=conn) * 86_400_000)
         # A backlog continues after the next detection cycle rather than a whole interval later.
         next_ms = at if report["backlog"] else at + (interval_ms or 60_000)
-        _save(conn, state, new_watermark, at, next_ms, report, commit=False, resume=unfinished)
+        _save(conn, state, new_watermark, at, next_ms, report, resume=unfinished)
     log.info(
         "offense sync: %d listed, %d searched, %d rows, %d new links",
         report["listed"],
@@ -285,7 +303,6 @@ def _save(
     next_ms: int,
     report: dict[str, Any],
     *,
-    commit: bool = True,
     resume: dict[str, list[int]] | None = None,
 ) -> None:
     details = {
@@ -308,8 +325,5 @@ def _save(
         "runs": int(state.get("runs") or 0) + 1,
         "details": details,
     }
-    if commit:
-        with conn:
-            core.save_refresh_state(conn, JOB, **changes)
-    else:
-        core.save_refresh_state(conn, JOB, **changes)
+    with transaction(conn):  # inside `sync_once`'s transaction this joins it
+        save_refresh_state(conn, JOB, **changes)

@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from app import settings
-from app.aql.detection import PLATFORMS
+from app.detection.eventset import target_property, type_ids
 from app.playbook.render import Subject
 from app.store import detections as detections_store
 from app.store.db import get_db
 
-if TYPE_CHECKING:
-    from app.qradar import Gateway
-
-
-def type_ids() -> dict[str, tuple[int, ...]]:
-    """Log source type IDs per platform from the ``log_source_types`` setting."""
-    types = settings.get("log_source_types")
-    out = {}
-    for platform in PLATFORMS:
-        ids = tuple(t["id"] for t in types.get(platform, []) if t.get("id") is not None)
-        if ids:
-            out[platform] = ids
-    return out
-
-
-def target_property(gw: Gateway | None = None) -> str | None:
-    """The custom property holding the new account's name, or None when this console does not define it
-    (an unknown column would make every query fail). While QRadar's column list cannot be read the
-    configured name is used. ``gw``: the gateway to ask (a time-bounded one), else the app's."""
-    from app.qradar import get_gateway
-
-    name = settings.get("custom_properties").get("account_name")
-    if not name:
-        return None
-    columns = (gw or get_gateway()).columns("events")
-    return name if columns is None or name in columns else None
+# The playbook's api and views read the event set through this module.
+__all__ = ["offense_subject", "subject_for_detection", "subject_for_offense", "target_property", "type_ids"]
 
 
 def subject_for_detection(detection_id: int) -> Subject | None:

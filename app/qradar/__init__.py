@@ -1,15 +1,16 @@
 """The QRadar gateway — the only package that talks to QRadar (see gateway.py).
 
-`get_gateway()` returns the app's shared `Gateway` (built from the environment, or from the
-``QRADAR_ENV`` / ``QRADAR_GATEWAY`` config keys in tests); background code builds its own with
-`Gateway.from_env()`.
+`get_gateway()` returns the app's shared `Gateway`: ``QRADAR_GATEWAY`` from the config (tests), else one
+built by the factory the app factory installed with `set_gateway_factory` (it reads the settings that shape
+the gateway; this package reads no settings). Background code builds its own with `build_gateway`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from flask import current_app
+from flask import Flask, current_app
 
 from .errors import QRadarError, QRadarUnavailable, SearchCancelled, SearchTimeout
 from .gateway import Gateway, QRadarUser, SearchStatus
@@ -28,9 +29,11 @@ __all__ = [
     "get_gateway",
     "qpylib_available",
     "reset_gateway",
+    "set_gateway_factory",
 ]
 
 _EXTENSION_KEY = "qradar_gateway"
+_FACTORY_KEY = "qradar_gateway_factory"
 
 
 def build_gateway(
@@ -42,21 +45,22 @@ def build_gateway(
     )
 
 
+def set_gateway_factory(app: Flask, factory: Callable[[], Gateway]) -> None:
+    """How `get_gateway` builds the app's gateway (called again after `reset_gateway`)."""
+    app.extensions[_FACTORY_KEY] = factory
+
+
 def get_gateway() -> Gateway:
-    """The app's gateway, configured from settings (API version, user lookup path)."""
+    """The app's gateway: the configured ``QRADAR_GATEWAY``, else the installed factory's (cached)."""
     app = current_app
     gw = app.extensions.get(_EXTENSION_KEY)
     if gw is None:
         gw = app.config.get("QRADAR_GATEWAY")
         if gw is None:
-            from app import settings
-
-            gw = build_gateway(
-                app.config.get("QRADAR_ENV"),
-                settings.get("api_version"),
-                settings.get("current_user_path"),
-                settings.get("search_poll_wait_s"),
-            )
+            factory = app.extensions.get(_FACTORY_KEY)
+            if factory is None:
+                raise RuntimeError("no gateway factory: create_app installs one with set_gateway_factory")
+            gw = factory()
         app.extensions[_EXTENSION_KEY] = gw
     return gw
 

@@ -1,11 +1,13 @@
 """SQLite in the app's store directory: connections, `get_db()` on `g`, and schema migrations.
 
-* Location: ``qpylib.get_store_path()`` inside QRadar; outside, ``$APP_STORE_DIR`` when set, else
-  ``$APP_ROOT/store`` (like qpylib), else ``<repo>/store``. ``app.config["DATABASE"]`` overrides the file.
+* Location: ``$APP_STORE_DIR`` when set, else the directory the composition root passes in (qpylib's
+  ``get_store_path()`` inside QRadar), else ``$APP_ROOT/store`` (like qpylib), else ``<repo>/store``.
+  ``app.config["DATABASE"]`` overrides the file.
 * Concurrency: several gunicorn workers and the refresher write at once, so every connection uses WAL,
   ``busy_timeout``, and ``isolation_level="IMMEDIATE"`` — Python's implicit transactions (opened before
   INSERT/UPDATE/DELETE) take the write lock up front, which avoids deadlocks between readers upgrading to
-  writers. Use ``with conn:`` (or `transaction`) to commit/rollback a unit of work.
+  writers. Every unit of work is ``with transaction(conn):`` — the one transaction helper of the store
+  (it joins a transaction its caller already opened, so store functions compose).
 * Migrations: ``app/store/migrations/NNNN_name.sql`` applied in number order, each in one transaction
   that also sets ``PRAGMA user_version = NNNN``. The version is re-read after taking the write lock, so
   workers starting together apply each migration exactly once. A released migration is never edited.
@@ -13,16 +15,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app, g
-
-from app.qradar.transport import load_qpylib, qpylib_available
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -31,12 +34,13 @@ BUSY_TIMEOUT_MS = 30_000
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def store_dir() -> Path:
-    """The persistent store directory (created if missing)."""
+def store_dir(platform_store: str | os.PathLike[str] | None = None) -> Path:
+    """The persistent store directory (created if missing); ``platform_store`` is the one QRadar gives
+    the app (qpylib's store path), when the caller runs inside QRadar."""
     if os.environ.get("APP_STORE_DIR"):
         path = Path(os.environ["APP_STORE_DIR"])
-    elif qpylib_available():
-        path = Path(load_qpylib().get_store_path())
+    elif platform_store is not None:
+        path = Path(platform_store)
     elif os.environ.get("APP_ROOT"):
         path = Path(os.environ["APP_ROOT"]) / "store"
     else:
@@ -45,13 +49,14 @@ def store_dir() -> Path:
     return path
 
 
-def default_db_path() -> Path:
-    return store_dir() / DB_FILENAME
+def default_db_path(directory: Path) -> Path:
+    """The store's database file in the store directory ``directory``."""
+    return directory / DB_FILENAME
 
 
-def connect(path: str | os.PathLike[str] | None = None, *, migrate_schema: bool = True) -> sqlite3.Connection:
+def connect(path: str | os.PathLike[str], *, migrate_schema: bool = True) -> sqlite3.Connection:
     """A new connection (one per thread) with WAL, busy_timeout and migrations applied."""
-    db_path = Path(path) if path is not None else default_db_path()
+    db_path = Path(path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level="IMMEDIATE")
     conn.row_factory = sqlite3.Row
@@ -71,11 +76,27 @@ def connect(path: str | os.PathLike[str] | None = None, *, migrate_schema: bool 
     return conn
 
 
+def now_ms() -> int:
+    """The store's clock: epoch milliseconds, as every ``*_ms`` column holds."""
+    return int(time.time() * 1000)
+
+
+def to_json(value: Any) -> str | None:
+    """A JSON column's text (keys sorted, so equal values store equal text); None stays NULL."""
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) around a block, reads included."""
+    """One unit of work: ``BEGIN IMMEDIATE`` (the write lock up front, reads included) … ``COMMIT``, or
+    ``ROLLBACK`` when the block raises.
+
+    Inside a transaction the caller already opened (an outer ``transaction`` block), the block joins it:
+    the outer block commits or rolls back the whole, so a store function that writes in its own
+    transaction can also be called as one step of a larger one."""
     if conn.in_transaction:
-        raise RuntimeError("transaction() does not nest; commit the open transaction first")
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -138,18 +159,12 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
         if schema_version(conn) >= version:
             continue
         statements = split_statements(path.read_text(encoding="utf-8"))
-        conn.execute("BEGIN IMMEDIATE")  # waits (busy_timeout) while another process migrates
-        try:
+        with transaction(conn):  # BEGIN IMMEDIATE waits (busy_timeout) while another process migrates
             if schema_version(conn) >= version:  # someone else applied it meanwhile
-                conn.rollback()
                 continue
             for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version:d}")
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
     return schema_version(conn)
 
 
@@ -167,8 +182,6 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Point the app at its database, migrate once at start-up, close connections at teardown."""
-    if not app.config.get("DATABASE"):
-        app.config["DATABASE"] = str(default_db_path())
+    """Migrate the app's database (``DATABASE``) once at start-up, close connections at teardown."""
     connect(app.config["DATABASE"]).close()
     app.teardown_appcontext(close_db)

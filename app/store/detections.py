@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.store import core
+from app.store import audit
 
 TRIAGE_STATUSES = ("new", "investigating", "benign", "malicious", "escalated")
 
@@ -593,7 +593,7 @@ def set_triage(
             "INSERT INTO triage_history (detection_id, status, note, by_user, at_ms) VALUES (?, ?, ?, ?, ?)",
             (did, status, note, by, at_ms),
         )
-        core.record_audit(
+        audit.record_audit(
             conn,
             actor=by,
             action="triage.update",

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from app.store.db import transaction
+
 
 def get(conn: sqlite3.Connection, offense_id: int) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM offense_cache WHERE offense_id = ?", (offense_id,)).fetchone()
@@ -35,7 +37,7 @@ def start(
     now_ms: int,
 ) -> None:
     """Record that a search for the offense is running (replaces any earlier answer)."""
-    with conn:
+    with transaction(conn):
         conn.execute(
             "INSERT INTO offense_cache (offense_id, status, search_id, offense_start, offense_updated, rows,"
             " error, started_at, finished_at, checked_at) VALUES (?, 'searching', ?, ?, ?, '[]', NULL, ?,"
@@ -48,7 +50,7 @@ def start(
 
 
 def finish(conn: sqlite3.Connection, offense_id: int, rows: Sequence[Mapping[str, Any]], now_ms: int) -> None:
-    with conn:
+    with transaction(conn):
         conn.execute(
             "UPDATE offense_cache SET status = 'done', search_id = NULL, rows = ?, error = NULL,"
             " finished_at = ?, checked_at = ? WHERE offense_id = ?",
@@ -57,7 +59,7 @@ def finish(conn: sqlite3.Connection, offense_id: int, rows: Sequence[Mapping[str
 
 
 def fail(conn: sqlite3.Connection, offense_id: int, message: str, now_ms: int) -> None:
-    with conn:
+    with transaction(conn):
         conn.execute(
             "UPDATE offense_cache SET status = 'error', search_id = NULL, error = ?, finished_at = ?,"
             " checked_at = ? WHERE offense_id = ?",
@@ -66,18 +68,18 @@ def fail(conn: sqlite3.Connection, offense_id: int, message: str, now_ms: int) -
 
 
 def touch(conn: sqlite3.Connection, offense_id: int, now_ms: int) -> None:
-    with conn:
+    with transaction(conn):
         conn.execute("UPDATE offense_cache SET checked_at = ? WHERE offense_id = ?", (now_ms, offense_id))
 
 
 def purge_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> int:
     """Drop answers not looked at since `cutoff_ms` (offenses nobody opens any more); returns how many."""
-    with conn:
+    with transaction(conn):
         return conn.execute("DELETE FROM offense_cache WHERE checked_at < ?", (cutoff_ms,)).rowcount
 
 
 def forget(conn: sqlite3.Connection, offense_id: int) -> None:
-    with conn:
+    with transaction(conn):
         conn.execute("DELETE FROM offense_cache WHERE offense_id = ?", (offense_id,))
 
 
@@ -105,7 +107,7 @@ _DETECTION_FIELDS = ", ".join(
 
 
 def detections_for_event_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Stored detections for Ariel events given by event key (``app.detection.refresher.event_key``).
+    """Stored detections for Ariel events given by event key (``app.detection.records.event_key``).
 
     ``detection_events`` holds every event merged into a detection — its own and its twins in other
     feeds — so an offense built on the Office 365 copy still finds the Entra ID detection.

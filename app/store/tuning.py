@@ -1,8 +1,8 @@
 """All SQL for tuning: allowlist entries, approvals, tuning settings, reference-set sync state, the tuning
 rows of the audit log, and the detection columns suppression reads and writes (``detections.suppressed_by``).
 
-Writes never commit: callers own the transaction (``with conn:``), so an entry change, its audit row and the
-suppression recompute land together or not at all.
+Writes never commit: callers own the transaction (``with transaction(conn):``), so an entry change, its
+audit row and the suppression recompute land together or not at all.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from app.store import core
+from app.store import audit as audit_log
 
 ENTRY_OBJECT = "tuning_entry"
 REFSYNC_OBJECT = "tuning_refsync"
@@ -353,8 +353,8 @@ def audit(
     before: Any,
     after: Any,
 ) -> int:
-    """One tuning row in the shared audit log (written by app.store.core, the table's owner)."""
-    return core.record_audit(
+    """One tuning row in the shared audit log (written by app.store.audit, the table's owner)."""
+    return audit_log.record_audit(
         conn,
         actor=actor,
         action=action,

@@ -1,5 +1,15 @@
 """The console tab: pages (views), CSV export, the overview aggregation and deep links."""
 
-from app.tab import export, links, overview, views
+from __future__ import annotations
 
-blueprints = [views.bp, export.bp, overview.bp, links.bp]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+
+def blueprints() -> list[Blueprint]:
+    """This feature's Flask blueprints (imported here, not at package import: see `app.features`)."""
+    from app.tab import export, links, overview, views
+
+    return [views.bp, export.bp, overview.bp, links.bp]

@@ -3,6 +3,14 @@ reference-data sync and import/export. See api.py for the routes and suppress.py
 
 from __future__ import annotations
 
-from app.tuning.api import bp
+from typing import TYPE_CHECKING
 
-blueprints = [bp]
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+
+def blueprints() -> list[Blueprint]:
+    """This feature's Flask blueprints (imported here, not at package import: see `app.features`)."""
+    from app.tuning.api import bp
+
+    return [bp]

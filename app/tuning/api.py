@@ -23,8 +23,7 @@ from app.api.parsing import int_arg, json_body, list_response, paging
 from app.auth import current_user, require
 from app.qradar import get_gateway
 from app.store import tuning as store
-from app.store.core import now_ms
-from app.store.db import get_db, transaction
+from app.store.db import get_db, now_ms, transaction
 from app.tuning import approval, portable, presets, refsync, service
 from app.tuning.approval import Actor
 from app.tuning.entries import TuningError, validate_entry

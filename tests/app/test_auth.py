@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.auth import require
-from app.store import core
+from app.store import audit
 from app.store.db import connect
 
 
@@ -69,7 +69,7 @@ def test_admin_reads_and_changes_settings_with_audit(app, client, login):
     response = client.put("/api/settings", json={"refresh_interval_s": 600}, headers=headers)
     assert response.status_code == 200
     assert response.json["values"]["refresh_interval_s"] == 600
-    items, _ = core.list_audit(connect(app.config["DATABASE"]), object_type="settings")
+    items, _ = audit.list_audit(connect(app.config["DATABASE"]), object_type="settings")
     assert items[0]["actor"] == "admin"
     assert items[0]["after"] == {"refresh_interval_s": 600}
 

@@ -124,8 +124,8 @@ def test_every_feature_registers_blueprints_and_manifest_routes_exist(offline_ap
 
     for feature in app_package.FEATURES:
         module = importlib.import_module(f"app.{feature}")
-        assert module.blueprints, f"app.{feature}.blueprints is empty"
-        for blueprint in module.blueprints:
+        assert module.blueprints(), f"app.{feature}.blueprints() is empty"
+        for blueprint in module.blueprints():
             assert blueprint.name in offline_app.blueprints
     endpoints = {rule.endpoint for rule in offline_app.url_map.iter_rules()}
     for feature, _rule, endpoint in app_package.PLACEHOLDER_ROUTES:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app import settings
-from app.store import core, db
+from app.store import audit, db, refresh_state, settings_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,11 +79,11 @@ def test_split_statements_keeps_triggers_and_quoted_semicolons():
 MIGRATE_AND_WRITE = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from app.store import core, db
+    from app.store import audit, db
     conn = db.connect(sys.argv[1])
     for i in range(int(sys.argv[3])):
         with conn:
-            core.record_audit(conn, actor=sys.argv[2], action="test.write", object_type="t", object_id=i)
+            audit.record_audit(conn, actor=sys.argv[2], action="test.write", object_type="t", object_id=i)
     print(db.schema_version(conn))
 """)
 
@@ -113,9 +113,33 @@ def test_several_processes_migrate_and_write_at_once(tmp_path):
 def test_transaction_rolls_back_on_error(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     with pytest.raises(RuntimeError), db.transaction(conn):
-        core.record_audit(conn, actor="a", action="x", object_type="t")
+        audit.record_audit(conn, actor="a", action="x", object_type="t")
         raise RuntimeError("boom")
     assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 0
+
+
+def test_a_transaction_inside_another_joins_it(tmp_path):
+    """A store function that commits its own work (here the planner statistics' state row) is one step
+    of its caller's transaction when called inside one: the outer block commits or rolls back the whole."""
+    path = tmp_path / "a.db"
+    conn = db.connect(path)
+    other = db.connect(path)
+    with pytest.raises(RuntimeError), db.transaction(conn):
+        audit.record_audit(conn, actor="a", action="x", object_type="t")
+        with db.transaction(conn):
+            refresh_state.save_refresh_state(conn, "inner", runs=1)
+        assert conn.in_transaction  # the inner block did not commit
+        assert other.execute("SELECT COUNT(*) FROM refresh_state").fetchone()[0] == 0
+        raise RuntimeError("boom")
+    assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 0
+    assert refresh_state.get_refresh_state(conn, "inner")["last_status"] == "never"
+    with db.transaction(conn):
+        audit.record_audit(conn, actor="a", action="x", object_type="t")
+        with db.transaction(conn):
+            refresh_state.save_refresh_state(conn, "inner", runs=1)
+    assert not conn.in_transaction
+    assert other.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 1
+    assert refresh_state.get_refresh_state(other, "inner")["runs"] == 1
 
 
 def test_store_dir_resolution(monkeypatch, tmp_path):
@@ -125,6 +149,10 @@ def test_store_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("APP_STORE_DIR", str(tmp_path / "explicit"))
     assert db.store_dir() == tmp_path / "explicit"
     assert (tmp_path / "explicit").is_dir()
+    # The composition root passes QRadar's store path (qpylib's) in; only APP_STORE_DIR outranks it.
+    assert db.store_dir(tmp_path / "qradar") == tmp_path / "explicit"
+    monkeypatch.delenv("APP_STORE_DIR")
+    assert db.store_dir(tmp_path / "qradar") == tmp_path / "qradar"
 
 
 def test_get_db_is_one_connection_per_request_closed_at_teardown(offline_app):
@@ -140,7 +168,7 @@ def test_get_db_is_one_connection_per_request_closed_at_teardown(offline_app):
 def test_audit_log_round_trip_and_filters(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     with conn:
-        core.record_audit(
+        audit.record_audit(
             conn,
             actor="tuner1",
             action="entry.create",
@@ -149,7 +177,7 @@ def test_audit_log_round_trip_and_filters(tmp_path):
             before=None,
             after={"value": "<script>x</script>"},
         )
-        core.record_audit(
+        audit.record_audit(
             conn,
             actor="admin",
             action="entry.delete",
@@ -158,24 +186,24 @@ def test_audit_log_round_trip_and_filters(tmp_path):
             before={"value": "<script>x</script>"},
             after=None,
         )
-        core.record_audit(conn, actor="admin", action="settings.update", object_type="settings")
-    items, total = core.list_audit(conn, object_type="entry", object_id=7)
+        audit.record_audit(conn, actor="admin", action="settings.update", object_type="settings")
+    items, total = audit.list_audit(conn, object_type="entry", object_id=7)
     assert total == 2
     assert [i["action"] for i in items] == ["entry.delete", "entry.create"]  # newest first
     assert items[1]["after"] == {"value": "<script>x</script>"}
-    assert core.list_audit(conn, actor="admin", limit=1)[1] == 2
+    assert audit.list_audit(conn, actor="admin", limit=1)[1] == 2
 
 
 def test_refresh_state_defaults_and_updates(tmp_path):
     conn = db.connect(tmp_path / "a.db")
-    assert core.get_refresh_state(conn, "detection")["last_status"] == "never"
+    assert refresh_state.get_refresh_state(conn, "detection")["last_status"] == "never"
     with conn:
-        state = core.save_refresh_state(
+        state = refresh_state.save_refresh_state(
             conn, "detection", watermark_ms=1000, last_status="ok", runs=1, details={"inserted": 3}
         )
     assert state["watermark_ms"] == 1000 and state["details"] == {"inserted": 3}
     with pytest.raises(ValueError, match="unknown refresh_state fields"):
-        core.save_refresh_state(conn, "detection", nonsense=1)
+        refresh_state.save_refresh_state(conn, "detection", nonsense=1)
 
 
 def test_settings_defaults_match_the_brief(tmp_path):
@@ -197,7 +225,7 @@ def test_settings_update_validates_stores_and_audits(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     after = settings.update(conn, {"magnitude_minimum": 5, "tuning_capabilities": ["ADMIN"]}, actor="admin")
     assert after["magnitude_minimum"] == 5 and settings.get("magnitude_minimum", conn) == 5
-    items, _ = core.list_audit(conn, object_type="settings")
+    items, _ = audit.list_audit(conn, object_type="settings")
     assert items[0]["actor"] == "admin"
     assert items[0]["before"] == {"magnitude_minimum": 3, "tuning_capabilities": ["ADMIN", "REFERENCEDATA"]}
     for bad, key in (
@@ -224,7 +252,7 @@ def test_settings_update_is_all_or_nothing(tmp_path):
 def test_setting_stored_before_a_rule_tightened_falls_back_to_default(tmp_path):
     conn = db.connect(tmp_path / "a.db")
     with conn:
-        core.put_setting(conn, "magnitude_minimum", 99, actor="old-version")
+        settings_rows.put_setting(conn, "magnitude_minimum", 99, actor="old-version")
     assert settings.get("magnitude_minimum", conn) == 3
 
 
@@ -234,11 +262,15 @@ def test_planner_statistics_run_when_due(tmp_path):
         conn.execute(
             "INSERT INTO settings (key, value_json, updated_by, updated_at) VALUES ('x', '1', 't', 0)"
         )
-    assert core.refresh_planner_statistics_if_due(conn, 1_000_000)
+    assert refresh_state.refresh_planner_statistics_if_due(conn, 1_000_000)
     analysed = {r[0] for r in conn.execute("SELECT tbl FROM sqlite_stat1")}
     assert "settings" in analysed
     # Not again within the interval; again once it passed, and each run is counted.
-    assert not core.refresh_planner_statistics_if_due(conn, 1_000_000 + core.STATISTICS_EVERY_MS - 1)
-    assert core.refresh_planner_statistics_if_due(conn, 1_000_000 + core.STATISTICS_EVERY_MS)
-    state = core.get_refresh_state(conn, core.STATISTICS_JOB)
-    assert (state["runs"], state["last_success_ms"]) == (2, 1_000_000 + core.STATISTICS_EVERY_MS)
+    assert not refresh_state.refresh_planner_statistics_if_due(
+        conn, 1_000_000 + refresh_state.STATISTICS_EVERY_MS - 1
+    )
+    assert refresh_state.refresh_planner_statistics_if_due(
+        conn, 1_000_000 + refresh_state.STATISTICS_EVERY_MS
+    )
+    state = refresh_state.get_refresh_state(conn, refresh_state.STATISTICS_JOB)
+    assert (state["runs"], state["last_success_ms"]) == (2, 1_000_000 + refresh_state.STATISTICS_EVERY_MS)

@@ -273,7 +273,7 @@ def crash_loop(
 ) -> dict[str, Any]:
     """Kill the refresher ``refresher_kills`` times and gunicorn workers ``worker_kills`` times (two seeded
     schedules running side by side) while writers run; returns what happened."""
-    from app.store import core, db
+    from app.store import db, refresh_state
 
     store_dir.mkdir(parents=True, exist_ok=True)
     procs = AppProcesses(console, store_dir, workers=workers)
@@ -282,7 +282,7 @@ def crash_loop(
     conn = db.connect(procs.db_path)
     with conn:
         lookback_start = int(time.time() * 1000) - DAY
-        core.save_refresh_state(conn, "detection", watermark_ms=lookback_start + 10 * 60_000)
+        refresh_state.save_refresh_state(conn, "detection", watermark_ms=lookback_start + 10 * 60_000)
     conn.close()
     # Entries for the scenario's actors, so approved ones really suppress detections.
     items = console.scenario.get("items", [])
@@ -381,12 +381,12 @@ def clean_cycle(console: Any, lookback_start: int, stop_ms: int, work_dir: Path)
     from app.detection import refresher
     from app.qradar.gateway import Gateway
     from app.qradar.transport import HttpTransport
-    from app.store import core, db
+    from app.store import db, refresh_state
 
     conn = db.connect(work_dir / "clean.db")
     try:
         with conn:
-            core.save_refresh_state(conn, "detection", watermark_ms=lookback_start + 10 * 60_000)
+            refresh_state.save_refresh_state(conn, "detection", watermark_ms=lookback_start + 10 * 60_000)
         gw = Gateway(
             HttpTransport(
                 f"127.0.0.1:{console.port}",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from app.detection import refresher
-from app.store import core
+from app.refresher import serve
+from app.store import refresh_state
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -97,7 +98,7 @@ def test_first_refresh_detects_every_attack_and_nothing_benign(
     garbled = store_conn.execute("SELECT * FROM detections WHERE target_account = 'garbled-user'").fetchone()
     assert (garbled["actor"], garbled["source_ip"], garbled["payload_ok"]) == ("garbler", "192.0.2.77", 0)
 
-    state = core.get_refresh_state(store_conn, refresher.JOB)
+    state = refresh_state.get_refresh_state(store_conn, refresher.JOB)
     assert state["last_status"] == "ok" and state["watermark_ms"] == result.stop_ms
 
 
@@ -110,7 +111,7 @@ def test_second_run_and_full_requery_add_nothing(detection_console, gateway, sto
     assert again.start_ms > again.stop_ms - 24 * 3_600_000 + 3_600_000
     # Forget the watermark: the whole lookback is read again and exact de-duplication drops all of it.
     with store_conn:
-        core.save_refresh_state(store_conn, refresher.JOB, watermark_ms=None)
+        refresh_state.save_refresh_state(store_conn, refresher.JOB, watermark_ms=None)
     full = refresher.refresh_once(store_conn, gateway)
     assert full.status == "ok" and full.rows_fetched >= len(detection_console.expected["detections"])
     assert full.inserted == 0
@@ -127,7 +128,7 @@ def test_qradar_fault_leaves_the_store_consistent_then_recovers(
     finally:
         detection_console.faults.clear()
     assert failed.status == "error" and "QRadar" in failed.error
-    state = core.get_refresh_state(store_conn, refresher.JOB)
+    state = refresh_state.get_refresh_state(store_conn, refresher.JOB)
     assert state["watermark_ms"] is None and state["last_status"] == "error" and state["last_error"]
     assert state["details"]["failures"] == 1
     assert store_conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
@@ -140,7 +141,7 @@ def test_qradar_fault_leaves_the_store_consistent_then_recovers(
         assert refresher.refresh_once(store_conn, gateway).status == "error"
     finally:
         detection_console.faults.clear()
-    assert core.get_refresh_state(store_conn, refresher.JOB)["details"]["failures"] == 2
+    assert refresh_state.get_refresh_state(store_conn, refresher.JOB)["details"]["failures"] == 2
 
     ok = refresher.refresh_once(store_conn, gateway)
     assert ok.status == "ok"
@@ -167,7 +168,7 @@ def test_killed_mid_cycle_then_restarted_loses_nothing(detection_console, store_
                 with sqlite3.connect(store_path) as conn:
                     conn.row_factory = sqlite3.Row
                     try:
-                        state = core.get_refresh_state(conn, refresher.JOB)
+                        state = refresh_state.get_refresh_state(conn, refresher.JOB)
                     except sqlite3.OperationalError:
                         state = {"details": {}}
                 if state["details"].get("phase") == "detections":
@@ -186,7 +187,7 @@ def test_killed_mid_cycle_then_restarted_loses_nothing(detection_console, store_
     conn = connect(store_path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
-        assert core.get_refresh_state(conn, refresher.JOB)["watermark_ms"] is None
+        assert refresh_state.get_refresh_state(conn, refresher.JOB)["watermark_ms"] is None
         assert refresher.status(conn)["last_status"] in ("interrupted", "running")
     finally:
         conn.close()
@@ -203,9 +204,9 @@ def test_killed_mid_cycle_then_restarted_loses_nothing(detection_console, store_
     conn = connect(store_path)
     try:
         assert summary(conn) == detection_console.expected["detections"]
-        assert core.get_refresh_state(conn, refresher.JOB)["last_status"] == "ok"
+        assert refresh_state.get_refresh_state(conn, refresher.JOB)["last_status"] == "ok"
         # The cycle also gave SQLite's planner statistics on the detections it stored.
-        assert core.get_refresh_state(conn, core.STATISTICS_JOB)["last_status"] == "ok"
+        assert refresh_state.get_refresh_state(conn, refresh_state.STATISTICS_JOB)["last_status"] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'detections'").fetchone()[0] > 0
     finally:
         conn.close()
@@ -247,7 +248,7 @@ def test_serve_runs_when_due_on_request_and_cancels(detection_console, store_pat
     env = detection_console.env()
     stop = threading.Event()
     worker = threading.Thread(
-        target=refresher.serve,
+        target=serve,
         kwargs={
             "conn_factory": lambda: connect(store_path),
             "gw_factory": lambda _c: Gateway.from_env(env, poll_wait_s=1),
@@ -261,11 +262,13 @@ def test_serve_runs_when_due_on_request_and_cancels(detection_console, store_pat
     def wait_for(check, what: str, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = core.get_refresh_state(conn, refresher.JOB)
+            state = refresh_state.get_refresh_state(conn, refresher.JOB)
             if check(state):
                 return state
             time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}: {core.get_refresh_state(conn, refresher.JOB)}")
+        raise AssertionError(
+            f"timed out waiting for {what}: {refresh_state.get_refresh_state(conn, refresher.JOB)}"
+        )
 
     worker.start()
     try:

@@ -45,13 +45,13 @@ def expected_targets(devconsole, offense: dict) -> list[str]:
 def served_app(app, devconsole):
     """A fresh store filled by one real refresher ``serve(once=True)`` cycle: detection, then the offense
     sync it calls (nobody has opened an Offense Summary widget)."""
-    from app.detection import refresher
     from app.qradar import get_gateway
+    from app.refresher import serve
 
     with app.app_context():
         gw = get_gateway()
     path = app.config["DATABASE"]
-    refresher.serve(lambda: db.connect(path), lambda _conn: gw, once=True)
+    serve(lambda: db.connect(path), lambda _conn: gw, once=True)
     return app
 
 

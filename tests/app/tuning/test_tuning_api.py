@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.store import db
-from app.store.core import now_ms
+from app.store.db import now_ms
 from app.tuning.api import _csv_cell
 from tests.app.tuning.tuning_helpers import DAY, add_detection
 

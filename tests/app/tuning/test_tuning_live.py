@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from app.store.core import now_ms
+from app.store.db import now_ms
 
 DAY = 86_400_000
 

@@ -17,9 +17,9 @@ import pytest
 from app import settings
 from app.detection import refresher
 from app.qradar import Gateway
+from app.refresher import serve
 from app.store import db
-from app.store.core import now_ms
-from app.store.db import transaction
+from app.store.db import now_ms, transaction
 from app.tuning import approval, presets, refsync, service, suppress
 from app.tuning.entries import validate_entry
 from app.tuning.preview import preview
@@ -333,6 +333,6 @@ def test_refresher_cycle_removes_an_expired_entry_from_the_reference_set(
 
     time.sleep(max(0.0, (expires - now_ms()) / 1000) + 0.5)
     db_path = conn.execute("PRAGMA database_list").fetchone()[2]
-    refresher.serve(lambda: db.connect(db_path), lambda _conn: gateway_for(devconsole), once=True)
+    serve(lambda: db.connect(db_path), lambda _conn: gateway_for(devconsole), once=True)
     assert qradar.get(set_url).json()["data"] == []
     assert conn.execute(count_sql, (entry["id"],)).fetchone()[0] == 0  # its detections are back
