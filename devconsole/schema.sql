@@ -153,6 +153,7 @@ CREATE TABLE IF NOT EXISTS offense_addresses (
 CREATE TABLE IF NOT EXISTS reference_maps_of_sets (
   name          TEXT PRIMARY KEY,
   element_type  TEXT NOT NULL,
+  description   TEXT,
   key_label     TEXT,
   value_label   TEXT,
   timeout_type  TEXT NOT NULL DEFAULT 'UNKNOWN',
@@ -171,6 +172,7 @@ CREATE TABLE IF NOT EXISTS reference_map_of_sets_values (
 CREATE TABLE IF NOT EXISTS reference_tables (
   name           TEXT PRIMARY KEY,
   element_type   TEXT NOT NULL,
+  description    TEXT,
   key_label      TEXT,
   key_name_types TEXT NOT NULL DEFAULT '{}',   -- JSON {inner key: element type}
   timeout_type   TEXT NOT NULL DEFAULT 'UNKNOWN',

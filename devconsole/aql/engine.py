@@ -218,7 +218,7 @@ class AqlEngine:
 
 def _json_value(value: Any, kind: str) -> Any:
     if kind == "list" and isinstance(value, str):
-        return json.loads(value)
+        return sorted(json.loads(value), key=str)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, float) and not math.isfinite(value):

@@ -272,21 +272,38 @@ def text_search(payload: Any, query: Any) -> bool | None:
 
 
 # --- event fields computed from others ----------------------------------------------------------------
-def _is_local(ip: Any) -> bool | None:
+# This console's network hierarchy: QRadar's default one (the RFC 1918 ranges), plus loopback and
+# link-local addresses. Everything else is remote.
+LOCAL_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = (
+    (ipaddress.ip_network("10.0.0.0/8"), "Net-10-172-192.Net_10_0_0_0"),
+    (ipaddress.ip_network("172.16.0.0/12"), "Net-10-172-192.Net_172_16_0_0"),
+    (ipaddress.ip_network("192.168.0.0/16"), "Net-10-172-192.Net_192_168_0_0"),
+    (ipaddress.ip_network("127.0.0.0/8"), "loopback"),
+    (ipaddress.ip_network("169.254.0.0/16"), "link-local"),
+    (ipaddress.ip_network("::1/128"), "loopback"),
+    (ipaddress.ip_network("fe80::/10"), "link-local"),
+    (ipaddress.ip_network("fc00::/7"), "unique-local"),
+)
+
+
+def local_network(ip: Any) -> str | None:
+    """The network hierarchy name of a local address; None for a remote, missing or unreadable one."""
     if ip is None:
         return None
     try:
         address = ipaddress.ip_address(str(ip))
     except ValueError:
         return None
-    return address.is_private or address.is_loopback or address.is_link_local
+    for network, name in LOCAL_NETWORKS:
+        if address.version == network.version and address in network:
+            return name
+    return None
 
 
 def event_direction(source: Any, destination: Any) -> str:
-    """QRadar's eventdirection: L2L, L2R, R2L or R2R from whether each address is local. This console's
-    network hierarchy is the private, loopback and link-local ranges; a missing address counts as
-    remote (UNCONFIRMED)."""
-    return ("L" if _is_local(source) else "R") + "2" + ("L" if _is_local(destination) else "R")
+    """QRadar's eventdirection: L2L, L2R, R2L or R2R from whether each address is in the network
+    hierarchy; a missing address counts as remote (UNCONFIRMED)."""
+    return ("L" if local_network(source) else "R") + "2" + ("L" if local_network(destination) else "R")
 
 
 # IANA protocol numbers -> the names PROTOCOLNAME returns (QRadar's exact spellings are UNCONFIRMED).
@@ -330,7 +347,7 @@ class Runtime:
             names = dict(self.conn.execute("SELECT id, name FROM rules").fetchall())
             self._lookups["rulename"] = names
         if isinstance(value, str) and value.startswith("["):
-            found = [names.get(to_long(item)) for item in json.loads(value)]
+            found = [names.get(to_long(item)) for item in sorted(json.loads(value), key=str)]
             return ", ".join(name for name in found if name) or None
         number = to_long(value)
         return None if number is None else names.get(number)

@@ -163,6 +163,21 @@ def help_versions() -> Response:
     return list_response(items)
 
 
+# The console this stand-in plays: QRadar 7.5.0 Update Package 12 (API 26.0). The build number format is
+# UNCONFIRMED.
+SYSTEM_ABOUT = {
+    "build_version": "7.5.0.20250101000000",
+    "external_version": "7.5.0",
+    "fips_enabled": False,
+    "release_name": "7.5.0 UpdatePackage 12",
+}
+
+
+@bp.get("/system/about")
+def system_about() -> Response:
+    return object_response(dict(SYSTEM_ABOUT))
+
+
 # --- who is asking ---------------------------------------------------------------------------------
 
 
