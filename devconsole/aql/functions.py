@@ -179,6 +179,7 @@ class _Last(_First):
 # and parentheses; adjacent terms must all match. A term matches case-insensitively where it is not
 # part of a longer word (letters and digits on either side); `*` inside a term stands for any run of
 # word characters. QRadar's full-text index tokenizes differently in places (UNCONFIRMED).
+MAX_TEXT_SEARCH_DEPTH = 50
 _TEXT_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
 
 
@@ -214,6 +215,11 @@ def compile_text_search(query: str) -> Callable[[str], bool]:
             pos += 1
     if not tokens:
         raise ValueError("no search terms")
+    depth = 0
+    for kind, _value in tokens:
+        depth += (kind == "(") - (kind == ")")
+        if depth > MAX_TEXT_SEARCH_DEPTH:
+            raise ValueError(f"parentheses nested deeper than {MAX_TEXT_SEARCH_DEPTH}")
     index = 0
 
     def peek() -> str | None:

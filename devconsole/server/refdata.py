@@ -574,7 +574,7 @@ def _key_name_types() -> dict[str, str]:
         return {}
     try:
         entries = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(422, CODE_BAD_PARAMETER, "key_name_types must be a JSON array") from None
     types: dict[str, str] = {}
     if not isinstance(entries, list):

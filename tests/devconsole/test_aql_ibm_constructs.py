@@ -140,6 +140,7 @@ INVALID: list[tuple[str, str, int, int]] = [
     ("SELECT username FROM events WHERE TEXT SEARCH '\"open'", "unbalanced quote", 1, 47),
     ("SELECT username FROM events WHERE TEXT SEARCH 'a OR'", "expected a search term", 1, 47),
     ("SELECT username FROM events WHERE TEXT SEARCH '(a'", "without its ')'", 1, 47),
+    ("SELECT username FROM events WHERE TEXT SEARCH '" + "(" * 60 + "a'", "nested deeper than 50", 1, 47),
     ("SELECT username FROM events WHERE TEXT SEARCH > 'x'", "TEXT SEARCH takes a quoted text", 1, 35),
     ("SELECT username FROM events WHERE TEXT SEARCH username", 'Encountered "username"', 1, 47),
     ("SELECT username FROM events PARAMETERS foo=1", 'Unknown search parameter "foo"', 1, 40),
