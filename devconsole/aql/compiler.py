@@ -119,12 +119,21 @@ SCALAR_FUNCTIONS: dict[str, tuple[int, int | None, str, str | None]] = {
     "CONCAT": (1, None, "str", "aql_concat"),
     "REFERENCESETCONTAINS": (2, 2, "bool", None),
     "REFERENCEMAP": (2, 3, "str", None),
+    "REFERENCEMAPSETCONTAINS": (3, 3, "bool", None),
+    "REFERENCETABLE": (3, 4, "any", None),
     "INOFFENSE": (1, 1, "bool", None),
     "INCIDR": (2, 2, "bool", None),
     "RULENAME": (1, 1, "str", "aql_rulename"),
     "PROTOCOLNAME": (1, 1, "str", "aql_protocolname"),
 }
 FUNCTION_ALIASES = {"QIDESCRIPTION": "QIDDESCRIPTION"}
+# reference data functions -> (SQLite function, result kind); their first argument names the collection
+_REFERENCE_FUNCTIONS = {
+    "REFERENCESETCONTAINS": ("aql_refsetcontains", "bool"),
+    "REFERENCEMAP": ("aql_referencemap", "any"),
+    "REFERENCEMAPSETCONTAINS": ("aql_refmapsetcontains", "bool"),
+    "REFERENCETABLE": ("aql_referencetable", "any"),
+}
 # name-lookup functions -> (config table, id column, name column), as read by functions.Runtime
 _LOOKUP_TABLES = {
     "QIDNAME": ("qid_records", "qid", "name"),
@@ -137,8 +146,6 @@ AGGREGATES = ("COUNT", "SUM", "MIN", "MAX", "AVG", "UNIQUECOUNT", "FIRST", "LAST
 # QRadar functions this console does not implement: a clear "not supported" instead of "unknown".
 UNSUPPORTED_FUNCTIONS = (
     "LOGSOURCEGROUPNAME",
-    "REFERENCETABLE",
-    "REFERENCEMAPSETCONTAINS",
     "REFERENCEMAPCONTAINS",
     "SUBSTRING",
     "STRPOS",
@@ -869,14 +876,13 @@ class Compiler:
                 value = self._parsedatetime_literal(node)
                 return Expr(self.param(value), "num") if value is not None else Expr("NULL", "num")
             return Expr(f"aql_parsedatetime({args[0].sql})", "num", agg)
-        if name in ("REFERENCESETCONTAINS", "REFERENCEMAP"):
+        if name in _REFERENCE_FUNCTIONS:
             first = node.args[0]
             if not (isinstance(first, ast.Literal) and first.kind == "str"):
                 return self.error(
                     f"The first argument of {node.name} must be a quoted reference data name", first
                 )
-            fn = "aql_refsetcontains" if name == "REFERENCESETCONTAINS" else "aql_referencemap"
-            kind = "bool" if name == "REFERENCESETCONTAINS" else "any"
+            fn, kind = _REFERENCE_FUNCTIONS[name]
             return Expr(f"{fn}({', '.join(a.sql for a in args)})", kind, agg)
         if name == "INOFFENSE":
             if scope.database != "events":

@@ -472,6 +472,52 @@ class Runtime:
         element_type, live = loaded
         return live.get(self._map_key(element_type, key))
 
+    def _load_keyed(self, table: str, values_table: str, name: str, columns: str) -> Any:
+        """Meta and live rows of a map of sets or a reference table (cached per search)."""
+        cache_key = f"{table}:{name}"
+        if cache_key not in self._maps:
+            meta = self.conn.execute(
+                f"SELECT element_type, timeout_type, time_to_live FROM {table} WHERE name = ?", (name,)
+            ).fetchone()
+            if meta is None:
+                self._maps[cache_key] = None
+            else:
+                element_type, timeout_type, ttl = meta
+                name_column = "table_name" if table == "reference_tables" else "map_name"
+                rows = self.conn.execute(
+                    f"SELECT {columns}, first_seen, last_seen FROM {values_table} WHERE {name_column} = ?",
+                    (name,),
+                ).fetchall()
+                live = [row[:-2] for row in rows if self._live(ttl, timeout_type, row[-2], row[-1])]
+                self._maps[cache_key] = (element_type, live)
+        return self._maps[cache_key]
+
+    def map_of_sets_contains(self, name: Any, key: Any, value: Any) -> bool:
+        """REFERENCEMAPSETCONTAINS('map of sets', key, value): whether the key's set holds the value."""
+        if key is None or value is None:
+            return False
+        loaded = self._load_keyed(
+            "reference_maps_of_sets", "reference_map_of_sets_values", str(name), "key, value"
+        )
+        if loaded is None:
+            return False  # an unknown map of sets contains nothing (UNCONFIRMED, as for sets)
+        element_type, live = loaded
+        wanted_key, wanted = self._map_key("ALN", key), self._set_key(element_type, value)
+        return any(k == wanted_key and self._set_key(element_type, v) == wanted for k, v in live)
+
+    def table_value(self, name: Any, column: Any, key: Any, _domain: Any = None) -> Any:
+        """REFERENCETABLE('table', 'inner key', outer key): the value stored there, or NULL."""
+        if key is None or column is None:
+            return None
+        loaded = self._load_keyed(
+            "reference_tables", "reference_table_values", str(name), "outer_key, inner_key, value"
+        )
+        if loaded is None:
+            return None
+        _element_type, live = loaded
+        outer, inner = self._map_key("ALN", key), str(column)
+        return next((v for o, i, v in live if o == outer and i == inner), None)
+
     @staticmethod
     def _map_key(element_type: str, key: Any) -> str:
         if isinstance(key, bytes):
@@ -574,5 +620,7 @@ class Runtime:
         )
         conn.create_function("aql_refsetcontains", 2, _safe(self.set_contains), **det)
         conn.create_function("aql_referencemap", -1, _safe(self.map_value), **det)
+        conn.create_function("aql_refmapsetcontains", 3, _safe(self.map_of_sets_contains), **det)
+        conn.create_function("aql_referencetable", -1, _safe(self.table_value), **det)
         conn.create_aggregate("aql_first", 2, _First)
         conn.create_aggregate("aql_last", 2, _Last)

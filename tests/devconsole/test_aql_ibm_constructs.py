@@ -117,6 +117,36 @@ CASES: list[tuple[str, list]] = [
         "SELECT username FROM events WHERE NOT TEXT SEARCH 'session' LAST 1 HOURS",
         ["alice", "alice", BOB, "bob@contoso.com", "carol"],
     ),
+    # -- maps of sets and reference tables (the collections /api/reference_data/map_of_sets and /tables hold)
+    (
+        "SELECT username FROM events WHERE REFERENCEMAPSETCONTAINS('CreatedBy', username, \"Account Name\")"
+        " LAST 2 DAYS",
+        ["alice", "alice", "terraform"],
+    ),
+    (
+        "SELECT username FROM events WHERE REFERENCEMAPSETCONTAINS('CreatedBy', 'alice', 'temp1') LAST 1 HOURS",
+        [],
+    ),
+    (
+        "SELECT username FROM events WHERE REFERENCEMAPSETCONTAINS('NoSuchMap', username, 'x') LAST 1 HOURS",
+        [],
+    ),
+    (
+        "SELECT \"Account Name\" AS a, REFERENCETABLE('Accounts', 'owner', \"Account Name\") AS o FROM events"
+        ' WHERE "Account Name" IS NOT NULL LAST 2 HOURS',
+        [
+            {"a": "svc-backup", "o": "team-a"},
+            {"a": "svc-backup", "o": "team-a"},
+            {"a": "eve.external", "o": None},
+            {"a": "temp1", "o": None},
+            {"a": "app-deployer", "o": None},  # its row expired a day ago
+        ],
+    ),
+    (
+        "SELECT REFERENCETABLE('Accounts', 'colour', 'svc-backup') AS o FROM events WHERE username = 'carol'"
+        " LAST 1 HOURS",
+        [None],
+    ),
     # -- INTO and PARAMETERS: accepted; they name the search and shape its object, not its rows
     (IBM_SAMPLE, []),
     ("SELECT username FROM events INTO mine WHERE magnitude >= 7 LAST 24 HOURS", [BOB, "alice"]),
@@ -173,6 +203,13 @@ INVALID: list[tuple[str, str, int, int]] = [
     ("SELECT RULENAME() FROM events", "Function RULENAME takes 1 argument, not 0", 1, 8),
     ("SELECT PROTOCOLNAME(protocolid, 1) FROM events", "Function PROTOCOLNAME takes 1 argument, not 2", 1, 8),
     ("SELECT eventdirection FROM flows", 'Unknown column "eventdirection" (not a flow field)', 1, 8),
+    (
+        "SELECT REFERENCETABLE(username, 'owner', username) FROM events",
+        "must be a quoted reference data name",
+        1,
+        23,
+    ),
+    ("SELECT REFERENCEMAPSETCONTAINS('m', username) FROM events", "takes 3 arguments, not 2", 1, 8),
     ("SELECT * FROM simarc", '"simarc" is not an Ariel database (this console has: events, flows)', 1, 15),
 ]
 

@@ -207,3 +207,30 @@ def test_table_key_name_types_must_be_a_json_array_of_typed_keys(devconsole, ass
             timeout=10,
         )
         assert_qradar_error(response, 422, 1005)
+
+
+def test_aql_reads_what_the_rest_api_stored(devconsole):
+    """REFERENCEMAPSETCONTAINS and REFERENCETABLE see the entries added through the REST API."""
+    api = devconsole.api()
+    mos, table = name("mos_aql"), name("tbl_aql")
+    for collection, collection_name in [(MAPS_OF_SETS, mos), (TABLES, table)]:
+        made = api.post(
+            devconsole.url(collection), params={"name": collection_name, "element_type": "ALN"}, timeout=10
+        )
+        assert made.status_code == 201
+    api.post(
+        devconsole.url(f"{MAPS_OF_SETS}/{mos}"), params={"key": "alice", "value": "svc-backup"}, timeout=10
+    )
+    api.post(
+        devconsole.url(f"{TABLES}/{table}"),
+        params={"outer_key": "svc-backup", "inner_key": "owner", "value": "team-a"},
+        timeout=10,
+    )
+    status, rows = devconsole.run_search(
+        f"SELECT REFERENCETABLE('{table}', 'owner', 'svc-backup') AS o,"
+        f" REFERENCEMAPSETCONTAINS('{mos}', 'alice', 'svc-backup') AS c,"
+        f" REFERENCEMAPSETCONTAINS('{mos}', 'alice', 'other') AS d"
+        f" FROM events LIMIT 1 {devconsole.window_covering_all_events()}"
+    )
+    assert status["status"] == "COMPLETED"
+    assert rows == [{"o": "team-a", "c": True, "d": False}]
