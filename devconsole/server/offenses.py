@@ -325,14 +325,21 @@ def _address_stats(db: sqlite3.Connection, column: str) -> dict[str, dict]:
 
 def _address_ids(db: sqlite3.Connection, kind: str, ips: list[str]) -> dict[str, int]:
     """Stable ids of addresses (assigned on first sight, so an address keeps its id)."""
-    if ips:
+    known = {
+        row["ip"]: row["id"]
+        for row in db.execute("SELECT ip, id FROM offense_addresses WHERE kind = ?", (kind,))
+    }
+    missing = sorted(ip for ip in ips if ip not in known)
+    if missing:
         db.executemany(
-            "INSERT OR IGNORE INTO offense_addresses(kind, ip) VALUES (?, ?)",
-            [(kind, ip) for ip in sorted(ips)],
+            "INSERT OR IGNORE INTO offense_addresses(kind, ip) VALUES (?, ?)", [(kind, ip) for ip in missing]
         )
         db.commit()
-    rows = db.execute("SELECT ip, id FROM offense_addresses WHERE kind = ?", (kind,)).fetchall()
-    return {row["ip"]: row["id"] for row in rows}
+        known = {
+            row["ip"]: row["id"]
+            for row in db.execute("SELECT ip, id FROM offense_addresses WHERE kind = ?", (kind,))
+        }
+    return known
 
 
 def _addresses(db: sqlite3.Connection, kind: str) -> list[dict]:
