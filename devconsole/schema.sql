@@ -114,3 +114,78 @@ CREATE TABLE IF NOT EXISTS reference_map_values (
   last_seen  INTEGER NOT NULL,
   PRIMARY KEY (map_name, key)
 );
+
+-- Analytics rules (CRE rules) known to this console; offenses.rules and AQL's RULENAME/creeventlist name them.
+CREATE TABLE IF NOT EXISTS rules (
+  id                INTEGER PRIMARY KEY,
+  name              TEXT NOT NULL,
+  type              TEXT NOT NULL DEFAULT 'EVENT',   -- EVENT FLOW COMMON OFFENSE
+  enabled           INTEGER NOT NULL DEFAULT 1,
+  owner             TEXT NOT NULL DEFAULT 'admin',
+  origin            TEXT NOT NULL DEFAULT 'USER',    -- SYSTEM OVERRIDE USER
+  identifier        TEXT NOT NULL,
+  creation_date     INTEGER NOT NULL,
+  modification_date INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offense_closing_reasons (
+  id          INTEGER PRIMARY KEY,
+  text        TEXT NOT NULL,
+  is_reserved INTEGER NOT NULL DEFAULT 0,
+  is_deleted  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS offense_notes (
+  id          INTEGER PRIMARY KEY,
+  offense_id  INTEGER NOT NULL REFERENCES offenses(id),
+  create_time INTEGER NOT NULL,
+  username    TEXT NOT NULL,
+  note_text   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offense_notes_offense ON offense_notes(offense_id);
+-- Ids of the addresses offenses involve (/api/siem/source_addresses, /local_destination_addresses): kept so
+-- an address keeps its id as offenses come and go.
+CREATE TABLE IF NOT EXISTS offense_addresses (
+  id   INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,                 -- source | local_destination
+  ip   TEXT NOT NULL,
+  UNIQUE (kind, ip)
+);
+
+CREATE TABLE IF NOT EXISTS reference_maps_of_sets (
+  name          TEXT PRIMARY KEY,
+  element_type  TEXT NOT NULL,
+  description   TEXT,
+  key_label     TEXT,
+  value_label   TEXT,
+  timeout_type  TEXT NOT NULL DEFAULT 'UNKNOWN',
+  time_to_live  TEXT,
+  creation_time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reference_map_of_sets_values (
+  map_name   TEXT NOT NULL REFERENCES reference_maps_of_sets(name) ON DELETE CASCADE,
+  key        TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  source     TEXT NOT NULL DEFAULT 'reference data api',
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL,
+  PRIMARY KEY (map_name, key, value)
+);
+CREATE TABLE IF NOT EXISTS reference_tables (
+  name           TEXT PRIMARY KEY,
+  element_type   TEXT NOT NULL,
+  description    TEXT,
+  key_label      TEXT,
+  key_name_types TEXT NOT NULL DEFAULT '{}',   -- JSON {inner key: element type}
+  timeout_type   TEXT NOT NULL DEFAULT 'UNKNOWN',
+  time_to_live   TEXT,
+  creation_time  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reference_table_values (
+  table_name TEXT NOT NULL REFERENCES reference_tables(name) ON DELETE CASCADE,
+  outer_key  TEXT NOT NULL,
+  inner_key  TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  source     TEXT NOT NULL DEFAULT 'reference data api',
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL,
+  PRIMARY KEY (table_name, outer_key, inner_key)
+);

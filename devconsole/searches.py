@@ -31,6 +31,10 @@ class SearchNotFound(LookupError):
     pass
 
 
+class SearchIdInUse(ValueError):
+    """``INTO <name>`` names a search id another search already has (API: 409/1004)."""
+
+
 @dataclass
 class Search:
     search_id: str
@@ -49,6 +53,9 @@ class Search:
     finished_ms: int | None = None
     cancel_requested: bool = False
     deleted: bool = False
+    database: str = "events"  # the key of the result list: "events" or "flows"
+    snapshot_size: int | None = None  # PARAMETERS SNAPSHOTSIZE
+    progress_details: list[int] = field(default_factory=list)  # PARAMETERS PROGRESSDETAILSRESOLUTION
     done: threading.Event = field(default_factory=threading.Event)
 
     def to_json(self) -> dict:
@@ -58,7 +65,7 @@ class Search:
             "cursor_id": self.search_id,
             "status": self.status,
             "progress": self.progress,
-            "progress_details": [],
+            "progress_details": self.progress_details,
             "record_count": self.record_count,
             "processed_record_count": self.processed_record_count,
             "query_execution_time": elapsed,
@@ -73,7 +80,11 @@ class Search:
             "compressed_data_file_count": 0,
             "compressed_data_total_size": 0,
             "subsearch_ids": [],
-            "snapshot": None,
+            "snapshot": (
+                None
+                if self.snapshot_size is None
+                else {self.database: (self.rows or [])[: self.snapshot_size]}
+            ),
         }
 
 
@@ -129,10 +140,22 @@ class SearchManager:
         engine = self._engine_factory()
         created = now_ms()
         prepared = engine.prepare(aql, created)  # AqlError propagates: 422/2000 to the caller
+        parameters = getattr(prepared, "parameters", {}) or {}
+        resolution = parameters.get("PROGRESSDETAILSRESOLUTION")
         search = Search(
-            str(uuid.uuid4()), aql, owner, created, columns=list(getattr(prepared, "columns", []))
+            getattr(prepared, "into", None) or str(uuid.uuid4()),
+            aql,
+            owner,
+            created,
+            columns=list(getattr(prepared, "columns", [])),
+            database=getattr(prepared, "database", "events"),
+            snapshot_size=parameters.get("SNAPSHOTSIZE"),
+            progress_details=[0] * resolution if resolution else [],
         )
         with self._lock:
+            existing = self._searches.get(search.search_id)
+            if existing is not None and not existing.deleted:
+                raise SearchIdInUse(search.search_id)
             self._searches[search.search_id] = search
         thread = threading.Thread(
             target=self._run,
@@ -178,6 +201,8 @@ class SearchManager:
                 # "results so far are kept" on cancel
                 self._finish(search, "CANCELED", rows or [])
                 return
+            if search.progress_details and hasattr(engine, "progress_details"):
+                search.progress_details = engine.progress_details(prepared, len(search.progress_details))
             search.status = "SORTING"
             search.progress = max(search.progress, 99)
             self._finish(search, "COMPLETED", rows or [])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,16 @@ BUILTIN_LOW_LEVEL_CATEGORIES: dict[int, tuple[str, int]] = {
     10009: ("Unknown", 10000),
     15001: ("Audit Event", 15000),
 }
+
+# The console's rules: (id, name, type, origin). The scenario's offenses cite these ids in their `rules`.
+BUILTIN_RULES: tuple[tuple[int, str, str, str], ...] = (
+    (100_411, "Cloud account created (T1136.003)", "EVENT", "USER"),
+    (100_052, "Multiple login failures from one source", "EVENT", "USER"),
+)
+# QRadar's default offense closing reasons.
+BUILTIN_CLOSING_REASONS: dict[int, str] = {1: "Non-Issue", 2: "False-Positive, Tuned", 3: "Policy Violation"}
+# A fixed creation time for the built-in rules, so they read the same on every start.
+_BUILTIN_CREATED_MS = 1_700_000_000_000
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "starttime",
@@ -138,6 +150,36 @@ class EventStore:
             "INSERT OR IGNORE INTO categories(id, name, high_level_id) VALUES (?, ?, ?)",
             [(cid, name, high) for cid, (name, high) in BUILTIN_LOW_LEVEL_CATEGORIES.items()],
         )
+        for rule_id, name, rule_type, origin in BUILTIN_RULES:
+            self._insert_rule(conn, rule_id, name, rule_type, origin, _BUILTIN_CREATED_MS)
+        conn.executemany(
+            "INSERT OR IGNORE INTO offense_closing_reasons(id, text) VALUES (?, ?)",
+            BUILTIN_CLOSING_REASONS.items(),
+        )
+
+    @staticmethod
+    def _insert_rule(
+        conn: sqlite3.Connection, rule_id: int, name: str, rule_type: str, origin: str, created_ms: int
+    ) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO rules(id, name, type, origin, identifier, creation_date, modification_date)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rule_id, name, rule_type, origin, str(uuid.uuid5(uuid.NAMESPACE_OID, f"rule-{rule_id}")),
+             created_ms, created_ms),
+        )  # fmt: skip
+
+    def ensure_rule(self, rule_id: int, name: str, rule_type: str = "EVENT", origin: str = "USER") -> int:
+        """Declare a rule (offenses cite it by id; AQL's RULENAME names it)."""
+        with self._write_lock, self.connect() as conn:
+            self._insert_rule(conn, rule_id, name, rule_type, origin, int(time.time() * 1000))
+        return rule_id
+
+    def add_closing_reason(self, text: str, *, reserved: bool = False, deleted: bool = False) -> int:
+        with self._write_lock, self.connect() as conn:
+            return conn.execute(
+                "INSERT INTO offense_closing_reasons(text, is_reserved, is_deleted) VALUES (?, ?, ?)",
+                (text, int(reserved), int(deleted)),
+            ).lastrowid
 
     def ensure_log_source_type(self, type_id: int, name: str) -> int:
         with self._write_lock, self.connect() as conn:

@@ -117,6 +117,23 @@ class IsNull(Node):
 
 
 @dataclass(kw_only=True)
+class TextSearch(Node):
+    """``TEXT SEARCH 'terms'``: a full-text search of the event payload."""
+
+    terms: Literal
+    op: str | None  # "=" in the `TEXT SEARCH = '...'` spelling, else None
+
+
+@dataclass(kw_only=True)
+class Parameter(Node):
+    """One ``PARAMETERS name=value`` entry."""
+
+    name: str
+    op: str
+    value: Node
+
+
+@dataclass(kw_only=True)
 class Case(Node):
     operand: Node | None
     whens: list[tuple[Node, Node]]
@@ -159,6 +176,8 @@ class Query(Node):
     order_by: list[OrderItem] = field(default_factory=list)
     limit: Literal | None = None
     time: TimeLast | TimeRange | None = None
+    into: Field | None = None  # INTO <name>: the search id to store the results under
+    parameters: list[Parameter] = field(default_factory=list)
 
 
 def structural_key(node: Node | None) -> Any:

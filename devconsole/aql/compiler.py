@@ -18,7 +18,7 @@ from typing import Any
 
 from devconsole.aql import ast, javaregex, timefmt
 from devconsole.aql.errors import AqlError
-from devconsole.aql.functions import like_to_glob, parse_network
+from devconsole.aql.functions import compile_text_search, like_to_glob, parse_network
 
 # Ariel event fields this console stores, in SELECT * order, with their value kinds.
 EVENT_FIELDS: dict[str, str] = {
@@ -40,11 +40,25 @@ EVENT_FIELDS: dict[str, str] = {
     "eventcount": "num",
     "payload": "bytes",
 }
-# Ariel event fields computed rather than stored (not part of SELECT *).
+# Ariel event fields computed rather than stored (not part of SELECT *). The cloud audit logs this console
+# ingests carry no ports, protocol or identity address: those read as QRadar shows an unset value.
 VIRTUAL_EVENT_FIELDS: dict[str, tuple[str, str]] = {
     "domainid": ("0", "num"),  # a single-domain console
     "hasoffense": ("EXISTS (SELECT 1 FROM offense_events WHERE offense_events.event_id = {t}.id)", "bool"),
     "isunparsed": ("0", "bool"),  # only parsed events are stored
+    "sourceport": ("0", "num"),
+    "destinationport": ("0", "num"),
+    "protocolid": ("NULL", "num"),
+    "identityip": ("NULL", "str"),
+    "eventdirection": ("aql_eventdirection({t}.sourceip, {t}.destinationip)", "str"),
+    # the ids of the rules whose offenses this event contributed to (a JSON array; NULL when none)
+    "creeventlist": (
+        "(SELECT NULLIF(json_group_array(DISTINCT json_extract(r.value, '$.id')), '[]')"
+        " FROM offense_events oe JOIN offenses o ON o.id = oe.offense_id,"
+        " json_each(CASE WHEN json_valid(o.rules) THEN o.rules ELSE '[]' END) AS r"
+        " WHERE oe.event_id = {t}.id)",
+        "list",
+    ),
 }
 # The flows database exists but this console never records flows: it is always empty.
 FLOW_FIELDS: dict[str, str] = {
@@ -65,6 +79,11 @@ FLOW_FIELDS: dict[str, str] = {
     "category": "num",
 }
 DATABASES = ("events", "flows")
+# PARAMETERS taking a number: name -> (lowest, highest) accepted (the bounds are this console's)
+SEARCH_PARAMETERS_NUMERIC: dict[str, tuple[int, int]] = {
+    "SNAPSHOTSIZE": (0, 10_000),
+    "PROGRESSDETAILSRESOLUTION": (1, 1_000),
+}
 IN_SUBQUERY_MAX_ROWS = 10_000
 MAX_DEPTH = 8
 _UNIT_MS = {"MINUTES": 60_000, "HOURS": 3_600_000, "DAYS": 86_400_000}
@@ -100,10 +119,21 @@ SCALAR_FUNCTIONS: dict[str, tuple[int, int | None, str, str | None]] = {
     "CONCAT": (1, None, "str", "aql_concat"),
     "REFERENCESETCONTAINS": (2, 2, "bool", None),
     "REFERENCEMAP": (2, 3, "str", None),
+    "REFERENCEMAPSETCONTAINS": (3, 3, "bool", None),
+    "REFERENCETABLE": (3, 4, "any", None),
     "INOFFENSE": (1, 1, "bool", None),
     "INCIDR": (2, 2, "bool", None),
+    "RULENAME": (1, 1, "str", "aql_rulename"),
+    "PROTOCOLNAME": (1, 1, "str", "aql_protocolname"),
 }
 FUNCTION_ALIASES = {"QIDESCRIPTION": "QIDDESCRIPTION"}
+# reference data functions -> (SQLite function, result kind); their first argument names the collection
+_REFERENCE_FUNCTIONS = {
+    "REFERENCESETCONTAINS": ("aql_refsetcontains", "bool"),
+    "REFERENCEMAP": ("aql_referencemap", "any"),
+    "REFERENCEMAPSETCONTAINS": ("aql_refmapsetcontains", "bool"),
+    "REFERENCETABLE": ("aql_referencetable", "any"),
+}
 # name-lookup functions -> (config table, id column, name column), as read by functions.Runtime
 _LOOKUP_TABLES = {
     "QIDNAME": ("qid_records", "qid", "name"),
@@ -116,16 +146,12 @@ AGGREGATES = ("COUNT", "SUM", "MIN", "MAX", "AVG", "UNIQUECOUNT", "FIRST", "LAST
 # QRadar functions this console does not implement: a clear "not supported" instead of "unknown".
 UNSUPPORTED_FUNCTIONS = (
     "LOGSOURCEGROUPNAME",
-    "REFERENCETABLE",
-    "REFERENCEMAPSETCONTAINS",
     "REFERENCEMAPCONTAINS",
     "SUBSTRING",
     "STRPOS",
     "REPLACEALL",
     "REPLACEFIRST",
     "COALESCE",
-    "RULENAME",
-    "PROTOCOLNAME",
     "NETWORKNAME",
     "ASSETHOSTNAME",
     "ASSETPROPERTY",
@@ -179,6 +205,8 @@ class CompiledQuery:
     is_aggregate: bool
     database: str
     has_time_clause: bool
+    into: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def _sanitize(text: str) -> str:
@@ -359,6 +387,16 @@ class Compiler:
                     f"A subquery after IN must return exactly one column, not {len(items)}", query.select[0]
                 )
 
+        into = query.into.name if query.into is not None else None
+        parameters = self._parameters(query.parameters)
+        if role != "top":
+            if query.into is not None:
+                self.error(
+                    "INTO can only name the results of the whole search, not of a subquery", query.into
+                )
+            if query.parameters:
+                self.error("PARAMETERS can only be given for the whole search", query.parameters[0])
+
         names = _unique_names([i.name for i in items])
         select_sql = ", ".join(f"{i.expr.sql} AS c{n}" for n, i in enumerate(items)) or "NULL AS c0"
         sql = f"SELECT {select_sql} FROM {source} AS {alias}"
@@ -386,7 +424,55 @@ class Compiler:
             is_aggregate=is_aggregate,
             database=database,
             has_time_clause=query.time is not None,
+            into=into,
+            parameters=parameters,
         )
+
+    def _parameters(self, parameters: list[ast.Parameter]) -> dict[str, Any]:
+        """``PARAMETERS`` of the search: SNAPSHOTSIZE (rows in the search's ``snapshot``),
+        PROGRESSDETAILSRESOLUTION (entries in ``progress_details``), REMOTESERVERS (which Ariel servers
+        search; this console is the only one, so it is checked and has no effect)."""
+        values: dict[str, Any] = {}
+        for parameter in parameters:
+            name = parameter.name.upper()
+            if parameter.op != "=":
+                self.error(f'PARAMETERS needs name=value, not "{parameter.text}"', parameter)
+                continue
+            if name in values:
+                self.error(f"The parameter {parameter.name} is given twice", parameter)
+                continue
+            value = parameter.value
+            if name in SEARCH_PARAMETERS_NUMERIC:
+                low, high = SEARCH_PARAMETERS_NUMERIC[name]
+                number = value.value if isinstance(value, ast.Literal) and value.kind == "num" else None
+                if not isinstance(number, int) or not low <= number <= high:
+                    self.error(
+                        f"The parameter {parameter.name} needs a whole number from {low} to {high},"
+                        f' not "{value.text}"',
+                        value,
+                    )
+                    continue
+                values[name] = number
+            elif name == "REMOTESERVERS":
+                ok = (
+                    isinstance(value, ast.Func)
+                    and value.name.upper() == "ARIELSERVERS4EPID"
+                    and len(value.args) == 1
+                    and isinstance(value.args[0], ast.Literal)
+                    and value.args[0].kind == "num"
+                ) or (isinstance(value, ast.Literal) and value.kind == "str")
+                if not ok:
+                    self.error(
+                        "REMOTESERVERS needs ARIELSERVERS4EPID(<id>) or a quoted server list,"
+                        f' not "{value.text}"',
+                        value,
+                    )
+                    continue
+                values[name] = value.text
+            else:
+                known = ", ".join([*SEARCH_PARAMETERS_NUMERIC, "REMOTESERVERS"])
+                self.error(f'Unknown search parameter "{parameter.name}" (known: {known})', parameter)
+        return values
 
     def _require_condition(self, expr: Expr, node: ast.Node, clause: str) -> None:
         if expr.kind not in ("bool", "any"):
@@ -588,7 +674,21 @@ class Compiler:
             return Expr(f"({operand.sql} IS {'NOT ' if node.negated else ''}NULL)", "bool", operand.agg)
         if isinstance(node, ast.Case):
             return self._case(node, sub)
+        if isinstance(node, ast.TextSearch):
+            return self._text_search(node, scope)
         return self.error(f'Unsupported expression "{node.text}"', node)
+
+    def _text_search(self, node: ast.TextSearch, scope: Scope) -> Expr:
+        if node.op not in (None, "="):
+            return self.error(f"TEXT SEARCH takes a quoted text, not {node.op}", node)
+        payload = scope.columns.get("payload")
+        if scope.database != "events" or payload is None:
+            return self.error("TEXT SEARCH searches event payloads: use it on FROM events", node)
+        try:
+            compile_text_search(node.terms.value)
+        except ValueError as exc:
+            return self.error(f"TEXT SEARCH '{node.terms.value}' is not usable: {exc}", node.terms)
+        return Expr(f"aql_textsearch({payload.sql}, {self.param(node.terms.value)})", "bool")
 
     def _literal(self, node: ast.Literal) -> Expr:
         if node.kind == "null":
@@ -625,7 +725,7 @@ class Compiler:
         return self.error(f'Unknown column "{node.name}" ({detail})', node)
 
     def _require_number(self, expr: Expr, node: ast.Node, op: str) -> None:
-        if expr.kind in ("str", "bool", "bytes"):
+        if expr.kind in ("str", "bool", "bytes", "list"):
             self.error(f'Operator {op} needs numbers, but "{node.text}" is not numeric', node)
 
     def _case(self, node: ast.Case, sub) -> Expr:
@@ -776,14 +876,13 @@ class Compiler:
                 value = self._parsedatetime_literal(node)
                 return Expr(self.param(value), "num") if value is not None else Expr("NULL", "num")
             return Expr(f"aql_parsedatetime({args[0].sql})", "num", agg)
-        if name in ("REFERENCESETCONTAINS", "REFERENCEMAP"):
+        if name in _REFERENCE_FUNCTIONS:
             first = node.args[0]
             if not (isinstance(first, ast.Literal) and first.kind == "str"):
                 return self.error(
                     f"The first argument of {node.name} must be a quoted reference data name", first
                 )
-            fn = "aql_refsetcontains" if name == "REFERENCESETCONTAINS" else "aql_referencemap"
-            kind = "bool" if name == "REFERENCESETCONTAINS" else "any"
+            fn, kind = _REFERENCE_FUNCTIONS[name]
             return Expr(f"{fn}({', '.join(a.sql for a in args)})", kind, agg)
         if name == "INOFFENSE":
             if scope.database != "events":

@@ -22,6 +22,7 @@ Choices made where QRadar's behaviour is not documented (all UNCONFIRMED, see do
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import sqlite3
 import time
@@ -53,6 +54,8 @@ class PreparedQuery:
     params: list[Any] = field(repr=False)
     kinds: list[str] = field(repr=False)
     windows: list[tuple[int, int]] = field(repr=False)
+    into: str | None = None  # INTO <name>: the search id the results are stored under
+    parameters: dict[str, Any] = field(default_factory=dict)  # PARAMETERS, upper-case names
 
 
 class AqlEngine:
@@ -112,6 +115,8 @@ class AqlEngine:
             params=compiler.params,
             kinds=compiled.kinds,
             windows=compiler.windows,
+            into=compiled.into,
+            parameters=compiled.parameters,
         )
         return prepared, []
 
@@ -128,6 +133,26 @@ class AqlEngine:
             raise first
         assert prepared is not None
         return prepared
+
+    def progress_details(self, query: PreparedQuery, buckets: int) -> list[int]:
+        """Records in each of ``buckets`` equal slices of the search's time range (oldest first), as the
+        search object's ``progress_details`` with PARAMETERS PROGRESSDETAILSRESOLUTION=<buckets>."""
+        counts = [0] * buckets
+        if query.database != "events" or buckets < 1:
+            return counts
+        span = query.stop_ms - query.start_ms + 1
+        conn = self.store.connect(readonly=True)
+        try:
+            rows = conn.execute(
+                "SELECT (starttime - ?) * ? / ?, COUNT(*) FROM events WHERE starttime BETWEEN ? AND ?"
+                " GROUP BY 1",
+                (query.start_ms, buckets, span, query.start_ms, query.stop_ms),
+            ).fetchall()
+        finally:
+            conn.close()
+        for bucket, count in rows:
+            counts[min(buckets - 1, max(0, int(bucket)))] += count
+        return counts
 
     # -- running ----------------------------------------------------------------------------------
     def _estimate_ops(self, conn: sqlite3.Connection, query: PreparedQuery) -> int:
@@ -192,6 +217,8 @@ class AqlEngine:
 
 
 def _json_value(value: Any, kind: str) -> Any:
+    if kind == "list" and isinstance(value, str):
+        return sorted(json.loads(value), key=str)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, float) and not math.isfinite(value):

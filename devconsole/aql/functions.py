@@ -10,6 +10,7 @@ import base64
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import math
 import re
 import sqlite3
@@ -173,6 +174,156 @@ class _Last(_First):
         return key is None or self.key is None or key >= self.key
 
 
+# --- TEXT SEARCH ----------------------------------------------------------------------------------
+# The payload's full-text search: words and "quoted phrases", combined with AND / OR / NOT (upper case)
+# and parentheses; adjacent terms must all match. A term matches case-insensitively where it is not
+# part of a longer word (letters and digits on either side); `*` inside a term stands for any run of
+# word characters. QRadar's full-text index tokenizes differently in places (UNCONFIRMED).
+MAX_TEXT_SEARCH_DEPTH = 50
+_TEXT_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
+
+
+def _term_regex(term: str) -> re.Pattern[str]:
+    body = r"\w*".join(re.escape(part) for part in term.split("*"))
+    return re.compile(rf"(?<![0-9A-Za-z]){body}(?![0-9A-Za-z])", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def compile_text_search(query: str) -> Callable[[str], bool]:
+    """A predicate over payload text for a TEXT SEARCH string; ValueError naming the problem."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = query.strip()
+    while pos < len(text):
+        match = _TEXT_TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"unbalanced quote at character {pos + 1}")
+        pos = match.end()
+        if match.group(1):
+            tokens.append(("(", "("))
+        elif match.group(2):
+            tokens.append((")", ")"))
+        elif match.group(3) is not None:
+            phrase = re.sub(r"\\(.)", r"\1", match.group(3))
+            if not phrase.strip():
+                raise ValueError("an empty quoted phrase")
+            tokens.append(("term", phrase))
+        else:
+            word = match.group(4)
+            tokens.append((word, word) if word in ("AND", "OR", "NOT") else ("term", word))
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    if not tokens:
+        raise ValueError("no search terms")
+    depth = 0
+    for kind, _value in tokens:
+        depth += (kind == "(") - (kind == ")")
+        if depth > MAX_TEXT_SEARCH_DEPTH:
+            raise ValueError(f"parentheses nested deeper than {MAX_TEXT_SEARCH_DEPTH}")
+    index = 0
+
+    def peek() -> str | None:
+        return tokens[index][0] if index < len(tokens) else None
+
+    def take() -> tuple[str, str]:
+        nonlocal index
+        index += 1
+        return tokens[index - 1]
+
+    def parse_or() -> Callable[[str], bool]:
+        parts = [parse_and()]
+        while peek() == "OR":
+            take()
+            parts.append(parse_and())
+        return parts[0] if len(parts) == 1 else (lambda s: any(p(s) for p in parts))
+
+    def parse_and() -> Callable[[str], bool]:
+        parts = [parse_not()]
+        while peek() in ("AND", "NOT", "term", "("):
+            if peek() == "AND":
+                take()
+            parts.append(parse_not())
+        return parts[0] if len(parts) == 1 else (lambda s: all(p(s) for p in parts))
+
+    def parse_not() -> Callable[[str], bool]:
+        if peek() == "NOT":
+            take()
+            inner = parse_not()
+            return lambda s: not inner(s)
+        return parse_atom()
+
+    def parse_atom() -> Callable[[str], bool]:
+        kind, value = take() if index < len(tokens) else ("end", "")
+        if kind == "(":
+            inner = parse_or()
+            if peek() != ")":
+                raise ValueError("a '(' without its ')'")
+            take()
+            return inner
+        if kind == "term":
+            regex = _term_regex(value)
+            return lambda s: regex.search(s) is not None
+        raise ValueError(f"expected a search term, found {'the end' if kind == 'end' else repr(value)}")
+
+    predicate = parse_or()
+    if index != len(tokens):
+        raise ValueError(f"unexpected {tokens[index][1]!r}")
+    return predicate
+
+
+def text_search(payload: Any, query: Any) -> bool | None:
+    if payload is None or query is None:
+        return False if payload is None else None
+    return compile_text_search(to_text(query))(to_text(payload)[:1_000_000])
+
+
+# --- event fields computed from others ----------------------------------------------------------------
+# This console's network hierarchy: QRadar's default one (the RFC 1918 ranges), plus loopback and
+# link-local addresses. Everything else is remote.
+LOCAL_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = (
+    (ipaddress.ip_network("10.0.0.0/8"), "Net-10-172-192.Net_10_0_0_0"),
+    (ipaddress.ip_network("172.16.0.0/12"), "Net-10-172-192.Net_172_16_0_0"),
+    (ipaddress.ip_network("192.168.0.0/16"), "Net-10-172-192.Net_192_168_0_0"),
+    (ipaddress.ip_network("127.0.0.0/8"), "loopback"),
+    (ipaddress.ip_network("169.254.0.0/16"), "link-local"),
+    (ipaddress.ip_network("::1/128"), "loopback"),
+    (ipaddress.ip_network("fe80::/10"), "link-local"),
+    (ipaddress.ip_network("fc00::/7"), "unique-local"),
+)
+
+
+def local_network(ip: Any) -> str | None:
+    """The network hierarchy name of a local address; None for a remote, missing or unreadable one."""
+    if ip is None:
+        return None
+    try:
+        address = ipaddress.ip_address(str(ip))
+    except ValueError:
+        return None
+    for network, name in LOCAL_NETWORKS:
+        if address.version == network.version and address in network:
+            return name
+    return None
+
+
+def event_direction(source: Any, destination: Any) -> str:
+    """QRadar's eventdirection: L2L, L2R, R2L or R2R from whether each address is in the network
+    hierarchy; a missing address counts as remote (UNCONFIRMED)."""
+    return ("L" if local_network(source) else "R") + "2" + ("L" if local_network(destination) else "R")
+
+
+# IANA protocol numbers -> the names PROTOCOLNAME returns (QRadar's exact spellings are UNCONFIRMED).
+PROTOCOL_NAMES: dict[int, str] = {
+    0: "HOPOPT", 1: "ICMP", 2: "IGMP", 4: "IPv4", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP",
+    51: "AH", 58: "IPv6-ICMP", 89: "OSPF", 132: "SCTP", 255: "Reserved",
+}  # fmt: skip
+
+
+def protocol_name(value: Any) -> str | None:
+    number = to_long(value)
+    return None if number is None else PROTOCOL_NAMES.get(number)
+
+
 class Runtime:
     """The per-search state behind the registered functions: lookup tables and reference data, read
     lazily from the search's own connection, and the search's ``now`` and time zone."""
@@ -193,6 +344,19 @@ class Runtime:
         "logsourcename": "SELECT id, name FROM log_sources",
         "logsourcetypename": "SELECT id, name FROM log_source_types",
     }
+
+    def rule_name(self, value: Any) -> str | None:
+        """RULENAME: the name of a rule id, or the names of a creeventlist (JSON array of ids) joined by
+        ", " (how QRadar renders a list here is UNCONFIRMED)."""
+        names = self._lookups.get("rulename")
+        if names is None:
+            names = dict(self.conn.execute("SELECT id, name FROM rules").fetchall())
+            self._lookups["rulename"] = names
+        if isinstance(value, str) and value.startswith("["):
+            found = [names.get(to_long(item)) for item in sorted(json.loads(value), key=str)]
+            return ", ".join(name for name in found if name) or None
+        number = to_long(value)
+        return None if number is None else names.get(number)
 
     def _lookup(self, table: str) -> Callable[[Any], Any]:
         def lookup(key: Any) -> Any:
@@ -308,6 +472,52 @@ class Runtime:
         element_type, live = loaded
         return live.get(self._map_key(element_type, key))
 
+    def _load_keyed(self, table: str, values_table: str, name: str, columns: str) -> Any:
+        """Meta and live rows of a map of sets or a reference table (cached per search)."""
+        cache_key = f"{table}:{name}"
+        if cache_key not in self._maps:
+            meta = self.conn.execute(
+                f"SELECT element_type, timeout_type, time_to_live FROM {table} WHERE name = ?", (name,)
+            ).fetchone()
+            if meta is None:
+                self._maps[cache_key] = None
+            else:
+                element_type, timeout_type, ttl = meta
+                name_column = "table_name" if table == "reference_tables" else "map_name"
+                rows = self.conn.execute(
+                    f"SELECT {columns}, first_seen, last_seen FROM {values_table} WHERE {name_column} = ?",
+                    (name,),
+                ).fetchall()
+                live = [row[:-2] for row in rows if self._live(ttl, timeout_type, row[-2], row[-1])]
+                self._maps[cache_key] = (element_type, live)
+        return self._maps[cache_key]
+
+    def map_of_sets_contains(self, name: Any, key: Any, value: Any) -> bool:
+        """REFERENCEMAPSETCONTAINS('map of sets', key, value): whether the key's set holds the value."""
+        if key is None or value is None:
+            return False
+        loaded = self._load_keyed(
+            "reference_maps_of_sets", "reference_map_of_sets_values", str(name), "key, value"
+        )
+        if loaded is None:
+            return False  # an unknown map of sets contains nothing (UNCONFIRMED, as for sets)
+        element_type, live = loaded
+        wanted_key, wanted = self._map_key("ALN", key), self._set_key(element_type, value)
+        return any(k == wanted_key and self._set_key(element_type, v) == wanted for k, v in live)
+
+    def table_value(self, name: Any, column: Any, key: Any, _domain: Any = None) -> Any:
+        """REFERENCETABLE('table', 'inner key', outer key): the value stored there, or NULL."""
+        if key is None or column is None:
+            return None
+        loaded = self._load_keyed(
+            "reference_tables", "reference_table_values", str(name), "outer_key, inner_key, value"
+        )
+        if loaded is None:
+            return None
+        _element_type, live = loaded
+        outer, inner = self._map_key("ALN", key), str(column)
+        return next((v for o, i, v in live if o == outer and i == inner), None)
+
     @staticmethod
     def _map_key(element_type: str, key: Any) -> str:
         if isinstance(key, bytes):
@@ -398,6 +608,10 @@ class Runtime:
             **det,
         )
         conn.create_function("aql_incidr", 2, _safe(in_cidr), **det)
+        conn.create_function("aql_textsearch", 2, _safe(text_search), **det)
+        conn.create_function("aql_eventdirection", 2, _safe(event_direction), **det)
+        conn.create_function("aql_protocolname", 1, _safe(protocol_name), **det)
+        conn.create_function("aql_rulename", 1, _safe(self.rule_name), **det)
         conn.create_function(
             "aql_pow",
             2,
@@ -406,5 +620,7 @@ class Runtime:
         )
         conn.create_function("aql_refsetcontains", 2, _safe(self.set_contains), **det)
         conn.create_function("aql_referencemap", -1, _safe(self.map_value), **det)
+        conn.create_function("aql_refmapsetcontains", 3, _safe(self.map_of_sets_contains), **det)
+        conn.create_function("aql_referencetable", -1, _safe(self.table_value), **det)
         conn.create_aggregate("aql_first", 2, _First)
         conn.create_aggregate("aql_last", 2, _Last)

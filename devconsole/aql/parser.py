@@ -146,7 +146,7 @@ class _ToAst(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def query(self, meta, children):
-        select, table, where, group, having, order, limit, time = children
+        select, table, into, where, group, having, order, limit, time, parameters = children
         kind, table_value, table_node = table
         return ast.Query(
             select=select,
@@ -159,7 +159,28 @@ class _ToAst(Transformer_NonRecursive):
             order_by=order or [],
             limit=limit,
             time=time,
+            into=into,
+            parameters=parameters or [],
             **self._pos(meta),
+        )
+
+    def into_clause(self, children):
+        tok = children[1]
+        return ast.Field(name=str(tok), quoted=False, **self._tok_pos(tok))
+
+    def parameters_clause(self, children):
+        return children[1:]
+
+    @v_args(meta=True)
+    def parameter(self, meta, children):
+        name, op, value = children
+        return ast.Parameter(name=str(name), op=str(op), value=value, **self._pos(meta))
+
+    @v_args(meta=True)
+    def text_search(self, meta, children):
+        _kw, op, text = children
+        return ast.TextSearch(
+            terms=self._string(text), op=str(op) if op is not None else None, **self._pos(meta)
         )
 
     def select_clause(self, children):

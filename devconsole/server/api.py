@@ -4,6 +4,7 @@ endpoints: API versions, current user and role, log source types, QID records, c
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, Response, g, request
 
@@ -13,6 +14,7 @@ from devconsole.server.errors import (
     CODE_BAD_VERSION,
     CODE_FORBIDDEN,
     CODE_NOT_FOUND,
+    CODE_REMOVED_VERSION,
     CODE_SERVER_ERROR,
     CODE_UNAUTHORIZED,
     CODE_UNAVAILABLE,
@@ -24,37 +26,27 @@ from devconsole.users import ROLES, USERS, role_json, same_secret, user_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-# The versions this stand-in answers to; a console lists its own in /api/help/versions.
-API_VERSIONS: tuple[str, ...] = (
-    "12.0",
-    "12.1",
-    "13.0",
-    "13.1",
-    "14.0",
-    "15.0",
-    "15.1",
-    "16.0",
-    "17.0",
-    "18.0",
-    "19.0",
-    "20.0",
-    "21.0",
-    "22.0",
-    "23.0",
-    "24.0",
-    "25.0",
-    "26.0",
-)
-DEPRECATED_VERSIONS = frozenset(v for v in API_VERSIONS if float(v) < 15.0)
+# API versions as IBM's table lists them for QRadar 7.5.0 UP12/13 (API 26.0): 24.0-26.0 supported, 23.x
+# deprecated (answered with a Deprecated header), older versions removed (422 "... has been removed").
+# /api/help/versions lists all of them with IBM's `deprecated` and `removed` booleans.
+SUPPORTED_VERSIONS: tuple[str, ...] = ("24.0", "25.0", "26.0")
+DEPRECATED_VERSIONS: tuple[str, ...] = ("23.0",)
+REMOVED_VERSIONS: tuple[str, ...] = (
+    "1.0", "2.0", "3.0", "4.0", "5.0", "5.1", "6.0", "7.0", "8.0", "8.1", "9.0", "9.1", "10.0",
+    "10.1", "11.0", "12.0", "12.1", "13.0", "13.1", "14.0", "15.0", "16.0", "17.0", "18.0", "19.0",
+    "20.0", "21.0", "22.0",
+)  # fmt: skip
+API_VERSIONS: tuple[str, ...] = REMOVED_VERSIONS + DEPRECATED_VERSIONS + SUPPORTED_VERSIONS
+LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def normalize_version(text: str) -> str | None:
-    try:
-        value = float(text)
-    except ValueError:
+    """``26`` / ``26.0`` -> ``26.0``; None for anything that is not a version this console knows."""
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,3})?", text):
         return None
-    normalized = f"{value:.1f}"
+    major, _, minor = text.partition(".")
+    normalized = f"{int(major)}.{int(minor or 0)}"
     return normalized if normalized in API_VERSIONS else None
 
 
@@ -95,15 +87,25 @@ def before_api_request() -> Response | None:
             return error_response(403, CODE_FORBIDDEN, "The QRadarCSRF header is missing or does not match")
 
     version = request.headers.get("Version")
-    if version is not None and normalize_version(version.strip()) is None:
-        # QRadar refuses versions it does not have; the exact code is UNCONFIRMED.
+    normalized = normalize_version(version.strip()) if version is not None else LATEST_VERSION
+    if normalized is None:
+        # A version the console never had; QRadar's status and code for it are UNCONFIRMED.
         return error_response(
             406,
             CODE_BAD_VERSION,
-            f"Version '{version}' is not a supported API version. Supported versions: "
-            f"{', '.join(API_VERSIONS)}",
+            f"Version '{version}' is not a valid API version. Supported versions: "
+            f"{', '.join(SUPPORTED_VERSIONS)} (deprecated: {', '.join(DEPRECATED_VERSIONS)})",
         )
-    g.api_version = normalize_version(version) if version else API_VERSIONS[-1]
+    if normalized in REMOVED_VERSIONS:
+        # IBM's api-samples (08_RemovedVersion.py): 422 with a message saying the version "has been removed".
+        return error_response(
+            422,
+            CODE_REMOVED_VERSION,
+            f"Version {normalized} of the API has been removed. Supported versions: "
+            f"{', '.join(SUPPORTED_VERSIONS)}",
+            "The requested API version has been removed; endpoints cannot be called from it.",
+        )
+    g.api_version = normalized
     accept = request.accept_mimetypes
     if accept and not accept.best_match(["application/json", "application/csv", "text/csv"]):
         return error_response(
@@ -118,6 +120,8 @@ def before_api_request() -> Response | None:
 @bp.after_request
 def after_api_request(response: Response) -> Response:
     if g.get("api_version") in DEPRECATED_VERSIONS:
+        # IBM: "Responses to deprecated endpoint requests include a Deprecated response header"; its value
+        # is not documented (UNCONFIRMED).
         response.headers["Deprecated"] = "true"
     return response
 
@@ -150,12 +154,28 @@ def help_versions() -> Response:
         {
             "id": index + 1,
             "version": version,
-            "status": "DEPRECATED" if version in DEPRECATED_VERSIONS else "RELEASED",
+            "deprecated": version in DEPRECATED_VERSIONS or version in REMOVED_VERSIONS,
+            "removed": version in REMOVED_VERSIONS,
             "root_resource_ids": [],
         }
         for index, version in enumerate(API_VERSIONS)
     ]
     return list_response(items)
+
+
+# The console this stand-in plays: QRadar 7.5.0 Update Package 12 (API 26.0). The build number format is
+# UNCONFIRMED.
+SYSTEM_ABOUT = {
+    "build_version": "7.5.0.20250101000000",
+    "external_version": "7.5.0",
+    "fips_enabled": False,
+    "release_name": "7.5.0 UpdatePackage 12",
+}
+
+
+@bp.get("/system/about")
+def system_about() -> Response:
+    return object_response(dict(SYSTEM_ABOUT))
 
 
 # --- who is asking ---------------------------------------------------------------------------------

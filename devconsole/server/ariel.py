@@ -9,41 +9,40 @@ import re
 
 from flask import Response, request
 
-from devconsole.searches import RUNNING, Search, SearchNotFound
+from devconsole.aql.compiler import DATABASES, EVENT_FIELDS, FLOW_FIELDS, VIRTUAL_EVENT_FIELDS
+from devconsole.searches import RUNNING, Search, SearchIdInUse, SearchNotFound
 from devconsole.server.api import bp, require
 from devconsole.server.context import console, current_user, get_db
 from devconsole.server.errors import (
     CODE_AQL,
     CODE_BAD_PARAMETER,
+    CODE_CONFLICT,
     CODE_NOT_FOUND,
     CODE_NOT_READY,
     ApiError,
 )
-from devconsole.server.restquery import apply_range, parse_range
+from devconsole.server.restquery import apply_range, list_response, parse_range
 
 MAX_PREFER_WAIT_SECONDS = 600
 
-# Ariel columns of the events database: (name, argument_type). Custom properties are added from the store.
-EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("starttime", "NUMERIC"),
-    ("endtime", "NUMERIC"),
-    ("devicetime", "NUMERIC"),
-    ("qid", "NUMERIC"),
-    ("category", "NUMERIC"),
-    ("highlevelcategory", "NUMERIC"),
-    ("logsourceid", "NUMERIC"),
-    ("devicetype", "NUMERIC"),
-    ("username", "STRING"),
-    ("sourceip", "IP"),
-    ("destinationip", "IP"),
-    ("magnitude", "NUMERIC"),
-    ("severity", "NUMERIC"),
-    ("credibility", "NUMERIC"),
-    ("relevance", "NUMERIC"),
-    ("eventcount", "NUMERIC"),
-    ("payload", "BINARY"),
-)
-DATABASES = ("events",)
+# Ariel value kinds of the AQL engine -> the column's argument_type in /api/ariel/databases/{name}.
+_ARGUMENT_TYPES = {"num": "NUMERIC", "str": "STRING", "bytes": "BINARY", "bool": "BOOLEAN", "list": "ARRAY"}
+_IP_COLUMNS = frozenset({"sourceip", "destinationip", "identityip"})
+_NON_NULL = frozenset({"starttime", "endtime", "devicetime", "qid", "category", "highlevelcategory"})
+
+
+def _columns(fields: dict[str, str], provider: str) -> list[dict]:
+    return [
+        {
+            "name": name,
+            "argument_type": "IP" if name in _IP_COLUMNS else _ARGUMENT_TYPES.get(kind, "STRING"),
+            "object_value_type": "IP" if name in _IP_COLUMNS else _ARGUMENT_TYPES.get(kind, "STRING"),
+            "indexable": name == "starttime",
+            "nullable": name not in _NON_NULL,
+            "provider_name": provider,
+        }
+        for name, kind in fields.items()
+    ]
 
 
 def aql_error(exc: Exception) -> ApiError:
@@ -98,6 +97,14 @@ def create_search() -> Response:
         search, _reused = console().searches.create(aql, current_user().username)
     except AqlError as exc:
         raise aql_error(exc) from None
+    except SearchIdInUse:
+        raise ApiError(
+            409,
+            CODE_CONFLICT,
+            "The search cannot be created. The requested search ID that was provided in the query"
+            " expression is already in use. Please use a unique search ID (or allow one to be generated).",
+            "The search ID is already in use.",
+        ) from None
     response = _json(search.to_json(), 201)
     response.headers["Location"] = f"/api/ariel/searches/{search.search_id}"
     return response
@@ -144,15 +151,25 @@ def update_search(search_id: str) -> Response:
         raise ApiError(422, CODE_BAD_PARAMETER, "Give status=CANCELED or save_results=true")
     manager = console().searches
     if status is not None:
-        # qpylib's ArielSearch.cancel() sends CANCELLED; the API documents CANCELED. Accept both.
-        if status.upper() not in ("CANCELED", "CANCELLED"):
-            raise ApiError(422, CODE_BAD_PARAMETER, f"status may only be set to CANCELED, not '{status}'")
+        # API 26.0: "The only accepted value is CANCELED" (qpylib's ArielSearch.cancel() sends CANCELLED);
+        # with status given, save_results is "not checked and silently ignored".
+        if status != "CANCELED":
+            raise ApiError(
+                422,
+                CODE_BAD_PARAMETER,
+                f"The status parameter '{status}' is not valid: the only accepted value is CANCELED",
+                "A request parameter is not valid.",
+            )
         manager.cancel(search_id)
-    if save is not None:
-        if save.lower() not in ("true", "false"):
-            raise ApiError(422, CODE_BAD_PARAMETER, f"save_results must be true or false, not '{save}'")
-        if save.lower() == "true":
-            manager.save(search_id)
+    elif save is not None:
+        if save != "true":
+            raise ApiError(
+                422,
+                CODE_BAD_PARAMETER,
+                f"The save_results parameter '{save}' is not valid: the only accepted value is true",
+                "A request parameter is not valid.",
+            )
+        manager.save(search_id)
     return _json(manager.get(search_id).to_json())
 
 
@@ -185,7 +202,7 @@ def search_results(search_id: str) -> Response:
         writer.writerows(page)
         response = Response(buffer.getvalue(), mimetype=accept)
     else:
-        response = _json({"events": page})
+        response = _json({search.database: page})
     if content_range:
         response.headers["Content-Range"] = content_range
     return response
@@ -194,36 +211,33 @@ def search_results(search_id: str) -> Response:
 @bp.get("/ariel/databases")
 def databases() -> Response:
     require("EVENTVIEWER")
-    return _json(list(DATABASES))
+    # the databases the AQL engine queries: events, and flows (this console records no flows: it is empty)
+    return list_response(list(DATABASES))
 
 
 @bp.get("/ariel/databases/<name>")
 def database(name: str) -> Response:
     require("EVENTVIEWER")
     if name not in DATABASES:
-        raise ApiError(404, CODE_NOT_FOUND, f"The database '{name}' does not exist.")
-    columns = [
-        {
-            "name": col,
-            "argument_type": kind,
-            "object_value_type": kind,
-            "indexable": col == "starttime",
-            "nullable": col in ("username", "sourceip", "destinationip", "payload"),
-            "provider_name": "Event",
-        }
-        for col, kind in EVENT_COLUMNS
-    ]
-    for row in get_db().execute("SELECT name, value_type FROM custom_properties ORDER BY name"):
-        columns.append(
-            {
-                "name": row["name"],
-                "argument_type": row["value_type"],
-                "object_value_type": row["value_type"],
-                "indexable": False,
-                "nullable": True,
-                "provider_name": "Custom Property",
-            }
+        raise ApiError(
+            404, CODE_NOT_FOUND, f"The database '{name}' does not exist.", "The database does not exist."
         )
+    if name == "flows":
+        columns = _columns(FLOW_FIELDS, "Flow")
+    else:
+        virtual = {field: kind for field, (_sql, kind) in VIRTUAL_EVENT_FIELDS.items()}
+        columns = _columns({**EVENT_FIELDS, **virtual}, "Event")
+        for row in get_db().execute("SELECT name, value_type FROM custom_properties ORDER BY name"):
+            columns.append(
+                {
+                    "name": row["name"],
+                    "argument_type": row["value_type"],
+                    "object_value_type": row["value_type"],
+                    "indexable": False,
+                    "nullable": True,
+                    "provider_name": "Custom Property",
+                }
+            )
     return _json({"columns": columns})
 
 

@@ -7,6 +7,7 @@ import binascii
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,20 +106,20 @@ class Console:
     task_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_task(self, name: str, message: str) -> dict:
+        """A finished task, in API 26.0's task status shape (the console deletes at once)."""
         with self.task_lock:
             task_id = len(self.tasks) + 1
+            stamp = int(time.time() * 1000)
             task = {
-                "id": task_id,
-                "name": name,
-                "status": "COMPLETED",
-                "message": message,
+                "completed": stamp,
+                "created": stamp,
                 "created_by": getattr(current_user(), "username", ""),
-                "progress": 100,
-                "number_of_tasks_completed": 1,
-                "number_of_tasks_started": 1,
-                "cancelled_by": None,
-                "cancel_requested": False,
-                "child_tasks": [],
+                "id": task_id,
+                "message": message,
+                "modified": stamp,
+                "name": name,
+                "started": stamp,
+                "status": "COMPLETED",
             }
             self.tasks[task_id] = task
             return task

@@ -40,7 +40,10 @@ CODE_UNAVAILABLE = 1010
 CODE_SERVER_ERROR = 1020
 CODE_AQL = 2000
 CODE_BAD_RANGE = 36
-CODE_BAD_VERSION = 3  # UNCONFIRMED: the code a console sends for an unsupported Version header
+CODE_BAD_VERSION = 3  # UNCONFIRMED: the code a console sends for a Version it never had
+# IBM documents 422 and "has been removed" for a removed version, not the unique code: 1005 (a request
+# parameter is not valid) is UNCONFIRMED.
+CODE_REMOVED_VERSION = 1005
 
 
 class ApiError(Exception):

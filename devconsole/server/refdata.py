@@ -1,4 +1,5 @@
-"""Reference data: ``/api/reference_data/sets`` and ``/maps`` with QRadar's codes and TTL expiry.
+"""Reference data: ``/api/reference_data/sets``, ``/maps``, ``/map_of_sets`` and ``/tables`` with QRadar's
+codes and TTL expiry.
 
 Expired values are purged from the store before every reference-data read and before every Ariel search
 executes, so ``GET`` and AQL's REFERENCESETCONTAINS / REFERENCEMAP (which read the same tables) agree.
@@ -57,6 +58,12 @@ class _Collection:
 
 _SETS = _Collection("set", "reference_sets", "reference_set_values", "set_name")
 _MAPS = _Collection("map", "reference_maps", "reference_map_values", "map_name")
+_MAPS_OF_SETS = _Collection(
+    "map of sets", "reference_maps_of_sets", "reference_map_of_sets_values", "map_name"
+)
+_TABLES = _Collection("table", "reference_tables", "reference_table_values", "table_name")
+_ALL = (_SETS, _MAPS, _MAPS_OF_SETS, _TABLES)
+CODE_NAMESPACE = 1012  # API 26.0: "The namespace value of SHARED was expected"
 
 
 def now_ms() -> int:
@@ -96,7 +103,7 @@ def purge_expired(conn: sqlite3.Connection, at_ms: int | None = None) -> int:
     """
     at_ms = now_ms() if at_ms is None else at_ms
     removed = 0
-    for collection in (_SETS, _MAPS):
+    for collection in _ALL:
         for row in conn.execute(
             f"SELECT name, timeout_type, time_to_live FROM {collection.table} WHERE time_to_live IS NOT NULL"
         ).fetchall():
@@ -279,7 +286,10 @@ def _delete_collection(collection: _Collection, name: str) -> Response:
     task = console().add_task(
         f"Delete reference {collection.noun} {name}", "purged" if purge_only == "true" else "deleted"
     )
-    return object_response(task, 202)
+    response = object_response(task, 202)
+    # API 26.0: the task's status URL is "also in the Location header"
+    response.headers["Location"] = f"/api/system/task_management/tasks/{task['id']}"
+    return response
 
 
 # --- sets ------------------------------------------------------------------------------------------
@@ -506,3 +516,231 @@ def bulk_load_map(name: str) -> Response:
         raise
     db.commit()
     return object_response(_map_json(db, row, False))
+
+
+# --- maps of sets and tables -------------------------------------------------------------------------
+
+
+def _require_shared_namespace() -> None:
+    namespace = request.values.get("namespace")
+    if namespace is not None and namespace != "SHARED":
+        raise ApiError(
+            422,
+            CODE_NAMESPACE,
+            f"The namespace '{namespace}' is not available: this console has one domain, use SHARED",
+            "The namespace value of SHARED was expected.",
+        )
+
+
+def _extended_json(db: sqlite3.Connection, collection: _Collection, row: sqlite3.Row) -> dict:
+    """A map of sets or table without its data, with API 26.0's fields."""
+    count = db.execute(
+        f"SELECT COUNT(*) FROM {collection.values_table} WHERE {collection.name_column} = ?", (row["name"],)
+    ).fetchone()[0]
+    item = {
+        "collection_id": row["rowid"],
+        "creation_time": row["creation_time"],
+        "description": row["description"],
+        "element_type": row["element_type"],
+        "key_label": row["key_label"],
+    }
+    if collection is _TABLES:
+        item["key_name_types"] = json.loads(row["key_name_types"] or "{}")
+    item.update(
+        {
+            "name": row["name"],
+            "namespace": "SHARED",
+            "number_of_elements": count,
+            "time_to_live": row["time_to_live"],
+            "timeout_type": row["timeout_type"],
+        }
+    )
+    if collection is _MAPS_OF_SETS:
+        item["value_label"] = row["value_label"]
+    return item
+
+
+def _extended_row(db: sqlite3.Connection, collection: _Collection, name: str) -> sqlite3.Row:
+    row = db.execute(f"SELECT rowid, * FROM {collection.table} WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        _collection_row(db, collection, name)  # raises QRadar's 404/1002
+    return row
+
+
+def _key_name_types() -> dict[str, str]:
+    """``key_name_types``: API 26.0 takes a JSON array of {"key_name", "element_type"} objects."""
+    text = request.values.get("key_name_types")
+    if not text:
+        return {}
+    try:
+        entries = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ApiError(422, CODE_BAD_PARAMETER, "key_name_types must be a JSON array") from None
+    types: dict[str, str] = {}
+    if not isinstance(entries, list):
+        raise ApiError(422, CODE_BAD_PARAMETER, "key_name_types must be a JSON array")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("key_name"), str):
+            raise ApiError(
+                422,
+                CODE_BAD_PARAMETER,
+                'key_name_types entries look like {"key_name": "k", "element_type": "IP"}',
+            )
+        element_type = str(entry.get("element_type", "")).upper()
+        if element_type not in ELEMENT_TYPES:
+            raise ApiError(
+                422,
+                CODE_BAD_PARAMETER,
+                f"element_type '{element_type}' of key '{entry['key_name']}' is not one of {', '.join(ELEMENT_TYPES)}",
+            )
+        types[entry["key_name"]] = element_type
+    return types
+
+
+def _create_extended(collection: _Collection, extra: dict[str, str | None]) -> Response:
+    require("REFERENCEDATA")
+    name, element_type, timeout_type, time_to_live = _creation_params()
+    columns = {
+        "name": name,
+        "element_type": element_type,
+        **extra,
+        "description": request.values.get("description"),
+        "timeout_type": timeout_type,
+        "time_to_live": time_to_live,
+        "creation_time": now_ms(),
+    }
+    db = get_db()
+    try:
+        db.execute(
+            f"INSERT INTO {collection.table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            tuple(columns.values()),
+        )
+        db.commit()
+    except sqlite3.IntegrityError:
+        db.rollback()
+        raise ApiError(
+            409,
+            CODE_CONFLICT,
+            f"The reference {collection.noun} could not be created, the name '{name}' is already in use.",
+        ) from None
+    return object_response(_extended_json(db, collection, _extended_row(db, collection, name)), 201)
+
+
+def _list_extended(collection: _Collection) -> Response:
+    db = _fresh_db()
+    rows = db.execute(f"SELECT rowid, * FROM {collection.table} ORDER BY name").fetchall()
+    return list_response([_extended_json(db, collection, row) for row in rows])
+
+
+@bp.get("/reference_data/map_of_sets")
+def list_maps_of_sets() -> Response:
+    return _list_extended(_MAPS_OF_SETS)
+
+
+@bp.post("/reference_data/map_of_sets")
+def create_map_of_sets() -> Response:
+    return _create_extended(
+        _MAPS_OF_SETS, {"key_label": _param("key_label"), "value_label": _param("value_label")}
+    )
+
+
+@bp.get("/reference_data/map_of_sets/<name>")
+def get_map_of_sets(name: str) -> Response:
+    _require_shared_namespace()
+    db = _fresh_db()
+    row = _extended_row(db, _MAPS_OF_SETS, name)
+    item = _extended_json(db, _MAPS_OF_SETS, row)
+    values = db.execute(
+        "SELECT key, value, source, first_seen, last_seen FROM reference_map_of_sets_values"
+        " WHERE map_name = ? ORDER BY key, value",
+        (name,),
+    ).fetchall()
+    page, _ = apply_range(values, parse_range(request.headers.get("Range")))
+    data: dict[str, list[dict]] = {}
+    for value in page:
+        data.setdefault(value["key"], []).append(_element_json(value))
+    item["data"] = data
+    return object_response(item)
+
+
+@bp.post("/reference_data/map_of_sets/<name>")
+def add_map_of_sets_value(name: str) -> Response:
+    require("REFERENCEDATA")
+    _require_shared_namespace()
+    db = _fresh_db()
+    row = _extended_row(db, _MAPS_OF_SETS, name)
+    key, value = _param("key", True), _param("value", True)
+    text = normalize_value(row["element_type"], value)
+    stamp = now_ms()
+    db.execute(
+        "INSERT INTO reference_map_of_sets_values(map_name, key, value, source, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(map_name, key, value)"
+        " DO UPDATE SET last_seen = excluded.last_seen, source = excluded.source",
+        (name, key, text, _param("source") or "reference data api", stamp, stamp),
+    )
+    db.commit()
+    return object_response(_extended_json(db, _MAPS_OF_SETS, row))
+
+
+@bp.delete("/reference_data/map_of_sets/<name>")
+def delete_map_of_sets(name: str) -> Response:
+    _require_shared_namespace()
+    return _delete_collection(_MAPS_OF_SETS, name)
+
+
+@bp.get("/reference_data/tables")
+def list_tables() -> Response:
+    return _list_extended(_TABLES)
+
+
+@bp.post("/reference_data/tables")
+def create_table() -> Response:
+    return _create_extended(
+        _TABLES, {"key_label": _param("outer_key_label"), "key_name_types": json.dumps(_key_name_types())}
+    )
+
+
+@bp.get("/reference_data/tables/<name>")
+def get_table(name: str) -> Response:
+    _require_shared_namespace()
+    db = _fresh_db()
+    row = _extended_row(db, _TABLES, name)
+    item = _extended_json(db, _TABLES, row)
+    values = db.execute(
+        "SELECT outer_key, inner_key, value, source, first_seen, last_seen FROM reference_table_values"
+        " WHERE table_name = ? ORDER BY outer_key, inner_key",
+        (name,),
+    ).fetchall()
+    page, _ = apply_range(values, parse_range(request.headers.get("Range")))
+    data: dict[str, dict[str, dict]] = {}
+    for value in page:
+        data.setdefault(value["outer_key"], {})[value["inner_key"]] = _element_json(value)
+    item["data"] = data
+    return object_response(item)
+
+
+@bp.post("/reference_data/tables/<name>")
+def add_table_value(name: str) -> Response:
+    require("REFERENCEDATA")
+    _require_shared_namespace()
+    db = _fresh_db()
+    row = _extended_row(db, _TABLES, name)
+    outer, inner, value = _param("outer_key", True), _param("inner_key", True), _param("value", True)
+    # an inner key declared in key_name_types has its own element type; others take the table's
+    element_type = json.loads(row["key_name_types"] or "{}").get(inner, row["element_type"])
+    text = normalize_value(element_type, value)
+    stamp = now_ms()
+    db.execute(
+        "INSERT INTO reference_table_values(table_name, outer_key, inner_key, value, source, first_seen,"
+        " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, outer_key, inner_key)"
+        " DO UPDATE SET value = excluded.value, last_seen = excluded.last_seen, source = excluded.source",
+        (name, outer, inner, text, _param("source") or "reference data api", stamp, stamp),
+    )
+    db.commit()
+    return object_response(_extended_json(db, _TABLES, row))
+
+
+@bp.delete("/reference_data/tables/<name>")
+def delete_table(name: str) -> Response:
+    _require_shared_namespace()
+    return _delete_collection(_TABLES, name)

@@ -299,8 +299,13 @@ def apply_sort(items: list[dict], text: str, known: Callable[[str], bool]) -> li
     return items
 
 
-def list_response(items: list[dict], default_fields: list[str] | None = None) -> Response:
-    """Apply filter, sort, Range and fields from the current request, as QRadar list endpoints do."""
+def list_response(
+    items: list[dict], default_fields: list[str] | None = None, filter_code: int = CODE_BAD_PARAMETER
+) -> Response:
+    """Apply filter, sort, Range and fields from the current request, as QRadar list endpoints do.
+
+    ``filter_code`` is the endpoint's code for an invalid filter (1005 mostly; 1010 where API 26.0 says so).
+    """
     sample_keys: set[str] = set()
     for item in items[:1]:
         sample_keys = set(item)
@@ -310,7 +315,11 @@ def list_response(items: list[dict], default_fields: list[str] | None = None) ->
 
     filter_text = request.args.get("filter")
     if filter_text:
-        predicate = compile_filter(filter_text, known)
+        try:
+            predicate = compile_filter(filter_text, known)
+        except ApiError as exc:
+            exc.code = filter_code
+            raise
         items = [item for item in items if predicate(item)]
     sort_text = request.args.get("sort")
     if sort_text:

@@ -255,6 +255,22 @@ _FRAGMENTS = [
     "-1",
     "FIRST(qid)",
     "LAST(qid)",
+    "INTO",
+    "INTO s1",
+    "PARAMETERS",
+    "PARAMETERS snapshotsize=2",
+    "PROGRESSDETAILSRESOLUTION=10",
+    "REMOTESERVERS=ARIELSERVERS4EPID(8)",
+    "TEXT SEARCH",
+    "TEXT SEARCH 'a OR (b'",
+    "TEXT SEARCH = '\"add user\" NOT x*'",
+    "creeventlist",
+    "RULENAME(creeventlist)",
+    "PROTOCOLNAME(protocolid)",
+    "eventdirection",
+    "sourceport",
+    "REFERENCETABLE('Accounts', 'owner', username)",
+    "REFERENCEMAPSETCONTAINS('CreatedBy', username, 'x')",
 ]
 
 

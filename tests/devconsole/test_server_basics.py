@@ -124,25 +124,63 @@ def test_unknown_endpoint_and_method_are_json_errors(devconsole, assert_qradar_e
     assert set(response.json()) >= {"http_response", "code", "message"}
 
 
-@pytest.mark.parametrize("version", ["12.0", "15.1", "20.0", "26.0", "26"])
-def test_supported_versions_are_accepted(devconsole, version):
-    response = devconsole.api(version=version).get(devconsole.url("/api/siem/offense_types"), timeout=10)
+# IBM's table for QRadar 7.5.0 UP12/13 (API 26.0): 24.0-26.0 supported, 23.x deprecated (answered, with a
+# Deprecated header), older versions removed (422, "... has been removed"); a version QRadar never had is
+# refused (406/3, UNCONFIRMED). No Version header means the latest.
+# version, status, error code (None when answered), Deprecated header expected
+VERSION_CASES = [
+    ("26.0", 200, None, False),
+    ("26", 200, None, False),
+    ("25.0", 200, None, False),
+    ("24.0", 200, None, False),
+    (None, 200, None, False),
+    ("23.0", 200, None, True),
+    ("23", 200, None, True),
+    ("22.0", 422, 1005, False),
+    ("20.0", 422, 1005, False),
+    ("12.0", 422, 1005, False),
+    ("1.0", 422, 1005, False),
+    ("99.0", 406, 3, False),
+    ("26.5", 406, 3, False),
+    ("latest", 406, 3, False),
+    ("", 406, 3, False),
+    ("26.0.1", 406, 3, False),
+]
+
+
+@pytest.mark.parametrize(("version", "status", "code", "deprecated"), VERSION_CASES)
+def test_api_versions_as_ibm_documents_them(
+    devconsole, assert_qradar_error, version, status, code, deprecated
+):
+    api = devconsole.api(version=None)
+    headers = {} if version is None else {"Version": version}
+    response = api.get(devconsole.url("/api/siem/offense_types"), headers=headers, timeout=10)
+    if code is None:
+        assert response.status_code == 200, response.text
+        assert isinstance(response.json(), list)
+    else:
+        body = assert_qradar_error(response, status, code)
+        if status == 422:
+            assert "has been removed" in body["message"]
+        assert version in body["message"]
+    assert ("Deprecated" in response.headers) is deprecated
+
+
+def test_help_versions_lists_deprecated_and_removed_booleans(devconsole):
+    response = devconsole.api().get(devconsole.url("/api/help/versions"), timeout=10)
     assert response.status_code == 200
-
-
-@pytest.mark.parametrize("version", ["99.0", "11.0", "latest", "26.5"])
-def test_unsupported_versions_are_refused(devconsole, version, assert_qradar_error):
-    response = devconsole.api(version=version).get(devconsole.url("/api/siem/offense_types"), timeout=10)
-    body = assert_qradar_error(response, 406, 3)
-    assert version in body["message"]
-
-
-def test_old_versions_are_marked_deprecated(devconsole):
-    response = devconsole.api(version="12.0").get(devconsole.url("/api/help/versions"), timeout=10)
-    assert response.headers.get("Deprecated") == "true"
-    listed = {item["version"]: item["status"] for item in response.json()}
-    assert listed["26.0"] == "RELEASED"
-    assert listed["12.0"] == "DEPRECATED"
+    items = response.json()
+    assert all(set(item) == {"id", "version", "deprecated", "removed", "root_resource_ids"} for item in items)
+    listed = {item["version"]: (item["deprecated"], item["removed"]) for item in items}
+    assert listed["26.0"] == listed["25.0"] == listed["24.0"] == (False, False)
+    assert listed["23.0"] == (True, False)
+    assert listed["22.0"] == (True, True)
+    assert listed["12.0"] == (True, True)
+    assert "27.0" not in listed
+    usable = devconsole.api().get(
+        devconsole.url("/api/help/versions"), params={"filter": "removed=false"}, timeout=10
+    )
+    assert sorted(item["version"] for item in usable.json()) == ["23.0", "24.0", "25.0", "26.0"]
 
 
 def test_accept_header_without_json_is_406(devconsole, assert_qradar_error):

@@ -11,6 +11,7 @@ import pytest
 
 SETS = "/api/reference_data/sets"
 MAPS = "/api/reference_data/maps"
+TASK_FIELDS = {"completed", "created", "created_by", "id", "message", "modified", "name", "started", "status"}
 
 
 def name(prefix: str) -> str:
@@ -49,10 +50,13 @@ def test_create_get_add_and_delete_a_set(devconsole, assert_qradar_error):
     deleted = api.delete(devconsole.url(f"{SETS}/{set_name}"), timeout=10)
     assert deleted.status_code == 202
     task = deleted.json()
+    # API 26.0 DELETE /reference_data/sets/{name}: the task status object, its URL also in Location
+    assert set(task) == TASK_FIELDS
     assert task["status"] == "COMPLETED"
-    assert (
-        api.get(devconsole.url(f"/api/system/task_management/tasks/{task['id']}"), timeout=10).json() == task
-    )
+    assert task["created_by"] == "admin"
+    assert task["created"] <= task["started"] <= task["completed"]
+    assert deleted.headers["Location"] == f"/api/system/task_management/tasks/{task['id']}"
+    assert api.get(devconsole.url(deleted.headers["Location"]), timeout=10).json() == task
     assert_qradar_error(api.get(devconsole.url(f"{SETS}/{set_name}"), timeout=10), 404, 1002)
 
 

@@ -15,9 +15,14 @@
 | 9 | 2000 | CloudTrail @ acme (347) | CreateUser | mallory | 198.51.100.1 | 9 | 1 | |
 | 10 | 0 | Linux @ web1 (11) | Session Opened | NULL | 10.1.2.4 | 1 | 1 | |
 
-Offense 1 links events 1 and 2. Reference set ``Allowlist`` (ALNIC, LAST_SEEN, 1 day) holds ``ALICE``
+Offense 1 (rule 100411, the console's built-in "Cloud account created (T1136.003)") links events 1 and 2;
+offense 2 (rules 100411 and 100052, "Multiple login failures from one source") links event 9. Every
+event's destinationip is 10.9.9.9 (a local address). Reference set ``Allowlist`` (ALNIC, LAST_SEEN, 1 day) holds ``ALICE``
 (last seen 1 h ago: live) and ``terraform`` (last seen 2 days ago: expired). Reference map ``Owners``
-maps ``svc-backup`` to ``team-a``.
+maps ``svc-backup`` to ``team-a``. Reference map of sets ``CreatedBy`` (ALN) maps ``alice`` to
+{``svc-backup``, ``svc-deploy``} and ``terraform`` to {``app-deployer``}. Reference table ``Accounts``
+(LAST_SEEN, 1 day) holds ``svc-backup``: owner ``team-a``, and ``app-deployer``: owner ``team-b`` (last
+seen 2 days ago: expired).
 """
 
 from __future__ import annotations
@@ -165,9 +170,19 @@ def build_store(path: Path) -> EventStore:
             event(0, linux, 11, "Session Opened", None, "10.1.2.4", 1, payload="session opened"),
         ]
     )
-    offense = store.add_offense("AWS user then key", NOW - 2 * MINUTE, NOW - MINUTE)
+    offense = store.add_offense(
+        "AWS user then key", NOW - 2 * MINUTE, NOW - MINUTE, rules=[{"id": 100_411, "type": "CRE_RULE"}]
+    )
     assert offense == 1
     store.link_offense_events(offense, ids[:2])
+    old = store.add_offense(
+        "Old CreateUser",
+        NOW - 2000 * MINUTE,
+        NOW - 2000 * MINUTE,
+        rules=[{"id": 100_411, "type": "CRE_RULE"}, {"id": 100_052, "type": "CRE_RULE"}],
+    )
+    assert old == 2
+    store.link_offense_events(old, [ids[8]])
     with store.connect() as conn:
         conn.execute(
             "INSERT INTO reference_sets(name, element_type, timeout_type, time_to_live, creation_time)"
@@ -191,5 +206,30 @@ def build_store(path: Path) -> EventStore:
             "INSERT INTO reference_map_values(map_name, key, value, first_seen, last_seen)"
             " VALUES ('Owners', 'svc-backup', 'team-a', ?, ?)",
             (NOW, NOW),
+        )
+        conn.execute(
+            "INSERT INTO reference_maps_of_sets(name, element_type, creation_time) VALUES ('CreatedBy', 'ALN', ?)",
+            (NOW,),
+        )
+        conn.executemany(
+            "INSERT INTO reference_map_of_sets_values(map_name, key, value, first_seen, last_seen)"
+            " VALUES ('CreatedBy', ?, ?, ?, ?)",
+            [
+                (k, v, NOW, NOW)
+                for k, v in [("alice", "svc-backup"), ("alice", "svc-deploy"), ("terraform", "app-deployer")]
+            ],
+        )
+        conn.execute(
+            "INSERT INTO reference_tables(name, element_type, timeout_type, time_to_live, creation_time)"
+            " VALUES ('Accounts', 'ALN', 'LAST_SEEN', '1 day', ?)",
+            (NOW,),
+        )
+        conn.executemany(
+            "INSERT INTO reference_table_values(table_name, outer_key, inner_key, value, first_seen, last_seen)"
+            " VALUES ('Accounts', ?, 'owner', ?, ?, ?)",
+            [
+                ("svc-backup", "team-a", NOW, NOW),
+                ("app-deployer", "team-b", NOW - 3 * 86_400_000, NOW - 2 * 86_400_000),
+            ],
         )
     return store
