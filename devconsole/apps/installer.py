@@ -345,6 +345,10 @@ class AppInstaller:
 
     def _start(self, app: InstalledApp) -> None:
         container = self._container_for(app)
+        # What the container's processes see, for running a one-off command inside it (0600: the token).
+        env_file = container.run_dir / "environment.json"
+        env_file.write_text(json.dumps(container.env, indent=2) + "\n", encoding="utf-8")
+        env_file.chmod(0o600)
         try:
             container.start()
             self.containers[app.application_id] = container

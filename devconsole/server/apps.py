@@ -101,6 +101,10 @@ def _application_json(app: InstalledApp) -> dict[str, Any]:
             "running_at": app.running_at or None,
             "upload_to_running_s": round(app.running_at - app.uploaded_at, 2) if app.running_at else None,
             "resident_memory": resident,
+            "app_root": str(container.root) if container else None,
+            "python": str(container.venv / "bin" / "python") if container else None,
+            "environment_file": str(container.run_dir / "environment.json") if container else None,
+            "supervisord_pid": container.process.pid if container and container.process else None,
         },
     }
 
