@@ -72,6 +72,7 @@ class InstalledApp:
     pending_manifest: dict[str, Any] | None = None
     port: int = 0
     grant: dict[str, Any] | None = None  # {"user_id", "capabilities", "token"}
+    zip_sha256: str = ""
     uploaded_at: float = 0.0
     running_at: float = 0.0
     cancel_requested: bool = False
@@ -213,6 +214,7 @@ class AppInstaller:
                 self.apps[app.application_id] = app
             app.uploaded_at = time.time()
             app.running_at = 0.0
+            app.zip_sha256 = package.sha256
         self._save()
         self.submit(self._prepare, app.application_id, package)
         return app

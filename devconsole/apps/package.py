@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -67,6 +68,7 @@ class AppPackage:
     manifest: dict[str, Any]
     files: dict[str, bytes] = field(repr=False)
     pip_order: list[str]
+    sha256: str = ""
 
     @property
     def uuid(self) -> str:
@@ -271,7 +273,9 @@ def read_package(data: bytes, *, known_capabilities: set[str], memory_left_mb: i
     if not any(n.startswith("app/") for n in files):
         raise InstallRefused(CODE_ZIP_STRUCTURE, "the zip has no app/ directory")
     check_capabilities(manifest, known_capabilities)
-    package = AppPackage(manifest=manifest, files=files, pip_order=pip_order(files))
+    package = AppPackage(
+        manifest=manifest, files=files, pip_order=pip_order(files), sha256=hashlib.sha256(data).hexdigest()
+    )
     if package.memory_mb > memory_left_mb:
         raise InstallRefused(
             CODE_MEMORY,

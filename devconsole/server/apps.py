@@ -97,6 +97,7 @@ def _application_json(app: InstalledApp) -> dict[str, Any]:
         "devconsole": {
             "port": app.port or None,
             "task_status": app.task_status,
+            "zip_sha256": app.zip_sha256,
             "uploaded_at": app.uploaded_at,
             "running_at": app.running_at or None,
             "upload_to_running_s": round(app.running_at - app.uploaded_at, 2) if app.running_at else None,
