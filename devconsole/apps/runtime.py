@@ -306,12 +306,16 @@ class Container:
             children = top.children(recursive=True)
             app = sum(p.memory_info().rss for p in children)
             total = app + top.memory_info().rss
+            # RSS counts the pages gunicorn's forked workers share once per process; PSS splits them,
+            # closer to what a container's memory limit charges.
+            pss = sum(p.memory_full_info().pss for p in children)
         except psutil.Error:
             return None
         return {
             "processes": len(children),
             "app_rss_mb": round(app / 2**20, 1),
             "with_supervisord_rss_mb": round(total / 2**20, 1),
+            "app_pss_mb": round(pss / 2**20, 1),
         }
 
 
