@@ -141,3 +141,25 @@ def test_a_dependency_neither_bundled_nor_in_the_base_image_fails_the_install(
     assert listed["application_state"]["status"] == "ERROR"
     client.uninstall(application_id)
     assert client.applications() == []
+
+
+def test_an_install_waiting_for_authorization_can_be_cancelled(
+    install_console: InstallConsole, app_zip: bytes
+) -> None:
+    client = install_console.client()
+    application_id = client.upload(app_zip)["application_id"]
+    deadline = time.monotonic() + 120
+    while (task := client.task(application_id))["status"] == "CREATING" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert task["status"] == "AUTH_REQUIRED", task
+    wrong = client.call(
+        "POST", f"/application_creation_task/{application_id}", params={"status": "COMPLETED"}
+    )
+    assert wrong.status_code == 422
+    cancelled = client.call(
+        "POST", f"/application_creation_task/{application_id}", params={"status": "CANCELLED"}
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert client.applications() == []  # a new install cancelled leaves nothing behind
+    assert not (install_console.data_dir / "apps" / str(application_id)).exists()
+    assert client.call("GET", f"/application_creation_task/{application_id}").status_code == 404
