@@ -17,6 +17,9 @@ from tests.install.conftest import InstallConsole, build_zip
 
 pytestmark = pytest.mark.slow
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
 MANIFEST = json.loads((Path(__file__).resolve().parents[2] / "manifest.json").read_text(encoding="utf-8"))
 
 
@@ -114,6 +117,8 @@ def test_install_use_refresh_upgrade_uninstall(
         status = app_status(admin, proxy)
     detections = admin.get(f"{proxy}/api/detections", params={"limit": 5}, timeout=30).json()
     assert detections["total"] > 0
+    shown = tab_rows_in_chromium(install_console.base_url, application_id)
+    assert {d["actor"] for d in detections["items"]} & set(shown), (detections["items"], shown)
     first = detections["items"][0]
     triaged = admin.post(
         f"{proxy}/api/detections/{first['id']}/triage",
@@ -196,6 +201,33 @@ def test_install_use_refresh_upgrade_uninstall(
     assert not app_root.parent.exists()
     gone = admin.get(f"{proxy}/tab/", timeout=30)
     assert gone.status_code == 404
+
+
+def tab_rows_in_chromium(base_url: str, application_id: int) -> list[str]:
+    """The console page as admin in Debian's chromium: the tab's frame comes from the installed app's proxy
+    path and lists detections; returns the actors shown."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{base_url}/console/")
+            page.click("button[data-user='admin']")
+            page.wait_for_selector("#app-frame", timeout=30_000)
+            page.frame_locator("#app-frame").locator("#detections-body tr.caw-row").first.wait_for(
+                timeout=30_000
+            )
+            (frame,) = [f for f in page.frames if f"/console/plugins/{application_id}/app_proxy/tab" in f.url]
+            actors = [
+                t.strip() for t in frame.locator("#detections-body td[data-column='actor']").all_inner_texts()
+            ]
+            assert not errors, errors
+            return actors
+        finally:
+            browser.close()
 
 
 def app_zip_entry(data: bytes, name: str) -> bytes:
