@@ -188,6 +188,7 @@ class Container:
     port: int
     env: dict[str, str]
     process: subprocess.Popen | None = None
+    log_offset: int = 0
 
     @property
     def log_dir(self) -> Path:
@@ -238,6 +239,8 @@ class Container:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.log_offset = (self.log_dir / "supervisord.log").stat().st_size
         conf = self.write_supervisord_conf()
         self.run_startup_commands()
         with (self.run_dir / "supervisord.out").open("wb") as out:
@@ -258,6 +261,8 @@ class Container:
         while True:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeProblem(f"supervisord exited: {self.log_tails()}")
+            if self._gave_up():
+                raise RuntimeProblem(f"supervisord gave up on a program: {self.log_tails()}")
             try:
                 if requests.get(url, timeout=2).status_code == 200:
                     return
@@ -267,9 +272,25 @@ class Container:
                 raise RuntimeProblem(f"/debug did not answer 200 within {timeout_s:g} s: {self.log_tails()}")
             time.sleep(0.25)
 
+    def _gave_up(self) -> bool:
+        # A program that keeps exiting at start ends FATAL after startretries; /debug will never answer.
+        # The log is in the store and outlives this start: read only what this supervisord wrote.
+        try:
+            with (self.log_dir / "supervisord.log").open("rb") as log:
+                log.seek(self.log_offset)
+                return b"entered FATAL state" in log.read()
+        except OSError:
+            return False
+
     def log_tails(self) -> str:
         parts = []
-        for path in [self.run_dir / "supervisord.out", *sorted(self.log_dir.glob("*.log"))]:
+        logs = sorted(self.log_dir.glob("*.log"))
+        # supervisord.out repeats supervisord.log, except when supervisord failed before opening it.
+        for path in (
+            logs
+            if self.log_dir.joinpath("supervisord.log").exists()
+            else [self.run_dir / "supervisord.out", *logs]
+        ):
             with contextlib.suppress(OSError):
                 text = path.read_text(errors="replace").strip()
                 if text:

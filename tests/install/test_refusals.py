@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from devconsole.apps.deploy import DeployError, deploy
 from tests.install.conftest import CONSOLE_APP_MEMORY_MB, InstallConsole, rewrite_zip
 
 pytestmark = pytest.mark.slow
@@ -163,3 +164,27 @@ def test_an_install_waiting_for_authorization_can_be_cancelled(
     assert client.applications() == []  # a new install cancelled leaves nothing behind
     assert not (install_console.data_dir / "apps" / str(application_id)).exists()
     assert client.call("GET", f"/application_creation_task/{application_id}").status_code == 404
+
+
+def test_an_app_importing_what_the_base_image_lacks_ends_in_error_with_its_log(
+    install_console: InstallConsole, app_zip: bytes
+) -> None:
+    """The dev console's own dependencies (lark here) are not in the installed environment: the app's
+    programs exit at start, supervisord gives up, and the task says why instead of waiting forever."""
+
+    def import_lark(entries: dict[str, bytes]) -> None:
+        entries["app/__init__.py"] += b"\nimport lark  # noqa: E402,F401\n"
+
+    client = install_console.client()
+    started = time.monotonic()
+    with pytest.raises(DeployError) as failed:
+        deploy(client, rewrite_zip(app_zip, import_lark), user_id=1, timeout_s=150)
+    task = failed.value.body
+    assert task["status"] == "ERROR"
+    assert task["error_messages_json"][0]["code"] == 33400
+    assert "No module named 'lark'" in task["error_messages"][0], task["error_messages"][0]
+    assert time.monotonic() - started < 100  # supervisord's FATAL state ends the wait, not a timeout
+    (listed,) = client.applications()
+    assert listed["application_state"]["status"] == "ERROR"
+    client.uninstall(task["application_id"])
+    assert client.applications() == []
