@@ -183,11 +183,10 @@ class AppInstaller:
         """Check an upload (InstallRefused with QRadar's code when it would be refused)."""
         if not data:
             raise InstallRefused(33102, "the request body is empty; send the app zip as application/zip")
-        peek = read_package(data, known_capabilities=set(CAPABILITY_IDS), memory_left_mb=10**9)
         return read_package(
             data,
             known_capabilities=set(CAPABILITY_IDS),
-            memory_left_mb=self.memory_left_mb(except_uuid or peek.uuid),
+            memory_left_mb=lambda uuid: self.memory_left_mb(except_uuid or uuid),
         )
 
     def install(self, package: AppPackage, upgrade_of: int | None = None) -> InstalledApp:
@@ -288,6 +287,8 @@ class AppInstaller:
                 f"user {user.username} (id {user.id}) lacks requested capabilities: {', '.join(missing)}",
             )
         with self.lock:
+            if app.grant:
+                self.console.tokens._by_token.pop(app.grant["token"], None)  # the old service ends
             app.grant = {
                 "user_id": user.id,
                 "username": user.username,
@@ -300,6 +301,8 @@ class AppInstaller:
         self._save()
         if waiting:
             self.submit(self._start_pending, application_id)
+        elif application_id in self.containers:
+            self.submit(self._restart, application_id)  # its processes read SEC_ADMIN_TOKEN at start
         return app
 
     def _register_token(self, app: InstalledApp) -> None:
@@ -342,6 +345,9 @@ class AppInstaller:
 
     def _restart(self, application_id: int) -> None:
         app = self.apps[application_id]
+        running = self.containers.pop(application_id, None)
+        if running is not None:
+            running.stop()
         app.status = "STARTING"
         self._start(app)
 

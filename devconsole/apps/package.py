@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -50,6 +51,17 @@ MAX_ENTRIES = 20_000
 # qapp run's default when a manifest names no resources.memory.
 DEFAULT_MEMORY_MB = 100
 PACKAGE_SUFFIXES = (".whl", ".tar.gz", ".zip")
+SACROSANCT = frozenset(
+    {
+        "bin/log_collector.py",
+        "bin/as_root",
+        "bin/start.sh",
+        "bin/start_flask.sh",
+        "bin/update_ca_bundle.sh",
+        "bin/whitegate_egress.sh",
+    }
+)
+SACROSANCT_PREFIXES = ("startup.d/A0", "startup.d/A9")
 
 
 class InstallRefused(Exception):
@@ -84,8 +96,12 @@ class AppPackage:
         return list(oauth.get("requested_capabilities") or [])
 
     def unpack(self, root: Path) -> None:
-        """Write every entry under ``root`` (names were checked to stay inside it)."""
+        """Write the entries under ``root`` (names were checked to stay inside it), except what the
+        container hides: ``store/`` (the persistent volume is mounted there) and the framework's
+        sacrosanct files, which QRadar ignores in an archive."""
         for name, data in self.files.items():
+            if name.startswith("store/") or name in SACROSANCT or name.startswith(SACROSANCT_PREFIXES):
+                continue
             target = root / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -261,8 +277,11 @@ def pip_order(files: dict[str, bytes]) -> list[str]:
     return order
 
 
-def read_package(data: bytes, *, known_capabilities: set[str], memory_left_mb: int) -> AppPackage:
-    """Check an uploaded zip; ``memory_left_mb`` is what the console has for this app."""
+def read_package(
+    data: bytes, *, known_capabilities: set[str], memory_left_mb: Callable[[str], int]
+) -> AppPackage:
+    """Check an uploaded zip; ``memory_left_mb(uuid)`` is what the console has for the app with that uuid
+    (an upgrade's own memory is free again)."""
     files = _read_zip(data)
     if "manifest.json" not in files:
         elsewhere = next((n for n in files if n.endswith("/manifest.json")), None)
@@ -276,10 +295,11 @@ def read_package(data: bytes, *, known_capabilities: set[str], memory_left_mb: i
     package = AppPackage(
         manifest=manifest, files=files, pip_order=pip_order(files), sha256=hashlib.sha256(data).hexdigest()
     )
-    if package.memory_mb > memory_left_mb:
+    left = memory_left_mb(package.uuid)
+    if package.memory_mb > left:
         raise InstallRefused(
             CODE_MEMORY,
             f"the app asks for {package.memory_mb} MB (resources.memory) but the console has "
-            f"{memory_left_mb} MB left for apps",
+            f"{left} MB left for apps",
         )
     return package

@@ -340,8 +340,14 @@ class Container:
         }
 
 
+try:  # resolved before any fork: the child only calls it
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
 def _die_with_parent() -> None:
     # supervisord (and so the app) stops when the dev console process ends, however it ends; the fork
     # happens on the installer's long-lived thread, which the parent-death signal is tied to.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
