@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from devconsole.apps.deploy import ConsoleClient, deploy
-from tests.install.conftest import InstallConsole, build_zip
+from tests.install.conftest import InstallConsole, build_zip, rewrite_zip
 
 pytestmark = pytest.mark.slow
 
@@ -173,6 +173,14 @@ def test_install_use_refresh_upgrade_uninstall(
 
     # --- upgrade: a rebuilt zip, new version, same uuid: same id, store kept ---------------------------
     new_zip = build_zip(tmp_path / "v2", version="1.0.1").read_bytes()
+    other_app = rewrite_zip(new_zip, other_uuid)
+    refused_put = client.call(
+        "PUT", f"/applications/{application_id}", data=other_app, headers={"Content-Type": "application/zip"}
+    )
+    assert (refused_put.status_code, refused_put.json()["code"]) == (
+        422,
+        33104,
+    )  # PUT upgrades this uuid only
     old_pid, old_root = info["supervisord_pid"], app_root
     upgraded = deploy(client, new_zip, user_id=None)  # capabilities unchanged: no new authorization
     assert upgraded.application_id == application_id
@@ -201,6 +209,12 @@ def test_install_use_refresh_upgrade_uninstall(
     assert not app_root.parent.exists()
     gone = admin.get(f"{proxy}/tab/", timeout=30)
     assert gone.status_code == 404
+
+
+def other_uuid(entries: dict[str, bytes]) -> None:
+    manifest = json.loads(entries["manifest.json"])
+    manifest["uuid"] = "00000000-1111-4222-8333-444444444444"
+    entries["manifest.json"] = json.dumps(manifest).encode()
 
 
 def tab_rows_in_chromium(base_url: str, application_id: int) -> list[str]:
