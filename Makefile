@@ -7,7 +7,7 @@ PIP   := .venv/bin/pip
 # apt-get as root, or through sudo for a normal user.
 APT   := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: venv chromium run test lint build bench clean
+.PHONY: venv chromium run run-dev test lint build bench clean
 
 .venv/.installed: requirements/app.txt requirements/dev.txt
 	@if ! test -x $(PY); then \
@@ -26,8 +26,14 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  $(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; }
 
-# Dev console + app (gunicorn on 127.0.0.1:5000) + refresher; prints the console URL; Ctrl-C stops all.
+# What a customer installs: build.sh's zip installed in the dev console through the App Framework API
+# (authorized as admin), run by supervisord from the installed copy; prints the console URL; Ctrl-C stops all.
 run: venv
+	$(PY) -m devconsole.apps.run
+
+# Faster, for development: the dev console + the app from this checkout (gunicorn on 127.0.0.1:5000) +
+# the refresher; code changes need no rebuild.
+run-dev: venv
 	$(PY) -m devconsole.run_all
 
 test: venv chromium

@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "api": (["--detections", "1000000"], ["--detections", "20000"]),
     "load": ([], ["--duration", "10"]),
     "idle_connections": ([], ["--connections", "16", "--answer-timeout", "10"]),
+    "install": ([], ["--runs", "1"]),
 }
 
 

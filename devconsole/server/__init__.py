@@ -36,7 +36,7 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 def create_app(config: ServerConfig, faults: FaultInjector | None = None) -> Flask:
     """Build the Flask app for one data directory (tokens, store, searches, manifest)."""
-    from devconsole.server import api, ariel, console, devapi, offenses, refdata  # noqa: F401 (routes)
+    from devconsole.server import api, apps, ariel, console, devapi, offenses, refdata  # noqa: F401 (routes)
 
     data_dir = Path(config.data_dir)
     store = EventStore.in_dir(data_dir)
@@ -69,6 +69,7 @@ def create_app(config: ServerConfig, faults: FaultInjector | None = None) -> Fla
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(devapi.bp)
+    apps.init_app(app)  # /api/gui_app_framework: installs app zips
     app.teardown_appcontext(close_db)
 
     @app.get("/")
