@@ -97,7 +97,10 @@ class InstalledApp:
 class AppInstaller:
     """Owns every installed app of one dev console; ``console`` is its shared `Console` state."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, manifest_loader: Callable[[Path], Any]) -> None:
+        # The console's manifest reader (devconsole.server.context.ManifestLoader), passed in so that the
+        # installer does not import the server package that hosts it.
+        self.manifest_loader = manifest_loader
         self.console = console
         self.data_dir = Path(console.config.data_dir)
         self.dir = self.data_dir / "apps"
@@ -487,12 +490,10 @@ class AppInstaller:
 
     def _activate(self, app: InstalledApp) -> None:
         """The console's pages and app proxy serve this installed copy from now on."""
-        from devconsole.server.context import ManifestLoader
-
         config = self.console.config
         config.app_id = app.application_id
         config.app_url = f"http://127.0.0.1:{app.port}"
-        self.console.manifest = ManifestLoader(
+        self.console.manifest = self.manifest_loader(
             self._app_dir(app) / f"root-{app.generation}" / "manifest.json"
         )
 

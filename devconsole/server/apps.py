@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from devconsole.apps.installer import AppInstaller, InstalledApp
 from devconsole.apps.package import InstallRefused
 from devconsole.server import api
-from devconsole.server.context import json_body
+from devconsole.server.context import ManifestLoader, json_body
 from devconsole.server.errors import CODE_BAD_PARAMETER, CODE_CONFLICT, CODE_NOT_FOUND, ApiError
 from devconsole.users import USERS
 
@@ -41,7 +41,7 @@ CODE_STATE_CONFLICT = (
 
 def init_app(app: Flask) -> None:
     """Register the endpoints and the installer of this console (call after ``extensions['devconsole']``)."""
-    app.extensions["devconsole_apps"] = AppInstaller(app.extensions["devconsole"])
+    app.extensions["devconsole_apps"] = AppInstaller(app.extensions["devconsole"], ManifestLoader)
     app.register_blueprint(bp)
 
 
