@@ -28,9 +28,9 @@ def _fits_int64(value: Any) -> bool:
     return True
 
 
-def json_body(body: Body | None = None) -> Any:
-    """The request's JSON object, validated against ``body``'s published schema when given (400 naming
-    the field: app.api.schema). Without a schema any object passes (the caller checks it)."""
+def json_body(body: Body) -> Any:
+    """The request's JSON object, validated against ``body``'s published schema (400 naming the field:
+    app.api.schema): every body a view reads is one the OpenAPI document describes."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
@@ -54,7 +54,7 @@ def json_body(body: Body | None = None) -> Any:
                 f"(whole numbers must lie within {SQLITE_INT_MIN}..{SQLITE_INT_MAX})",
                 name,
             )
-    return data if body is None else body.validate(data)
+    return body.validate(data)
 
 
 def int_arg(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:

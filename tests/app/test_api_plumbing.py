@@ -76,7 +76,7 @@ def test_non_object_and_non_json_bodies(offline_app):
         parse(offline_app, [1, 2])
     assert info.value.code == "bad_json"
     with offline_app.test_request_context("/", method="POST", data="a=1"), pytest.raises(ApiError) as info:
-        json_body()
+        json_body(EXAMPLE)
     assert info.value.status == 415
 
 
