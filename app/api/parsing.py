@@ -31,6 +31,12 @@ def _fits_int64(value: Any) -> bool:
 def json_body(body: Body) -> Any:
     """The request's JSON object, validated against ``body``'s published schema (400 naming the field:
     app.api.schema): every body a view reads is one the OpenAPI document describes."""
+    return body.validate(read_json_object())
+
+
+def read_json_object() -> dict[str, Any]:
+    """The request's JSON object as sent: JSON content type (415), size (413), an object (400), integers
+    SQLite can store (400). Views use `json_body`; this is for one that must look at its path first."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
@@ -54,7 +60,13 @@ def json_body(body: Body) -> Any:
                 f"(whole numbers must lie within {SQLITE_INT_MIN}..{SQLITE_INT_MAX})",
                 name,
             )
-    return body.validate(data)
+    return data
+
+
+def optional_json_body(body: Body) -> Any:
+    """`json_body` when the request carries a body (declared or chunked); ``{}`` when it has none."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return json_body(body) if request.content_length or chunked else {}
 
 
 def int_arg(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:

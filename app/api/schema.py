@@ -67,7 +67,6 @@ class Body:
     name: str
     schema: Mapping[str, Any]
     required: bool = True
-    description: str = ""
 
     @property
     def ref(self) -> dict[str, str]:
@@ -75,13 +74,7 @@ class Body:
 
     def request_body(self) -> dict[str, Any]:
         """The operation's OpenAPI ``requestBody``, pointing at this schema."""
-        body: dict[str, Any] = {
-            "required": self.required,
-            "content": {"application/json": {"schema": self.ref}},
-        }
-        if self.description:
-            body["description"] = self.description
-        return body
+        return {"required": self.required, "content": {"application/json": {"schema": self.ref}}}
 
     @cached_property
     def _validate(self) -> Any:
@@ -90,11 +83,13 @@ class Body:
         )
 
     def validate(self, data: Any) -> Any:
-        """``data`` when it matches the schema; otherwise an ApiError (400) naming the field."""
+        """``data`` when it matches the schema; otherwise an ApiError (400) naming the field. An unknown
+        field is named first, whatever else is wrong: a misspelt field must not hide behind the "missing
+        field" it causes."""
         try:
             self._validate(data)
         except fastjsonschema.JsonSchemaValueException as exc:
-            raise _api_error(exc, data) from None
+            raise (_unknown_field(self.schema, data, "") or _api_error(exc, data)) from None
         return data
 
 
@@ -116,6 +111,26 @@ def _field_names(path: list[str], data: Any) -> tuple[str, str]:
             where = f"{where}.{key}" if where else key
             node = node.get(key) if isinstance(node, Mapping) else None
     return field, where
+
+
+def _unknown_field(schema: Mapping[str, Any], data: Any, where: str) -> ApiError | None:
+    """The first object (following ``properties`` down from the root) holding fields its schema does not
+    list, as an ``unknown_field`` error; None when there is none."""
+    if not isinstance(data, Mapping) or not isinstance(schema, Mapping):
+        return None
+    properties = schema.get("properties") or {}
+    if schema.get("additionalProperties") is False:
+        unknown = sorted(set(data) - set(properties))
+        if unknown:
+            inside = f" in {where}" if where else ""
+            message = f"unknown field(s){inside}: {', '.join(unknown)}"
+            return ApiError(400, "unknown_field", message, _joined(where, unknown[0]))
+    for name, sub in properties.items():
+        if name in data:
+            found = _unknown_field(sub, data[name], _joined(where, name))
+            if found is not None:
+                return found
+    return None
 
 
 def _joined(parent: str, name: str) -> str:

@@ -15,7 +15,14 @@ from flask import Blueprint, request
 from app import settings
 from app.api.errors import ApiError
 from app.api.openapi import errors, list_of, ok, path, query
-from app.api.parsing import MAX_OFFENSE_ID, json_body, list_response, offense_id_arg, paging
+from app.api.parsing import (
+    MAX_OFFENSE_ID,
+    json_body,
+    list_response,
+    offense_id_arg,
+    optional_json_body,
+    paging,
+)
 from app.api.schema import NO_INPUT, Body, components
 from app.aql.detection import PLATFORMS
 from app.auth import current_user, require
@@ -241,8 +248,7 @@ def status() -> dict[str, Any]:
 
 
 def _queue(action: str) -> tuple[dict[str, Any], int]:
-    if request.content_length:
-        json_body(NO_INPUT)
+    optional_json_body(NO_INPUT)
     conn = get_db()
     # BEGIN IMMEDIATE before the look-up: check-then-insert must be atomic across workers, or simultaneous
     # clicks each queue a request of their own.

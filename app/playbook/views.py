@@ -74,7 +74,7 @@ def _hunting(
 @bp.get("/")
 @require("view")
 def index() -> str:
-    # Ids in the playbook's links are 32-bit, like QRadar's offense ids beside them.
+    # The same 32-bit bound as the offense id beside it (both arrive in console links).
     detection_id = id_arg("detection", maximum=MAX_OFFENSE_ID)
     offense_id = offense_id_arg("offense")
     subject = Subject()

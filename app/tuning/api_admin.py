@@ -11,7 +11,7 @@ from flask import Response, jsonify, request
 from app.api.cells import cell
 from app.api.errors import ApiError
 from app.api.openapi import PAGING, query
-from app.api.parsing import int_arg, json_body, list_response, paging
+from app.api.parsing import int_arg, json_body, list_response, optional_json_body, paging
 from app.api.schema import NO_INPUT, Body
 from app.auth import require
 from app.qradar import get_gateway
@@ -109,8 +109,7 @@ def get_refsync() -> dict[str, Any]:
 @bp.post("/refsync")
 @require("tune")
 def post_refsync() -> dict[str, Any]:
-    if request.content_length:
-        json_body(NO_INPUT)
+    optional_json_body(NO_INPUT)
     conn = get_db()
     result = refsync.sync(conn, get_gateway(), now_ms())
     if conn.in_transaction:

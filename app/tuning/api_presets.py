@@ -6,7 +6,7 @@ from typing import Any
 
 from app.api.errors import ApiError
 from app.api.openapi import path
-from app.api.parsing import json_body, list_response
+from app.api.parsing import json_body, list_response, read_json_object
 from app.api.schema import Body
 from app.auth import require
 from app.store import tuning as store
@@ -121,8 +121,9 @@ def get_preset(preset_id: str) -> dict[str, Any]:
 @bp.post("/presets/<preset_id>/enable")
 @require("tune")
 def enable_preset(preset_id: str) -> tuple[dict[str, Any], int]:
+    sent = read_json_object()  # a body too large is a 413 whatever the path names
     _preset(preset_id)  # an unknown preset is a 404 whatever the body says
-    payload, user = json_body(PRESET_ENABLE), actor()
+    payload, user = PRESET_ENABLE.validate(sent), actor()
     created = write(lambda conn: service.enable_preset(conn, preset_id, payload, user=user, now_ms=now_ms()))
     return {"entries": created, "refsync": after_change()}, 201
 
