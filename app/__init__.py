@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request, session, url_for
+from flask import Flask, Response, jsonify, request, session
 from flask import g as flask_g
 from werkzeug.routing import IntegerConverter
 
@@ -104,22 +104,6 @@ def configure_logging(level_name: str) -> None:
     log.addHandler(handler)
     log.propagate = False
     log._cloud_account_watch_configured = True  # type: ignore[attr-defined]
-
-
-def make_q_url_for(app: Flask) -> Any:
-    """qpylib's ``q_url_for`` inside QRadar; outside, the same URL shape from ``X-Console-Host``."""
-    if qpylib_available():
-        return load_qpylib().q_url_for
-
-    def q_url_for(endpoint: str, **values: Any) -> str:
-        path = url_for(endpoint, **values)
-        host = request.headers.get("X-Console-Host", "").strip() if request else ""
-        the_app_id = app.config["APP_ID"]
-        if host and the_app_id and "/" not in host and " " not in host:
-            return f"https://{host}/console/plugins/{the_app_id}/app_proxy{path}"
-        return path
-
-    return q_url_for
 
 
 class Int64Converter(IntegerConverter):
@@ -221,6 +205,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         response.headers["Server"] = server_name
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    from app.api.urls import make_q_url_for  # here, not at the top: the refresher imports `app` too
 
     app.add_template_global(make_q_url_for(app), "q_url_for")
 

@@ -7,9 +7,11 @@ Reading (any feature)::
     settings.get("lookback_hours", conn=conn)     # background work: pass your connection
     settings.all_values(conn)                     # {key: value} for every setting
 
-Writing (admins, through ``PUT /api/settings``; audited as ``settings.update``)::
+Writing (admins, through ``PUT /api/settings`` or ``PUT /api/tuning/settings``; audited as
+``settings.update``) has one path, `update`, which both endpoints and the tuning import take::
 
     settings.update(conn, {"magnitude_minimum": 4}, actor="admin")   # validates all, then commits
+    settings.update(conn, {"reference_set_name": "X"}, actor="admin", expected_version=3)
 
 Invalid changes raise `SettingError(key, message)`; unknown keys are errors too. A feature that needs
 its own setting declares it in its ``SETTINGS`` list (e.g. `app.detection.config.SETTINGS`) and documents
@@ -29,7 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.aql.detection import PLATFORMS
 from app.store import audit, settings_rows
+from app.store import tuning as tuning_store
 from app.store.db import transaction
 
 
@@ -38,6 +42,14 @@ class SettingError(ValueError):
         self.key = key
         self.message = message
         super().__init__(f"{key}: {message}")
+
+
+class StaleSettingsVersion(SettingError):
+    """The tuning settings changed since the caller read ``expected_version``."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__("version", "the tuning settings changed meanwhile; reload them")
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -151,8 +163,6 @@ CHECKS: dict[str, Callable[[Setting, Any], Any]] = {
     "log_source_types": _check_log_source_types,
 }
 
-PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
-
 REGISTRY: dict[str, Setting] = {}
 
 
@@ -261,6 +271,9 @@ SETTINGS: list[Setting] = [
 
 # Settings that shape the shared gateway: changing them rebuilds it.
 GATEWAY_KEYS = frozenset({"api_version", "current_user_path", "search_poll_wait_s"})
+# The tuning settings. Changing one bumps their version (the tuning page's optimistic lock), which also
+# renews the tuning generation: the refresher then pushes the reference set/map at its next cycle.
+VERSIONED_KEYS = ("single_person_approval", "reference_set_name", "reference_map_name", "tuning_capabilities")
 
 
 def _conn(conn: sqlite3.Connection | None) -> sqlite3.Connection:
@@ -304,11 +317,21 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _checked(REGISTRY[key], value) for key, value in changes.items()}
 
 
-def update(conn: sqlite3.Connection, changes: Mapping[str, Any], actor: str) -> dict[str, Any]:
-    """Validate and store ``changes`` in one transaction, with one audit row; returns all values."""
+def update(
+    conn: sqlite3.Connection, changes: Mapping[str, Any], actor: str, *, expected_version: int | None = None
+) -> dict[str, Any]:
+    """Validate ``changes``, then in one transaction: check ``expected_version`` (the tuning settings
+    version the caller read; StaleSettingsVersion when another change came first), bump that version when
+    it was given or a `VERSIONED_KEYS` value changes, store the values and one audit row. Returns all
+    values."""
     clean = validate(changes)
     with transaction(conn):
         before = all_values(conn)
+        versioned_change = any(key in VERSIONED_KEYS and before[key] != value for key, value in clean.items())
+        if expected_version is not None or versioned_change:
+            version = tuning_store.settings_version(conn) if expected_version is None else expected_version
+            if not tuning_store.bump_settings_version(conn, version):
+                raise StaleSettingsVersion(tuning_store.settings_version(conn))
         for key, value in clean.items():
             if value == REGISTRY[key].default:
                 settings_rows.delete_setting(conn, key)

@@ -72,3 +72,55 @@ def build_document(title: str, version: str, features: Iterable[str]) -> dict[st
             },
         },
     }
+
+
+# -- helpers for the features' OPENAPI_PATHS --------------------------------------------------------------
+
+JSON = "application/json"
+ERROR_RESPONSE = {"$ref": "#/components/responses/Error"}
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """Responses for ``statuses``, each the shared JSON error."""
+    return {str(status): ERROR_RESPONSE for status in statuses}
+
+
+def ok(description: str, schema: dict[str, Any] | None = None, media_type: str = JSON) -> dict[str, Any]:
+    """A success response, with its body's schema when it has one."""
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = {media_type: {"schema": schema}}
+    return response
+
+
+def list_of(item_schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a ``{"items": [...], "total": N}`` list answer."""
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item_schema}, "total": {"type": "integer"}},
+    }
+
+
+def query(name: str, schema: dict[str, Any] | str = "string", description: str = "") -> dict[str, Any]:
+    """An optional query parameter (``schema`` may be just a type name)."""
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": schema} if isinstance(schema, str) else schema,
+    }
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+def path(name: str, kind: str = "integer") -> dict[str, Any]:
+    """A path parameter (``{name}`` in the route)."""
+    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+
+
+PAGING = [
+    query("limit", "integer", "page size"),
+    query("offset", "integer", "first item"),
+    query("sort", "string", "field, '-' prefix for descending"),
+]

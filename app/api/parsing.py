@@ -10,17 +10,11 @@ from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError
+from .schema import Body
 
 SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "a whole number",
-    bool: "true or false",
-    list: "a list",
-    dict: "an object",
-    float: "a number",
-}
+# QRadar offense ids are positive 32-bit ints (app.aql.offense's bound too).
+MAX_OFFENSE_ID = 2**31 - 1
 
 
 def _fits_int64(value: Any) -> bool:
@@ -34,11 +28,15 @@ def _fits_int64(value: Any) -> bool:
     return True
 
 
-def json_body(
-    fields: Mapping[str, type | tuple[type, ...]] | None = None, required: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The request's JSON object. With ``fields`` (name → type or tuple of types; ``type(None)`` allows
-    null) unknown fields are rejected (400 naming them), types checked, ``required`` enforced."""
+def json_body(body: Body) -> Any:
+    """The request's JSON object, validated against ``body``'s published schema (400 naming the field:
+    app.api.schema): every body a view reads is one the OpenAPI document describes."""
+    return body.validate(read_json_object())
+
+
+def read_json_object() -> dict[str, Any]:
+    """The request's JSON object as sent: JSON content type (415), size (413), an object (400), integers
+    SQLite can store (400). Views use `json_body`; this is for one that must look at its path first."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
@@ -62,22 +60,13 @@ def json_body(
                 f"(whole numbers must lie within {SQLITE_INT_MIN}..{SQLITE_INT_MAX})",
                 name,
             )
-    if fields is None:
-        return data
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", unknown[0])
-    for name in required:
-        if data.get(name) is None:
-            raise ApiError(400, "missing_field", f"{name} is required", name)
-    for name, value in data.items():
-        expected = fields[name]
-        types = expected if isinstance(expected, tuple) else (expected,)
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if not ok:
-            names = " or ".join(_TYPE_NAMES.get(t, "null" if t is type(None) else t.__name__) for t in types)
-            raise ApiError(400, "bad_field", f"{name} must be {names}", name)
     return data
+
+
+def optional_json_body(body: Body) -> Any:
+    """`json_body` when the request carries a body (declared or chunked); ``{}`` when it has none."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return json_body(body) if request.content_length or chunked else {}
 
 
 def int_arg(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -95,6 +84,42 @@ def int_arg(name: str, default: int, minimum: int | None = None, maximum: int | 
         raise ApiError(400, "bad_parameter", f"{name} must be at least {minimum}", name)
     if value > maximum:
         raise ApiError(400, "bad_parameter", f"{name} must be at most {maximum}", name)
+    return value
+
+
+def _digits(raw: str | None, max_digits: int) -> int | None:
+    """A whole number written with ASCII digits only (no sign, no spaces inside); None otherwise."""
+    text = (raw or "").strip()
+    # isascii: str.isdigit() is also true for "²", which int() refuses (a 500 instead of a 400)
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
+    return int(text)
+
+
+def offense_id(raw: str | None, field: str) -> int:
+    """A QRadar offense id from a path segment or parameter; 400 ``bad_offense_id`` naming ``field``."""
+    value = _digits(raw, 10)
+    if value is None or not 0 < value <= MAX_OFFENSE_ID:
+        raise ApiError(
+            400, "bad_offense_id", f"{field} must be a QRadar offense id (1 to {MAX_OFFENSE_ID})", field
+        )
+    return value
+
+
+def offense_id_arg(name: str) -> int | None:
+    """The optional offense id query parameter ``name``; None when absent or empty."""
+    raw = request.args.get(name, "").strip()
+    return None if raw == "" else offense_id(raw, name)
+
+
+def id_arg(name: str, maximum: int = SQLITE_INT_MAX) -> int | None:
+    """An optional positive row id (a detection, an entry) as a query parameter; None when absent or empty."""
+    raw = request.args.get(name, "").strip()
+    if raw == "":
+        return None
+    value = _digits(raw, 19)
+    if value is None or not 0 < value <= min(maximum, SQLITE_INT_MAX):
+        raise ApiError(400, "bad_parameter", f"{name} must be a positive id (at most {maximum})", name)
     return value
 
 

@@ -12,10 +12,17 @@ from app.qradar import reset_gateway
 from app.store.db import get_db
 
 from .errors import ApiError
-from .openapi import build_document
+from .openapi import build_document, errors, ok
 from .parsing import json_body
+from .schema import Body, components
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+# Keys and values are checked by app.settings against the registry GET /api/settings describes.
+SETTINGS_CHANGES = Body(
+    "SettingsChanges",
+    {"type": "object", "description": "setting key → new value (see GET /api/settings for each one's kind)"},
+)
 
 
 @bp.get("/openapi.json")
@@ -34,7 +41,7 @@ def get_settings() -> dict[str, Any]:
 @bp.put("/settings")
 @require("admin")
 def put_settings() -> dict[str, Any]:
-    changes = json_body()
+    changes = json_body(SETTINGS_CHANGES)
     try:
         values = settings.update(get_db(), changes, actor=current_user().name)
     except settings.SettingError as exc:
@@ -54,38 +61,23 @@ _settings_schema = {
 
 OPENAPI_PATHS = {
     "/api/openapi.json": {
-        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0 document"}}}
+        "get": {"summary": "This document", "responses": {"200": ok("OpenAPI 3.0 document")}}
     },
     "/api/settings": {
         "get": {
             "summary": "All settings with their current values (admin)",
-            "responses": {
-                "200": {
-                    "description": "settings",
-                    "content": {"application/json": {"schema": _settings_schema}},
-                },
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-            },
+            "responses": {"200": ok("settings", _settings_schema), **errors(401, 403)},
         },
         "put": {
-            "summary": "Change some settings (admin, audited); unknown keys and bad values → 400",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
-            },
-            "responses": {
-                "200": {
-                    "description": "settings after the change",
-                    "content": {"application/json": {"schema": _settings_schema}},
-                },
-                "400": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-            },
+            "summary": "Change some settings (admin, audited); unknown keys and bad values → 400. A change to "
+            "a tuning setting bumps the tuning settings version, as PUT /api/tuning/settings does",
+            "requestBody": SETTINGS_CHANGES.request_body(),
+            "responses": {"200": ok("settings after the change", _settings_schema), **errors(400, 403)},
         },
     },
 }
 OPENAPI_SCHEMAS = {
+    **components(SETTINGS_CHANGES),
     "SettingInfo": {
         "type": "object",
         "properties": {

@@ -14,10 +14,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, url_for
-from werkzeug.routing import BuildError
+from flask import Blueprint, jsonify
 
+from app.api.openapi import errors, ok, query
 from app.api.parsing import int_arg
+from app.api.urls import console_url
 from app.aql.detection import PLATFORMS
 from app.auth import require
 from app.store import dashboard as store
@@ -56,13 +57,9 @@ def pulse_table() -> Any:
     hours = int_arg("hours", 24, 1, 24 * 30)
     limit = int_arg("limit", 25, 1, 500)
     now = int(time.time() * 1000)
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
     rows = []
     for r in store.recent(get_db(), now - hours * HOUR_MS, now + 1, limit):
-        try:
-            href = q_url_for("tab.index", detection=r["id"])
-        except BuildError:
-            href = ""
+        href = console_url("tab.index", detection=r["id"]) or ""
         rows.append(
             {
                 "time": _iso(r["event_time"]),
@@ -78,40 +75,29 @@ def pulse_table() -> Any:
     return jsonify(rows)
 
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_HOURS = {
-    "name": "hours",
-    "in": "query",
-    "schema": {"type": "integer", "minimum": 1, "maximum": 720, "default": 24},
-}
+_HOURS = query("hours", {"type": "integer", "minimum": 1, "maximum": 720, "default": 24})
+_TABLE_COLUMNS = ("time", "platform", "event", "actor", "target", "service_account", "chain", "href")
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/pulse/timeseries": {
         "get": {
             "summary": "Creations per hour and platform (QRadar Pulse Generic API time series)",
             "parameters": [_HOURS],
             "responses": {
-                "200": {
-                    "description": "one object per hour, oldest first",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        "date": {"type": "string", "format": "date-time"},
-                                        "AWS": {"type": "integer"},
-                                        "Azure AD": {"type": "integer"},
-                                        "Office 365": {"type": "integer"},
-                                        "GCP": {"type": "integer"},
-                                        "Total": {"type": "integer"},
-                                    },
-                                },
-                            }
-                        }
+                "200": ok(
+                    "one object per hour, oldest first",
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "date": {"type": "string", "format": "date-time"},
+                                **{p: {"type": "integer"} for p in PLATFORMS},
+                                "Total": {"type": "integer"},
+                            },
+                        },
                     },
-                },
-                "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
+                ),
+                **errors(400),
             },
         }
     },
@@ -120,40 +106,20 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Newest creations as flat rows (QRadar Pulse Generic API table)",
             "parameters": [
                 _HOURS,
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 25},
-                },
+                query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 25}),
             ],
             "responses": {
-                "200": {
-                    "description": "rows, newest first",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        k: {"type": "string"}
-                                        for k in (
-                                            "time",
-                                            "platform",
-                                            "event",
-                                            "actor",
-                                            "target",
-                                            "service_account",
-                                            "chain",
-                                            "href",
-                                        )
-                                    },
-                                },
-                            }
-                        }
+                "200": ok(
+                    "rows, newest first",
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {k: {"type": "string"} for k in _TABLE_COLUMNS},
+                        },
                     },
-                },
-                "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
+                ),
+                **errors(400),
             },
         }
     },

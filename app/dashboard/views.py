@@ -17,9 +17,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template, url_for
-from werkzeug.routing import BuildError
+from flask import Blueprint, jsonify, render_template
 
+from app.api.urls import console_url
 from app.aql.detection import PLATFORMS
 from app.auth import require
 from app.detection import refresher
@@ -31,14 +31,6 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="
 ITEM_ID = "cloudAccountWatchCreations"
 ITEM_TITLE = "Cloud account creations (last 24 h)"
 DAY_MS = 86_400_000
-
-
-def _console_url(endpoint: str, **values: Any) -> str | None:
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
-    try:
-        return q_url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 @bp.get("/item")
@@ -65,7 +57,7 @@ def item() -> Any:
         platforms=PLATFORMS,
         stale=stale,
         initiators=store.top_initiators(conn, now - DAY_MS, now + 1),
-        tab_url=_console_url("tab.index") or "",
-        playbook_url=_console_url("playbook.index") or "",
+        tab_url=console_url("tab.index") or "",
+        playbook_url=console_url("playbook.index") or "",
     )
     return jsonify({"id": ITEM_ID, "title": ITEM_TITLE, "HTML": html})

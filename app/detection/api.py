@@ -14,7 +14,17 @@ from flask import Blueprint, request
 
 from app import settings
 from app.api.errors import ApiError
-from app.api.parsing import json_body, list_response, paging
+from app.api.openapi import errors, list_of, ok, path, query
+from app.api.parsing import (
+    MAX_OFFENSE_ID,
+    json_body,
+    list_response,
+    offense_id_arg,
+    optional_json_body,
+    paging,
+)
+from app.api.schema import NO_INPUT, Body, components
+from app.aql.detection import PLATFORMS
 from app.auth import current_user, require
 from app.detection import refresher
 from app.detection.chains import CHAIN_KINDS
@@ -24,7 +34,6 @@ from app.store.db import transaction
 
 bp = Blueprint("detection_api", __name__, url_prefix="/api")
 
-PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
 LIST_PARAMS = frozenset(
     {
         "start",
@@ -46,7 +55,37 @@ LIST_PARAMS = frozenset(
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_BULK = 1000
-MAX_OFFENSE_ID = 2**31 - 1  # QRadar offense ids are positive ints (the offense AQL builder's bound too)
+
+_TRIAGE_PROPERTIES = {
+    "status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
+    "note": {"type": "string", "nullable": True, "maxLength": MAX_NOTE},
+}
+TRIAGE = Body(
+    "TriageChange",
+    {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": _TRIAGE_PROPERTIES,
+    },
+)
+BULK_TRIAGE = Body(
+    "BulkTriageChange",
+    {
+        "type": "object",
+        "required": ["ids", "status"],
+        "additionalProperties": False,
+        "properties": {
+            "ids": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": 1,
+                "maxItems": MAX_BULK,
+            },
+            **_TRIAGE_PROPERTIES,
+        },
+    },
+)
 
 
 def _bool_arg(name: str) -> bool | None:
@@ -90,18 +129,6 @@ def _text_arg(name: str) -> str | None:
     return raw or None
 
 
-def _offense_arg(name: str) -> int | None:
-    raw = request.args.get(name, "").strip()
-    if raw == "":
-        return None
-    # isascii: "²".isdigit() is true but int() refuses it
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 0 < int(raw) <= MAX_OFFENSE_ID:
-        raise ApiError(
-            400, "bad_parameter", f"{name} must be a QRadar offense id (1 to {MAX_OFFENSE_ID})", name
-        )
-    return int(raw)
-
-
 def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.DetectionFilter:
     """The detection filter from query parameters (shared with the tab's CSV export)."""
     unknown = sorted(set(request.args) - LIST_PARAMS - extra_params)
@@ -121,7 +148,7 @@ def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.Det
         suppressed=_bool_arg("suppressed"),
         triage_statuses=_list_arg("triage_status", store.TRIAGE_STATUSES),
         text=_text_arg("q"),
-        offense_id=_offense_arg("offense"),
+        offense_id=offense_id_arg("offense"),
     )
 
 
@@ -150,22 +177,14 @@ def get_detection(detection_id: int) -> dict[str, Any]:
 
 
 def _triage_fields(data: dict[str, Any]) -> tuple[str, str | None]:
-    status = data["status"]
-    if status not in store.TRIAGE_STATUSES:
-        allowed = ", ".join(store.TRIAGE_STATUSES)
-        raise ApiError(400, "bad_field", f"status must be one of: {allowed}", "status")
     note = data.get("note")
-    if note is not None:
-        note = note.strip() or None
-        if note and len(note) > MAX_NOTE:
-            raise ApiError(400, "bad_field", f"note is longer than {MAX_NOTE} characters", "note")
-    return status, note
+    return data["status"], (note.strip() or None) if note is not None else None
 
 
 @bp.post("/detections/<int:detection_id>/triage")
 @require("view")
 def triage_one(detection_id: int) -> dict[str, Any]:
-    data = json_body({"status": str, "note": (str, type(None))}, required=("status",))
+    data = json_body(TRIAGE)
     status, note = _triage_fields(data)
     conn = get_db()
     with conn:
@@ -180,10 +199,8 @@ def triage_one(detection_id: int) -> dict[str, Any]:
 @bp.post("/detections/triage")
 @require("view")
 def triage_bulk() -> dict[str, Any]:
-    data = json_body({"ids": list, "status": str, "note": (str, type(None))}, required=("ids", "status"))
+    data = json_body(BULK_TRIAGE)
     ids = data["ids"]
-    if not ids or len(ids) > MAX_BULK or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise ApiError(400, "bad_field", f"ids must be a list of 1 to {MAX_BULK} detection ids", "ids")
     status, note = _triage_fields(data)
     conn = get_db()
     missing = sorted(set(ids) - store.existing_ids(conn, ids))
@@ -231,8 +248,7 @@ def status() -> dict[str, Any]:
 
 
 def _queue(action: str) -> tuple[dict[str, Any], int]:
-    if request.content_length:
-        json_body({})  # an empty object is the only body accepted
+    optional_json_body(NO_INPUT)
     conn = get_db()
     # BEGIN IMMEDIATE before the look-up: check-then-insert must be atomic across workers, or simultaneous
     # clicks each queue a request of their own.
@@ -264,56 +280,36 @@ def cancel_refresh_post() -> tuple[dict[str, Any], int]:
     return _queue("cancel")
 
 
-_ERR = {"$ref": "#/components/responses/Error"}
-_ID = {"name": "detection_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_JSON = "application/json"
-
-
-def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": schema, "description": description}
-
-
+_ID = path("detection_id")
 _LIST_PARAMETERS = [
-    _q("start", {"type": "integer"}, "events at or after (epoch ms)"),
-    _q("end", {"type": "integer"}, "events before (epoch ms)"),
-    _q("platform", {"type": "string"}, "comma-separated: " + ", ".join(PLATFORMS)),
-    _q("service_accounts", {"type": "boolean"}, "only service accounts"),
-    _q("actor", {"type": "string"}, "actor or actor ID contains"),
-    _q("target", {"type": "string"}, "target account or ID contains"),
-    _q("chains_only", {"type": "boolean"}, "only detections in an attack chain"),
-    _q("suppressed", {"type": "boolean"}, "true: only suppressed; false: only not suppressed; absent: both"),
-    _q("triage_status", {"type": "string"}, "comma-separated: " + ", ".join(store.TRIAGE_STATUSES)),
-    _q("q", {"type": "string"}, "text search over names, actor, target, IP, user agent, note"),
-    _q(
+    query("start", "integer", "events at or after (epoch ms)"),
+    query("end", "integer", "events before (epoch ms)"),
+    query("platform", "string", "comma-separated: " + ", ".join(PLATFORMS)),
+    query("service_accounts", "boolean", "only service accounts"),
+    query("actor", "string", "actor or actor ID contains"),
+    query("target", "string", "target account or ID contains"),
+    query("chains_only", "boolean", "only detections in an attack chain"),
+    query("suppressed", "boolean", "true: only suppressed; false: only not suppressed; absent: both"),
+    query("triage_status", "string", "comma-separated: " + ", ".join(store.TRIAGE_STATUSES)),
+    query("q", "string", "text search over names, actor, target, IP, user agent, note"),
+    query(
         "offense",
         {"type": "integer", "minimum": 1, "maximum": MAX_OFFENSE_ID},
         "only detections known to be in this QRadar offense (learnt by the refresher's offense sync and the "
         "Offense Summary widget)",
     ),
-    _q("sort", {"type": "string"}, "field, '-' prefix for descending: " + ", ".join(store.SORT_COLUMNS)),
-    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
-    _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
+    query("sort", "string", "field, '-' prefix for descending: " + ", ".join(store.SORT_COLUMNS)),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
+    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
 ]
-_TRIAGE_BODY = {
-    "type": "object",
-    "required": ["status"],
-    "additionalProperties": False,
-    "properties": {
-        "status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
-        "note": {"type": "string", "nullable": True, "maxLength": MAX_NOTE},
-    },
+_REFRESH = {
+    "requestBody": NO_INPUT.request_body(),
+    "responses": {"202": ok("queued for the refresher process"), **errors(400, 401, 403)},
 }
-_REFRESH_RESPONSES = {"202": {"description": "queued for the refresher process"}, "401": _ERR, "403": _ERR}
-
-
-def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description}
-    if schema:
-        out["content"] = {_JSON: {"schema": schema}}
-    return out
 
 
 OPENAPI_SCHEMAS = {
+    **components(TRIAGE, BULK_TRIAGE, NO_INPUT),
     "Detection": {
         "type": "object",
         "properties": {
@@ -378,25 +374,14 @@ OPENAPI_SCHEMAS = {
         },
     },
 }
-_LIST = {"type": "object", "properties": {"total": {"type": "integer"}}}
-
 OPENAPI_PATHS = {
     "/api/detections": {
         "get": {
             "summary": "Detections (cloud account creations), filtered, sorted and paged",
             "parameters": _LIST_PARAMETERS,
             "responses": {
-                "200": _ok(
-                    "{items, total}",
-                    {
-                        **_LIST,
-                        "properties": {
-                            **_LIST["properties"],
-                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"}},
-                        },
-                    },
-                ),
-                "400": _ERR,
+                "200": ok("{items, total}", list_of({"$ref": "#/components/schemas/Detection"})),
+                **errors(400),
             },
         }
     },
@@ -405,8 +390,8 @@ OPENAPI_PATHS = {
             "summary": "One detection: every field, the feeds it was seen in, its chain, triage history, payload",
             "parameters": [_ID],
             "responses": {
-                "200": _ok("the detection", {"$ref": "#/components/schemas/Detection"}),
-                "404": _ERR,
+                "200": ok("the detection", {"$ref": "#/components/schemas/Detection"}),
+                **errors(404),
             },
         }
     },
@@ -414,82 +399,54 @@ OPENAPI_PATHS = {
         "post": {
             "summary": "Set the triage status and note of one detection (recorded with who and when; audited)",
             "parameters": [_ID],
-            "requestBody": {"required": True, "content": {_JSON: {"schema": _TRIAGE_BODY}}},
-            "responses": {"200": _ok("the updated detection"), "400": _ERR, "403": _ERR, "404": _ERR},
+            "requestBody": TRIAGE.request_body(),
+            "responses": {"200": ok("the updated detection"), **errors(400, 403, 404)},
         }
     },
     "/api/detections/triage": {
         "post": {
             "summary": "Set the triage status and note of several detections at once",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    _JSON: {
-                        "schema": {
-                            **_TRIAGE_BODY,
-                            "required": ["ids", "status"],
-                            "properties": {
-                                **_TRIAGE_BODY["properties"],
-                                "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_BULK},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {"200": _ok("{updated, status, note}"), "400": _ERR, "403": _ERR, "404": _ERR},
+            "requestBody": BULK_TRIAGE.request_body(),
+            "responses": {"200": ok("{updated, status, note}"), **errors(400, 403, 404)},
         }
     },
     "/api/chains": {
         "get": {
             "summary": "Attack chains, newest first, each with its events in order",
             "parameters": [
-                _q("start", {"type": "integer"}, "chains active at or after (epoch ms)"),
-                _q("end", {"type": "integer"}, "chains started before (epoch ms)"),
-                _q("kind", {"type": "string", "enum": list(CHAIN_KINDS)}, "one chain kind"),
-                _q("limit", {"type": "integer"}, "page size"),
-                _q("offset", {"type": "integer"}, ""),
+                query("start", "integer", "chains active at or after (epoch ms)"),
+                query("end", "integer", "chains started before (epoch ms)"),
+                query("kind", {"type": "string", "enum": list(CHAIN_KINDS)}, "one chain kind"),
+                query("limit", "integer", "page size"),
+                query("offset", "integer"),
             ],
             "responses": {
-                "200": _ok(
-                    "{items, total}",
-                    {
-                        **_LIST,
-                        "properties": {
-                            **_LIST["properties"],
-                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Chain"}},
-                        },
-                    },
-                ),
-                "400": _ERR,
+                "200": ok("{items, total}", list_of({"$ref": "#/components/schemas/Chain"})),
+                **errors(400),
             },
         }
     },
     "/api/chains/{chain_id}": {
         "get": {
             "summary": "One attack chain",
-            "parameters": [
-                {"name": "chain_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-            ],
-            "responses": {"200": _ok("the chain", {"$ref": "#/components/schemas/Chain"}), "404": _ERR},
+            "parameters": [path("chain_id")],
+            "responses": {"200": ok("the chain", {"$ref": "#/components/schemas/Chain"}), **errors(404)},
         }
     },
     "/api/status": {
         "get": {
             "summary": "Background refresh: last and next refresh, watermark, running and progress, last error",
-            "responses": {"200": _ok("status")},
+            "responses": {"200": ok("status")},
         }
     },
     "/api/refresh": {
         "post": {
             "summary": "Ask the refresher to run now (any user; coalesced with a pending request)",
-            "responses": _REFRESH_RESPONSES,
+            **_REFRESH,
         },
-        "delete": {"summary": "Cancel the running refresh", "responses": _REFRESH_RESPONSES},
+        "delete": {"summary": "Cancel the running refresh", "responses": _REFRESH["responses"]},
     },
     "/api/refresh/cancel": {
-        "post": {
-            "summary": "Cancel the running refresh (same as DELETE /api/refresh)",
-            "responses": _REFRESH_RESPONSES,
-        }
+        "post": {"summary": "Cancel the running refresh (same as DELETE /api/refresh)", **_REFRESH},
     },
 }

@@ -20,34 +20,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
-from werkzeug.routing import BuildError
+from flask import Blueprint, jsonify, render_template, request
 
-from app.api.errors import ApiError
+from app.api.parsing import offense_id as parse_offense_id
+from app.api.urls import console_url
 from app.auth import require
 from app.offense import fragment
 from app.playbook.content import anchor_for
 
 bp = Blueprint("offense", __name__, url_prefix="/offense", template_folder="templates")
-
-MAX_OFFENSE_ID = 2**31 - 1
-
-
-def parse_offense_id(raw: str | None, field: str) -> int:
-    text = (raw or "").strip()
-    # isascii: str.isdigit() is also true for "²", which int() refuses (a 500 instead of this 400)
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_OFFENSE_ID:
-        raise ApiError(400, "bad_offense_id", f"{field} must be a positive offense id", field)
-    return int(text)
-
-
-def console_url(endpoint: str, **values: Any) -> str | None:
-    """An absolute console-proxy URL (qpylib's q_url_for); None when the endpoint is not registered."""
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
-    try:
-        return q_url_for(endpoint, **values)
-    except BuildError:
-        return None
 
 
 def _time_text(ms: int) -> str:

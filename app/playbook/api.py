@@ -17,7 +17,9 @@ from flask import Blueprint, request
 
 from app import settings
 from app.api.errors import ApiError
+from app.api.openapi import errors, ok, query
 from app.api.parsing import json_body
+from app.api.schema import Body, components
 from app.aql.hunting import TOPIC_KEYS, find_query
 from app.aql.literals import AqlLiteralError
 from app.aql.literals import string as aql_string
@@ -32,6 +34,24 @@ bp = Blueprint("playbook_api", __name__, url_prefix="/api")
 MAX_HUNT_ROWS = 500
 _WINDOW = re.compile(r"(\d{1,4})([hd])")
 MAX_WINDOW_MS = 90 * 86_400_000
+MAX_TEXT = 1024
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_TEXT = {"type": "string", "nullable": True, "maxLength": MAX_TEXT}
+HUNTING_RUN = Body(
+    "HuntingRun",
+    {
+        "type": "object",
+        "required": ["query"],
+        "additionalProperties": False,
+        "properties": {
+            "query": {"type": "string", "enum": sorted(TOPIC_KEYS)},
+            "detection": {"type": "integer", "nullable": True},
+            "actor": _TEXT,
+            "target": _TEXT,
+            "around_ms": {"type": "integer", "nullable": True, "minimum": 0, "maximum": MAX_EPOCH_MS},
+        },
+    },
+)
 
 
 def parse_window(raw: str | None) -> int:
@@ -46,12 +66,7 @@ def parse_window(raw: str | None) -> int:
 
 
 def _optional_text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None or value == "":
-        return None
-    if len(value) > 1024:
-        raise ApiError(400, "bad_field", f"{name} is longer than 1024 characters", name)
-    return value
+    return body.get(name) or None
 
 
 def _fits_aql_string(value: str) -> bool:
@@ -65,22 +80,10 @@ def _fits_aql_string(value: str) -> bool:
 @bp.post("/hunting/run")
 @require("view")
 def run_hunting_query() -> Any:
-    body = json_body(
-        {
-            "query": str,
-            "detection": (int, type(None)),
-            "actor": (str, type(None)),
-            "target": (str, type(None)),
-            "around_ms": (int, type(None)),
-        }
-    )
-    key = body.get("query")
-    if key not in TOPIC_KEYS:
-        raise ApiError(400, "bad_field", "query must name a hunting query", "query")
+    body = json_body(HUNTING_RUN)
+    key = body["query"]
     actor, target = _optional_text(body, "actor"), _optional_text(body, "target")
     around_ms = body.get("around_ms")
-    if around_ms is not None and not 0 <= around_ms <= 253_402_300_799_999:
-        raise ApiError(400, "bad_field", "around_ms must be epoch milliseconds", "around_ms")
     if body.get("detection") is not None:
         subject = subject_for_detection(body["detection"])
         if subject is None:
@@ -125,76 +128,46 @@ def validation_coverage() -> Any:
     }
 
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+OPENAPI_SCHEMAS = components(HUNTING_RUN)
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/hunting/run": {
         "post": {
             "summary": "Run one playbook hunting query through QRadar and return its rows",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["query"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "query": {"type": "string", "enum": sorted(TOPIC_KEYS)},
-                                "detection": {"type": "integer", "nullable": True},
-                                "actor": {"type": "string", "nullable": True},
-                                "target": {"type": "string", "nullable": True},
-                                "around_ms": {"type": "integer", "nullable": True},
-                            },
-                        }
-                    }
-                },
-            },
+            "requestBody": HUNTING_RUN.request_body(),
             "responses": {
-                "200": {
-                    "description": "rows",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "query": {"type": "string"},
-                                    "aql": {"type": "string"},
-                                    "columns": {"type": "array", "items": {"type": "string"}},
-                                    "items": {"type": "array", "items": {"type": "object"}},
-                                    "total": {"type": "integer"},
-                                },
-                            }
-                        }
+                "200": ok(
+                    "rows",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "query": {"type": "string"},
+                            "aql": {"type": "string"},
+                            "columns": {"type": "array", "items": {"type": "string"}},
+                            "items": {"type": "array", "items": {"type": "object"}},
+                            "total": {"type": "integer"},
+                        },
                     },
-                },
-                "400": {"description": "bad input", "content": {"application/json": {"schema": _ERROR}}},
-                "503": {
-                    "description": "QRadar unavailable",
-                    "content": {"application/json": {"schema": _ERROR}},
-                },
+                ),
+                **errors(400, 503),
             },
         }
     },
     "/api/validation/coverage": {
         "get": {
             "summary": "Whether each validation test's expected signals were recorded in the window",
-            "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "example": "24h"}}],
+            "parameters": [query("window", {"type": "string", "example": "24h"}, "<n>h or <n>d, 1h to 90d")],
             "responses": {
-                "200": {
-                    "description": "one item per test",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "items": {"type": "array", "items": {"type": "object"}},
-                                    "total": {"type": "integer"},
-                                },
-                            }
-                        }
+                "200": ok(
+                    "one item per test",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": {"type": "object"}},
+                            "total": {"type": "integer"},
+                        },
                     },
-                },
-                "400": {"description": "bad window", "content": {"application/json": {"schema": _ERROR}}},
+                ),
+                **errors(400),
             },
         }
     },

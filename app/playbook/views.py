@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, render_template, send_file
 
-from app.api.errors import ApiError
+from app.api.parsing import MAX_OFFENSE_ID, id_arg, offense_id_arg
+from app.api.urls import app_root, log_activity_url
 from app.aql.hunting import hunting_queries
 from app.auth import require
 from app.playbook import content, validation
@@ -30,38 +30,6 @@ bp = Blueprint(
 )
 
 SIGMA_PATH = Path(__file__).with_name("sigma") / "cloud_account_creation.yml"
-LOG_ACTIVITY_PATH = "/console/do/ariel/arielSearch"
-
-
-def log_activity_url(aql: str) -> str:
-    """QRadar's Log Activity page running `aql` (a console URL, not an app URL)."""
-    query = urlencode(
-        {
-            "appName": "EventViewer",
-            "pageId": "EventList",
-            "dispatch": "performSearch",
-            "value(searchMode)": "AQL",
-            "value(aql)": aql,
-        }
-    )
-    return f"{LOG_ACTIVITY_PATH}?{query}"
-
-
-def _positive_int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    # isascii: str.isdigit() is also true for "²", which int() refuses (a 500 instead of this 400)
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**31:
-        raise ApiError(400, "bad_field", f"{name} must be a positive id", name)
-    return int(raw)
-
-
-def app_root() -> str:
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
-    local = url_for("playbook.index")
-    proxied = q_url_for("playbook.index")
-    return proxied[: len(proxied) - len(local)] if proxied.endswith(local) else ""
 
 
 def _platform_sections(subject: Subject, values: dict[str, str]) -> list[dict[str, Any]]:
@@ -106,8 +74,9 @@ def _hunting(
 @bp.get("/")
 @require("view")
 def index() -> str:
-    detection_id = _positive_int_arg("detection")
-    offense_id = _positive_int_arg("offense")
+    # The same 32-bit bound as the offense id beside it (both arrive in console links).
+    detection_id = id_arg("detection", maximum=MAX_OFFENSE_ID)
+    offense_id = offense_id_arg("offense")
     subject = Subject()
     offense_problem = ""
     if detection_id is not None:
@@ -117,7 +86,7 @@ def index() -> str:
     values = raw_values(subject, int(time.time() * 1000))
     target_prop = target_property()
     page_config = {
-        "app_root": app_root(),
+        "app_root": app_root("playbook.index"),
         "section": "playbook",
         "subject": {
             "detection": subject.detection_id,

@@ -4,8 +4,8 @@
   out of the store inside one read transaction, so rows do not shift between pages), streamed.
 * The visible columns (``columns=``, default the table's), times in the viewer's zone (``tz=``) with the
   offset written out, and the time range in the file name.
-* Log values are attacker-controlled: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR would be
-  run as a formula by spreadsheet apps, so it gets a leading ``'`` (OWASP "CSV injection").
+* Log values are attacker-controlled: every cell goes through app.api.cells (a leading ``'`` on a cell a
+  spreadsheet would run as a formula).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
+from app.api.cells import neutralise
 from app.api.errors import ApiError
+from app.api.openapi import errors, query
 from app.auth import require
 from app.detection import api as detection_api
 from app.store import connect
@@ -32,7 +34,6 @@ from app.store.detections import DetectionFilter
 bp = Blueprint("tab_export", __name__)
 
 PAGE_SIZE = 1000
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_WINDOW_MS = 86_400_000
 # Beyond the detection list's filters; its limit/offset/sort are accepted (sort is honoured, paging is not:
 # the file has every matching row).
@@ -71,11 +72,6 @@ COLUMNS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "triage_note": ("Triage note", lambda d: _text(d.get("triage_note"))),
 }
 DEFAULT_COLUMNS = tuple(list(COLUMNS)[:10])
-
-
-def neutralise(cell: str) -> str:
-    """Keep a cell out of spreadsheet formulas: prefix ``'`` when it starts with a formula character."""
-    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
 
 
 def _bad(field: str, message: str) -> ApiError:
@@ -208,13 +204,9 @@ OPENAPI_PATHS = {
             "default the table's), `tz` (IANA zone for the Time column). The file name carries "
             "the time range.",
             "parameters": [
-                {"name": n, "in": "query", "schema": {"type": "string"}}
-                for n in sorted(detection_api.LIST_PARAMS - {"limit", "offset"} | EXPORT_PARAMS)
+                query(n) for n in sorted(detection_api.LIST_PARAMS - {"limit", "offset"} | EXPORT_PARAMS)
             ],
-            "responses": {
-                "200": {"description": "CSV", "content": {"text/csv": {}}},
-                "400": {"$ref": "#/components/responses/Error"},
-            },
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, **errors(400)},
         }
     },
 }

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
-from urllib.parse import quote
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app
 
 from app.api.errors import ApiError
+from app.api.openapi import errors, ok, path
+from app.api.urls import console_origin, log_activity_url, offense_url, q_url_for
 from app.aql import literals as lit
 from app.auth import require
 from app.store import detections as detection_store
@@ -34,11 +35,6 @@ bp = Blueprint("tab_links", __name__)
 
 PIN_WINDOW_MS = 60_000
 PLAYBOOK_SLUGS = {"AWS": "aws", "Azure AD": "azure-ad", "Office 365": "office-365", "GCP": "gcp"}
-LOG_ACTIVITY = (
-    "/console/do/ariel/arielSearch?appName=EventViewer&pageId=EventList&dispatch=performSearch"
-    "&value(timeRangeType)=aqlTime&value(searchMode)=AQL&value(aql)="
-)
-OFFENSE = "/console/do/sem/offensesummary?appName=Sem&pageId=OffenseSummary&summaryId="
 
 
 def event_aql(detection: dict[str, Any]) -> str | None:
@@ -60,26 +56,16 @@ def event_aql(detection: dict[str, Any]) -> str | None:
     )
 
 
-def console_origin() -> str:
-    """``https://<console>`` from the proxy's X-Console-Host; "" (same origin as the page) otherwise."""
-    host = request.headers.get("X-Console-Host", "").strip()
-    if host and "/" not in host and " " not in host and "@" not in host:
-        return f"https://{host}"
-    return ""
-
-
 def playbook_url(detection_id: int, platform: str | None) -> str | None:
     """The playbook page (app/playbook) about this detection, scrolled to its platform's section."""
     slug = PLAYBOOK_SLUGS.get(platform or "")
     if slug is None or "playbook.index" not in current_app.view_functions:
         return None
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
     return q_url_for("playbook.index", detection=detection_id, _anchor=f"platform-{slug}")
 
 
 def tab_url(offense_id: int) -> str:
     """The tab filtered to one offense's detections (an app page, through the console proxy)."""
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
     return q_url_for("tab.index", offense=offense_id)
 
 
@@ -94,11 +80,11 @@ def detection_links(detection_id: int) -> dict[str, Any]:
     offense_ids = offense_links.offenses_for_detection(get_db(), detection_id)
     return {
         "aql": aql,
-        "log_activity": origin + LOG_ACTIVITY + quote(aql, safe="") if aql else None,
+        "log_activity": origin + log_activity_url(aql) if aql else None,
         "offense_id": offense_ids[0] if offense_ids else None,
-        "offense": origin + OFFENSE + str(offense_ids[0]) if offense_ids else None,
+        "offense": origin + offense_url(offense_ids[0]) if offense_ids else None,
         "offenses": [
-            {"id": oid, "url": origin + OFFENSE + str(oid), "tab": tab_url(oid)} for oid in offense_ids
+            {"id": oid, "url": origin + offense_url(oid), "tab": tab_url(oid)} for oid in offense_ids
         ],
         "playbook": playbook_url(detection_id, detection.get("cloud_platform")),
     }
@@ -110,13 +96,8 @@ OPENAPI_PATHS = {
             "summary": "Deep links for a detection: Log Activity pinned to its event (AQL from escaped "
             "literals), the offenses known to contain it (QRadar's page and the tab filtered to "
             "each), the playbook section for its platform",
-            "parameters": [
-                {"name": "detection_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-            ],
-            "responses": {
-                "200": {"description": "links (null when not available)"},
-                "404": {"$ref": "#/components/responses/Error"},
-            },
+            "parameters": [path("detection_id")],
+            "responses": {"200": ok("links (null when not available)"), **errors(404)},
         }
     },
 }

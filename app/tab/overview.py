@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from app.api.errors import ApiError
+from app.api.openapi import errors, ok, query
 from app.auth import require
 from app.store import get_db
 from app.store import overview as overview_store
@@ -37,17 +38,8 @@ OPENAPI_PATHS = {
     "/api/overview": {
         "get": {
             "summary": "Overview of the detections in a window (suppressed ones counted apart)",
-            "parameters": [
-                {
-                    "name": "window",
-                    "in": "query",
-                    "schema": {"type": "string", "enum": list(WINDOWS_MS), "default": "24h"},
-                }
-            ],
-            "responses": {
-                "200": {"description": "counts, hourly timeline by platform, top initiators"},
-                "400": {"$ref": "#/components/responses/Error"},
-            },
+            "parameters": [query("window", {"type": "string", "enum": list(WINDOWS_MS), "default": "24h"})],
+            "responses": {"200": ok("counts, hourly timeline by platform, top initiators"), **errors(400)},
         }
     },
 }

@@ -7,27 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, render_template
 
+from app.api.urls import app_root
 from app.auth import require
 
 bp = Blueprint("tab", __name__, url_prefix="/tab", template_folder="templates")
 
 
-def app_root() -> str:
-    """The URL prefix the browser uses to reach the app (the QRadar app proxy path, or "" locally).
-
-    q_url_for is the app's template global (qpylib's in QRadar); the prefix is whatever it adds to url_for.
-    """
-    q_url_for = current_app.jinja_env.globals.get("q_url_for", url_for)
-    local = url_for("tab.index")
-    proxied = q_url_for("tab.index")
-    return proxied[: len(proxied) - len(local)] if proxied.endswith(local) else ""
-
-
 def page_config(section: str, **extra: Any) -> dict[str, Any]:
     """What the page scripts need to know: where the app lives and which section they are on."""
-    return {"app_root": app_root(), "section": section, **extra}
+    return {"app_root": app_root("tab.index"), "section": section, **extra}
 
 
 def render_page(template: str, section: str, **extra: Any) -> str:

@@ -145,15 +145,10 @@ def decide(
     now_ms: int,
     approve: bool,
 ) -> dict[str, Any]:
-    """Approve or reject the pending version of an entry. Runs inside the caller's transaction."""
-    unknown = set(payload) - {"version", "note", "confirm_partial_chain"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise TuningError(400, "unknown_field", f"unknown field {name!r}", name)
+    """Approve or reject the pending version of an entry. Runs inside the caller's transaction.
+    ``payload`` is a checked TuningDecision body (app.tuning.api_approvals): version, note?, confirm?"""
     version = require_version(payload)
     note = payload.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise TuningError(400, "bad_field", "note must be text of at most 2000 characters", "note")
     confirmed = confirmed_flag(payload)
     if not user.can_tune:
         raise TuningError(403, "forbidden", "approving needs a tuning capability")

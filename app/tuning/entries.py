@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from app.aql.detection import PLATFORMS
 from app.tuning.matcher import MAX_PATTERN_LENGTH, MAX_WILDCARDS, Glob
 
-PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
 ACCOUNT_KINDS = (
     "user",
     "service_principal",

@@ -13,7 +13,6 @@ from typing import Any
 
 from app import settings
 from app.store import tuning as store
-from app.store.db import transaction
 from app.tuning import approval, presets, suppress
 from app.tuning.approval import Actor
 from app.tuning.entries import TuningError, bad, changes_widen, validate_entry
@@ -129,7 +128,7 @@ def delete_entry(
 
 # Tuning settings live in the shared settings (app/settings.py); this view of them adds a version so two
 # admins editing at once get a 409 instead of silently overwriting each other.
-SETTINGS_KEYS = ("single_person_approval", "reference_set_name", "reference_map_name", "tuning_capabilities")
+SETTINGS_KEYS = settings.VERSIONED_KEYS
 
 
 def get_settings(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -138,7 +137,8 @@ def get_settings(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def update_settings(conn: sqlite3.Connection, payload: Mapping[str, Any], *, user: Actor) -> dict[str, Any]:
-    """Admin only. Validated by app.settings, stored and audited there (``settings.update``). Commits."""
+    """Admin only: the tuning settings' ``payload`` (with the ``version`` it was made against) through
+    `app.settings.update`, the one settings write path (validated, version-checked, audited). Commits."""
     _require_admin(user)
     if not isinstance(payload, Mapping):
         raise bad("body", "the request body must be a JSON object")
@@ -149,19 +149,13 @@ def update_settings(conn: sqlite3.Connection, payload: Mapping[str, Any], *, use
     version = approval.require_version(payload)
     changes = {k: v for k, v in payload.items() if k != "version"}
     try:
-        settings.validate(changes)
+        settings.update(conn, changes, actor=user.name, expected_version=version)
+    except settings.StaleSettingsVersion as exc:
+        raise TuningError(
+            409, "stale_version", exc.message, "version", {"current": get_settings(conn)}
+        ) from None
     except settings.SettingError as exc:
         raise bad(exc.key, exc.message) from None
-    with transaction(conn):
-        if not store.bump_settings_version(conn, version):
-            raise TuningError(
-                409,
-                "stale_version",
-                "the tuning settings changed meanwhile; reload them",
-                "version",
-                {"current": get_settings(conn)},
-            )
-    settings.update(conn, changes, actor=user.name)
     return get_settings(conn)
 
 

@@ -88,6 +88,8 @@ def test_layout_and_offline_wheels(built):
     assert ordering.endswith("\n") and "\r" not in ordering
     assert sorted(ordering.split()) == wheels
     assert ordering.split()[0].startswith("packaging-")  # gunicorn's dependency is installed first
+    # The request-body validator (app/api/schema.py) is not in the base image: its wheel ships too.
+    assert any(w.startswith("fastjsonschema-2.22.3-") and w.endswith("-py3-none-any.whl") for w in wheels)
     wanted = {req.split("==")[0].lower(): req.split("==")[1] for req in bundled_requirements()}
     found = {w.split("-")[0].lower(): w.split("-")[1] for w in wheels}
     assert found == wanted

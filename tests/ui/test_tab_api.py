@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app.tab.export import neutralise
+from app.api.cells import neutralise
 from app.tab.links import event_aql
 
 DAY_MS = 86_400_000

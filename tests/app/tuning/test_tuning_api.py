@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from app.api.cells import cell
 from app.store import db
 from app.store.db import now_ms
-from app.tuning.api import _csv_cell
 from tests.app.tuning.tuning_helpers import DAY, add_detection
 
 DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
@@ -213,10 +213,11 @@ def test_audit_is_filterable_and_exportable(client: Any, login: Any) -> None:
 
 
 def test_csv_cells_that_a_spreadsheet_would_evaluate_stay_text() -> None:
-    assert _csv_cell("=1+1") == "'=1+1"
-    assert _csv_cell("@SUM(A1)") == "'@SUM(A1)"
-    assert _csv_cell("tuner1") == "tuner1"
-    assert _csv_cell({"a": 1}) == '{"a": 1}'
+    assert cell("=1+1") == "'=1+1"
+    assert cell("@SUM(A1)") == "'@SUM(A1)"
+    assert cell("tuner1") == "tuner1"
+    assert cell({"a": 1}) == '{"a": 1}'
+    assert cell(["=x"]) == '["=x"]' and cell(None) == ""
 
 
 def test_preview_is_open_to_viewers_and_changes_nothing(client: Any, login: Any) -> None:
@@ -323,3 +324,57 @@ def test_entry_list_filters(client: Any, login: Any) -> None:
     assert ids(f"actor_id={DEPLOYER.upper()}") == [first["id"]]
     page = client.get("/api/tuning/entries?sort=id&limit=1&offset=2").get_json()
     assert page["total"] == 3 and [e["id"] for e in page["items"]] == [flagged["id"]]
+
+
+def test_a_rename_through_put_api_settings_is_pushed_at_the_next_sync(
+    client: Any, login: Any, app: Any, devconsole: Any
+) -> None:
+    """PUT /api/settings and PUT /api/tuning/settings share one write path: renaming the reference set
+    through either bumps the tuning settings version, so the refresher's next sync pushes the set under
+    its new name (not only the hourly resync) and a stale tuning settings form gets a 409."""
+    from app.qradar import get_gateway
+    from app.tuning import refsync
+
+    suffix = uuid.uuid4().hex[:8]
+    old_names = {
+        "reference_set_name": f"CAW_Before_{suffix}",
+        "reference_map_name": f"CAW_BeforeMap_{suffix}",
+    }
+    admin = login(client, "admin")
+    assert client.put("/api/settings", json=old_names, headers=admin).status_code == 200
+    at = now_ms()
+    with app.app_context():
+        conn, gateway = db.get_db(), get_gateway()
+        assert refsync.sync(conn, gateway, at)["status"] == "ok"
+        conn.commit()
+        assert refsync.sync_if_due(conn, gateway, at) is None  # in step: nothing due before the hour
+
+    before = client.get("/api/tuning/settings").get_json()
+    new_name = f"CAW_Renamed_{suffix}"
+    renamed = client.put("/api/settings", json={"reference_set_name": new_name}, headers=admin)
+    assert renamed.status_code == 200 and renamed.get_json()["values"]["reference_set_name"] == new_name
+    after = client.get("/api/tuning/settings").get_json()
+    assert after["version"] == before["version"] + 1 and after["reference_set_name"] == new_name
+    stale = client.put(
+        "/api/tuning/settings",
+        json={"version": before["version"], "single_person_approval": True},
+        headers=admin,
+    )
+    assert stale.status_code == 409 and stale.get_json()["current"]["reference_set_name"] == new_name
+
+    qradar = devconsole.api("admin")
+    set_url = f"{devconsole.base_url}/api/reference_data/sets/{new_name}"
+    assert qradar.get(set_url).status_code == 404  # not pushed by the settings change itself
+    with app.app_context():
+        outcome = refsync.sync_if_due(
+            db.get_db(), get_gateway(), at
+        )  # the same minute: not the hourly resync
+    assert outcome is not None and outcome["status"] == "ok"
+    assert qradar.get(set_url).status_code == 200
+
+    # Saving the same name again, or a setting that is not a tuning one, leaves the version alone.
+    for change in ({"reference_set_name": new_name}, {"magnitude_minimum": 4}):
+        assert client.put("/api/settings", json=change, headers=admin).status_code == 200
+    assert client.get("/api/tuning/settings").get_json()["version"] == after["version"]
+    with app.app_context():
+        assert refsync.sync_if_due(db.get_db(), get_gateway(), at) is None
