@@ -178,7 +178,7 @@ def _placeholder_view(feature: str, endpoint: str) -> Any:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The app factory (see module docstring). ``test_config`` overrides any config key, e.g.
     ``STORE_DIR``, ``DATABASE``, ``QRADAR_ENV`` (env vars for the gateway) or ``QRADAR_GATEWAY``."""
-    from app.store.db import default_db_path, store_dir
+    from app.store.db import DB_FILENAME, store_dir
 
     manifest = read_manifest()
     app = Flask(__name__)
@@ -202,7 +202,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     store.mkdir(parents=True, exist_ok=True)
     app.config["STORE_DIR"] = str(store)
     if not app.config.get("DATABASE"):
-        app.config["DATABASE"] = str(store / default_db_path().name)
+        app.config["DATABASE"] = str(store / DB_FILENAME)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(store)
 
@@ -272,4 +272,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_views.bp)
     _register_features(app)
+    log.info(
+        "started: app id %s, version %s, QRadar through %s, store %s",
+        app.config["APP_ID"],
+        app.config["APP_VERSION"],
+        "qpylib" if qpylib_available() else "HTTP",
+        store,
+    )
     return app

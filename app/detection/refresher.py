@@ -638,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from app import settings
+    from app.qradar import qpylib_available
     from app.store.db import connect, default_db_path
 
     parser = argparse.ArgumentParser(prog="python -m app.refresher", description=__doc__.split("\n")[0])
@@ -648,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     db_path = args.db or str(default_db_path())
+    log.info(
+        "refresher started: QRadar through %s, store %s", "qpylib" if qpylib_available() else "HTTP", db_path
+    )
 
     def gw_factory(conn: sqlite3.Connection) -> Gateway:
         return Gateway.from_env(

@@ -1,5 +1,8 @@
 """The QRadar gateway against the dev console over real HTTPS: Ariel lifecycle, paging, cancel,
-timeouts, error mapping, reference data, offenses, log source types, and the user's own identity."""
+timeouts, error mapping, reference data, offenses, log source types, and the user's own identity.
+
+Tests on ``gw`` run in both transports (IBM's qpylib, as inside QRadar, and HTTP); those that build an
+`HttpTransport` of their own test what only it has (client timeouts, its TLS settings)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from app.qradar import (
     SearchCancelled,
     SearchTimeout,
 )
+from tests.app_fixtures import QRADAR_MODES
 
 WINDOW_DAYS = 3650
 ALL_EVENTS_AQL = f"SELECT starttime, qid, logsourceid FROM events ORDER BY starttime LAST {WINDOW_DAYS} DAYS"
@@ -41,9 +45,15 @@ def make_gateway(devconsole, token: str | None = None, **transport_kwargs) -> Ga
     return Gateway(transport, poll_wait_s=1)
 
 
+@pytest.fixture(params=QRADAR_MODES)
+def qradar_mode(request) -> str:
+    """Every test using ``gw`` runs through IBM's qpylib (as inside QRadar) and through the HTTP transport."""
+    return request.param
+
+
 @pytest.fixture
-def gw(devconsole) -> Gateway:
-    return make_gateway(devconsole)
+def gw(console_gateway) -> Gateway:
+    return console_gateway
 
 
 @pytest.fixture
