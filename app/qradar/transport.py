@@ -219,6 +219,10 @@ class QpylibTransport:
             kwargs["timeout"] = timeout
         try:
             return self.qpylib.REST(method, path.lstrip("/"), **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise QRadarUnavailable(
+                f"TLS verification of the QRadar console failed (REQUESTS_CA_BUNDLE must hold its CA): {exc}"
+            ) from exc
         except requests.exceptions.Timeout as exc:
             raise QRadarUnavailable(f"QRadar did not answer {method} {path} in time") from exc
         except requests.exceptions.RequestException as exc:
@@ -228,7 +232,9 @@ class QpylibTransport:
 
 
 def transport_from_env(env: Mapping[str, str] | None = None, api_version: str | None = "26.0") -> Transport:
-    """qpylib inside QRadar, else HTTP configured from the environment."""
+    """`QpylibTransport` when ``env`` is None and `qpylib_available()` (qpylib reads the process environment
+    itself); otherwise `HttpTransport` from ``env`` (default ``os.environ``) — an explicit mapping, as tests and
+    tools that talk to another console pass, always means HTTP."""
     if env is None and qpylib_available():
         return QpylibTransport(api_version=api_version)
     return HttpTransport.from_env(env, api_version=api_version)
