@@ -268,4 +268,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_views.bp)
     _register_features(app)
+    log.info(
+        "started: app id %s, version %s, QRadar through %s, store %s",
+        app.config["APP_ID"],
+        app.config["APP_VERSION"],
+        "qpylib" if qpylib_available() else "HTTP",
+        store,
+    )
     return app

@@ -8,6 +8,8 @@ own) and registered here only: importing a module never registers anything.
 
 from __future__ import annotations
 
+import os
+
 import importlib
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,8 @@ def register_settings() -> None:
 def platform_store_dir() -> str | None:
     """The store directory QRadar gives the app (qpylib's), or None outside QRadar: the roots pass it to
     `app.store.db.store_dir`, which asks no one."""
+    if os.environ.get("APP_STORE_DIR"):  # an explicit store wins (see app.store.db.store_dir)
+        return None
     return load_qpylib().get_store_path() if qpylib_available() else None
 
 

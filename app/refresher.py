@@ -21,7 +21,7 @@ from app import features, settings
 from app.detection.refresher import REFRESH_JOB
 from app.jobs import Job, JobContext, JobRunner
 from app.offense.sync import OFFENSE_LINKS_JOB
-from app.qradar import Gateway, build_gateway
+from app.qradar import Gateway, build_gateway, qpylib_available
 from app.store import refresh_state
 from app.store.db import connect, default_db_path, now_ms, store_dir
 from app.tuning.jobs import ALLOWLIST_EXPIRY_JOB, REFERENCE_DATA_JOB
@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
-    log.info("refresher starting at %d with jobs: %s", now_ms(), ", ".join(job.name for job in JOBS))
+    log.info(
+        "refresher starting at %d: QRadar through %s, store %s, jobs: %s",
+        now_ms(),
+        "qpylib" if qpylib_available() else "HTTP",
+        db_path,
+        ", ".join(job.name for job in JOBS),
+    )
     serve(lambda: connect(db_path), gateway_for, once=args.once, stop_event=stop_event)
     return 0
 

@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["APP_STORE_DIR"] = tmp
+        os.environ["APP_QRADAR_TRANSPORT"] = "http"  # no app root here: the app runs as outside QRadar
         db_path = Path(tmp) / "cloud_account_watch.db"
         insert_s, last_id, statistics_s = build_store(db_path, args.detections, args.seed)
         size_mib = db_path.stat().st_size / 2**20

@@ -1,12 +1,17 @@
-"""Run ``python -m devconsole serve`` as a child process: start it, wait until it answers, stop it.
+"""Start the dev console and the app as child processes, the way the tests, the benchmarks and ``make run``
+all do.
 
-The test fixtures and the benchmarks start their dev consoles this one way. ``serve`` prints its base URL
-as its first line on stdout and answers ``/devconsole/health`` once it is ready to take requests.
+* ``start_serve`` / ``stop_serve``: ``python -m devconsole serve``, which prints its base URL as its first
+  line on stdout and answers ``/devconsole/health`` once it is ready to take requests.
+* ``app_environment`` / ``prepare_app_root``: the environment QRadar gives the app, pointing at a dev
+  console, and an app root laid out like the container's ``/opt/app-root``.
+* ``start_app`` / ``stop_process``: the app under gunicorn with the container's settings.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +25,55 @@ START_TIMEOUT_S = 60.0
 # The server settings the container uses (workers, threads, timeouts, worker class). ``make run``, the
 # tests' apps and the benchmarks start gunicorn with them, so what they see is what QRadar runs.
 GUNICORN_CONF = REPO_ROOT / "container" / "conf" / "gunicorn.conf.py"
+
+
+QRADAR_TRANSPORTS = ("qpylib", "http")
+
+
+def prepare_app_root(app_root: Path) -> Path:
+    """Lay out ``app_root`` as QRadar lays out ``/opt/app-root``, where qpylib looks (``$APP_ROOT``): the app's
+    ``manifest.json`` (qpylib reads ``log_level`` and ``name`` there) and ``store/log/`` (``app.log``). The
+    app's code stays in the repository. Returns ``app_root``."""
+    (app_root / "store" / "log").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "manifest.json", app_root / "manifest.json")
+    return app_root
+
+
+def app_environment(
+    console_fqdn: str,
+    admin_token: str,
+    ca_bundle: str | os.PathLike[str],
+    app_id: int,
+    app_root: Path,
+    *,
+    transport: str = "qpylib",
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """``base`` (default ``os.environ``) plus what QRadar gives the app: ``QRADAR_CONSOLE_FQDN``
+    (``host:port`` of the console), ``SEC_ADMIN_TOKEN`` (the authorized service's token), ``REQUESTS_CA_BUNDLE``
+    (the CA bundle that makes requests trust the console, as in the container), ``QRADAR_APP_ID`` and
+    ``APP_ROOT`` (``prepare_app_root`` lays it out; the store is ``APP_ROOT/store``).
+
+    ``transport="qpylib"`` runs the app through IBM's qpylib as inside QRadar; ``"http"`` sets
+    ``APP_QRADAR_TRANSPORT=http`` (the app's own HTTPS transport, for running outside QRadar).
+    ``QRADAR_CONSOLE_IP`` is left out: with it, qpylib's ``q_url_for`` would send requests that lack the
+    proxy's ``X-Console-Host`` to ``https://<ip>/`` without the dev console's port, and ``create_log`` would
+    log to syslog on its port 514."""
+    if transport not in QRADAR_TRANSPORTS:
+        raise ValueError(f"transport must be one of {QRADAR_TRANSPORTS}, not {transport!r}")
+    env = dict(os.environ if base is None else base)
+    for name in ("APP_STORE_DIR", "APP_QRADAR_TRANSPORT", "QRADAR_CONSOLE_IP"):
+        env.pop(name, None)
+    env.update(
+        QRADAR_CONSOLE_FQDN=console_fqdn,
+        SEC_ADMIN_TOKEN=admin_token,
+        REQUESTS_CA_BUNDLE=str(ca_bundle),
+        QRADAR_APP_ID=str(app_id),
+        APP_ROOT=str(app_root),
+    )
+    if transport == "http":
+        env["APP_QRADAR_TRANSPORT"] = "http"
+    return env
 
 
 def gunicorn_command(bind: str, *overrides: str) -> list[str]:

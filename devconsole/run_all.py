@@ -3,9 +3,12 @@
 1. Seeds ``var/devconsole`` once (``python -m devconsole seed``) if it has no ``events.db`` yet.
 2. Starts ``python -m devconsole serve`` (HTTPS on 127.0.0.1) proxying to the app, and waits for its
    ``ca.pem`` and ``tokens.json``.
-3. Starts ``gunicorn 'app:create_app()'`` on 127.0.0.1:5000 and ``python -m app.refresher`` with the
-   environment the app has inside QRadar: QRADAR_CONSOLE_FQDN, SEC_ADMIN_TOKEN (the console's
-   ``service`` token), REQUESTS_CA_BUNDLE, QRADAR_APP_ID, QRADAR_APP_UUID, APP_STORE_DIR=var/store.
+3. Lays out the app root ``var/app-root`` as QRadar lays out ``/opt/app-root`` (``manifest.json``,
+   ``store/`` with ``log/app.log``), then starts ``gunicorn 'app:create_app()'`` on 127.0.0.1:5000 and
+   ``python -m app.refresher`` with the environment the app has inside QRadar (``launcher.app_environment``:
+   QRADAR_CONSOLE_FQDN, SEC_ADMIN_TOKEN = the console's ``service`` token, REQUESTS_CA_BUNDLE = its CA,
+   QRADAR_APP_ID, APP_ROOT, and QRADAR_APP_UUID) — through IBM's qpylib as inside QRadar, or with
+   ``--transport http`` through the app's own HTTPS transport (APP_QRADAR_TRANSPORT=http).
 4. Prints the console page URL. Ctrl-C (or any child exiting) stops everything it started.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -24,7 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from devconsole.launcher import gunicorn_command
+from devconsole.launcher import QRADAR_TRANSPORTS, app_environment, gunicorn_command, prepare_app_root
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,16 +86,32 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devconsole.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "var" / "devconsole"), help="dev console data directory")
-    parser.add_argument("--store", default=str(ROOT / "var" / "store"), help="the app's store directory")
+    parser.add_argument(
+        "--app-root",
+        default=str(ROOT / "var" / "app-root"),
+        help="the app root (APP_ROOT): manifest.json, and store/ with the app's data and log/",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=QRADAR_TRANSPORTS,
+        default="qpylib",
+        help="how the app reaches the console: IBM's qpylib as inside QRadar (default), or its own HTTPS",
+    )
     parser.add_argument("--console-port", type=int, default=8443)
     parser.add_argument("--app-port", type=int, default=5000)
     parser.add_argument("--app-id", type=int, default=1101)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
 
-    data, store = Path(args.data), Path(args.store)
+    if args.transport == "qpylib" and importlib.util.find_spec("qpylib") is None:
+        raise SystemExit(
+            "[make run] qpylib is not installed in this virtualenv (`make venv` installs it from "
+            "vendor/qpylib); or run with --transport http"
+        )
+    data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    store.mkdir(parents=True, exist_ok=True)
+    app_root = prepare_app_root(Path(args.app_root))
+    store = app_root / "store"
     manifest_path = ROOT / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     py = sys.executable
@@ -142,23 +162,22 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=_echo, args=(console.stdout,), daemon=True).start()
         tokens = json.loads((data / "tokens.json").read_text(encoding="utf-8"))
 
-        env = {
-            **os.environ,
-            "QRADAR_CONSOLE_FQDN": base_url.split("://", 1)[1].rstrip("/"),
-            "SEC_ADMIN_TOKEN": tokens["service"],
-            "REQUESTS_CA_BUNDLE": str(data / "ca.pem"),
-            "QRADAR_APP_ID": str(args.app_id),
-            "QRADAR_APP_UUID": manifest["uuid"],
-            "APP_STORE_DIR": str(store),
-            "APP_QRADAR_TRANSPORT": "http",
-        }
+        env = app_environment(
+            base_url.split("://", 1)[1].rstrip("/"),
+            tokens["service"],
+            data / "ca.pem",
+            args.app_id,
+            app_root,
+            transport=args.transport,
+        )
+        env["QRADAR_APP_UUID"] = manifest["uuid"]
         # The container's server settings (container/conf/gunicorn.conf.py); only bind and --workers vary.
         gunicorn = start(gunicorn_command(f"127.0.0.1:{args.app_port}", "--workers", str(args.workers)), env)
         _wait_for(lambda: _http_ok(f"{app_url}/debug"), "the app's /debug", 60, [console, gunicorn])
         start([py, "-m", "app.refresher"], env)
 
         console_url = f"{base_url.rstrip('/')}/console/"
-        _log(f"app:           {app_url}  (store {store})")
+        _log(f"app:           {app_url}  (through {args.transport}; store {store}, log {store / 'log'})")
         _log(f"dev console:   {base_url}  (CA: {data / 'ca.pem'})")
         _log(f"open the console page with the app's tab:  {console_url}")
         _log("users: admin, tuner1, tuner2, analyst (pick one on the page). Ctrl-C stops everything.")

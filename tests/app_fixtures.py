@@ -1,7 +1,14 @@
 """Fixtures for every test that needs the app (loaded for the whole suite from tests/conftest.py).
 
-* ``app`` — ``create_app`` with a fresh store under ``tmp_path`` and the gateway pointed at the session's
-  dev console (``devconsole`` fixture from tests/conftest.py) over HTTPS, as inside QRadar
+The app runs as inside QRadar by default: through IBM's real qpylib (``SUITE_MODE == "qpylib"``, whenever
+qpylib is importable — ``make venv`` installs it from vendor/qpylib — unless the suite is started with
+``APP_QRADAR_TRANSPORT=http``), with ``QRADAR_CONSOLE_FQDN``, ``SEC_ADMIN_TOKEN``, ``REQUESTS_CA_BUNDLE``,
+``QRADAR_APP_ID`` and ``APP_ROOT`` in the process environment, where qpylib reads them. A test or module
+runs in the other mode by overriding the ``qradar_mode`` fixture (``@pytest.mark.parametrize("qradar_mode",
+QRADAR_MODES)`` runs it in both); ``"http"`` is the app's own HTTPS transport for running outside QRadar.
+
+* ``app`` — ``create_app`` with a fresh app root under ``tmp_path`` (so a fresh store) and the gateway
+  pointed at the session's dev console (``devconsole`` fixture from tests/conftest.py) over HTTPS
   (``SEC_ADMIN_TOKEN`` = the console's ``service`` token).
 * ``registered_settings`` (automatic) — every setting registered, as at a process start.
 * ``refreshed_app`` — ``app`` after one real refresh cycle (its store holds the scenario's detections).
@@ -9,13 +16,16 @@
   cookies and returns the headers an unsafe request needs.
 * ``offline_app`` / ``offline_client`` — the same app with QRadar unreachable (a closed local port),
   for tests that need no console.
-* ``live_app`` — the app under real gunicorn on ``devconsole.app_port`` (one per session, shared by
-  tests/app, tests/ui and tests/reliability: two gunicorns cannot share the console's app port), with
-  helpers to call it through the console proxy as a user.
+* ``console_gateway`` — ``Gateway.from_env()`` in ``qradar_mode`` against the session's dev console, as the
+  refresher builds it.
+* ``live_app`` — the app under real gunicorn on ``devconsole.app_port`` in ``SUITE_MODE`` (one per session,
+  shared by tests/app, tests/ui and tests/reliability: two gunicorns cannot share the console's app port),
+  with helpers to call it through the console proxy as a user.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import socket
@@ -32,6 +42,27 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put the repo root on sys.path
     sys.path.insert(0, str(ROOT))
+
+from devconsole.launcher import app_environment, prepare_app_root  # noqa: E402
+
+QRADAR_MODES = ("qpylib", "http")
+SUITE_MODE = (
+    "qpylib"
+    if importlib.util.find_spec("qpylib") is not None and os.environ.get("APP_QRADAR_TRANSPORT") != "http"
+    else "http"
+)
+# What the test process's environment may hold that decides how the app reaches QRadar; `_fresh_app` sets
+# them all for each test (monkeypatch undoes it).
+QRADAR_ENV_NAMES = (
+    "QRADAR_CONSOLE_FQDN",
+    "SEC_ADMIN_TOKEN",
+    "REQUESTS_CA_BUNDLE",
+    "QRADAR_APP_ID",
+    "APP_ROOT",
+    "APP_STORE_DIR",
+    "APP_QRADAR_TRANSPORT",
+    "QRADAR_CONSOLE_IP",
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -59,17 +90,58 @@ def qradar_env(devconsole: Any) -> dict[str, str]:
     }
 
 
-def _fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], **config: Any):
+@pytest.fixture
+def qradar_mode() -> str:
+    """How the app reaches QRadar in this test: "qpylib" (as inside QRadar) or "http"."""
+    return SUITE_MODE
+
+
+def use_qradar_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], app_root: Path, mode: str
+) -> dict[str, str]:
+    """Make the test process's environment the one QRadar gives the app (``env`` plus ``APP_ROOT``), in
+    ``mode``; returns it. qpylib reads it on every call, so it must be the real process environment."""
+    full = app_environment(
+        env.get("QRADAR_CONSOLE_FQDN", ""),
+        env.get("SEC_ADMIN_TOKEN", ""),
+        env.get("REQUESTS_CA_BUNDLE", ""),
+        int(env.get("QRADAR_APP_ID", "0")),
+        prepare_app_root(app_root),
+        transport=mode,
+        base={},
+    )
+    if "REQUESTS_CA_BUNDLE" not in env:
+        del full["REQUESTS_CA_BUNDLE"]  # requests' own CA bundle, as for a console with a public certificate
+    for name in QRADAR_ENV_NAMES:
+        if name in full:
+            monkeypatch.setenv(name, full[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    return full
+
+
+def _fresh_app(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    env: dict[str, str],
+    mode: str = SUITE_MODE,
+    **config: Any,
+):
+    """``create_app`` as QRadar starts it, with ``env`` (see `qradar_env`) and a fresh app root under
+    ``tmp_path``: in "qpylib" mode everything (gateway, store path, logging, ``q_url_for``) comes from qpylib
+    and the process environment; in "http" mode the gateway is built from ``env`` over HTTPS."""
     from app import auth, create_app
 
     auth.token_cache.clear()
-    monkeypatch.setenv("QRADAR_APP_ID", env.get("QRADAR_APP_ID", "0"))
-    return create_app({"TESTING": True, "STORE_DIR": str(tmp_path / "store"), "QRADAR_ENV": env, **config})
+    full = use_qradar_environment(monkeypatch, env, tmp_path / "app-root", mode)
+    if mode == "qpylib":
+        return create_app({"TESTING": True, **config})
+    return create_app({"TESTING": True, "STORE_DIR": str(tmp_path / "store"), "QRADAR_ENV": full, **config})
 
 
 @pytest.fixture
-def app(devconsole: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    return _fresh_app(monkeypatch, tmp_path, qradar_env(devconsole))
+def app(devconsole: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qradar_mode: str):
+    return _fresh_app(monkeypatch, tmp_path, qradar_env(devconsole), qradar_mode)
 
 
 @pytest.fixture
@@ -91,18 +163,27 @@ def refreshed_app(app):
 
 
 @pytest.fixture
-def offline_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def offline_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qradar_mode: str):
     env = {
         "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{free_port()}",
         "SEC_ADMIN_TOKEN": "service-token-unused",
         "QRADAR_APP_ID": "1101",
     }
-    return _fresh_app(monkeypatch, tmp_path, env)
+    return _fresh_app(monkeypatch, tmp_path, env, qradar_mode)
 
 
 @pytest.fixture
 def offline_client(offline_app):
     return offline_app.test_client()
+
+
+@pytest.fixture
+def console_gateway(devconsole: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qradar_mode: str):
+    """``Gateway.from_env()`` in ``qradar_mode`` against the session's dev console (``poll_wait_s=1``)."""
+    from app.qradar import Gateway
+
+    env = use_qradar_environment(monkeypatch, qradar_env(devconsole), tmp_path / "app-root", qradar_mode)
+    return Gateway.from_env(None if qradar_mode == "qpylib" else env, poll_wait_s=1)
 
 
 @pytest.fixture
@@ -147,17 +228,21 @@ class LiveApp:
 
 @pytest.fixture(scope="session")
 def live_app(devconsole: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    """gunicorn in ``SUITE_MODE`` with its app root (``store_dir`` is its ``store/``) under a session tmp dir."""
     from devconsole.launcher import start_app, stop_process
 
-    store = tmp_path_factory.mktemp("live_store")
-    env = {
-        **os.environ,
-        **qradar_env(devconsole),
-        "APP_STORE_DIR": str(store),
-        "APP_QRADAR_TRANSPORT": "http",
-    }
+    app_root = prepare_app_root(tmp_path_factory.mktemp("live_app_root"))
+    env = app_environment(
+        f"127.0.0.1:{devconsole.port}",
+        devconsole.tokens["service"],
+        devconsole.ca_path,
+        devconsole.app_id,
+        app_root,
+        transport=SUITE_MODE,
+    )
+    store = app_root / "store"
     base_url = f"http://127.0.0.1:{devconsole.app_port}"
-    log_path = store / "gunicorn.log"
+    log_path = store / "log" / "gunicorn.log"
     proc = start_app(devconsole.app_port, env, log_path)
     try:
         yield LiveApp(base_url, devconsole, store, proc)

@@ -1,4 +1,5 @@
-"""Session fixtures shared by every test: a seeded dev console over real HTTPS.
+"""Session fixtures shared by every test: a seeded dev console over real HTTPS, and the test process set up
+as the app's container (``APP_ROOT``; see ``app_root_for_the_session``).
 
 ``devconsole`` seeds a small scenario through the real CLI (``python -m devconsole seed``), starts
 ``python -m devconsole serve`` as a subprocess on a free port (proxying to ``app_port``, where app tests
@@ -31,7 +32,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from devconsole.faults import FaultClient  # noqa: E402
-from devconsole.launcher import start_serve, stop_serve  # noqa: E402
+from devconsole.launcher import prepare_app_root, start_serve, stop_serve  # noqa: E402
 
 # The app's fixtures (app, client, login, live_app, ...) for every folder of the suite.
 pytest_plugins = ["tests.app_fixtures"]
@@ -61,6 +62,18 @@ def check_qradar_error(response: requests.Response, status: int, code: int) -> d
 def assert_qradar_error():
     """The QRadar error-body check, for tests in any folder."""
     return check_qradar_error
+
+
+@pytest.fixture(scope="session", autouse=True)
+def app_root_for_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``APP_ROOT`` for the whole test process, laid out like the container's ``/opt/app-root``: inside
+    QRadar it is always set, and qpylib (the suite's default mode) needs it for ``create_log`` and
+    ``get_store_path`` wherever a test calls ``create_app``. The app fixtures give each test an app root (and
+    so a store) of its own on top of this."""
+    app_root = prepare_app_root(tmp_path_factory.mktemp("app-root"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("APP_ROOT", str(app_root))
+        yield app_root
 
 
 def free_port() -> int:

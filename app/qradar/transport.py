@@ -2,12 +2,19 @@
 
 Two transports with one method, ``request(method, path, ...) -> requests.Response``:
 
-* `QpylibTransport` — inside QRadar: every call goes through ``qpylib.REST`` (qpylib is preinstalled in the
-  base image and not on PyPI, so it is imported lazily, only here).
-* `HttpTransport` — outside QRadar (dev console, a workstation against a real console): behaves like
-  ``qpylib.REST``: ``https://$QRADAR_CONSOLE_FQDN/<path>``, ``Host: 127.0.0.1`` unless given, ``SEC`` from
-  ``SEC_ADMIN_TOKEN`` or else the request's ``SEC`` cookie, the ``QRadarCSRF`` cookie forwarded as a header,
-  a ``Version`` header, TLS verified against ``REQUESTS_CA_BUNDLE``, connect/read timeouts.
+* `QpylibTransport` — inside QRadar: every call goes through IBM's ``qpylib.REST`` (qpylib is preinstalled in
+  the base image and not on PyPI, so it is imported lazily, only here; the dev virtualenv installs the same
+  2.0.9 from vendor/qpylib). qpylib reads the container's environment on every call: ``QRADAR_CONSOLE_FQDN``
+  (the URL is ``https://$QRADAR_CONSOLE_FQDN/<path>``), ``SEC_ADMIN_TOKEN`` (replaces any ``SEC``),
+  ``QRADAR_REST_PROXY``; it verifies TLS with requests' default, which honours ``REQUESTS_CA_BUNDLE`` (how
+  the container trusts the console's CA), and sends ``Host: 127.0.0.1`` and the request's ``SEC`` and
+  ``QRadarCSRF`` cookies as headers. Only qpylib's ``REST`` is used: its ``ArielSearch.cancel()`` sends
+  ``status=CANCELLED``, which API 26.0 does not accept (the gateway sends ``CANCELED``).
+* `HttpTransport` — outside QRadar (``APP_QRADAR_TRANSPORT=http``: a workstation against a real console,
+  tools that have no app root): behaves like ``qpylib.REST`` over a ``requests`` session of its own, with
+  connect/read timeouts and TLS verified against ``REQUESTS_CA_BUNDLE``.
+
+Which one: `qpylib_available()` — qpylib importable and ``APP_QRADAR_TRANSPORT`` not ``http``.
 
 Acting as the logged-in user: qpylib overwrites ``SEC`` with ``SEC_ADMIN_TOKEN`` whenever that is set, so
 anything asked on behalf of the user (who they are, their capabilities) must use `HttpTransport` with an
@@ -47,9 +54,13 @@ class Transport(Protocol):
     ) -> requests.Response: ...
 
 
+TRANSPORT_SWITCH = "APP_QRADAR_TRANSPORT"  # "http" runs the app without qpylib (outside QRadar)
+
+
 def qpylib_available() -> bool:
-    """True when qpylib can be imported (inside a qradar-app-base container)."""
-    if os.environ.get("APP_QRADAR_TRANSPORT") == "http":
+    """True when the app runs through qpylib: it is importable (qradar-app-base ships it, the dev virtualenv
+    installs it) and ``APP_QRADAR_TRANSPORT`` is not ``http``."""
+    if os.environ.get(TRANSPORT_SWITCH) == "http":
         return False
     return importlib.util.find_spec("qpylib") is not None
 
@@ -174,9 +185,9 @@ class HttpTransport:
 class QpylibTransport:
     """Inside QRadar: every call through ``qpylib.REST`` (which adds SEC/QRadarCSRF/Host itself)."""
 
-    def __init__(self, api_version: str | None = "26.0", qpylib_module: Any = None) -> None:
+    def __init__(self, api_version: str | None = "26.0") -> None:
         self.api_version = api_version
-        self._qpylib = qpylib_module
+        self._qpylib: Any = None
 
     @property
     def qpylib(self) -> Any:
@@ -208,6 +219,10 @@ class QpylibTransport:
             kwargs["timeout"] = timeout
         try:
             return self.qpylib.REST(method, path.lstrip("/"), **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise QRadarUnavailable(
+                f"TLS verification of the QRadar console failed (REQUESTS_CA_BUNDLE must hold its CA): {exc}"
+            ) from exc
         except requests.exceptions.Timeout as exc:
             raise QRadarUnavailable(f"QRadar did not answer {method} {path} in time") from exc
         except requests.exceptions.RequestException as exc:
@@ -217,7 +232,9 @@ class QpylibTransport:
 
 
 def transport_from_env(env: Mapping[str, str] | None = None, api_version: str | None = "26.0") -> Transport:
-    """qpylib inside QRadar, else HTTP configured from the environment."""
+    """`QpylibTransport` when ``env`` is None and `qpylib_available()` (qpylib reads the process environment
+    itself); otherwise `HttpTransport` from ``env`` (default ``os.environ``) — an explicit mapping, as tests and
+    tools that talk to another console pass, always means HTTP."""
     if env is None and qpylib_available():
         return QpylibTransport(api_version=api_version)
     return HttpTransport.from_env(env, api_version=api_version)

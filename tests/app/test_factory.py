@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import requests
 from flask import render_template_string
 
 import app as app_package
+from tests.app_fixtures import QRADAR_MODES, SUITE_MODE, _fresh_app
 
 
 def test_debug_answers_200_json(offline_client):
@@ -42,7 +44,8 @@ def test_theme_from_first_url_is_remembered(offline_app):
     assert client.get("/_theme_probe?theme=<script>").text == "light cds--g10"  # unknown values ignored
 
 
-def test_q_url_for_builds_console_proxy_urls(offline_app):
+@pytest.mark.parametrize("qradar_mode", QRADAR_MODES)
+def test_q_url_for_builds_console_proxy_urls(offline_app, qradar_mode):
     q_url_for = offline_app.jinja_env.globals["q_url_for"]
     with offline_app.test_request_context("/", headers={"X-Console-Host": "console.example.com"}):
         assert q_url_for("debug") == "https://console.example.com/console/plugins/1101/app_proxy/debug"
@@ -54,11 +57,30 @@ def test_q_url_for_builds_console_proxy_urls(offline_app):
         assert q_url_for("debug") == "/debug"  # no console host: relative, like qpylib with app id 0
 
 
-def test_q_url_for_is_relative_without_an_app_id(monkeypatch, tmp_path):
-    monkeypatch.setenv("QRADAR_APP_ID", "0")
-    flask_app = app_package.create_app({"TESTING": True, "STORE_DIR": str(tmp_path)})
+@pytest.mark.parametrize("qradar_mode", QRADAR_MODES)
+def test_q_url_for_is_relative_without_an_app_id(monkeypatch, tmp_path, qradar_mode):
+    env = {"QRADAR_CONSOLE_FQDN": "127.0.0.1:9", "SEC_ADMIN_TOKEN": "unused", "QRADAR_APP_ID": "0"}
+    flask_app = _fresh_app(monkeypatch, tmp_path, env, qradar_mode)
     with flask_app.test_request_context("/", headers={"X-Console-Host": "console.example.com"}):
         assert flask_app.jinja_env.globals["q_url_for"]("debug") == "/debug"
+
+
+@pytest.mark.parametrize("qradar_mode", QRADAR_MODES)
+def test_the_transport_follows_the_mode(offline_app, qradar_mode):
+    """qpylib's own functions in qpylib mode; the app's look-alikes with APP_QRADAR_TRANSPORT=http."""
+    from app.qradar import HttpTransport, QpylibTransport, get_gateway
+
+    with offline_app.app_context():
+        transport = get_gateway().transport
+    if qradar_mode == "qpylib":
+        from qpylib import qpylib
+
+        assert isinstance(transport, QpylibTransport)
+        assert offline_app.jinja_env.globals["q_url_for"] is qpylib.q_url_for
+        assert Path(offline_app.config["DATABASE"]).parent == Path(qpylib.get_store_path())
+    else:
+        assert isinstance(transport, HttpTransport)
+        assert offline_app.jinja_env.globals["q_url_for"].__module__ == "app"
 
 
 def test_errors_are_json_never_html(offline_app):
@@ -162,3 +184,22 @@ def test_gunicorn_serves_debug_directly_and_through_the_console(live_app):
     proxied = live_app.session_as("analyst").get(live_app.proxy_url("debug"), timeout=10)
     assert proxied.status_code == 200
     assert proxied.json()["app_id"] == live_app.console.app_id
+
+
+@pytest.mark.slow
+def test_live_app_links_through_the_console_proxy(live_app):
+    """The tab's asset URLs (q_url_for: qpylib's in qpylib mode) point at the console proxy, which serves them;
+    the app logged its start in its app root's store/log/app.log."""
+    console = live_app.console
+    session = live_app.session_as("analyst")
+    tab = session.get(live_app.proxy_url("tab/"), timeout=30)
+    assert tab.status_code == 200, tab.text[:500]
+    script = (
+        f"https://127.0.0.1:{console.port}/console/plugins/{console.app_id}/app_proxy/static/js/common.js"
+    )
+    assert f'src="{script}' in tab.text
+    asset = session.get(script, timeout=30)
+    assert asset.status_code == 200 and "javascript" in asset.headers["Content-Type"]
+    app_log = (live_app.store_dir / "log" / "app.log").read_text()
+    transport = "qpylib" if SUITE_MODE == "qpylib" else "HTTP"
+    assert f"started: app id {console.app_id}, " in app_log and f"QRadar through {transport}" in app_log

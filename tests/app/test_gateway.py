@@ -1,6 +1,9 @@
 """The QRadar gateway against the dev console over real HTTPS: Ariel lifecycle, paging, cancel, searches
 left running and polled later, per-call time bounds, the cached column lookup, timeouts, error mapping,
-reference data, offenses, log source types, and the user's own identity."""
+reference data, offenses, log source types, and the user's own identity.
+
+Tests on ``gw`` run in both transports (IBM's qpylib, as inside QRadar, and HTTP); those that build an
+`HttpTransport` of their own test what only it has (client timeouts, its TLS settings)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from app.qradar import (
     SearchTimeout,
 )
 from app.qradar.gateway import RUNNING_STATES
+from tests.app_fixtures import QRADAR_MODES
 
 WINDOW_DAYS = 3650
 ALL_EVENTS_AQL = f"SELECT starttime, qid, logsourceid FROM events ORDER BY starttime LAST {WINDOW_DAYS} DAYS"
@@ -63,9 +67,15 @@ def recording_gateway(devconsole, **gateway_kwargs) -> tuple[Gateway, RecordingT
     return Gateway(recorder, poll_wait_s=1, **gateway_kwargs), recorder
 
 
+@pytest.fixture(params=QRADAR_MODES)
+def qradar_mode(request) -> str:
+    """Every test using ``gw`` runs through IBM's qpylib (as inside QRadar) and through the HTTP transport."""
+    return request.param
+
+
 @pytest.fixture
-def gw(devconsole) -> Gateway:
-    return make_gateway(devconsole)
+def gw(console_gateway) -> Gateway:
+    return console_gateway
 
 
 @pytest.fixture

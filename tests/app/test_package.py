@@ -3,6 +3,8 @@ the same tree gives the same bytes."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -112,4 +114,27 @@ def test_nothing_that_must_stay_out(built):
         parts = name.split("/")
         assert "__pycache__" not in parts and not name.endswith((".pyc", ".db", ".db-wal", ".log")), name
         assert parts[-1] not in ("qenv.ini", "secret_key", "requirements.txt", "tokens.json", "ca.pem"), name
-        assert parts[0] not in ("tests", "devconsole", "store", "var", "bench", ".venv"), name
+        assert parts[0] not in ("tests", "devconsole", "store", "var", "bench", ".venv", "vendor"), name
+        assert "qpylib" not in name.lower(), (
+            name
+        )  # the base image ships qpylib; the vendored wheel is for dev
+
+
+def test_qpylib_is_installed_for_development_only():
+    """requirements/dev.txt installs the vendored wheel (the one vendor/qpylib/README.md describes);
+    requirements/app.txt, which build.sh bundles from, never names it."""
+
+    def requirement_lines(name: str) -> list[str]:
+        lines = (ROOT / "requirements" / name).read_text().splitlines()
+        return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+    (wheel,) = [line for line in requirement_lines("dev.txt") if "qpylib" in line]
+    assert wheel == "./vendor/qpylib/qpylib-2.0.9-py3-none-any.whl"
+    digest = hashlib.sha256((ROOT / wheel).read_bytes()).hexdigest()
+    assert f"sha256 `{digest}`" in (ROOT / "vendor" / "qpylib" / "README.md").read_text()
+    assert (
+        "Apache License\n                           Version 2.0"
+        in (ROOT / "vendor/qpylib/LICENSE.txt").read_text()
+    )
+    assert importlib.metadata.version("qpylib") == "2.0.9"
+    assert not [line for line in requirement_lines("app.txt") if "qpylib" in line.lower()]

@@ -1,4 +1,5 @@
-"""`make run`'s launcher: console + gunicorn + refresher wired together, URL printed, Ctrl-C stops all."""
+"""`make run`'s launcher: console + gunicorn + refresher wired together through qpylib, URL printed, Ctrl-C
+stops all."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def test_run_all_serves_the_tab_through_the_console_and_stops_on_ctrl_c(devconso
             "devconsole.run_all",
             "--data",
             str(data),
-            "--store",
-            str(tmp_path / "store"),
+            "--app-root",
+            str(tmp_path / "app-root"),
             "--console-port",
             str(console_port),
             "--app-port",
@@ -85,10 +86,20 @@ def test_run_all_serves_the_tab_through_the_console_and_stops_on_ctrl_c(devconso
             ).stdout.split()
         ]
         assert len(children) == 3  # dev console, gunicorn master, refresher
+        # As inside QRadar: the refresher goes through qpylib too (its first log line says so).
+        while not any("refresher started:" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(lines[-30:])
+            lines.append(line)
+        assert "refresher started: QRadar through qpylib" in "".join(lines)
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest[-2000:]
     assert "stopping" in rest
+    # qpylib's store (APP_ROOT/store) and log (store/log/app.log).
+    store = tmp_path / "app-root" / "store"
+    assert "QRadar through qpylib" in (store / "log" / "app.log").read_text()
+    assert (store / "cloud_account_watch.db").is_file()
     time.sleep(0.5)
     assert [pid for pid in children if _alive(pid)] == []
