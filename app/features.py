@@ -8,9 +8,8 @@ own) and registered here only: importing a module never registers anything.
 
 from __future__ import annotations
 
-import os
-
 import importlib
+import os
 from typing import TYPE_CHECKING
 
 from app import settings
