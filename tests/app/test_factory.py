@@ -80,7 +80,7 @@ def test_the_transport_follows_the_mode(offline_app, qradar_mode):
         assert Path(offline_app.config["DATABASE"]).parent == Path(qpylib.get_store_path())
     else:
         assert isinstance(transport, HttpTransport)
-        assert offline_app.jinja_env.globals["q_url_for"].__module__ == "app"
+        assert offline_app.jinja_env.globals["q_url_for"].__module__ == "app.api.urls"
 
 
 def test_errors_are_json_never_html(offline_app):
