@@ -9,6 +9,8 @@ Screenshots go to ``test-artifacts/screens/<name>.png``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -56,8 +58,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.ui)
 
 
+def spki_sha256(cert_path: Path) -> str:
+    """Base64 SHA-256 of a certificate's public key (SubjectPublicKeyInfo), as chromium's flags take it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def trusted_keys_arg(devconsole) -> str:
+    """Chromium accepts the dev console's local CA up front. With only the contexts' ignore_https_errors,
+    every new connection first fails certificate verification and is restarted; a burst of parallel
+    requests (a page's modules and fonts) then sometimes ran out of restarts (net::ERR_TOO_MANY_RETRIES)."""
+    from devconsole.certs import ensure_certs
+
+    paths = ensure_certs(devconsole.data_dir)  # the existing files: same CA and key
+    return "--ignore-certificate-errors-spki-list=" + ",".join(
+        spki_sha256(path) for path in (paths.ca_cert, paths.server_cert)
+    )
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser(devconsole) -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail(
             "Debian chromium is missing at /usr/bin/chromium: run `make chromium` "
@@ -66,7 +92,9 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, trusted_keys_arg(devconsole)], headless=True
+        )
         yield browser
         browser.close()
 
