@@ -23,7 +23,7 @@ from app.jobs import Job, JobContext, JobRunner
 from app.offense.sync import OFFENSE_LINKS_JOB
 from app.qradar import Gateway, build_gateway, qpylib_available
 from app.store import refresh_state
-from app.store.db import connect, default_db_path, now_ms, store_dir
+from app.store.db import connect, default_db_path, store_dir
 from app.tuning.jobs import ALLOWLIST_EXPIRY_JOB, REFERENCE_DATA_JOB
 
 log = logging.getLogger("app.refresher")
@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
     log.info(
-        "refresher starting at %d: QRadar through %s, store %s, jobs: %s",
-        now_ms(),
+        "refresher started: QRadar through %s, store %s, jobs: %s",
         "qpylib" if qpylib_available() else "HTTP",
         db_path,
         ", ".join(job.name for job in JOBS),

@@ -224,7 +224,8 @@ class QpylibTransport:
                 f"TLS verification of the QRadar console failed (REQUESTS_CA_BUNDLE must hold its CA): {exc}"
             ) from exc
         except requests.exceptions.Timeout as exc:
-            raise QRadarUnavailable(f"QRadar did not answer {method} {path} in time") from exc
+            within = f"within {timeout:g} s" if timeout is not None else "in time"
+            raise QRadarUnavailable(f"QRadar did not answer {method} {path} {within}") from exc
         except requests.exceptions.RequestException as exc:
             raise QRadarUnavailable(f"cannot reach QRadar: {exc}") from exc
         except KeyError as exc:  # qpylib raises KeyError when QRADAR_CONSOLE_FQDN is unset
