@@ -18,7 +18,8 @@ AZURE_SUBSCRIPTION = "0f6d1c2b-7a8e-4b39-9c5d-3e2f1a0b9c8d"
 # Platform names as in the detection record (docs/ARCHITECTURE.md).
 AWS, AZURE_AD, OFFICE_365, GCP = "AWS", "Azure AD", "Office 365", "GCP"
 
-# Chain kinds, named after the rules in the detection issue: (a)–(c); (d) is a cross-feed twin, not a chain.
+# Chain kinds and the letter of the app's chain rule each plays, (a)–(c); rule (d), the cross-feed twin,
+# is not a chain.
 CHAIN_ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"  # (a)
 CHAIN_AWS_USER_CREDENTIAL = "aws_user_credential"  # (b)
 CHAIN_PRIVILEGE_GRANT = "privilege_grant"  # (c)

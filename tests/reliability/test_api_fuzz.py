@@ -1,4 +1,4 @@
-"""Hostile requests (issue 8, item 1): a property-based fuzz of the JSON API from its own OpenAPI document.
+"""Hostile requests: a property-based fuzz of the JSON API from its own OpenAPI document.
 
 Schemathesis turns ``/api/openapi.json`` (as served by the running app) into Hypothesis strategies per
 operation, both schema-valid ("positive") and schema-breaking ("negative") requests. Every generated request
@@ -166,9 +166,9 @@ def fuzz_operation(app: FuzzApp, operation: Any, mode: Any, examples: int, user:
         )
         if len(prepared.method) + len(prepared.path_url) + 10 > MAX_REQUEST_LINE:
             return  # not sent, so not counted
-        # One connection per request: thousands of odd requests on pooled keep-alive connections left
-        # gunicorn's gthread workers parked on idle sockets of earlier sessions, and the next request
-        # waited behind them (seen in CI). The API under test is the same either way.
+        # One connection per request: thousands of odd requests on pooled keep-alive connections would
+        # park gunicorn's gthread workers on idle sockets of earlier sessions, and the next request would
+        # wait behind them. The API under test is the same either way.
         prepared.headers["Connection"] = "close"
         response = session.send(prepared, timeout=REQUEST_TIMEOUT_S)
         check_response(case, response)

@@ -1,4 +1,4 @@
-"""Authorization matrix (issue 8, item 7): every route the app registers × {no session, analyst, tuning
+"""Authorization matrix: every route the app registers × {no session, analyst, tuning
 user, second approver, admin}, directly against the app under gunicorn and through the dev console proxy.
 
 The routes come from ``app.url_map`` (not a hand list), and `POLICY` below is the expected permission of

@@ -1,4 +1,4 @@
-"""Crash safety (issue 8, item 5): 100 ``kill -9`` of the refresher and of gunicorn workers at seeded random
+"""Crash safety: 100 ``kill -9`` of the refresher and of gunicorn workers at seeded random
 points, during refreshes (searches slowed by the dev console) and allowlist writes through the API; then the
 store is sound (see ``crashloop.py`` for the checks)."""
 

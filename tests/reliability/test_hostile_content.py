@@ -1,4 +1,4 @@
-"""Issue 8 item 2: hostile log content never runs, never breaks the layout, never becomes a formula.
+"""Hostile log content never runs, never breaks the layout, never becomes a formula.
 
 Every payload of ``HOSTILE_PAYLOADS`` is placed in every field the app extracts (actor, actor ID, target
 account / ID / type where the format carries one, user agent, correlation ID, source IP, AWS account →
