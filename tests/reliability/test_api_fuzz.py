@@ -192,6 +192,7 @@ def fuzz_operation(app: FuzzApp, operation: Any, mode: Any, examples: int, user:
 
 
 @pytest.mark.slow
+@pytest.mark.stress
 def test_fuzz_json_api_as_admin_and_without_session(fuzz_app: FuzzApp) -> None:
     per_operation: dict[str, int] = {}
     started = time.monotonic()

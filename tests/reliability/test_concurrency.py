@@ -19,6 +19,8 @@ import pytest
 
 from tests.reliability.crashloop import AppProcesses, entry_body, user_session
 
+pytestmark = pytest.mark.stress
+
 CLIENTS = 20
 ROUNDS = 20
 

@@ -13,6 +13,8 @@ import pytest
 
 from tests.reliability.crashloop import check_store, crash_loop
 
+pytestmark = pytest.mark.stress  # every test reads the one crash loop
+
 REFRESHER_KILLS = 50
 WORKER_KILLS = 50
 SEED = 8

@@ -42,7 +42,7 @@ from tests.reliability.hostile_corpus import CANARY, HOSTILE_PAYLOADS, Payload
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleBrowser, screenshot
 
 # Its own console, app and refresher, and (most tests) Debian's chromium.
-pytestmark = [pytest.mark.ui, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 PLATFORMS = ("AWS", "Azure AD", "Office 365", "GCP")
 TENANT = "5b7e2a4c-9d13-4f6e-8a21-c0ffee1136a3"
