@@ -7,7 +7,7 @@ PIP   := .venv/bin/pip
 # apt-get as root, or through sudo for a normal user.
 APT   := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: venv chromium run run-dev test lint build bench clean
+.PHONY: venv chromium run run-dev test test-fast lint build bench clean
 
 .venv/.installed: requirements/app.txt requirements/dev.txt
 	@if ! test -x $(PY); then \
@@ -41,6 +41,14 @@ test: venv chromium
 	$(PY) -m ruff format --check .
 	.venv/bin/lint-imports
 	$(PY) -m pytest
+
+# The everyday loop: everything but the browser tests (marker ui) and the crash, fuzz, load and concurrency
+# loops (marker stress); no chromium needed. Under 3 minutes on a 2-core machine.
+test-fast: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
+	$(PY) -m pytest -m "not ui and not stress"
 
 lint: venv
 	$(PY) -m ruff check .

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# name -> (full-size args, quick args). Sizes follow the issues: 1,000,000 events / detections.
+# name -> (full-size args, quick args). Full size: 1,000,000 events / detections.
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "ingest": (["--events", "1000000"], ["--events", "20000"]),
     "aql": (["--events", "1000000"], ["--events", "20000"]),

@@ -19,9 +19,8 @@ from typing import Any
 
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
 
-# Log source types the console knows out of the box. IDs 347/445/413/397 come from IBM's pySigma
-# QRadar backend (see ../shared/reference/aql-and-rest-api.md §6.1); the display strings of 445 and 397
-# are UNCONFIRMED there. 5001 for Google Cloud audit logs is this project's own choice (the real ID is
+# Log source types the console knows out of the box. IDs 347/445/413/397 are those IBM's pySigma
+# QRadar backend uses; the display strings of 445 and 397 are UNCONFIRMED there. 5001 for Google Cloud audit logs is this project's own choice (the real ID is
 # UNCONFIRMED); the app resolves IDs from names at run time, so only the names need to match a console.
 BUILTIN_LOG_SOURCE_TYPES: dict[int, str] = {
     347: "Amazon AWS CloudTrail",

@@ -34,8 +34,8 @@ if str(REPO_ROOT) not in sys.path:
 from devconsole.faults import FaultClient  # noqa: E402
 from devconsole.launcher import prepare_app_root, start_serve, stop_serve  # noqa: E402
 
-# The app's fixtures (app, client, login, live_app, ...) for every folder of the suite.
-pytest_plugins = ["tests.app_fixtures"]
+# The app's fixtures (app, client, login, live_app, ...), tab_env and the ui marking for the whole suite.
+pytest_plugins = ["tests.app_fixtures", "tests.tab_fixtures", "tests.markers"]
 
 SEED_EVENTS = 3000
 SEED = 7

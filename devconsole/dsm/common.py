@@ -3,9 +3,9 @@ typed field access, and the action classes that decide an event's low-level cate
 
 Category IDs are the event store's built-ins (``devconsole.store.BUILTIN_LOW_LEVEL_CATEGORIES``) plus
 "Privilege Escalation Succeeded" (3007, QRadar's documented ID). Which low-level category QRadar's real
-CloudTrail / Azure AD / Office 365 / Google Cloud DSMs give each event is UNCONFIRMED
-(../shared/reference/aql-and-rest-api.md §6.3); the mapping below is this console's best guess, chosen so
-that account creations land in "User Account Added" under "Authentication".
+CloudTrail / Azure AD / Office 365 / Google Cloud DSMs give each event is UNCONFIRMED; the mapping below is
+this console's best guess, chosen so that account creations land in "User Account Added" under
+"Authentication".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""manifest.json against the App Framework v2 rules (shared/reference/qradar-app-framework.md §1)."""
+"""manifest.json against the App Framework v2 manifest rules."""
 
 from __future__ import annotations
 
@@ -188,14 +188,27 @@ def test_every_manifest_url_resolves_to_a_flask_route(flask_app):
             assert (ROOT / "app" / action["icon"]).is_file() or _matches(flask_app, action["icon"])
 
 
-def test_manifest_routes_answer_json_or_html(flask_app):
-    client = flask_app.test_client()
-    fragment = client.get(f"/{MANIFEST['fragments'][0]['rest_endpoint']}/42")
-    assert fragment.status_code in (200, 401, 404, 503)
-    assert fragment.is_json
-    dashboard_url = next(
+def test_manifest_routes_answer_json(client, login, devconsole):
+    """The fragment and dashboard item QRadar calls answer JSON: a 401 error without a session; with one,
+    the fragment's ``{"html"}`` for the offense asked for and the classic dashboard item's
+    ``{"id", "title", "HTML"}``."""
+    offense_id = devconsole.scenario["offenses"][0]["id"]
+    fragment_url = f"/{MANIFEST['fragments'][0]['rest_endpoint']}/{offense_id}"
+    dashboard_url = "/" + next(
         m["url"]
         for m in MANIFEST["rest_methods"]
         if m["name"] == MANIFEST["dashboard_items"][0]["rest_method"]
     )
-    assert client.get(f"/{dashboard_url}").is_json
+    for url in (fragment_url, dashboard_url):
+        anonymous = client.get(url)
+        assert anonymous.status_code == 401, url
+        assert anonymous.json["error"]["code"] == "not_logged_in"
+    login(client, "analyst")
+    fragment = client.get(fragment_url)
+    assert fragment.status_code == 200, fragment.get_data(as_text=True)
+    assert list(fragment.json) == ["html"]
+    assert f'data-offense-id="{offense_id}"' in fragment.json["html"]
+    dashboard = client.get(dashboard_url)
+    assert dashboard.status_code == 200, dashboard.get_data(as_text=True)
+    assert sorted(dashboard.json) == ["HTML", "id", "title"]
+    assert 'class="caw-dash"' in dashboard.json["HTML"]

@@ -206,8 +206,12 @@ def test_offenses_link_the_manifest_events(seeded, db):
             )
         ]
         assert (row["start_time"], row["last_updated_time"]) == (min(times), max(times))
-        for key in offense["items"]:
-            assert item(manifest, key)["offense_id"] in (offense["id"], None)
+        for key in offense["items"]:  # an item belongs to one offense at most
+            assert item(manifest, key)["offense_id"] == offense["id"]
+    in_offenses = {key for offense in manifest["offenses"] for key in offense["items"]}
+    assert [i["offense_id"] for i in manifest["items"] if i["key"] not in in_offenses] == [None] * (
+        len(manifest["items"]) - len(in_offenses)
+    )
     closed = [o for o in manifest["offenses"] if o["status"] == "CLOSED"]
     assert (
         closed

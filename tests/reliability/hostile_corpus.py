@@ -1,4 +1,4 @@
-"""Hostile values for the reliability tests (issue 8 items 2 and 3).
+"""Hostile values for the reliability tests (hostile content and AQL injection).
 
 ``HOSTILE_PAYLOADS`` — what an attacker who controls a cloud audit record can put in any field the app
 shows: XSS (every script-running payload sets ``window.__pwned`` to its own number, so a browser test can

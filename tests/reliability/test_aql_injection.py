@@ -1,4 +1,4 @@
-"""Issue 8 item 3: every value that reaches AQL is a typed, escaped literal.
+"""Every value that reaches AQL is a typed, escaped literal.
 
 Each AQL builder in the app (`app.aql.detection` detection / follow-on / Log Activity queries,
 `app.aql.hunting`, `app.aql.offense`, the detail panel's pinned-event query in `app.tab.links` and the

@@ -1,5 +1,5 @@
-"""Concurrent allowlist edits through 4 gunicorn workers (issue 8, item 6 — the short deterministic variant
-of ``python -m bench.load``).
+"""Concurrent allowlist edits through 4 gunicorn workers (the short deterministic variant of
+``python -m bench.load``).
 
 20 clients edit the same entry in 20 rounds. In each round they all send the version they last saw at the
 same moment (a barrier): optimistic concurrency must let exactly one through and answer 409 to the other
@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from tests.reliability.crashloop import AppProcesses, entry_body, user_session
+
+pytestmark = pytest.mark.stress
 
 CLIENTS = 20
 ROUNDS = 20

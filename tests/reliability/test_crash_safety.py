@@ -1,4 +1,4 @@
-"""Crash safety (issue 8, item 5): 100 ``kill -9`` of the refresher and of gunicorn workers at seeded random
+"""Crash safety: 100 ``kill -9`` of the refresher and of gunicorn workers at seeded random
 points, during refreshes (searches slowed by the dev console) and allowlist writes through the API; then the
 store is sound (see ``crashloop.py`` for the checks)."""
 
@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.reliability.crashloop import check_store, crash_loop
+
+pytestmark = pytest.mark.stress  # every test reads the one crash loop
 
 REFRESHER_KILLS = 50
 WORKER_KILLS = 50

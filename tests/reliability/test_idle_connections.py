@@ -6,13 +6,13 @@ Three kinds of idle connection are held at once, each kind more numerous than al
 
 * connected but silent (a proxy's or browser's preconnect);
 * kept alive after a request whose body the app rejected unread (a POST without the console's CSRF
-  header is answered 403 before its body is read) — stock gunicorn 23.0.0 parked a thread on each
-  of these until the client hung up, which stalled API fuzzing in CI;
+  header is answered 403 before its body is read), which stock gunicorn 23.0.0 parks a thread on
+  until the client hangs up;
 * kept alive after a plain request.
 
 Then fresh requests, several at once so they reach every worker, must all be answered. The time limit
-is generous (a loaded 2-core CI box) because this checks that answers come, not how fast: with the old
-server options (``--workers 2 --threads 2`` and the stock worker) no answer came at all. Finally one
+is generous (a loaded 2-core machine) because this checks that answers come, not how fast: with
+``--workers 2 --threads 2`` and the stock worker no answer comes at all. Finally one
 of the kept-alive connections is reused: the rejected body must not be read as a next request.
 
 The server drains such bodies itself after answering (container/conf/gunicorn.conf.py); the second test

@@ -102,7 +102,7 @@ def test_tab_loads_with_the_seeded_detections(as_user, tab_env) -> None:
     # times carry an explicit zone (the browser's: Europe/Berlin in this context)
     assert all(t.endswith("Europe/Berlin") for t in rows_text(frame, "event_time"))
     # the overview: a total that is the sum of its platforms, a stacked chart, top initiators
-    # (its figures against the store are checked in test_tab_api.py)
+    # (its figures against the store are checked in tests/app/tab/test_tab_api.py)
     frame.wait_for_selector("#overview-tiles .caw-kpi")
     values = [int(v) for v in frame.locator("#overview-tiles .caw-kpi__value").all_inner_texts()]
     labels = frame.locator("#overview-tiles .caw-kpi__label").all_inner_texts()

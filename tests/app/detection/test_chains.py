@@ -1,4 +1,4 @@
-"""Chains (issue item 5) and the Azure AD / Office 365 twin merge, on hand-built events."""
+"""Chains and the Azure AD / Office 365 twin merge, on hand-built events."""
 
 from __future__ import annotations
 

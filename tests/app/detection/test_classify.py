@@ -1,5 +1,5 @@
 """Platform from the log source type and service-account flag from what was created — including the
-seed query's classification bugs as regression cases."""
+cases a query keyed on event names alone classifies wrongly."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 from app.aql import hunting
 from app.aql.detection import PLATFORMS
 
-# Validation test key → the scenario item that plays it (devconsole/scenario.py).
+# Validation test key → the scenario item that plays it (devconsole/scenario/attacks.py).
 SEEDED_TESTS = {
     "seed-1": "seed-test-1-azure-cli-user",
     "seed-2": "seed-test-2-aadinternals-service-principal",

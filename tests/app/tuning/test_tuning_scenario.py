@@ -25,7 +25,7 @@ from app.tuning.entries import validate_entry
 from app.tuning.preview import preview
 from tests.app.tuning.tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
 
-# The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario.py).
+# The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario/benign.py).
 PRESET_ITEMS = {
     "iac": ["benign-terraform-pipeline", "benign-cloudformation"],
     "config_management": ["benign-ansible", "benign-puppet"],
