@@ -157,12 +157,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detections", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="build the store in this directory and keep it; when it already holds one, time the queries on "
+        "it without building (no insert figures then)",
+    )
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.store) if args.store else scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         os.environ["APP_STORE_DIR"] = tmp
         db_path = Path(tmp) / "cloud_account_watch.db"
-        insert_s, last_id, statistics_s = build_store(db_path, args.detections, args.seed)
+        if args.store and db_path.exists():
+            insert_s = statistics_s = None
+            with sqlite3.connect(db_path) as conn:
+                last_id = conn.execute("SELECT MAX(id) FROM detections").fetchone()[0]
+        else:
+            insert_s, last_id, statistics_s = build_store(db_path, args.detections, args.seed)
         size_mib = db_path.stat().st_size / 2**20
 
         from app import auth, create_app
@@ -225,10 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         f"# bench.api: {args.detections:,} stored detections, {args.repeat} runs each "
         "(in-process, Flask test client)"
     )
-    print(
-        f"insert through the store layer: {insert_s:.1f} s ({args.detections / insert_s:,.0f} rows/s); "
-        f"database {size_mib:,.0f} MiB; planner statistics (the refresher's ANALYZE): {statistics_s:.2f} s"
-    )
+    if insert_s is None:
+        print(
+            f"reused the store in {args.store} (insert figures: the run that built it); database {size_mib:,.0f} MiB"
+        )
+    else:
+        print(
+            f"insert through the store layer: {insert_s:.1f} s ({args.detections / insert_s:,.0f} rows/s); "
+            f"database {size_mib:,.0f} MiB; planner statistics (the refresher's ANALYZE): {statistics_s:.2f} s"
+        )
     base = pct(results[0][1], 50) if results[0][1] else float("nan")
     print(f"{'query':<44} {'p50 ms':>9} {'p95 ms':>9} {'p50 / baseline':>15}")
     for name, values, error in results:

@@ -509,6 +509,8 @@ def has_search_index(conn: sqlite3.Connection) -> bool:
 
 
 _SEARCH_MATCH = "id IN (SELECT rowid FROM detections_search WHERE detections_search MATCH ?)"
+# An index entry tested costs about this fraction of a row looked up by id.
+_WALK_OVER_LOOKUP = 20
 # Filters the "new, not suppressed" list answers from its partial index (detections_new_active_time).
 _NEW_ACTIVE_FIELDS = frozenset({"suppressed", "triage_statuses", "since_ms", "until_ms"})
 # Filters the per-state counts of migration 0007 answer on their own (the list's total without the rows).
@@ -589,12 +591,30 @@ def list_detections(
         # Without statistics the planner prefers detections_triage_time, whose page reads the rows to test
         # suppressed_by (a deep page reads every row before it).
         source = "detections INDEXED BY detections_new_active_time"
-    rows = conn.execute(
-        f"SELECT {', '.join(LIST_FIELDS)} FROM {source} {clause} ORDER BY {order_by}, id DESC "
-        "LIMIT ? OFFSET ?",
-        [*args, limit, offset],
-    ).fetchall()
-    return [detection_to_json(r) for r in rows], int(total)
+    elif _filter_fields(f) == {"text"} and "detections_search" in clause and order_by == "event_time DESC":
+        # Many matches: walking the time index newest first and testing each id against the matches reads
+        # about (offset + limit) * stored / matches index entries and no row; few: look each match up.
+        stored = conn.execute("SELECT MAX(id) FROM detections").fetchone()[0] or 0
+        if (offset + limit) * stored <= _WALK_OVER_LOOKUP * total * total:
+            source = "detections INDEXED BY detections_time"
+            clause = clause.replace(_SEARCH_MATCH, "+" + _SEARCH_MATCH)
+    # The page's ids first (the sort carries the sort column and id only, not 33 columns per candidate),
+    # then their rows.
+    page = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT id FROM {source} {clause} ORDER BY {order_by}, id DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+    ]
+    rows = {
+        r["id"]: r
+        for r in conn.execute(
+            f"SELECT {', '.join(LIST_FIELDS)} FROM detections WHERE id IN ({','.join('?' * len(page))})", page
+        )
+    }
+    # A detection deleted between the two reads is left out of the page.
+    return [detection_to_json(rows[i]) for i in page if i in rows], int(total)
 
 
 def _filter_fields(f: DetectionFilter) -> set[str]:
