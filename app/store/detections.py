@@ -509,8 +509,10 @@ def has_search_index(conn: sqlite3.Connection) -> bool:
 
 
 _SEARCH_MATCH = "id IN (SELECT rowid FROM detections_search WHERE detections_search MATCH ?)"
-# An index entry tested costs about this fraction of a row looked up by id.
-_WALK_OVER_LOOKUP = 20
+# An index entry walked and tested in Python costs about this fraction of a row looked up by id.
+_WALK_OVER_LOOKUP = 5
+# Matches passed as parameters (SQLite before 3.32 allows 999 per statement); more: the index again.
+_IDS_PER_STATEMENT = 500
 # Filters the "new, not suppressed" list answers from its partial index (detections_new_active_time).
 _NEW_ACTIVE_FIELDS = frozenset({"suppressed", "triage_statuses", "since_ms", "until_ms"})
 # Filters the per-state counts of migration 0007 answer on their own (the list's total without the rows).
@@ -584,29 +586,27 @@ def list_detections(
     `indexed_search=False` answers text search by reading the rows (what the index must equal; tests)."""
     indexed = indexed_search and has_search_index(conn)
     clause, args = _where(f, indexed_search=indexed)
-    total = _total(conn, f, clause, args, indexed_search=indexed)
-    source = "detections"
-    new_active = f.suppressed is False and f.triage_statuses == ("new",)
-    if new_active and _filter_fields(f) <= _NEW_ACTIVE_FIELDS and order_by.startswith("event_time "):
-        # Without statistics the planner prefers detections_triage_time, whose page reads the rows to test
-        # suppressed_by (a deep page reads every row before it).
-        source = "detections INDEXED BY detections_new_active_time"
-    elif _filter_fields(f) == {"text"} and "detections_search" in clause and order_by == "event_time DESC":
-        # Many matches: walking the time index newest first and testing each id against the matches reads
-        # about (offset + limit) * stored / matches index entries and no row; few: look each match up.
-        stored = conn.execute("SELECT MAX(id) FROM detections").fetchone()[0] or 0
-        if (offset + limit) * stored <= _WALK_OVER_LOOKUP * total * total:
-            source = "detections INDEXED BY detections_time"
-            clause = clause.replace(_SEARCH_MATCH, "+" + _SEARCH_MATCH)
-    # The page's ids first (the sort carries the sort column and id only, not 33 columns per candidate),
-    # then their rows.
-    page = [
-        r[0]
-        for r in conn.execute(
-            f"SELECT id FROM {source} {clause} ORDER BY {order_by}, id DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-    ]
+    fields = _filter_fields(f)
+    phrase = search_phrase(f.text) if f.text and indexed else None
+    if fields == {"text"} and phrase is not None:
+        page, total = _search_page(conn, phrase, clause, args, order_by=order_by, limit=limit, offset=offset)
+    else:
+        total = _total(conn, f, clause, args)
+        source = "detections"
+        new_active = f.suppressed is False and f.triage_statuses == ("new",)
+        if new_active and fields <= _NEW_ACTIVE_FIELDS and order_by.startswith("event_time "):
+            # Without statistics the planner prefers detections_triage_time, whose page reads the rows to
+            # test suppressed_by (a deep page reads every row before it).
+            source = "detections INDEXED BY detections_new_active_time"
+        # The page's ids first (the sort carries the sort column and id only, not 33 columns per
+        # candidate), then their rows.
+        page = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM {source} {clause} ORDER BY {order_by}, id DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            )
+        ]
     rows = {
         r["id"]: r
         for r in conn.execute(
@@ -623,16 +623,59 @@ def _filter_fields(f: DetectionFilter) -> set[str]:
     return {name for name in DetectionFilter.__dataclass_fields__ if getattr(f, name) != getattr(empty, name)}
 
 
-def _total(
-    conn: sqlite3.Connection, f: DetectionFilter, clause: str, args: list[Any], *, indexed_search: bool
-) -> int:
-    """How many detections the filter selects, from an index or the counts of migration 0007 when one
-    answers it alone (counting 1,000,000 index entries costs 10 to 100 times a whole-table COUNT(*))."""
+def _search_page(
+    conn: sqlite3.Connection,
+    phrase: str,
+    clause: str,
+    args: list[Any],
+    *,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[int], int]:
+    """Text search alone: (the page's ids, the total), the matches read once from the trigram index."""
+    matches = [
+        r[0]
+        for r in conn.execute("SELECT rowid FROM detections_search WHERE detections_search MATCH ?", [phrase])
+    ]
+    total = len(matches)
+    if offset >= total:
+        return [], total
+    stored = conn.execute("SELECT MAX(id) FROM detections").fetchone()[0] or 0
+    if order_by == "event_time DESC" and (offset + limit) * stored <= _WALK_OVER_LOOKUP * total * total:
+        # Many matches: the time index newest first, each id tested against the matches, reads about
+        # (offset + limit) * stored / matches index entries and no row.
+        wanted, page, skip = set(matches), [], offset
+        cursor = conn.execute(
+            "SELECT id FROM detections INDEXED BY detections_time ORDER BY event_time DESC, id DESC"
+        )
+        try:
+            for (did,) in cursor:
+                if did in wanted:
+                    if skip:
+                        skip -= 1
+                    else:
+                        page.append(did)
+                        if len(page) == limit:
+                            break
+        finally:
+            cursor.close()
+        return page, total
+    # Few matches (or another order): each match looked up by id and sorted.
+    if total <= _IDS_PER_STATEMENT:
+        sql = f"SELECT id FROM detections WHERE id IN ({','.join('?' * total)})"
+        params = list(matches)
+    else:
+        sql, params = f"SELECT id FROM detections {clause}", list(args)
+    rows = conn.execute(f"{sql} ORDER BY {order_by}, id DESC LIMIT ? OFFSET ?", [*params, limit, offset])
+    return [r[0] for r in rows], total
+
+
+def _total(conn: sqlite3.Connection, f: DetectionFilter, clause: str, args: list[Any]) -> int:
+    """How many detections the filter selects; from the counts of migration 0007 when they answer it alone
+    (counting 1,000,000 index entries costs 10 to 100 times a whole-table COUNT(*))."""
     fields = _filter_fields(f)
-    phrase = search_phrase(f.text) if f.text and indexed_search else None
-    if fields == {"text"} and phrase is not None:
-        sql, params = "SELECT COUNT(*) FROM detections_search WHERE detections_search MATCH ?", [phrase]
-    elif fields and fields <= _COUNTED_FIELDS:
+    if fields and fields <= _COUNTED_FIELDS:
         where, params = ["1"], []
         if f.platforms:
             where.append(f"cloud_platform IN ({','.join('?' * len(f.platforms))})")

@@ -6,8 +6,9 @@
 -- triage, tuning, retention), like the counts of migration 0005.
 -- Reader: app/store/detections.py (list_detections).
 
--- The "new, not suppressed" list, newest first: the page from this partial index alone.
-CREATE INDEX detections_new_active_time ON detections (event_time DESC, id DESC)
+-- The "new, not suppressed" list, newest first: the page from this partial index alone (suppressed_by and
+-- triage_status, the same in every entry, are columns too so that the query naming them is index-only).
+CREATE INDEX detections_new_active_time ON detections (event_time DESC, id DESC, suppressed_by, triage_status)
     WHERE suppressed_by IS NULL AND triage_status = 'new';
 
 -- Sort by severity: a backward walk gives severity DESC, id DESC (the list's tie-break) without sorting.
