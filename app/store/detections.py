@@ -470,7 +470,9 @@ def _like(value: str) -> str:
 
 
 # What `q` searches: a detection matches when one of these contains the text, ASCII letters in any case
-# (SQLite's LIKE). Migration 0007 indexes exactly these columns (detections_search).
+# (SQLite's LIKE). Migration 0007 indexes exactly these columns: the distinct values of the repeating ones
+# (search_values_text, then the column's B-tree index to the detections), the others per detection
+# (detections_search).
 SEARCH_COLUMNS = (
     "event_name",
     "actor",
@@ -508,7 +510,19 @@ def has_search_index(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-_SEARCH_MATCH = "id IN (SELECT rowid FROM detections_search WHERE detections_search MATCH ?)"
+_VALUE_COLUMNS = ("event_name", "actor", "actor_id", "source_ip", "user_agent", "log_source")
+# The ids of the detections a search phrase matches (the phrase bound twice).
+_SEARCH_MATCHES = (
+    "WITH matched (column_name, value) AS (SELECT column_name, value FROM search_values WHERE id IN"
+    " (SELECT rowid FROM search_values_text WHERE search_values_text MATCH ?))"
+    " SELECT rowid FROM detections_search WHERE detections_search MATCH ?"
+    + "".join(
+        f" UNION SELECT id FROM detections WHERE {column} IN"
+        f" (SELECT value FROM matched WHERE column_name = '{column}')"
+        for column in _VALUE_COLUMNS
+    )
+)
+_SEARCH_MATCH = f"id IN ({_SEARCH_MATCHES})"
 # An index entry walked and tested in Python costs about this fraction of a row looked up by id.
 _WALK_OVER_LOOKUP = 5
 # Matches passed as parameters (SQLite before 3.32 allows 999 per statement); more: the index again.
@@ -559,7 +573,7 @@ def _where(f: DetectionFilter, *, indexed_search: bool = True) -> tuple[str, lis
         phrase = search_phrase(f.text) if indexed_search else None
         if phrase is not None:
             where.append(_SEARCH_MATCH)
-            args.append(phrase)
+            args += [phrase, phrase]
         else:
             where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in SEARCH_COLUMNS) + ")")
             args += [_like(f.text)] * len(SEARCH_COLUMNS)
@@ -634,10 +648,7 @@ def _search_page(
     offset: int,
 ) -> tuple[list[int], int]:
     """Text search alone: (the page's ids, the total), the matches read once from the trigram index."""
-    matches = [
-        r[0]
-        for r in conn.execute("SELECT rowid FROM detections_search WHERE detections_search MATCH ?", [phrase])
-    ]
+    matches = [r[0] for r in conn.execute(_SEARCH_MATCHES, [phrase, phrase])]
     total = len(matches)
     if offset >= total:
         return [], total
