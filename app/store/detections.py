@@ -492,7 +492,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 
 def search_phrase(text: str) -> str | None:
-    """The FTS5 query that finds `text` in detections_search (one quoted phrase: inside double quotes
+    """The FTS5 query that finds `text` in the trigram indexes (one quoted phrase: inside double quotes
     nothing is query syntax but a doubled quote, so operators and wildcards in `text` are literal), or None
     when the index cannot answer it: fewer than three characters (no trigram), or a NUL (SQLite's LIKE
     stops at it)."""
@@ -502,8 +502,8 @@ def search_phrase(text: str) -> str | None:
 
 
 def has_search_index(conn: sqlite3.Connection) -> bool:
-    """Whether migration 0007 created the trigram index (an SQLite without FTS5's trigram tokenizer
-    gets the store without it, and text search reads the rows)."""
+    """Whether migration 0007 created the trigram indexes (an SQLite without FTS5's trigram tokenizer
+    gets the store without them, and text search reads the rows)."""
     row = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'detections_search'"
     ).fetchone()
@@ -647,7 +647,7 @@ def _search_page(
     limit: int,
     offset: int,
 ) -> tuple[list[int], int]:
-    """Text search alone: (the page's ids, the total), the matches read once from the trigram index."""
+    """Text search alone: (the page's ids, the total), the matches read once from the trigram indexes."""
     matches = [r[0] for r in conn.execute(_SEARCH_MATCHES, [phrase, phrase])]
     total = len(matches)
     if offset >= total:
