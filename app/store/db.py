@@ -28,6 +28,10 @@ from typing import Any
 from flask import Flask, current_app, g
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Parts of migrations that need FTS5's trigram tokenizer (SQLite 3.34+ built with FTS5), named like the
+# migration they belong to and applied in its transaction when the SQLite has it; without it the store
+# works from the rest (the readers check for the tables).
+FTS5_TRIGRAM_DIR = MIGRATIONS_DIR / "fts5_trigram"
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 DB_FILENAME = "cloud_account_watch.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -142,6 +146,25 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def has_fts5_trigram(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite can create an FTS5 table with the trigram tokenizer."""
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.fts5_trigram_probe USING fts5(x, tokenize = 'trigram')")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.fts5_trigram_probe")
+    return True
+
+
+def _statements(conn: sqlite3.Connection, path: Path, optional_dir: Path) -> list[str]:
+    """The migration's statements, then its FTS5 trigram part when there is one and SQLite has it."""
+    statements = split_statements(path.read_text(encoding="utf-8"))
+    optional = optional_dir / path.name
+    if optional.is_file() and has_fts5_trigram(conn):
+        statements += split_statements(optional.read_text(encoding="utf-8"))
+    return statements
+
+
 def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
     """Apply pending migrations, one transaction each; returns the resulting schema version."""
     if conn.in_transaction:
@@ -158,7 +181,7 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
     for version, path in known:
         if schema_version(conn) >= version:
             continue
-        statements = split_statements(path.read_text(encoding="utf-8"))
+        statements = _statements(conn, path, directory / FTS5_TRIGRAM_DIR.name)
         with transaction(conn):  # BEGIN IMMEDIATE waits (busy_timeout) while another process migrates
             if schema_version(conn) >= version:  # someone else applied it meanwhile
                 continue

@@ -469,7 +469,71 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
+# What `q` searches: a detection matches when one of these contains the text, ASCII letters in any case
+# (SQLite's LIKE). Migration 0007 indexes exactly these columns: the distinct values of the repeating ones
+# (search_values_text, then the column's B-tree index to the detections), the others per detection
+# (detections_search).
+SEARCH_COLUMNS = (
+    "event_name",
+    "actor",
+    "actor_id",
+    "target_account",
+    "target_id",
+    "source_ip",
+    "user_agent",
+    "log_source",
+    "correlation_id",
+    "triage_note",
+)
+# The trigram index finds texts of at least three characters; shorter ones are read from the rows.
+MIN_INDEXED_TEXT = 3
+# SQLite's lower() and LIKE fold ASCII letters only; so does this (str.lower folds every script).
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def search_phrase(text: str) -> str | None:
+    """The FTS5 query that finds `text` in the trigram indexes (one quoted phrase: inside double quotes
+    nothing is query syntax but a doubled quote, so operators and wildcards in `text` are literal), or None
+    when the index cannot answer it: fewer than three characters (no trigram), or a NUL (SQLite's LIKE
+    stops at it)."""
+    if len(text) < MIN_INDEXED_TEXT or "\x00" in text:
+        return None
+    return '"' + text.translate(_ASCII_LOWER).replace('"', '""') + '"'
+
+
+def has_search_index(conn: sqlite3.Connection) -> bool:
+    """Whether migration 0007 created the trigram indexes (an SQLite without FTS5's trigram tokenizer
+    gets the store without them, and text search reads the rows)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'detections_search'"
+    ).fetchone()
+    return row is not None
+
+
+_VALUE_COLUMNS = ("event_name", "actor", "actor_id", "source_ip", "user_agent", "log_source")
+# The ids of the detections a search phrase matches (the phrase bound twice).
+_SEARCH_MATCHES = (
+    "WITH matched (column_name, value) AS (SELECT column_name, value FROM search_values WHERE id IN"
+    " (SELECT rowid FROM search_values_text WHERE search_values_text MATCH ?))"
+    " SELECT rowid FROM detections_search WHERE detections_search MATCH ?"
+    + "".join(
+        f" UNION SELECT id FROM detections WHERE {column} IN"
+        f" (SELECT value FROM matched WHERE column_name = '{column}')"
+        for column in _VALUE_COLUMNS
+    )
+)
+_SEARCH_MATCH = f"id IN ({_SEARCH_MATCHES})"
+# An index entry walked and tested in Python costs about this fraction of a row looked up by id.
+_WALK_OVER_LOOKUP = 5
+# Matches passed as parameters (SQLite before 3.32 allows 999 per statement); more: the index again.
+_IDS_PER_STATEMENT = 500
+# Filters the "new, not suppressed" list answers from its partial index (detections_new_active_time).
+_NEW_ACTIVE_FIELDS = frozenset({"suppressed", "triage_statuses", "since_ms", "until_ms"})
+# Filters the per-state counts of migration 0007 answer on their own (the list's total without the rows).
+_COUNTED_FIELDS = frozenset({"platforms", "service_accounts_only", "suppressed", "triage_statuses"})
+
+
+def _where(f: DetectionFilter, *, indexed_search: bool = True) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if f.since_ms is not None:
@@ -496,23 +560,23 @@ def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
     elif f.suppressed is False:
         where.append("suppressed_by IS NULL")
     if f.triage_statuses:
-        where.append(f"triage_status IN ({','.join('?' * len(f.triage_statuses))})")
-        args.extend(f.triage_statuses)
-    if f.text:
-        cols = (
-            "event_name",
-            "actor",
-            "actor_id",
-            "target_account",
-            "target_id",
-            "source_ip",
-            "user_agent",
-            "log_source",
-            "correlation_id",
-            "triage_note",
+        # Known statuses are written as literals: the planner matches a partial index's WHERE
+        # (detections_new_active_time) against literals only, never against bound parameters.
+        known = [s for s in f.triage_statuses if s in TRIAGE_STATUSES]
+        unknown = [s for s in f.triage_statuses if s not in TRIAGE_STATUSES]
+        terms = [f"'{s}'" for s in dict.fromkeys(known)] + ["?"] * len(unknown)
+        where.append(
+            f"triage_status = {terms[0]}" if len(terms) == 1 else f"triage_status IN ({', '.join(terms)})"
         )
-        where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
-        args += [_like(f.text)] * len(cols)
+        args.extend(unknown)
+    if f.text:
+        phrase = search_phrase(f.text) if indexed_search else None
+        if phrase is not None:
+            where.append(_SEARCH_MATCH)
+            args += [phrase, phrase]
+        else:
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in SEARCH_COLUMNS) + ")")
+            args += [_like(f.text)] * len(SEARCH_COLUMNS)
     if f.ids:
         where.append(f"id IN ({','.join('?' * len(f.ids))})")
         args.extend(f.ids)
@@ -529,16 +593,116 @@ def list_detections(
     order_by: str = "event_time DESC",
     limit: int = 50,
     offset: int = 0,
+    indexed_search: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
-    """(items, total). `order_by` must come from SORT_COLUMNS (the API layer builds it)."""
-    clause, args = _where(f)
-    total = conn.execute(f"SELECT COUNT(*) FROM detections {clause}", args).fetchone()[0]
-    rows = conn.execute(
-        f"SELECT {', '.join(LIST_FIELDS)} FROM detections {clause} ORDER BY {order_by}, id DESC "
-        "LIMIT ? OFFSET ?",
-        [*args, limit, offset],
-    ).fetchall()
-    return [detection_to_json(r) for r in rows], int(total)
+    """(items, total). `order_by` must come from SORT_COLUMNS (the API layer builds it).
+
+    `indexed_search=False` answers text search by reading the rows (what the index must equal; tests)."""
+    indexed = indexed_search and has_search_index(conn)
+    clause, args = _where(f, indexed_search=indexed)
+    fields = _filter_fields(f)
+    phrase = search_phrase(f.text) if f.text and indexed else None
+    if fields == {"text"} and phrase is not None:
+        page, total = _search_page(conn, phrase, clause, args, order_by=order_by, limit=limit, offset=offset)
+    else:
+        total = _total(conn, f, clause, args)
+        source = "detections"
+        new_active = f.suppressed is False and f.triage_statuses == ("new",)
+        if new_active and fields <= _NEW_ACTIVE_FIELDS and order_by.startswith("event_time "):
+            # Without statistics the planner prefers detections_triage_time, whose page reads the rows to
+            # test suppressed_by (a deep page reads every row before it).
+            source = "detections INDEXED BY detections_new_active_time"
+        # The page's ids first (the sort carries the sort column and id only, not 33 columns per
+        # candidate), then their rows.
+        page = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM {source} {clause} ORDER BY {order_by}, id DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            )
+        ]
+    rows = {
+        r["id"]: r
+        for r in conn.execute(
+            f"SELECT {', '.join(LIST_FIELDS)} FROM detections WHERE id IN ({','.join('?' * len(page))})", page
+        )
+    }
+    # A detection deleted between the two reads is left out of the page.
+    return [detection_to_json(rows[i]) for i in page if i in rows], int(total)
+
+
+def _filter_fields(f: DetectionFilter) -> set[str]:
+    """The names of the filter's fields that restrict the list."""
+    empty = DetectionFilter()
+    return {name for name in DetectionFilter.__dataclass_fields__ if getattr(f, name) != getattr(empty, name)}
+
+
+def _search_page(
+    conn: sqlite3.Connection,
+    phrase: str,
+    clause: str,
+    args: list[Any],
+    *,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[int], int]:
+    """Text search alone: (the page's ids, the total), the matches read once from the trigram indexes."""
+    matches = [r[0] for r in conn.execute(_SEARCH_MATCHES, [phrase, phrase])]
+    total = len(matches)
+    if offset >= total:
+        return [], total
+    stored = conn.execute("SELECT MAX(id) FROM detections").fetchone()[0] or 0
+    if order_by == "event_time DESC" and (offset + limit) * stored <= _WALK_OVER_LOOKUP * total * total:
+        # Many matches: the time index newest first, each id tested against the matches, reads about
+        # (offset + limit) * stored / matches index entries and no row.
+        wanted, page, skip = set(matches), [], offset
+        cursor = conn.execute(
+            "SELECT id FROM detections INDEXED BY detections_time ORDER BY event_time DESC, id DESC"
+        )
+        try:
+            for (did,) in cursor:
+                if did in wanted:
+                    if skip:
+                        skip -= 1
+                    else:
+                        page.append(did)
+                        if len(page) == limit:
+                            break
+        finally:
+            cursor.close()
+        return page, total
+    # Few matches (or another order): each match looked up by id and sorted.
+    if total <= _IDS_PER_STATEMENT:
+        sql = f"SELECT id FROM detections WHERE id IN ({','.join('?' * total)})"
+        params = list(matches)
+    else:
+        sql, params = f"SELECT id FROM detections {clause}", list(args)
+    rows = conn.execute(f"{sql} ORDER BY {order_by}, id DESC LIMIT ? OFFSET ?", [*params, limit, offset])
+    return [r[0] for r in rows], total
+
+
+def _total(conn: sqlite3.Connection, f: DetectionFilter, clause: str, args: list[Any]) -> int:
+    """How many detections the filter selects; from the counts of migration 0007 when they answer it alone
+    (counting 1,000,000 index entries costs 10 to 100 times a whole-table COUNT(*))."""
+    fields = _filter_fields(f)
+    if fields and fields <= _COUNTED_FIELDS:
+        where, params = ["1"], []
+        if f.platforms:
+            where.append(f"cloud_platform IN ({','.join('?' * len(f.platforms))})")
+            params.extend(f.platforms)
+        if f.service_accounts_only:
+            where.append("is_service_account = 1")
+        if f.suppressed is not None:
+            where.append("suppressed = ?")
+            params.append(int(f.suppressed))
+        if f.triage_statuses:
+            where.append(f"triage_status IN ({','.join('?' * len(f.triage_statuses))})")
+            params.extend(f.triage_statuses)
+        sql = f"SELECT COALESCE(SUM(n), 0) FROM detection_state_counts WHERE {' AND '.join(where)}"
+    else:
+        sql, params = f"SELECT COUNT(*) FROM detections {clause}", args
+    return int(conn.execute(sql, params).fetchone()[0])
 
 
 def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any] | None:

@@ -164,6 +164,58 @@ def test_counts_tables_are_backfilled_from_the_stored_detections(fixture: Path, 
         conn.close()
 
 
+@pytest.mark.parametrize("fixture", [f for f in FIXTURES if fixture_version(f) < 7], ids=lambda p: p.stem)
+def test_search_index_and_state_counts_are_backfilled_from_the_stored_detections(
+    fixture: Path, tmp_path: Path
+) -> None:
+    """0007 adds the trigram text index and per-state counts (kept by triggers from then on): a store from
+    before it gets them built from every detection it holds, so the tab's search and totals of an upgraded
+    store miss nothing."""
+    from app.store import detections
+
+    store = tmp_path / "store.db"
+    load_sql(fixture.read_text(encoding="utf-8"), store)
+    conn = db.connect(store)
+    try:
+        assert detections.has_search_index(conn)
+        states = [tuple(r) for r in conn.execute("SELECT * FROM detection_state_counts ORDER BY 1, 2, 3, 4")]
+        assert states == [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT cloud_platform, is_service_account, suppressed_by IS NOT NULL, triage_status, COUNT(*)"
+                " FROM detections GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+        ]
+        assert sum(s[-1] for s in states) == conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+
+        # Every stored value of every searched column, whole and in pieces, in both cases: the index's answer
+        # is the rows' answer (LIKE over the ten columns), and each whole value finds its detections.
+        values = {
+            v
+            for column in detections.SEARCH_COLUMNS
+            for (v,) in conn.execute(f"SELECT DISTINCT {column} FROM detections WHERE {column} != ''")
+        }
+        assert len(values) > 10
+        texts = {t for v in values for t in (v, v.upper(), v[1:6], v[-4:].swapcase()) if t.strip()}
+        found = 0
+        for text in sorted(texts):
+            f = detections.DetectionFilter(text=text.strip())
+            fast = detections.list_detections(conn, f, limit=500)
+            slow = detections.list_detections(conn, f, limit=500, indexed_search=False)
+            assert ([i["id"] for i in fast[0]], fast[1]) == ([i["id"] for i in slow[0]], slow[1]), text
+            found += fast[1] > 0
+        assert found >= len(values)
+
+        # From now on the triggers keep it: a new triage note is found at once.
+        some = conn.execute("SELECT id FROM detections ORDER BY id LIMIT 1").fetchone()[0]
+        with db.transaction(conn):
+            detections.set_triage(conn, [some], "benign", "Upgraded-NOTE", "analyst", 1)
+        items, total = detections.list_detections(conn, detections.DetectionFilter(text="upgraded-note"))
+        assert total == 1 and items[0]["id"] == some
+    finally:
+        conn.close()
+
+
 def test_store_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
     store = tmp_path / "store.db"
     load_sql(FIXTURES[-1].read_text(encoding="utf-8"), store)
