@@ -74,17 +74,29 @@ def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.Chain
 # -- the store transaction ----------------------------------------------------------------------------
 
 
-def store_detections(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> list[int]:
-    """Insert new detections, merging Azure AD / Office 365 twins; returns ids of rows inserted or changed.
-    Runs inside the caller's transaction."""
+def store_detections(
+    conn: sqlite3.Connection, records: Iterable[dict[str, Any]], matcher: Any = None
+) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+    """Insert new detections, merging Azure AD / Office 365 twins; returns (records inserted, their ids,
+    ids of stored detections a twin changed). Runs inside the caller's transaction. With `matcher`, each new row gets its
+    ``suppressed_by`` on insert. Rows go in one batch; a twin candidate first flushes the rows before it,
+    so it sees them (and ids keep the records' order)."""
     records = sorted(records, key=lambda r: (r["event_time"], r["cloud_platform"] != aqld.AZURE_AD))
     known = store.known_event_keys(conn, (r["event_key"] for r in records))
-    touched: list[int] = []
+    new: list[dict[str, Any]] = []
+    inserted: list[int] = []
+    twinned: list[int] = []
+    batch: list[dict[str, Any]] = []
     for rec in records:
         if rec["event_key"] in known:
             continue
         known.add(rec["event_key"])
+        if matcher is not None:
+            rec["suppressed_by"] = matcher.match(rec) if matcher.size else None
         if rec["cloud_platform"] in (aqld.AZURE_AD, aqld.OFFICE_365):
+            inserted += store.insert_detections(conn, batch)
+            new += batch
+            batch = []
             twin = _find_twin(conn, rec)
             if twin is not None:
                 if rec["cloud_platform"] == aqld.OFFICE_365:
@@ -98,10 +110,12 @@ def store_detections(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]
                     )
                 else:
                     store.promote_twin(conn, twin, rec)
-                touched.append(twin)
+                twinned.append(twin)
                 continue
-        touched.append(store.insert_detection(conn, rec))
-    return touched
+        batch.append(rec)
+    inserted += store.insert_detections(conn, batch)
+    new += batch
+    return new, inserted, twinned
 
 
 def _find_twin(conn: sqlite3.Connection, rec: dict[str, Any]) -> int | None:
@@ -214,22 +228,192 @@ class _Progress:
         return bool(store.open_requests(self.conn, "cancel"))
 
 
-def _search(
+class _Stream:
+    """One Ariel search read page by page, oldest first: its records wait in `buffer` until committed.
+
+    `limit()` is the time before which every row of the search has been read: the last row's starttime
+    while pages remain (rows of that millisecond may continue on the next page), then the window's end —
+    or, for a search cut by its LIMIT, the starttime of its last row (the next cycle re-reads it)."""
+
+    def __init__(
+        self,
+        gw: Gateway,
+        search_id: str,
+        record_count: int,
+        *,
+        start: int,
+        stop: int,
+        row_limit: int,
+        page_size: int,
+        build: Any,
+    ) -> None:
+        self.search_id = search_id
+        self.pages = gw.iter_result_pages(search_id, page_size, record_count) if record_count else iter(())
+        self.record_count = record_count
+        self.truncated = record_count >= row_limit > 0
+        self.start = start
+        self.stop = stop
+        self.frontier = start
+        self.done = record_count == 0
+        self.rows = 0
+        self.build = build
+        self.buffer: list[dict[str, Any]] = []
+
+    def limit(self) -> int:
+        return (self.frontier if self.truncated else self.stop) if self.done else self.frontier
+
+    def read_page(self) -> None:
+        page = next(self.pages, None)
+        if page is None:
+            self.done = True
+            return
+        self.rows += len(page)
+        build = self.build
+        for row in page:
+            record = build(row)
+            if record is not None:
+                self.buffer.append(record)
+        last = as_int(page[-1].get("starttime"))
+        if last is not None:
+            self.frontier = max(self.frontier, min(last, self.stop))
+        if self.rows >= self.record_count:
+            self.done = True
+            if self.truncated:
+                self.frontier = max(self.start + 1, self.frontier)
+
+    def take_before(self, limit: int) -> list[dict[str, Any]]:
+        """The buffered records older than `limit` (the buffer is in time order)."""
+        cut = 0
+        for record in self.buffer:
+            if record["event_time"] >= limit:
+                break
+            cut += 1
+        taken, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return taken
+
+
+def _open_search(
     gw: Gateway, aql: str, cfg: DetectionConfig, progress: _Progress, phase: str, weight: tuple[int, int]
-) -> list[dict[str, Any]]:
-    """Run one Ariel search with progress/cancel wired to the store; returns all rows."""
+) -> tuple[str, int]:
+    """Start one Ariel search and wait for it (progress and cancel wired to the store); (id, row count)."""
     low, high = weight
 
     def on_progress(status: Any) -> None:
         progress.update(phase=phase, progress=low + (high - low) * int(status.progress or 0) // 100)
 
-    return gw.run_search(
-        aql,
-        cfg.search_timeout_s,
-        page_size=cfg.page_size,
-        on_progress=on_progress,
-        should_cancel=progress.cancel_requested,
-    )
+    search_id = gw.start_search(aql)
+    try:
+        status = gw.wait_for_search(
+            search_id, cfg.search_timeout_s, on_progress, should_cancel=progress.cancel_requested
+        )
+    except BaseException:
+        _delete_search(gw, search_id)
+        raise
+    return search_id, int(status.record_count or 0)
+
+
+def _delete_search(gw: Gateway, search_id: str) -> None:
+    try:
+        gw.delete_search(search_id)
+    except (QRadarError, QRadarUnavailable) as exc:
+        log.warning("deleting Ariel search %s failed: %s", search_id, exc)
+
+
+class _Cycle:
+    """The store side of one cycle: each call to `commit` is one transaction holding a page's new rows,
+    the chains they change, suppression, and the watermark they allow."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        cfg: DetectionConfig,
+        details: dict[str, Any],
+        *,
+        start: int,
+        watermark: int | None,
+    ) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.details = details
+        self.start = start
+        self.watermark = watermark
+        self.chain_since = start - CHAIN_LOOKBACK_MS
+        self.named_keys: set[str] | None = None
+        self.inserted = 0
+        self.chains: int | None = None
+
+    def _needs_chains(
+        self, new: list[dict[str, Any]], new_follow: list[dict[str, Any]], twinned: bool
+    ) -> bool:
+        """Whether this page changes what chains are built from (`store.chain_inputs`): follow-on events,
+        twin merges, creations of a chain kind, or creations whose target a follow-on event or an AWS
+        credential names. Otherwise the chains stay as they are and recomputing them is skipped."""
+        if new_follow or twinned:
+            return True
+        if self.named_keys is None:
+            self.named_keys = store.chain_named_keys(self.conn, self.chain_since)
+        for rec in new:
+            if chainlib.is_chain_candidate(rec["cloud_platform"], rec["account_kind"]):
+                return True
+            target, target_id = rec.get("target_account"), rec.get("target_id")
+            if (target and target.lower() in self.named_keys) or (
+                target_id and target_id.lower() in self.named_keys
+            ):
+                return True
+        return False
+
+    def commit(
+        self,
+        records: list[dict[str, Any]],
+        follow_records: list[dict[str, Any]],
+        upto: int,
+        *,
+        final: dict[str, Any] | None = None,
+    ) -> None:
+        """Store `records` and `follow_records` (all older than `upto`) and move the watermark to `upto`
+        (never back), in one transaction. `final`: the cycle's last commit, with its closing state."""
+        conn = self.conn
+        at = now_ms()
+        with transaction(conn):
+            matcher = _matcher_for_new_rows(conn, at)
+            new, inserted, twinned = store_detections(conn, records, matcher)
+            new_follow: list[dict[str, Any]] = []
+            if follow_records:
+                known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
+                new_follow = [f for f in follow_records if f["event_key"] not in known]
+                store.insert_follow_ons(conn, new_follow)
+            if (inserted or twinned or new_follow) and self._needs_chains(new, new_follow, bool(twinned)):
+                self.chains = recorrelate(conn, self.chain_since, self.cfg.base_severity, at)
+                self.named_keys = None
+            if twinned:
+                _apply_suppression(conn, at, twinned)
+            self.inserted += len(inserted) + len(twinned)
+            self.watermark = upto if self.watermark is None else max(self.watermark, upto)
+            self.details.update(heartbeat_ms=at, inserted=self.inserted)
+            if final is None:
+                save_refresh_state(conn, JOB, watermark_ms=self.watermark, details=self.details)
+                return
+            purged = store.purge_older_than(conn, final.pop("purge_before"))
+            self.details.update(purged=purged, **final)
+            save_refresh_state(
+                conn,
+                JOB,
+                watermark_ms=self.watermark,
+                last_finished_ms=at,
+                last_success_ms=at,
+                last_status="ok",
+                last_error=None,
+                details=self.details,
+            )
+
+
+def _matcher_for_new_rows(conn: sqlite3.Connection, at_ms: int) -> Any:
+    """Tuning's allowlist matcher for rows about to be inserted, when that package is installed."""
+    try:
+        from app.tuning import suppress
+    except ImportError:
+        return None
+    return suppress.matcher_for_new_rows(conn, at_ms)
 
 
 def refresh_once(
@@ -249,11 +433,19 @@ def refresh_once(
         "failures": int((state.get("details") or {}).get("failures", 0)),
     }
     with transaction(conn):
-        save_refresh_state(conn, JOB, last_started_ms=stop, last_status="running", details=details)
+        save_refresh_state(
+            conn,
+            JOB,
+            last_started_ms=stop,
+            last_status="running",
+            runs=int(state.get("runs") or 0) + 1,
+            details=details,
+        )
         # Cancel requests made while nothing ran are void; a new one will stop this cycle.
         store.mark_requests_handled(conn, "cancel", stop)
     progress = _Progress(conn, details)
     result = CycleResult(status="ok", stop_ms=stop)
+    searches: list[str] = []
     try:
         cfg = cfg or load_config(conn, gw)
         watermark = state.get("watermark_ms")
@@ -261,74 +453,92 @@ def refresh_once(
         start = max(0, min(start, stop - 1))
         result.start_ms = start
         progress.update(force=True, window=[start, stop], phase="detections")
-
-        rows = _search(gw, aqld.detection_query(cfg.spec, start, stop), cfg, progress, "detections", (0, 70))
-        result.rows_fetched = len(rows)
-        new_watermark = stop
-        if len(rows) >= cfg.spec.row_limit and rows:
-            # Truncated: continue from the last row read (the overlap re-reads its millisecond).
-            new_watermark = max(start + 1, as_int(rows[-1].get("starttime")) or start + 1)
+        row_limit = cfg.spec.row_limit
         stored_at = now_ms()
-        records = [r for r in (build_detection(row, cfg, stored_at) for row in rows) if r is not None]
-        del rows
 
-        follow_rows: list[dict[str, Any]] = []
-        if cfg.follow_on and (records or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
-            follow_rows = _search(
+        search_id, count = _open_search(
+            gw, aqld.detection_query(cfg.spec, start, stop), cfg, progress, "detections", (0, 45)
+        )
+        searches.append(search_id)
+        streams = [
+            _Stream(
                 gw,
-                aqld.follow_on_query(cfg.follow_on, start, new_watermark, cfg.spec.row_limit),
+                search_id,
+                count,
+                start=start,
+                stop=stop,
+                row_limit=row_limit,
+                page_size=cfg.page_size,
+                build=lambda row: build_detection(row, cfg, stored_at),
+            )
+        ]
+        if cfg.follow_on and (count or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
+            search_id, count = _open_search(
+                gw,
+                aqld.follow_on_query(cfg.follow_on, start, stop, row_limit),
                 cfg,
                 progress,
                 "follow-on events",
-                (70, 90),
+                (45, 50),
             )
-            if len(follow_rows) >= cfg.spec.row_limit and follow_rows:
-                new_watermark = min(
-                    new_watermark, max(start + 1, as_int(follow_rows[-1].get("starttime")) or start + 1)
+            searches.append(search_id)
+            streams.append(
+                _Stream(
+                    gw,
+                    search_id,
+                    count,
+                    start=start,
+                    stop=stop,
+                    row_limit=row_limit,
+                    page_size=cfg.page_size,
+                    build=lambda row: build_follow_on(row, cfg, stored_at),
                 )
-        result.follow_on_rows = len(follow_rows)
-        follow_records = [
-            r for r in (build_follow_on(row, cfg, stored_at) for row in follow_rows) if r is not None
-        ]
-        progress.update(force=True, phase="storing", progress=90)
-
-        # Everything below commits together with the watermark, or not at all.
+            )
+        detections_stream = streams[0]
+        follow_stream = streams[1] if len(streams) > 1 else None
+        cycle = _Cycle(conn, cfg, details, start=start, watermark=watermark)
+        total = sum(s.record_count for s in streams) or 1
+        committed = start
+        # Pages in time order across both searches: read the one that lags, commit what both have read.
+        while not all(s.done for s in streams):
+            if progress.cancel_requested():
+                raise SearchCancelled(detections_stream.search_id)
+            lagging = min((s for s in streams if not s.done), key=lambda s: s.limit())
+            lagging.read_page()
+            upto = min(s.limit() for s in streams)
+            if upto > committed and not all(s.done for s in streams):
+                cycle.commit(
+                    detections_stream.take_before(upto),
+                    follow_stream.take_before(upto) if follow_stream else [],
+                    upto,
+                )
+                committed = upto
+            read = sum(s.rows for s in streams)
+            progress.update(phase="storing", progress=50 + 50 * read // total, rows_fetched=read)
+        upto = min(s.limit() for s in streams)
+        truncated = any(s.truncated for s in streams)
+        result.rows_fetched = detections_stream.rows
+        result.follow_on_rows = follow_stream.rows if follow_stream else 0
         at = now_ms()
-        with transaction(conn):
-            touched = store_detections(conn, records)
-            known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
-            new_follow = [f for f in follow_records if f["event_key"] not in known]
-            for f in new_follow:
-                store.insert_follow_on(conn, f)
-            if touched or new_follow:
-                result.chains = recorrelate(conn, start - CHAIN_LOOKBACK_MS, cfg.base_severity, at)
-            purged = store.purge_older_than(conn, stop - cfg.retention_ms)
-            suppressed = _apply_suppression(conn, at, touched) if touched else False
-            details.update(
-                phase="done",
-                progress=100,
-                failures=0,
-                inserted=len(touched),
-                rows_fetched=result.rows_fetched,
-                follow_on_rows=result.follow_on_rows,
-                purged=purged,
-                suppression_applied=suppressed,
-                heartbeat_ms=at,
-                next_refresh_ms=at + cfg.interval_s * 1000,
-            )
-            save_refresh_state(
-                conn,
-                JOB,
-                watermark_ms=new_watermark,
-                last_finished_ms=at,
-                last_success_ms=at,
-                last_status="ok",
-                last_error=None,
-                runs=int(state.get("runs") or 0) + 1,
-                details=details,
-            )
-        result.inserted = len(touched)
-        result.watermark_ms = new_watermark
+        cycle.commit(
+            detections_stream.take_before(upto),
+            follow_stream.take_before(upto) if follow_stream else [],
+            upto,
+            final={
+                "purge_before": stop - cfg.retention_ms,
+                "phase": "done",
+                "progress": 100,
+                "failures": 0,
+                "rows_fetched": result.rows_fetched,
+                "follow_on_rows": result.follow_on_rows,
+                "suppression_applied": True,
+                # A search cut by its LIMIT: the backlog continues at once.
+                "next_refresh_ms": at if truncated else at + cfg.interval_s * 1000,
+            },
+        )
+        result.inserted = cycle.inserted
+        result.chains = cycle.chains or 0
+        result.watermark_ms = cycle.watermark
         result.details = details
         return result
     except SearchCancelled:
@@ -339,6 +549,9 @@ def refresh_once(
     except Exception as exc:  # the store stays as it was; the loop retries with backoff instead of dying
         log.exception("detection refresh failed")
         return _finish_failed(conn, state, details, result, "error", f"internal error: {exc}", cfg)
+    finally:
+        for search_id in searches:
+            _delete_search(gw, search_id)
 
 
 def _finish_failed(
@@ -364,7 +577,6 @@ def _finish_failed(
             last_finished_ms=at,
             last_status=status,
             last_error=message if status == "error" else None,
-            runs=int(state.get("runs") or 0) + 1,
             details=details,
         )
         if status == "cancelled":
