@@ -246,6 +246,7 @@ class _Stream:
         row_limit: int,
         page_size: int,
         build: Any,
+        counted_from: int,
     ) -> None:
         self.search_id = search_id
         self.pages = gw.iter_result_pages(search_id, page_size, record_count) if record_count else iter(())
@@ -258,6 +259,9 @@ class _Stream:
         self.rows = 0
         self.build = build
         self.buffer: list[dict[str, Any]] = []
+        # Rows read per minute from `counted_from` on (the next cycle's overlap), by their starttime.
+        self.counted_from = counted_from
+        self.minute_counts: dict[int, int] = {}
 
     def limit(self) -> int:
         return (self.frontier if self.truncated else self.stop) if self.done else self.frontier
@@ -269,10 +273,15 @@ class _Stream:
             return
         self.rows += len(page)
         build = self.build
+        counts = self.minute_counts
         for row in page:
             record = build(row)
             if record is not None:
                 self.buffer.append(record)
+            t = as_int(row.get("starttime"))
+            if t is not None and t >= self.counted_from:
+                minute = t - t % aqld.MINUTE_MS
+                counts[minute] = counts.get(minute, 0) + 1
         last = as_int(page[-1].get("starttime"))
         if last is not None:
             self.frontier = max(self.frontier, min(last, self.stop))
@@ -369,6 +378,7 @@ class _Cycle:
         upto: int,
         *,
         final: dict[str, Any] | None = None,
+        answers_request: int | None = None,
     ) -> None:
         """Store `records` and `follow_records` (all older than `upto`) and move the watermark to `upto`
         (never back), in one transaction. `final`: the cycle's last commit, with its closing state."""
@@ -394,6 +404,8 @@ class _Cycle:
                 save_refresh_state(conn, JOB, watermark_ms=self.watermark, details=self.details)
                 return
             purged = store.purge_older_than(conn, final.pop("purge_before"))
+            if answers_request is not None:
+                store.mark_requests_handled(conn, "refresh", at, up_to_id=answers_request)
             self.details.update(purged=purged, **final)
             save_refresh_state(
                 conn,
@@ -416,11 +428,83 @@ def _matcher_for_new_rows(conn: sqlite3.Connection, at_ms: int) -> Any:
     return suppress.matcher_for_new_rows(conn, at_ms)
 
 
+def _minute(t: int) -> int:
+    return t - t % aqld.MINUTE_MS
+
+
+def _changed_since(
+    gw: Gateway,
+    cfg: DetectionConfig,
+    progress: _Progress,
+    count_aql: Any,
+    before: dict[str, int] | None,
+    watermark: int,
+    phase: str,
+) -> tuple[int, dict[int, int] | None, int]:
+    """Where one query's re-read of the overlap starts: the first minute of [watermark − overlap,
+    watermark) whose row count differs from what the last cycle read (an event stored late), else the
+    watermark. Returns (start, the counts QRadar gave now or None when not asked, rows fetched). Without
+    counts from the last cycle the whole overlap is re-read, as the first time."""
+    low = _minute(watermark - cfg.overlap_ms)
+    if before is None:
+        return low, None, 0
+    search_id, count = _open_search(gw, count_aql(low, watermark), cfg, progress, phase, (0, 5))
+    try:
+        rows = (
+            [r for page in gw.iter_result_pages(search_id, max(count, 1), count) for r in page]
+            if count
+            else []
+        )
+    finally:
+        _delete_search(gw, search_id)
+    now_counts: dict[int, int] = {}
+    for row in rows:
+        minute, n = as_int(row.get("minute_ms")), as_int(row.get("n"))
+        if minute is not None and n:
+            now_counts[minute] = now_counts.get(minute, 0) + n
+    old = {int(k): int(v) for k, v in before.items() if int(k) >= low}
+    changed = [m for m in set(now_counts) | set(old) if now_counts.get(m, 0) != old.get(m, 0)]
+    return (min(changed) if changed else watermark), now_counts, len(rows)
+
+
+def _tail_counts(
+    stream: _Stream | None,
+    checked: dict[int, int] | None,
+    checked_from: int | None,
+    watermark: int,
+    overlap_ms: int,
+) -> dict[str, int] | None:
+    """Rows per minute over [watermark − overlap, watermark) for the next cycle's check, or None when this
+    cycle did not see all of them. `checked`: the counts QRadar gave for [checked_from, stream.start)."""
+    if stream is None:
+        return None
+    low = _minute(watermark - overlap_ms)
+    covered_from = (
+        stream.start if checked is None or checked_from is None else min(checked_from, stream.start)
+    )
+    if low < covered_from or stream.counted_from > low:
+        return None
+    counts: dict[int, int] = {}
+    if checked is not None:
+        # The overlap check's minutes that were not re-read (all of them when the start is the watermark).
+        counts.update({m: n for m, n in checked.items() if m < stream.start})
+    for minute, n in stream.minute_counts.items():
+        if minute < watermark:
+            counts[minute] = counts.get(minute, 0) + n
+    return {str(m): n for m, n in sorted(counts.items()) if m >= low}
+
+
 def refresh_once(
-    conn: sqlite3.Connection, gw: Gateway, *, now: int | None = None, cfg: DetectionConfig | None = None
+    conn: sqlite3.Connection,
+    gw: Gateway,
+    *,
+    now: int | None = None,
+    cfg: DetectionConfig | None = None,
+    answers_request: int | None = None,
 ) -> CycleResult:
     """One refresh cycle (see the module docstring). Never raises for QRadar errors: they are recorded
-    in refresh_state and returned as status 'error'."""
+    in refresh_state and returned as status 'error'. `answers_request`: the last "refresh now" request
+    this cycle answers, marked handled in the cycle's last commit."""
     if conn.in_transaction:
         conn.commit()
     stop = now if now is not None else now_ms()
@@ -431,6 +515,10 @@ def refresh_once(
         "progress": 0,
         "phase": "starting",
         "failures": int((state.get("details") or {}).get("failures", 0)),
+        # Unknown until this cycle ends (a crash or error: the next cycle re-reads the whole overlap);
+        # a search cut by its LIMIT is resumed exactly where it stopped, also after a failure.
+        "tail_counts": None,
+        "resume_ms": (state.get("details") or {}).get("resume_ms"),
     }
     with transaction(conn):
         save_refresh_state(
@@ -449,15 +537,41 @@ def refresh_once(
     try:
         cfg = cfg or load_config(conn, gw)
         watermark = state.get("watermark_ms")
-        start = (watermark - cfg.overlap_ms) if watermark is not None else stop - cfg.lookback_ms
-        start = max(0, min(start, stop - 1))
+        before = state.get("details") or {}
+        tails = before.get("tail_counts") or {}
+        resume = before.get("resume_ms")
+        counted_from = _minute(stop - cfg.overlap_ms)
+        count_rows = 0
+        checked: dict[str, tuple[dict[int, int] | None, int | None]] = {"detections": (None, None)}
+
+        def stream_start(name: str, phase: str, count_aql: Any) -> int:
+            """Where this cycle reads `name` from: the lookback the first time; after a search cut by its
+            LIMIT, exactly where it stopped; else the overlap's first changed minute (or the watermark)."""
+            nonlocal count_rows
+            if watermark is None:
+                begin = stop - cfg.lookback_ms
+            elif resume is not None:
+                begin = int(resume)
+            else:
+                upto = min(watermark, stop)
+                begin, counts, rows = _changed_since(
+                    gw, cfg, progress, count_aql, tails.get(name), upto, phase
+                )
+                count_rows += rows
+                checked[name] = (counts, _minute(upto - cfg.overlap_ms) if counts is not None else None)
+            return max(0, min(begin, stop - 1))
+
+        progress.update(force=True, phase="detections")
+        row_limit = cfg.spec.row_limit
+        start = stream_start(
+            "detections", "detections", lambda a, b: aqld.detection_minute_counts(cfg.spec, a, b)
+        )
         result.start_ms = start
         progress.update(force=True, window=[start, stop], phase="detections")
-        row_limit = cfg.spec.row_limit
         stored_at = now_ms()
 
         search_id, count = _open_search(
-            gw, aqld.detection_query(cfg.spec, start, stop), cfg, progress, "detections", (0, 45)
+            gw, aqld.detection_query(cfg.spec, start, stop), cfg, progress, "detections", (5, 45)
         )
         searches.append(search_id)
         streams = [
@@ -470,12 +584,18 @@ def refresh_once(
                 row_limit=row_limit,
                 page_size=cfg.page_size,
                 build=lambda row: build_detection(row, cfg, stored_at),
+                counted_from=counted_from,
             )
         ]
         if cfg.follow_on and (count or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
+            follow_start = stream_start(
+                "follow_on",
+                "follow-on events",
+                lambda a, b: aqld.follow_on_minute_counts(cfg.follow_on, a, b),
+            )
             search_id, count = _open_search(
                 gw,
-                aqld.follow_on_query(cfg.follow_on, start, stop, row_limit),
+                aqld.follow_on_query(cfg.follow_on, follow_start, stop, row_limit),
                 cfg,
                 progress,
                 "follow-on events",
@@ -487,16 +607,17 @@ def refresh_once(
                     gw,
                     search_id,
                     count,
-                    start=start,
+                    start=follow_start,
                     stop=stop,
                     row_limit=row_limit,
                     page_size=cfg.page_size,
                     build=lambda row: build_follow_on(row, cfg, stored_at),
+                    counted_from=counted_from,
                 )
             )
         detections_stream = streams[0]
         follow_stream = streams[1] if len(streams) > 1 else None
-        cycle = _Cycle(conn, cfg, details, start=start, watermark=watermark)
+        cycle = _Cycle(conn, cfg, details, start=min(s.start for s in streams), watermark=watermark)
         total = sum(s.record_count for s in streams) or 1
         committed = start
         # Pages in time order across both searches: read the one that lags, commit what both have read.
@@ -515,16 +636,33 @@ def refresh_once(
                 committed = upto
             read = sum(s.rows for s in streams)
             progress.update(phase="storing", progress=50 + 50 * read // total, rows_fetched=read)
+        while searches:  # read in full: free QRadar's result sets before the last commit
+            _delete_search(gw, searches.pop())
         upto = min(s.limit() for s in streams)
         truncated = any(s.truncated for s in streams)
         result.rows_fetched = detections_stream.rows
         result.follow_on_rows = follow_stream.rows if follow_stream else 0
         at = now_ms()
+        final_watermark = upto if watermark is None else max(watermark, upto)
+        tail_counts = None
+        if not truncated:
+            tail_counts = {
+                "detections": _tail_counts(
+                    detections_stream, *checked["detections"], final_watermark, cfg.overlap_ms
+                ),
+                "follow_on": _tail_counts(
+                    follow_stream, *checked.get("follow_on", (None, None)), final_watermark, cfg.overlap_ms
+                ),
+            }
         cycle.commit(
             detections_stream.take_before(upto),
             follow_stream.take_before(upto) if follow_stream else [],
             upto,
+            answers_request=answers_request,
             final={
+                "tail_counts": tail_counts,
+                "resume_ms": upto if truncated else None,
+                "count_rows": count_rows,
                 "purge_before": stop - cfg.retention_ms,
                 "phase": "done",
                 "progress": 100,
@@ -649,7 +787,7 @@ def run_job(ctx: JobContext) -> str:
     """One cycle, then the "refresh now" requests it answered are marked handled."""
     requested = store.open_requests(ctx.conn, "refresh")
     last_request = requested[-1]["id"] if requested else None
-    result = refresh_once(ctx.conn, ctx.gateway)
+    result = refresh_once(ctx.conn, ctx.gateway, answers_request=last_request)
     if last_request is not None:
         with transaction(ctx.conn):
             store.mark_requests_handled(ctx.conn, "refresh", now_ms(), up_to_id=last_request)
