@@ -228,6 +228,14 @@ class _Progress:
         return bool(store.open_requests(self.conn, "cancel"))
 
 
+# Ariel results per page: at most `search_page_size` rows and about PAGE_BYTES, so that a page of large
+# payloads (tags, policy documents) keeps the refresher's memory bounded.
+PAGE_BYTES = 4 * 1024 * 1024
+FIRST_PAGE_ROWS = 500
+MIN_PAGE_ROWS = 10
+ROW_OVERHEAD_BYTES = 600  # the row's other columns and JSON punctuation
+
+
 class _Stream:
     """One Ariel search read page by page, oldest first: its records wait in `buffer` until committed.
 
@@ -248,8 +256,11 @@ class _Stream:
         build: Any,
         counted_from: int,
     ) -> None:
+        self.gw = gw
         self.search_id = search_id
-        self.pages = gw.iter_result_pages(search_id, page_size, record_count) if record_count else iter(())
+        self.page_size = page_size
+        # The first page is small; later ones hold about PAGE_BYTES of results (payload sizes vary widely).
+        self.next_rows = min(page_size, FIRST_PAGE_ROWS)
         self.record_count = record_count
         self.truncated = record_count >= row_limit > 0
         self.start = start
@@ -267,11 +278,18 @@ class _Stream:
         return (self.frontier if self.truncated else self.stop) if self.done else self.frontier
 
     def read_page(self) -> None:
-        page = next(self.pages, None)
-        if page is None:
+        page = (
+            self.gw.results(self.search_id, self.rows, min(self.rows + self.next_rows, self.record_count) - 1)
+            if self.rows < self.record_count
+            else []
+        )
+        if not page:
             self.done = True
             return
         self.rows += len(page)
+        payload_chars = sum(len(p) for p in (row.get("payload") for row in page) if isinstance(p, str))
+        row_bytes = ROW_OVERHEAD_BYTES + payload_chars // len(page)
+        self.next_rows = min(self.page_size, max(MIN_PAGE_ROWS, PAGE_BYTES // row_bytes))
         build = self.build
         counts = self.minute_counts
         for row in page:
