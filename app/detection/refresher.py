@@ -466,7 +466,17 @@ def _changed_since(
     low = _minute(watermark - cfg.overlap_ms)
     if before is None:
         return low, None, 0
-    search_id, count = _open_search(gw, count_aql(low, watermark), cfg, progress, phase, (0, 5))
+    now_counts, rows = _minute_counts(gw, cfg, progress, count_aql(low, watermark), phase)
+    old = {int(k): int(v) for k, v in before.items() if int(k) >= low}
+    changed = [m for m in set(now_counts) | set(old) if now_counts.get(m, 0) != old.get(m, 0)]
+    return (min(changed) if changed else watermark), now_counts, rows
+
+
+def _minute_counts(
+    gw: Gateway, cfg: DetectionConfig, progress: _Progress, aql: str, phase: str
+) -> tuple[dict[int, int], int]:
+    """Rows per minute QRadar holds for one query's window (a `*_minute_counts` AQL); (counts, rows read)."""
+    search_id, count = _open_search(gw, aql, cfg, progress, phase, (0, 5))
     try:
         rows = (
             [r for page in gw.iter_result_pages(search_id, max(count, 1), count) for r in page]
@@ -475,14 +485,12 @@ def _changed_since(
         )
     finally:
         _delete_search(gw, search_id)
-    now_counts: dict[int, int] = {}
+    counts: dict[int, int] = {}
     for row in rows:
         minute, n = as_int(row.get("minute_ms")), as_int(row.get("n"))
         if minute is not None and n:
-            now_counts[minute] = now_counts.get(minute, 0) + n
-    old = {int(k): int(v) for k, v in before.items() if int(k) >= low}
-    changed = [m for m in set(now_counts) | set(old) if now_counts.get(m, 0) != old.get(m, 0)]
-    return (min(changed) if changed else watermark), now_counts, len(rows)
+            counts[minute] = counts.get(minute, 0) + n
+    return counts, len(rows)
 
 
 def _tail_counts(
@@ -493,7 +501,8 @@ def _tail_counts(
     overlap_ms: int,
 ) -> dict[str, int] | None:
     """Rows per minute over [watermark − overlap, watermark) for the next cycle's check, or None when this
-    cycle did not see all of them. `checked`: the counts QRadar gave for [checked_from, stream.start)."""
+    cycle did not see all of them. `checked`: the counts QRadar gave, before this cycle read anything, for
+    [checked_from, stream.start)."""
     if stream is None:
         return None
     low = _minute(watermark - overlap_ms)
@@ -570,6 +579,13 @@ def refresh_once(
                 begin = stop - cfg.lookback_ms
             elif resume is not None:
                 begin = int(resume)
+                # Counted before reading (an event stored meanwhile is then read or seen as a change next
+                # time): the overlap's part before the resume point, which the cut cycles read.
+                low = _minute(stop - cfg.overlap_ms)
+                if low < begin:
+                    counts, rows = _minute_counts(gw, cfg, progress, count_aql(low, begin), phase)
+                    count_rows += rows
+                    checked[name] = (counts, low)
             else:
                 upto = min(watermark, stop)
                 begin, counts, rows = _changed_since(
