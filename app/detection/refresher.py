@@ -2,17 +2,28 @@
 
 One cycle (`refresh_once`):
 
-1. window = [watermark − overlap, now) — or [now − lookback, now) the first time;
-2. the detection query over that window (`app.aql.detection.detection_query`), oldest first, bounded;
-3. the follow-on query over the same window, only while a creation of the last 24 h can still gain a chain;
-4. one transaction: new rows (exact de-duplication by event key; O365/Azure AD twins merged), chains
-   recomputed for the last 24 h, retention purge, suppression of the inserted rows, **and the watermark**.
+1. where to read from, per query (detections; follow-on events): the lookback the first time; after a
+   search cut by its LIMIT, exactly where it stopped; otherwise QRadar's per-minute row counts of the
+   overlap [watermark − overlap, watermark) are compared with what the last cycle read there, and the
+   query re-reads from the first minute whose count changed (an event stored late), or from the watermark;
+2. the detection search, and the follow-on search while a creation of the last 24 h can still gain a chain
+   (each oldest first, bounded by ``detection_row_limit``);
+3. their result pages, read in time order across both searches (about 4 MiB each), each row parsed once
+   into a record; every page commits in **one transaction**: its new rows (exact de-duplication by event
+   key, O365/Azure AD twins merged, batched inserts, ``suppressed_by`` from the allowlist matcher), the
+   chains recomputed when the page changes their inputs, and the watermark moved to the time before which
+   both searches have been read in full (never back);
+4. the last commit adds the retention purge, the overlap's per-minute counts and the cycle's status.
 
-A crash or kill before the commit leaves the previous watermark, so the next run re-reads the window and
-the event keys drop what was already stored: nothing is lost or duplicated. QRadar errors roll back, are
-recorded (`last_error`) and retried with backoff. The refresher process (`app.refresher`) runs a cycle
-every `refresh_interval_s` (`due_ms`), or at once when any gunicorn worker queued a "refresh now" request
-in the store; "cancel" requests stop the running search. Records are built by `app.detection.records`.
+Memory is bounded by a page, never a cycle. The store always equals a clean cycle up to its watermark:
+a crash or a QRadar error keeps the pages committed before it, and the next cycle goes on from their
+watermark (re-reading the overlap in full, as the counts of an unfinished cycle are not kept); event keys
+drop what was already stored, so nothing is lost or duplicated and the next good cycle stores exactly
+what a fault-free one would. QRadar errors are recorded (`last_error`) and retried with backoff; a cycle
+whose search was cut by its LIMIT is followed at once by the next. The refresher process (`app.refresher`)
+runs a cycle every `refresh_interval_s` (`due_ms`), or at once when any gunicorn worker queued a "refresh
+now" request in the store; "cancel" requests stop the running search. Records are built by
+`app.detection.records`.
 """
 
 from __future__ import annotations
