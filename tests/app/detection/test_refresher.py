@@ -443,6 +443,26 @@ def test_steady_state_reads_only_minutes_that_changed_in_the_overlap(tmp_path: P
         assert (third.status, third.inserted, third.rows_fetched) == ("ok", 0, 0), third
         assert third.start_ms == now + 3 * minute  # nothing changed: from the watermark on
         assert third.details["count_rows"] >= 1
+
+        # Searches cut by their LIMIT (2 rows): each cycle resumes where the last stopped; once caught up,
+        # the overlap's counts are complete (the part before the resume point counted first) and the next
+        # cycle reads nothing again.
+        import dataclasses
+
+        from app.detection.config import load_config
+
+        cfg = load_config(conn, gw)
+        cfg = dataclasses.replace(cfg, spec=dataclasses.replace(cfg.spec, row_limit=2))
+        for n in range(5):
+            add(now + 7 * minute + n * 20_000, f"burst-{n}")
+        cycles = []
+        while not cycles or cycles[-1].details.get("resume_ms") is not None:
+            cycles.append(refresher.refresh_once(conn, gw, now=now + 9 * minute, cfg=cfg))
+            assert cycles[-1].status == "ok" and len(cycles) < 10, cycles[-1]
+        assert len(cycles) >= 3 and sum(c.inserted for c in cycles) == 5
+        quiet = refresher.refresh_once(conn, gw, now=now + 10 * minute, cfg=cfg)
+        assert (quiet.status, quiet.inserted, quiet.rows_fetched) == ("ok", 0, 0), quiet
+        assert quiet.start_ms == now + 9 * minute
         assert {r["target_account"] for r in detections(conn)} == {
             "early-0",
             "early-1",
@@ -450,6 +470,7 @@ def test_steady_state_reads_only_minutes_that_changed_in_the_overlap(tmp_path: P
             "early-3",
             "late",
             "new",
+            *(f"burst-{n}" for n in range(5)),
         }
     finally:
         conn.close()
