@@ -223,6 +223,32 @@ def follow_on_query(
     )
 
 
+MINUTE_MS = 60_000
+
+
+def _minute_counts(where: str, start_ms: int, stop_ms: int) -> str:
+    return (
+        f"SELECT starttime - starttime % {MINUTE_MS} AS minute_ms, COUNT(*) AS n FROM events"
+        f" WHERE {where} AND {_window_where(start_ms, stop_ms)}"
+        f" GROUP BY minute_ms {lit.time_clause(start_ms, stop_ms)}"
+    )
+
+
+def detection_minute_counts(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
+    """How many rows `detection_query` gives per minute (epoch ms of the minute) in [start_ms, stop_ms): the
+    refresher compares them with what it read before to re-read only the minutes that changed."""
+    where = (
+        f"{_platform_where(spec.platforms)}"
+        f" AND magnitude >= {lit.integer(spec.magnitude_min, minimum=0, maximum=10)}"
+    )
+    return _minute_counts(where, start_ms, stop_ms)
+
+
+def follow_on_minute_counts(platforms: Mapping[str, PlatformFilter], start_ms: int, stop_ms: int) -> str:
+    """How many rows `follow_on_query` gives per minute in [start_ms, stop_ms)."""
+    return _minute_counts(_platform_where(platforms), start_ms, stop_ms)
+
+
 def log_activity_query(spec: DetectionSpec, hours: int = 24) -> str:
     """The detection as an analyst would paste it into Log Activity: ``LAST n HOURS`` instead of the
     refresher's exact window, newest first as in the seed."""

@@ -188,6 +188,14 @@ def chain_key(first_creation_key: str) -> str:
     return hashlib.sha256(("chain:" + first_creation_key).encode()).hexdigest()
 
 
+def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
+    """A creation that can be in a chain by its kind alone (the store's ``CHAIN_CANDIDATE``): Entra
+    applications, service principals and credentials, AWS access keys and login profiles."""
+    if platform in _ENTRA:
+        return account_kind in ("application", "service_principal", "credential")
+    return platform == AWS and account_kind in ("access_key", "login_profile")
+
+
 def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent]) -> list[Chain]:
     """All chains among the given creations (detections) and follow-on events, merged where they share
     an event, events in time order."""

@@ -12,7 +12,6 @@ snake_case request fields (`account_id`) all work.
 
 from __future__ import annotations
 
-import functools
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from typing import Any
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 
 _MISSING = object()
+_DECODER = json.JSONDecoder()
 # Longest string kept from a payload field; longer values are truncated (they are displayed, not parsed).
 _MAX_FIELD = 1024
 
@@ -65,7 +65,7 @@ def parse_payload(payload: str | bytes | None) -> Any:
     if start < 0:
         return None
     try:
-        obj, _ = json.JSONDecoder().raw_decode(payload, start)
+        obj, _ = _DECODER.raw_decode(payload, start)
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
@@ -75,27 +75,40 @@ def _norm(key: str) -> str:
     return key.replace("_", "").lower()
 
 
-# Normalized-key views of the mappings one extraction looks into (id → (mapping, view)); the mapping is
-# held so its id cannot be reused while cached. Cleared after every `extract`.
-_VIEWS: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+# Key shapes (the keys of a mapping, in order) → their normalized forms → the first key with that form.
+# Payloads of one source share a few shapes, so a case- or underscore-insensitive lookup costs one dict
+# lookup instead of normalizing every key of every mapping it looks into. Bounded: hostile payloads may
+# bring any number of shapes, and a shape with many keys is not kept.
+_SHAPES: dict[tuple[Any, ...], dict[str, str]] = {}
+_MAX_SHAPES = 4096
+_MAX_SHAPE_KEYS = 64
 
 
-def _view(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    cached = _VIEWS.get(id(mapping))
-    if cached is not None and cached[0] is mapping:
-        return cached[1]
-    view: dict[str, Any] = {}
-    for k, v in mapping.items():
-        if isinstance(k, str):
-            view.setdefault(_norm(k), v)
-    if len(_VIEWS) < 10_000:
-        _VIEWS[id(mapping)] = (mapping, view)
-    return view
+def _key_for(mapping: Mapping[str, Any], norm: str) -> str | None:
+    """The key of `mapping` whose normalized form is `norm` (the first such key), or None."""
+    shape = tuple(mapping)
+    index = _SHAPES.get(shape)
+    if index is None:
+        index = {}
+        for k in shape:
+            if isinstance(k, str):
+                index.setdefault(_norm(k), k)
+        if len(_SHAPES) < _MAX_SHAPES and len(shape) <= _MAX_SHAPE_KEYS:
+            _SHAPES[shape] = index
+    return index.get(norm)
 
 
-@functools.lru_cache(maxsize=1024)
+# Paths are literals of this module: parsed once each.
+_PATHS: dict[str, tuple[tuple[str, bool, str], ...]] = {}
+
+
 def _path(path: str) -> tuple[tuple[str, bool, str], ...]:
-    return tuple((part, part.isdigit(), _norm(part)) for part in path.split("."))
+    parsed = _PATHS.get(path)
+    if parsed is None:
+        parsed = tuple((part, part.isdigit(), _norm(part)) for part in path.split("."))
+        if len(_PATHS) < 1024:
+            _PATHS[path] = parsed
+    return parsed
 
 
 def dig(obj: Any, path: str, default: Any = None) -> Any:
@@ -104,9 +117,13 @@ def dig(obj: Any, path: str, default: Any = None) -> Any:
     A numeric path part indexes a list. Wrong types anywhere give `default`.
     """
     cur = obj
-    for part, is_index, norm in _path(path):
-        if isinstance(cur, dict | Mapping):
-            cur = cur[part] if part in cur else _view(cur).get(norm, _MISSING)
+    for part, is_index, norm in _PATHS.get(path) or _path(path):
+        if type(cur) is dict or isinstance(cur, Mapping):
+            if part in cur:
+                cur = cur[part]
+            else:
+                key = _key_for(cur, norm)
+                cur = _MISSING if key is None else cur[key]
         elif is_index and isinstance(cur, list):
             idx = int(part)
             cur = cur[idx] if idx < len(cur) else _MISSING
@@ -424,8 +441,6 @@ def extract(
             ids.payload_ok = True
         except Exception:  # a hostile payload must never fail the refresh
             ids = Identifiers()
-        finally:
-            _VIEWS.clear()
     norm = normalized or {}
     ids.actor = ids.actor or _text(norm.get("actor"))
     ids.actor_id = ids.actor_id or ids.actor

@@ -2,17 +2,28 @@
 
 One cycle (`refresh_once`):
 
-1. window = [watermark − overlap, now) — or [now − lookback, now) the first time;
-2. the detection query over that window (`app.aql.detection.detection_query`), oldest first, bounded;
-3. the follow-on query over the same window, only while a creation of the last 24 h can still gain a chain;
-4. one transaction: new rows (exact de-duplication by event key; O365/Azure AD twins merged), chains
-   recomputed for the last 24 h, retention purge, suppression of the inserted rows, **and the watermark**.
+1. where to read from, per query (detections; follow-on events): the lookback the first time; after a
+   search cut by its LIMIT, exactly where it stopped; otherwise QRadar's per-minute row counts of the
+   overlap [watermark − overlap, watermark) are compared with what the last cycle read there, and the
+   query re-reads from the first minute whose count changed (an event stored late), or from the watermark;
+2. the detection search, and the follow-on search while a creation of the last 24 h can still gain a chain
+   (each oldest first, bounded by ``detection_row_limit``);
+3. their result pages, read in time order across both searches (about 4 MiB each), each row parsed once
+   into a record; every page commits in **one transaction**: its new rows (exact de-duplication by event
+   key, O365/Azure AD twins merged, batched inserts, ``suppressed_by`` from the allowlist matcher), the
+   chains recomputed when the page changes their inputs, and the watermark moved to the time before which
+   both searches have been read in full (never back);
+4. the last commit adds the retention purge, the overlap's per-minute counts and the cycle's status.
 
-A crash or kill before the commit leaves the previous watermark, so the next run re-reads the window and
-the event keys drop what was already stored: nothing is lost or duplicated. QRadar errors roll back, are
-recorded (`last_error`) and retried with backoff. The refresher process (`app.refresher`) runs a cycle
-every `refresh_interval_s` (`due_ms`), or at once when any gunicorn worker queued a "refresh now" request
-in the store; "cancel" requests stop the running search. Records are built by `app.detection.records`.
+Memory is bounded by a page, never a cycle. The store always equals a clean cycle up to its watermark:
+a crash or a QRadar error keeps the pages committed before it, and the next cycle goes on from their
+watermark (re-reading the overlap in full, as the counts of an unfinished cycle are not kept); event keys
+drop what was already stored, so nothing is lost or duplicated and the next good cycle stores exactly
+what a fault-free one would. QRadar errors are recorded (`last_error`) and retried with backoff; a cycle
+whose search was cut by its LIMIT is followed at once by the next. The refresher process (`app.refresher`)
+runs a cycle every `refresh_interval_s` (`due_ms`), or at once when any gunicorn worker queued a "refresh
+now" request in the store; "cancel" requests stop the running search. Records are built by
+`app.detection.records`.
 """
 
 from __future__ import annotations
@@ -74,17 +85,29 @@ def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.Chain
 # -- the store transaction ----------------------------------------------------------------------------
 
 
-def store_detections(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> list[int]:
-    """Insert new detections, merging Azure AD / Office 365 twins; returns ids of rows inserted or changed.
-    Runs inside the caller's transaction."""
+def store_detections(
+    conn: sqlite3.Connection, records: Iterable[dict[str, Any]], matcher: Any = None
+) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+    """Insert new detections, merging Azure AD / Office 365 twins; returns (records inserted, their ids,
+    ids of stored detections a twin changed). Runs inside the caller's transaction. With `matcher`, each new row gets its
+    ``suppressed_by`` on insert. Rows go in one batch; a twin candidate first flushes the rows before it,
+    so it sees them (and ids keep the records' order)."""
     records = sorted(records, key=lambda r: (r["event_time"], r["cloud_platform"] != aqld.AZURE_AD))
     known = store.known_event_keys(conn, (r["event_key"] for r in records))
-    touched: list[int] = []
+    new: list[dict[str, Any]] = []
+    inserted: list[int] = []
+    twinned: list[int] = []
+    batch: list[dict[str, Any]] = []
     for rec in records:
         if rec["event_key"] in known:
             continue
         known.add(rec["event_key"])
+        if matcher is not None:
+            rec["suppressed_by"] = matcher.match(rec) if matcher.size else None
         if rec["cloud_platform"] in (aqld.AZURE_AD, aqld.OFFICE_365):
+            inserted += store.insert_detections(conn, batch)
+            new += batch
+            batch = []
             twin = _find_twin(conn, rec)
             if twin is not None:
                 if rec["cloud_platform"] == aqld.OFFICE_365:
@@ -98,10 +121,12 @@ def store_detections(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]
                     )
                 else:
                     store.promote_twin(conn, twin, rec)
-                touched.append(twin)
+                twinned.append(twin)
                 continue
-        touched.append(store.insert_detection(conn, rec))
-    return touched
+        batch.append(rec)
+    inserted += store.insert_detections(conn, batch)
+    new += batch
+    return new, inserted, twinned
 
 
 def _find_twin(conn: sqlite3.Connection, rec: dict[str, Any]) -> int | None:
@@ -214,29 +239,310 @@ class _Progress:
         return bool(store.open_requests(self.conn, "cancel"))
 
 
-def _search(
+# Ariel results per page: at most `search_page_size` rows and about PAGE_BYTES, so that a page of large
+# payloads (tags, policy documents) keeps the refresher's memory bounded.
+PAGE_BYTES = 4 * 1024 * 1024
+FIRST_PAGE_ROWS = 500
+MIN_PAGE_ROWS = 10
+ROW_OVERHEAD_BYTES = 600  # the row's other columns and JSON punctuation
+
+
+class _Stream:
+    """One Ariel search read page by page, oldest first: its records wait in `buffer` until committed.
+
+    `limit()` is the time before which every row of the search has been read: the last row's starttime
+    while pages remain (rows of that millisecond may continue on the next page), then the window's end —
+    or, for a search cut by its LIMIT, the starttime of its last row (the next cycle re-reads it)."""
+
+    def __init__(
+        self,
+        gw: Gateway,
+        search_id: str,
+        record_count: int,
+        *,
+        start: int,
+        stop: int,
+        row_limit: int,
+        page_size: int,
+        build: Any,
+        counted_from: int,
+    ) -> None:
+        self.gw = gw
+        self.search_id = search_id
+        self.page_size = page_size
+        # The first page is small; later ones hold about PAGE_BYTES of results (payload sizes vary widely).
+        self.next_rows = min(page_size, FIRST_PAGE_ROWS)
+        self.record_count = record_count
+        self.truncated = record_count >= row_limit > 0
+        self.start = start
+        self.stop = stop
+        self.frontier = start
+        self.done = record_count == 0
+        self.rows = 0
+        self.build = build
+        self.buffer: list[dict[str, Any]] = []
+        # Rows read per minute from `counted_from` on (the next cycle's overlap), by their starttime.
+        self.counted_from = counted_from
+        self.minute_counts: dict[int, int] = {}
+
+    def limit(self) -> int:
+        return (self.frontier if self.truncated else self.stop) if self.done else self.frontier
+
+    def read_page(self) -> None:
+        page = (
+            self.gw.results(self.search_id, self.rows, min(self.rows + self.next_rows, self.record_count) - 1)
+            if self.rows < self.record_count
+            else []
+        )
+        if not page:
+            self.done = True
+            return
+        self.rows += len(page)
+        payload_chars = sum(len(p) for p in (row.get("payload") for row in page) if isinstance(p, str))
+        row_bytes = ROW_OVERHEAD_BYTES + payload_chars // len(page)
+        self.next_rows = min(self.page_size, max(MIN_PAGE_ROWS, PAGE_BYTES // row_bytes))
+        build = self.build
+        counts = self.minute_counts
+        for row in page:
+            record = build(row)
+            if record is not None:
+                self.buffer.append(record)
+            t = as_int(row.get("starttime"))
+            if t is not None and t >= self.counted_from:
+                minute = t - t % aqld.MINUTE_MS
+                counts[minute] = counts.get(minute, 0) + 1
+        last = as_int(page[-1].get("starttime"))
+        if last is not None:
+            self.frontier = max(self.frontier, min(last, self.stop))
+        if self.rows >= self.record_count:
+            self.done = True
+            if self.truncated:
+                self.frontier = max(self.start + 1, self.frontier)
+
+    def take_before(self, limit: int) -> list[dict[str, Any]]:
+        """The buffered records older than `limit` (the buffer is in time order)."""
+        cut = 0
+        for record in self.buffer:
+            if record["event_time"] >= limit:
+                break
+            cut += 1
+        taken, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return taken
+
+
+def _open_search(
     gw: Gateway, aql: str, cfg: DetectionConfig, progress: _Progress, phase: str, weight: tuple[int, int]
-) -> list[dict[str, Any]]:
-    """Run one Ariel search with progress/cancel wired to the store; returns all rows."""
+) -> tuple[str, int]:
+    """Start one Ariel search and wait for it (progress and cancel wired to the store); (id, row count)."""
     low, high = weight
 
     def on_progress(status: Any) -> None:
         progress.update(phase=phase, progress=low + (high - low) * int(status.progress or 0) // 100)
 
-    return gw.run_search(
-        aql,
-        cfg.search_timeout_s,
-        page_size=cfg.page_size,
-        on_progress=on_progress,
-        should_cancel=progress.cancel_requested,
+    search_id = gw.start_search(aql)
+    try:
+        status = gw.wait_for_search(
+            search_id, cfg.search_timeout_s, on_progress, should_cancel=progress.cancel_requested
+        )
+    except BaseException:
+        _delete_search(gw, search_id)
+        raise
+    return search_id, int(status.record_count or 0)
+
+
+def _delete_search(gw: Gateway, search_id: str) -> None:
+    try:
+        gw.delete_search(search_id)
+    except (QRadarError, QRadarUnavailable) as exc:
+        log.warning("deleting Ariel search %s failed: %s", search_id, exc)
+
+
+class _Cycle:
+    """The store side of one cycle: each call to `commit` is one transaction holding a page's new rows,
+    the chains they change, suppression, and the watermark they allow."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        cfg: DetectionConfig,
+        details: dict[str, Any],
+        *,
+        start: int,
+        watermark: int | None,
+    ) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.details = details
+        self.start = start
+        self.watermark = watermark
+        self.chain_since = start - CHAIN_LOOKBACK_MS
+        self.named_keys: set[str] | None = None
+        self.inserted = 0
+        self.chains: int | None = None
+
+    def _needs_chains(
+        self, new: list[dict[str, Any]], new_follow: list[dict[str, Any]], twinned: bool
+    ) -> bool:
+        """Whether this page changes what chains are built from (`store.chain_inputs`): follow-on events,
+        twin merges, creations of a chain kind, or creations whose target a follow-on event or an AWS
+        credential names. Otherwise the chains stay as they are and recomputing them is skipped."""
+        if new_follow or twinned:
+            return True
+        if self.named_keys is None:
+            self.named_keys = store.chain_named_keys(self.conn, self.chain_since)
+        for rec in new:
+            if chainlib.is_chain_candidate(rec["cloud_platform"], rec["account_kind"]):
+                return True
+            target, target_id = rec.get("target_account"), rec.get("target_id")
+            if (target and target.lower() in self.named_keys) or (
+                target_id and target_id.lower() in self.named_keys
+            ):
+                return True
+        return False
+
+    def commit(
+        self,
+        records: list[dict[str, Any]],
+        follow_records: list[dict[str, Any]],
+        upto: int,
+        *,
+        final: dict[str, Any] | None = None,
+        answers_request: int | None = None,
+    ) -> None:
+        """Store `records` and `follow_records` (all older than `upto`) and move the watermark to `upto`
+        (never back), in one transaction. `final`: the cycle's last commit, with its closing state."""
+        conn = self.conn
+        at = now_ms()
+        with transaction(conn):
+            matcher = _matcher_for_new_rows(conn, at)
+            new, inserted, twinned = store_detections(conn, records, matcher)
+            new_follow: list[dict[str, Any]] = []
+            if follow_records:
+                known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
+                new_follow = [f for f in follow_records if f["event_key"] not in known]
+                store.insert_follow_ons(conn, new_follow)
+            if (inserted or twinned or new_follow) and self._needs_chains(new, new_follow, bool(twinned)):
+                self.chains = recorrelate(conn, self.chain_since, self.cfg.base_severity, at)
+                self.named_keys = None
+            if twinned:
+                _apply_suppression(conn, at, twinned)
+            self.inserted += len(inserted) + len(twinned)
+            self.watermark = upto if self.watermark is None else max(self.watermark, upto)
+            self.details.update(heartbeat_ms=at, inserted=self.inserted)
+            if final is None:
+                save_refresh_state(conn, JOB, watermark_ms=self.watermark, details=self.details)
+                return
+            purged = store.purge_older_than(conn, final.pop("purge_before"))
+            if answers_request is not None:
+                store.mark_requests_handled(conn, "refresh", at, up_to_id=answers_request)
+            self.details.update(purged=purged, **final)
+            save_refresh_state(
+                conn,
+                JOB,
+                watermark_ms=self.watermark,
+                last_finished_ms=at,
+                last_success_ms=at,
+                last_status="ok",
+                last_error=None,
+                details=self.details,
+            )
+
+
+def _matcher_for_new_rows(conn: sqlite3.Connection, at_ms: int) -> Any:
+    """Tuning's allowlist matcher for rows about to be inserted, when that package is installed."""
+    try:
+        from app.tuning import suppress
+    except ImportError:
+        return None
+    return suppress.matcher_for_new_rows(conn, at_ms)
+
+
+def _minute(t: int) -> int:
+    return t - t % aqld.MINUTE_MS
+
+
+def _changed_since(
+    gw: Gateway,
+    cfg: DetectionConfig,
+    progress: _Progress,
+    count_aql: Any,
+    before: dict[str, int] | None,
+    watermark: int,
+    phase: str,
+) -> tuple[int, dict[int, int] | None, int]:
+    """Where one query's re-read of the overlap starts: the first minute of [watermark − overlap,
+    watermark) whose row count differs from what the last cycle read (an event stored late), else the
+    watermark. Returns (start, the counts QRadar gave now or None when not asked, rows fetched). Without
+    counts from the last cycle the whole overlap is re-read, as the first time."""
+    low = _minute(watermark - cfg.overlap_ms)
+    if before is None:
+        return low, None, 0
+    now_counts, rows = _minute_counts(gw, cfg, progress, count_aql(low, watermark), phase)
+    old = {int(k): int(v) for k, v in before.items() if int(k) >= low}
+    changed = [m for m in set(now_counts) | set(old) if now_counts.get(m, 0) != old.get(m, 0)]
+    return (min(changed) if changed else watermark), now_counts, rows
+
+
+def _minute_counts(
+    gw: Gateway, cfg: DetectionConfig, progress: _Progress, aql: str, phase: str
+) -> tuple[dict[int, int], int]:
+    """Rows per minute QRadar holds for one query's window (a `*_minute_counts` AQL); (counts, rows read)."""
+    search_id, count = _open_search(gw, aql, cfg, progress, phase, (0, 5))
+    try:
+        rows = (
+            [r for page in gw.iter_result_pages(search_id, max(count, 1), count) for r in page]
+            if count
+            else []
+        )
+    finally:
+        _delete_search(gw, search_id)
+    counts: dict[int, int] = {}
+    for row in rows:
+        minute, n = as_int(row.get("minute_ms")), as_int(row.get("n"))
+        if minute is not None and n:
+            counts[minute] = counts.get(minute, 0) + n
+    return counts, len(rows)
+
+
+def _tail_counts(
+    stream: _Stream | None,
+    checked: dict[int, int] | None,
+    checked_from: int | None,
+    watermark: int,
+    overlap_ms: int,
+) -> dict[str, int] | None:
+    """Rows per minute over [watermark − overlap, watermark) for the next cycle's check, or None when this
+    cycle did not see all of them. `checked`: the counts QRadar gave, before this cycle read anything, for
+    [checked_from, stream.start)."""
+    if stream is None:
+        return None
+    low = _minute(watermark - overlap_ms)
+    covered_from = (
+        stream.start if checked is None or checked_from is None else min(checked_from, stream.start)
     )
+    if low < covered_from or stream.counted_from > low:
+        return None
+    counts: dict[int, int] = {}
+    if checked is not None:
+        # The overlap check's minutes that were not re-read (all of them when the start is the watermark).
+        counts.update({m: n for m, n in checked.items() if m < stream.start})
+    for minute, n in stream.minute_counts.items():
+        if minute < watermark:
+            counts[minute] = counts.get(minute, 0) + n
+    return {str(m): n for m, n in sorted(counts.items()) if m >= low}
 
 
 def refresh_once(
-    conn: sqlite3.Connection, gw: Gateway, *, now: int | None = None, cfg: DetectionConfig | None = None
+    conn: sqlite3.Connection,
+    gw: Gateway,
+    *,
+    now: int | None = None,
+    cfg: DetectionConfig | None = None,
+    answers_request: int | None = None,
 ) -> CycleResult:
     """One refresh cycle (see the module docstring). Never raises for QRadar errors: they are recorded
-    in refresh_state and returned as status 'error'."""
+    in refresh_state and returned as status 'error'. `answers_request`: the last "refresh now" request
+    this cycle answers, marked handled in the cycle's last commit."""
     if conn.in_transaction:
         conn.commit()
     stop = now if now is not None else now_ms()
@@ -247,88 +553,175 @@ def refresh_once(
         "progress": 0,
         "phase": "starting",
         "failures": int((state.get("details") or {}).get("failures", 0)),
+        # Unknown until this cycle ends (a crash or error: the next cycle re-reads the whole overlap);
+        # a search cut by its LIMIT is resumed exactly where it stopped, also after a failure.
+        "tail_counts": None,
+        "resume_ms": (state.get("details") or {}).get("resume_ms"),
     }
     with transaction(conn):
-        save_refresh_state(conn, JOB, last_started_ms=stop, last_status="running", details=details)
+        save_refresh_state(
+            conn,
+            JOB,
+            last_started_ms=stop,
+            last_status="running",
+            runs=int(state.get("runs") or 0) + 1,
+            details=details,
+        )
         # Cancel requests made while nothing ran are void; a new one will stop this cycle.
         store.mark_requests_handled(conn, "cancel", stop)
     progress = _Progress(conn, details)
     result = CycleResult(status="ok", stop_ms=stop)
+    searches: list[str] = []
     try:
         cfg = cfg or load_config(conn, gw)
         watermark = state.get("watermark_ms")
-        start = (watermark - cfg.overlap_ms) if watermark is not None else stop - cfg.lookback_ms
-        start = max(0, min(start, stop - 1))
+        before = state.get("details") or {}
+        tails = before.get("tail_counts") or {}
+        resume = before.get("resume_ms")
+        counted_from = _minute(stop - cfg.overlap_ms)
+        count_rows = 0
+        checked: dict[str, tuple[dict[int, int] | None, int | None]] = {"detections": (None, None)}
+
+        def stream_start(name: str, phase: str, count_aql: Any) -> int:
+            """Where this cycle reads `name` from: the lookback the first time; after a search cut by its
+            LIMIT, exactly where it stopped; else the overlap's first changed minute (or the watermark)."""
+            nonlocal count_rows
+            if watermark is None:
+                begin = stop - cfg.lookback_ms
+            elif resume is not None:
+                begin = int(resume)
+                # Counted before reading (an event stored meanwhile is then read or seen as a change next
+                # time): the overlap's part before the resume point, which the cut cycles read.
+                low = _minute(stop - cfg.overlap_ms)
+                if low < begin:
+                    counts, rows = _minute_counts(gw, cfg, progress, count_aql(low, begin), phase)
+                    count_rows += rows
+                    checked[name] = (counts, low)
+            else:
+                upto = min(watermark, stop)
+                begin, counts, rows = _changed_since(
+                    gw, cfg, progress, count_aql, tails.get(name), upto, phase
+                )
+                count_rows += rows
+                checked[name] = (counts, _minute(upto - cfg.overlap_ms) if counts is not None else None)
+            return max(0, min(begin, stop - 1))
+
+        progress.update(force=True, phase="detections")
+        row_limit = cfg.spec.row_limit
+        start = stream_start(
+            "detections", "detections", lambda a, b: aqld.detection_minute_counts(cfg.spec, a, b)
+        )
         result.start_ms = start
         progress.update(force=True, window=[start, stop], phase="detections")
-
-        rows = _search(gw, aqld.detection_query(cfg.spec, start, stop), cfg, progress, "detections", (0, 70))
-        result.rows_fetched = len(rows)
-        new_watermark = stop
-        if len(rows) >= cfg.spec.row_limit and rows:
-            # Truncated: continue from the last row read (the overlap re-reads its millisecond).
-            new_watermark = max(start + 1, as_int(rows[-1].get("starttime")) or start + 1)
         stored_at = now_ms()
-        records = [r for r in (build_detection(row, cfg, stored_at) for row in rows) if r is not None]
-        del rows
 
-        follow_rows: list[dict[str, Any]] = []
-        if cfg.follow_on and (records or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
-            follow_rows = _search(
+        search_id, count = _open_search(
+            gw, aqld.detection_query(cfg.spec, start, stop), cfg, progress, "detections", (5, 45)
+        )
+        searches.append(search_id)
+        streams = [
+            _Stream(
                 gw,
-                aqld.follow_on_query(cfg.follow_on, start, new_watermark, cfg.spec.row_limit),
+                search_id,
+                count,
+                start=start,
+                stop=stop,
+                row_limit=row_limit,
+                page_size=cfg.page_size,
+                build=lambda row: build_detection(row, cfg, stored_at),
+                counted_from=counted_from,
+            )
+        ]
+        if cfg.follow_on and (count or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
+            follow_start = stream_start(
+                "follow_on",
+                "follow-on events",
+                lambda a, b: aqld.follow_on_minute_counts(cfg.follow_on, a, b),
+            )
+            search_id, count = _open_search(
+                gw,
+                aqld.follow_on_query(cfg.follow_on, follow_start, stop, row_limit),
                 cfg,
                 progress,
                 "follow-on events",
-                (70, 90),
+                (45, 50),
             )
-            if len(follow_rows) >= cfg.spec.row_limit and follow_rows:
-                new_watermark = min(
-                    new_watermark, max(start + 1, as_int(follow_rows[-1].get("starttime")) or start + 1)
+            searches.append(search_id)
+            streams.append(
+                _Stream(
+                    gw,
+                    search_id,
+                    count,
+                    start=follow_start,
+                    stop=stop,
+                    row_limit=row_limit,
+                    page_size=cfg.page_size,
+                    build=lambda row: build_follow_on(row, cfg, stored_at),
+                    counted_from=counted_from,
                 )
-        result.follow_on_rows = len(follow_rows)
-        follow_records = [
-            r for r in (build_follow_on(row, cfg, stored_at) for row in follow_rows) if r is not None
-        ]
-        progress.update(force=True, phase="storing", progress=90)
-
-        # Everything below commits together with the watermark, or not at all.
+            )
+        detections_stream = streams[0]
+        follow_stream = streams[1] if len(streams) > 1 else None
+        cycle = _Cycle(conn, cfg, details, start=min(s.start for s in streams), watermark=watermark)
+        total = sum(s.record_count for s in streams) or 1
+        committed = start
+        # Pages in time order across both searches: read the one that lags, commit what both have read.
+        while not all(s.done for s in streams):
+            if progress.cancel_requested():
+                raise SearchCancelled(detections_stream.search_id)
+            lagging = min((s for s in streams if not s.done), key=lambda s: s.limit())
+            lagging.read_page()
+            upto = min(s.limit() for s in streams)
+            if upto > committed and not all(s.done for s in streams):
+                cycle.commit(
+                    detections_stream.take_before(upto),
+                    follow_stream.take_before(upto) if follow_stream else [],
+                    upto,
+                )
+                committed = upto
+            read = sum(s.rows for s in streams)
+            progress.update(phase="storing", progress=50 + 50 * read // total, rows_fetched=read)
+        while searches:  # read in full: free QRadar's result sets before the last commit
+            _delete_search(gw, searches.pop())
+        upto = min(s.limit() for s in streams)
+        truncated = any(s.truncated for s in streams)
+        result.rows_fetched = detections_stream.rows
+        result.follow_on_rows = follow_stream.rows if follow_stream else 0
         at = now_ms()
-        with transaction(conn):
-            touched = store_detections(conn, records)
-            known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
-            new_follow = [f for f in follow_records if f["event_key"] not in known]
-            for f in new_follow:
-                store.insert_follow_on(conn, f)
-            if touched or new_follow:
-                result.chains = recorrelate(conn, start - CHAIN_LOOKBACK_MS, cfg.base_severity, at)
-            purged = store.purge_older_than(conn, stop - cfg.retention_ms)
-            suppressed = _apply_suppression(conn, at, touched) if touched else False
-            details.update(
-                phase="done",
-                progress=100,
-                failures=0,
-                inserted=len(touched),
-                rows_fetched=result.rows_fetched,
-                follow_on_rows=result.follow_on_rows,
-                purged=purged,
-                suppression_applied=suppressed,
-                heartbeat_ms=at,
-                next_refresh_ms=at + cfg.interval_s * 1000,
-            )
-            save_refresh_state(
-                conn,
-                JOB,
-                watermark_ms=new_watermark,
-                last_finished_ms=at,
-                last_success_ms=at,
-                last_status="ok",
-                last_error=None,
-                runs=int(state.get("runs") or 0) + 1,
-                details=details,
-            )
-        result.inserted = len(touched)
-        result.watermark_ms = new_watermark
+        final_watermark = upto if watermark is None else max(watermark, upto)
+        tail_counts = None
+        if not truncated:
+            tail_counts = {
+                "detections": _tail_counts(
+                    detections_stream, *checked["detections"], final_watermark, cfg.overlap_ms
+                ),
+                "follow_on": _tail_counts(
+                    follow_stream, *checked.get("follow_on", (None, None)), final_watermark, cfg.overlap_ms
+                ),
+            }
+        cycle.commit(
+            detections_stream.take_before(upto),
+            follow_stream.take_before(upto) if follow_stream else [],
+            upto,
+            answers_request=answers_request,
+            final={
+                "tail_counts": tail_counts,
+                "resume_ms": upto if truncated else None,
+                "count_rows": count_rows,
+                "purge_before": stop - cfg.retention_ms,
+                "phase": "done",
+                "progress": 100,
+                "failures": 0,
+                "rows_fetched": result.rows_fetched,
+                "follow_on_rows": result.follow_on_rows,
+                "suppression_applied": True,
+                # A search cut by its LIMIT: the backlog continues at once.
+                "next_refresh_ms": at if truncated else at + cfg.interval_s * 1000,
+            },
+        )
+        result.inserted = cycle.inserted
+        result.chains = cycle.chains or 0
+        result.watermark_ms = cycle.watermark
         result.details = details
         return result
     except SearchCancelled:
@@ -339,6 +732,9 @@ def refresh_once(
     except Exception as exc:  # the store stays as it was; the loop retries with backoff instead of dying
         log.exception("detection refresh failed")
         return _finish_failed(conn, state, details, result, "error", f"internal error: {exc}", cfg)
+    finally:
+        for search_id in searches:
+            _delete_search(gw, search_id)
 
 
 def _finish_failed(
@@ -364,7 +760,6 @@ def _finish_failed(
             last_finished_ms=at,
             last_status=status,
             last_error=message if status == "error" else None,
-            runs=int(state.get("runs") or 0) + 1,
             details=details,
         )
         if status == "cancelled":
@@ -437,7 +832,7 @@ def run_job(ctx: JobContext) -> str:
     """One cycle, then the "refresh now" requests it answered are marked handled."""
     requested = store.open_requests(ctx.conn, "refresh")
     last_request = requested[-1]["id"] if requested else None
-    result = refresh_once(ctx.conn, ctx.gateway)
+    result = refresh_once(ctx.conn, ctx.gateway, answers_request=last_request)
     if last_request is not None:
         with transaction(ctx.conn):
             store.mark_requests_handled(ctx.conn, "refresh", now_ms(), up_to_id=last_request)

@@ -191,6 +191,50 @@ def insert_detection(conn: sqlite3.Connection, record: Mapping[str, Any]) -> int
     return detection_id
 
 
+# A batch insert also writes suppressed_by: the refresher matches the allowlist before inserting.
+_BATCH_COLUMNS = (*DETECTION_COLUMNS, "suppressed_by")
+_INSERT_DETECTIONS = (
+    f"INSERT INTO detections ({', '.join(_BATCH_COLUMNS)}) VALUES ({', '.join('?' * len(_BATCH_COLUMNS))})"
+)
+_JSON_COLUMNS = frozenset({"also_seen_in", "target_keys"})
+_FLAG_COLUMNS = frozenset({"is_service_account", "payload_ok", "admin_grant"})
+
+
+def _row_values(record: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
+    values = []
+    for column in columns:
+        value = record.get(column)
+        if column in _JSON_COLUMNS:
+            value = json.dumps(sorted(value or []))
+        elif column in _FLAG_COLUMNS:
+            value = 1 if value else 0
+        elif column == "mfa" and value is not None:
+            value = int(bool(value))
+        values.append(value)
+    return tuple(values)
+
+
+def insert_detections(conn: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert new detections (and their `detection_events` rows) with one executemany each; returns the new
+    ids in the order of `records`. `suppressed_by` is taken from each record (None when absent)."""
+    if not records:
+        return []
+    (before,) = conn.execute("SELECT IFNULL(MAX(id), 0) FROM detections").fetchone()
+    conn.executemany(_INSERT_DETECTIONS, [_row_values(r, _BATCH_COLUMNS) for r in records])
+    # AUTOINCREMENT ids only grow, and one executemany inserts in order.
+    ids = [r[0] for r in conn.execute("SELECT id FROM detections WHERE id > ? ORDER BY id", (before,))]
+    if len(ids) != len(records):
+        raise sqlite3.IntegrityError(f"inserted {len(records)} detections but found {len(ids)} new ids")
+    conn.executemany(
+        _INSERT_EVENT,
+        [
+            (r["event_key"], i, r["cloud_platform"], r["event_time"], r.get("event_name") or "")
+            for r, i in zip(records, ids, strict=True)
+        ],
+    )
+    return ids
+
+
 def _column_value(record: Mapping[str, Any], column: str) -> Any:
     value = record.get(column)
     if column in ("also_seen_in", "target_keys"):
@@ -272,6 +316,16 @@ def insert_follow_on(conn: sqlite3.Connection, record: Mapping[str, Any]) -> Non
     )
 
 
+def insert_follow_ons(conn: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert follow-on events (one executemany); an event key already stored is ignored."""
+    if records:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO follow_on_events ({', '.join(FOLLOW_ON_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(FOLLOW_ON_COLUMNS))})",
+            [_row_values(r, FOLLOW_ON_COLUMNS) for r in records],
+        )
+
+
 def has_creations_since(conn: sqlite3.Connection, since_ms: int) -> bool:
     row = conn.execute("SELECT 1 FROM detections WHERE event_time >= ? LIMIT 1", (since_ms,)).fetchone()
     return row is not None
@@ -283,6 +337,33 @@ _CHAIN_CREATION_COLUMNS = (
     "id, event_key, event_time, event_name, cloud_platform, account_kind, actor, "
     "actor_id, target_account, target_id, target_keys, correlation_id"
 )
+
+
+# Creations that can start or join a chain by their kind alone (migration 0008 indexes them).
+CHAIN_CANDIDATE = (
+    "((cloud_platform IN ('Azure AD', 'Office 365') "
+    "AND account_kind IN ('application', 'service_principal', 'credential')) OR "
+    "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))"
+)
+# Without statistics the planner prefers the platform index, which reads every AWS row of the window.
+_BY_CHAIN_CANDIDATES = "INDEXED BY detections_chain_candidates"
+
+
+def chain_named_keys(conn: sqlite3.Connection, since_ms: int) -> set[str]:
+    """Target keys (lower-cased) named by follow-on events and AWS credential creations from `since_ms` on:
+    a creation whose target is one of them joins the chain inputs (`chain_inputs`)."""
+    keys: set[str] = set()
+    for (text,) in conn.execute(
+        "SELECT target_keys FROM follow_on_events WHERE event_time >= ?", (since_ms,)
+    ):
+        keys.update(k for k in _json_list(text) if isinstance(k, str))
+    for (text,) in conn.execute(
+        f"SELECT target_keys FROM detections {_BY_CHAIN_CANDIDATES} WHERE event_time >= ? AND {CHAIN_CANDIDATE} "
+        "AND cloud_platform = 'AWS'",
+        (since_ms,),
+    ):
+        keys.update(k for k in _json_list(text) if isinstance(k, str))
+    return keys
 
 
 def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
@@ -300,10 +381,8 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     ).fetchall()
     found: dict[int, sqlite3.Row] = {}
     for row in conn.execute(
-        f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections WHERE event_time >= ? AND ("
-        "(cloud_platform IN ('Azure AD', 'Office 365') "
-        " AND account_kind IN ('application', 'service_principal', 'credential')) OR "
-        "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))",
+        f"SELECT {_CHAIN_CREATION_COLUMNS} FROM detections {_BY_CHAIN_CANDIDATES} "
+        f"WHERE event_time >= ? AND {CHAIN_CANDIDATE}",
         (since_ms,),
     ):
         found[row["id"]] = row

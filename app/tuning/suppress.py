@@ -65,6 +65,16 @@ def active_matcher(conn: sqlite3.Connection, now_ms: int) -> Matcher:
     return matcher
 
 
+def matcher_for_new_rows(conn: sqlite3.Connection, now_ms: int) -> Matcher:
+    """The matcher that gives detections about to be inserted their ``suppressed_by`` (the refresher calls
+    it once per page). Entries whose expiry has passed are marked expired first and the detections they
+    suppressed are recomputed, as ``apply`` does. Runs in the caller's transaction."""
+    expired = expire_due(conn, now_ms)
+    if expired:
+        apply(conn, now_ms, store.detections_suppressed_by(conn, expired))
+    return active_matcher(conn, now_ms)
+
+
 def apply(conn: sqlite3.Connection, now_ms: int, detection_ids: Iterable[int] | None = None) -> int:
     """Recompute ``suppressed_by`` for ``detection_ids`` (all detections when None); returns how many changed.
 

@@ -101,6 +101,20 @@ def test_follow_on_query_finds_grants_only(engine) -> None:
     assert [r["event_name"] for r in rows] == ["Add member to role."]
 
 
+def test_minute_counts_count_what_the_queries_return(engine) -> None:
+    """The steady-state check: per minute, as many rows as the detection / follow-on query returns."""
+    start = NOW - 60 * MIN
+    rows = run(engine, aqld.detection_minute_counts(spec(), start, NOW))
+    expected: dict[int, int] = {}
+    for row in run(engine, aqld.detection_query(spec(), start, NOW)):
+        minute = row["starttime"] - row["starttime"] % MIN
+        expected[minute] = expected.get(minute, 0) + 1
+    assert {int(r["minute_ms"]): int(r["n"]) for r in rows} == expected and len(expected) == 4
+    filters = aqld.default_platform_filters(None, aqld.DEFAULT_FOLLOW_ON_EVENT_NAMES)
+    rows = run(engine, aqld.follow_on_minute_counts(filters, start, NOW))
+    assert {int(r["minute_ms"]): int(r["n"]) for r in rows} == {NOW - 5 * MIN - (NOW - 5 * MIN) % MIN: 1}
+
+
 def test_row_limit_returns_the_oldest_first(engine) -> None:
     rows = run(engine, aqld.detection_query(spec(row_limit=2), NOW - 60 * MIN, NOW))
     assert [r["event_name"] for r in rows] == ["CreateUser", "Add user"]

@@ -224,7 +224,13 @@ def test_requests_are_stored_for_any_worker(store_conn, queued: str) -> None:
 
 
 def test_detection_query_passes_the_consoles_validator(detection_console, gateway, store_conn) -> None:
-    from app.aql.detection import detection_query, follow_on_query, log_activity_query
+    from app.aql.detection import (
+        detection_minute_counts,
+        detection_query,
+        follow_on_minute_counts,
+        follow_on_query,
+        log_activity_query,
+    )
     from app.detection.config import load_config
 
     cfg = load_config(store_conn, gateway)
@@ -234,6 +240,8 @@ def test_detection_query_passes_the_consoles_validator(detection_console, gatewa
         detection_query(cfg.spec, now - 3_600_000, now),
         follow_on_query(cfg.follow_on, now - 60_000, now),
         log_activity_query(cfg.spec),
+        detection_minute_counts(cfg.spec, now - 600_000, now),
+        follow_on_minute_counts(cfg.follow_on, now - 600_000, now),
     ):
         assert gateway.validate_aql(text) == []
 
@@ -299,3 +307,171 @@ def test_serve_runs_when_due_on_request_and_cancels(detection_console, store_pat
         worker.join(timeout=60)
         conn.close()
     assert not worker.is_alive()
+
+
+def _fields(conn: sqlite3.Connection) -> dict[str, dict]:
+    """event_key → the detection's fields, ids and stamps left out; and the chains by key and members."""
+    skip = {"id", "stored_at", "chain_id", "triage_at"}
+    rows = {r["event_key"]: {k: r[k] for k in r.keys() if k not in skip} for r in detections(conn)}  # noqa: SIM118
+    chains = {
+        (r["chain_key"], r["kind"], r["members"])
+        for r in conn.execute(
+            "SELECT c.chain_key, c.kind, group_concat(e.event_key, ',') AS members FROM chains c "
+            "JOIN (SELECT * FROM chain_events ORDER BY position) e ON e.chain_id = c.id GROUP BY c.id"
+        )
+    }
+    return {"detections": rows, "chains": chains}
+
+
+def test_fault_mid_cycle_keeps_committed_pages_then_stores_what_a_clean_cycle_would(
+    detection_console, gateway, store_conn, tmp_path: Path
+) -> None:
+    """Pages commit one by one: QRadar failing on the third results page leaves the first pages stored with
+    the watermark after them (never past what is stored); the next cycle stores exactly what a fault-free
+    cycle over the same window does — fields, twins and chains."""
+    import dataclasses
+
+    from app.detection.config import load_config
+    from app.store.db import connect
+
+    now = refresher.now_ms()
+    cfg = dataclasses.replace(load_config(store_conn, gateway), page_size=3)
+    clean_conn = connect(tmp_path / "clean.db")
+    try:
+        clean = refresher.refresh_once(clean_conn, gateway, now=now, cfg=cfg)
+        assert clean.status == "ok" and clean.rows_fetched > 9, clean
+        expected = _fields(clean_conn)
+    finally:
+        clean_conn.close()
+    assert expected["chains"], "the scenario has chains: the comparison would be empty"
+
+    calls = {"results": 0}
+    real_results = gateway.results
+
+    def results_failing_from_the_third(search_id: str, start: int, end: int) -> list[dict]:
+        calls["results"] += 1
+        if calls["results"] == 3:
+            detection_console.faults.unavailable("/api/ariel/searches/*/results", count=100)
+        return real_results(search_id, start, end)
+
+    gateway.results = results_failing_from_the_third
+    try:
+        failed = refresher.refresh_once(store_conn, gateway, now=now, cfg=cfg)
+    finally:
+        detection_console.faults.clear()
+        gateway.results = real_results
+    assert failed.status == "error" and "QRadar" in (failed.error or ""), failed
+    state = refresh_state.get_refresh_state(store_conn, refresher.JOB)
+    stored = _fields(store_conn)["detections"]
+    assert 0 < len(stored) < len(expected["detections"]), "the pages before the fault were not kept"
+    assert state["watermark_ms"] is not None and state["watermark_ms"] < now
+    assert all(d["event_time"] < state["watermark_ms"] for d in stored.values()), (
+        "watermark before stored rows"
+    )
+
+    recovered = refresher.refresh_once(store_conn, gateway, now=now, cfg=cfg)
+    assert recovered.status == "ok" and recovered.watermark_ms == now, recovered
+    assert _fields(store_conn) == expected
+
+
+def test_steady_state_reads_only_minutes_that_changed_in_the_overlap(tmp_path: Path) -> None:
+    """After a cycle the next one asks QRadar for per-minute counts of the overlap and re-reads only from
+    the first minute whose count changed — an event stored late inside the overlap is still found — and
+    nothing at all of the overlap when no count changed."""
+    from app.features import register_settings
+    from app.qradar import Gateway
+    from app.store.db import connect
+    from devconsole.launcher import start_serve, stop_serve
+    from devconsole.store import EventStore
+    from tests.app.detection.conftest import cloudtrail
+
+    register_settings()
+    minute = 60_000
+    now = refresher.now_ms() // minute * minute - 30 * minute
+    events = EventStore(tmp_path / "console" / "events.db")
+    events.declare_custom_property("Account Name")
+    qid = events.ensure_qid(347, "CreateUser", 3035)
+    source = events.ensure_log_source("steady-cloudtrail", 347)
+
+    def add(t: int, name: str) -> None:
+        record = cloudtrail(t, "CreateUser", {"userName": name}, {"user": {"userName": name}})
+        events.insert_events(
+            [
+                {
+                    "starttime": t,
+                    "qid": qid,
+                    "category": 3035,
+                    "highlevelcategory": 3000,
+                    "logsourceid": source,
+                    "devicetype": 347,
+                    "magnitude": 6,
+                    "username": "builder",
+                    "sourceip": "192.0.2.9",
+                    "payload": json.dumps(record),
+                    "props": {"Account Name": name},
+                }
+            ]
+        )
+
+    for n, offset in enumerate((-20, -9, -8, -2)):
+        add(now + offset * minute + 5_000, f"early-{n}")
+    served = start_serve(
+        tmp_path / "console", "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0"
+    )
+    conn = connect(tmp_path / "app.db")
+    try:
+        tokens = json.loads((tmp_path / "console" / "tokens.json").read_text())
+        gw = Gateway.from_env(
+            {
+                "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{served.port}",
+                "SEC_ADMIN_TOKEN": tokens["service"],
+                "REQUESTS_CA_BUNDLE": served.ca_path,
+            },
+            poll_wait_s=1,
+        )
+        first = refresher.refresh_once(conn, gw, now=now)
+        assert (first.status, first.inserted) == ("ok", 4), first
+
+        add(now - 5 * minute + 7_000, "late")  # stored late, inside the overlap
+        add(now + 1 * minute, "new")
+        second = refresher.refresh_once(conn, gw, now=now + 3 * minute)
+        assert (second.status, second.inserted) == ("ok", 2), second
+        assert second.start_ms == now - 5 * minute  # the late event's minute, not the whole overlap
+        assert second.rows_fetched == 3  # the late one, the one at −2 min, the new one
+
+        third = refresher.refresh_once(conn, gw, now=now + 6 * minute)
+        assert (third.status, third.inserted, third.rows_fetched) == ("ok", 0, 0), third
+        assert third.start_ms == now + 3 * minute  # nothing changed: from the watermark on
+        assert third.details["count_rows"] >= 1
+
+        # Searches cut by their LIMIT (2 rows): each cycle resumes where the last stopped; once caught up,
+        # the overlap's counts are complete (the part before the resume point counted first) and the next
+        # cycle reads nothing again.
+        import dataclasses
+
+        from app.detection.config import load_config
+
+        cfg = load_config(conn, gw)
+        cfg = dataclasses.replace(cfg, spec=dataclasses.replace(cfg.spec, row_limit=2))
+        for n in range(5):
+            add(now + 7 * minute + n * 20_000, f"burst-{n}")
+        cycles = []
+        while not cycles or cycles[-1].details.get("resume_ms") is not None:
+            cycles.append(refresher.refresh_once(conn, gw, now=now + 9 * minute, cfg=cfg))
+            assert cycles[-1].status == "ok" and len(cycles) < 10, cycles[-1]
+        assert len(cycles) >= 3 and sum(c.inserted for c in cycles) == 5
+        quiet = refresher.refresh_once(conn, gw, now=now + 10 * minute, cfg=cfg)
+        assert (quiet.status, quiet.inserted, quiet.rows_fetched) == ("ok", 0, 0), quiet
+        assert quiet.start_ms == now + 9 * minute
+        assert {r["target_account"] for r in detections(conn)} == {
+            "early-0",
+            "early-1",
+            "early-2",
+            "early-3",
+            "late",
+            "new",
+            *(f"burst-{n}" for n in range(5)),
+        }
+    finally:
+        conn.close()
+        stop_serve(served.process)
