@@ -578,7 +578,8 @@ def fresh_in_store(ui: FaultUi, offense_id: int) -> bool:
 
 
 FRAGMENT_REQUEST = re.compile(r"/app_proxy/offense/fragment/\d+$")
-HUNTING_REQUEST = re.compile(r"/app_proxy/api/hunting/run$")
+# The hunt's start and its polls and cancel (the handle has no "/" or "?").
+HUNTING_REQUEST = re.compile(r"/app_proxy/api/hunting/(run|searches/[^/?]+)$")
 
 
 def check_widget_refused(ui: FaultUi, fault: Fault, own: OwnApp) -> None:
