@@ -5,10 +5,14 @@
   (never taken from the client); the Ariel search is started and the answer (202) is its handle at once:
   ``{"search_id", "qradar_search_id", "status", "poll_url", "query", "aql"}``. No request waits for QRadar.
 * ``GET /api/hunting/searches/<search_id>`` — one status call to QRadar: still running (``done`` false,
-  ``progress``, ``elapsed_s``), or the rows (``done`` true, ``columns``, ``items``, ``total``; the search
-  is then deleted in QRadar), or QRadar's error. A search older than ``interactive_search_timeout_s`` is
-  cancelled and answered as a timeout.
+  ``progress``, ``elapsed_s``), or the rows (``done`` true, ``columns``, ``items``, ``total``), or
+  QRadar's error. A search older than ``interactive_search_timeout_s`` is cancelled and answered as a
+  timeout.
 * ``DELETE /api/hunting/searches/<search_id>`` — cancel the search in QRadar.
+
+QRadar answers an identical query from the same token with the search it already runs, so two hunts may
+share one search: a finished search is left for QRadar to expire (never deleted here, which would end the
+other hunt), and a cancel ends every hunt sharing it (they answer "cancelled").
 
 ``search_id`` is a handle the app signs (HMAC with the app's secret key) over QRadar's search id, its start
 time and the user it was started for: it is refused (404) for anyone else, and a malformed one is a 400.
@@ -194,10 +198,7 @@ def poll_hunting_search(search_id: str) -> Any:
     status = gw.poll(qradar_id)  # one status call, no waiting: the page asks again
     elapsed_s = max(0.0, time.time() - started_ms / 1000)
     if status.status == "COMPLETED":
-        try:
-            rows = gw.fetch_results(qradar_id, MAX_HUNT_ROWS, min(status.record_count, MAX_HUNT_ROWS))
-        finally:
-            _quietly(gw.delete_search, qradar_id)
+        rows = gw.fetch_results(qradar_id, MAX_HUNT_ROWS, min(status.record_count, MAX_HUNT_ROWS))
         columns = list(rows[0].keys()) if rows else []
         return {
             "search_id": search_id,
@@ -209,7 +210,6 @@ def poll_hunting_search(search_id: str) -> Any:
             "total": len(rows),
         }
     if status.done:
-        _quietly(gw.delete_search, qradar_id)
         raise _failed(status)
     timeout_s = settings.get("interactive_search_timeout_s")
     if elapsed_s > timeout_s:
@@ -230,7 +230,6 @@ def cancel_hunting_search(search_id: str) -> Any:
     qradar_id, _started_ms = _verified(search_id)
     gw = hunting_gateway()
     gw.cancel_search(qradar_id)
-    _quietly(gw.delete_search, qradar_id)
     return {"search_id": search_id, "status": "CANCELED", "done": True}
 
 
