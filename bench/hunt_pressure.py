@@ -1,7 +1,7 @@
 """Hunting against a slow QRadar must not slow the rest of the app: ``/debug`` and the detections list,
 idle and while N hunts run.
 
-    python -m bench.hunt_pressure [--hunts 8] [--slow 20] [--samples 40] [--workers 2] [--threads 4]
+    python -m bench.hunt_pressure [--hunts 8] [--slow 20] [--samples 40] [--gap 0.3] [--workers 2] [--threads 4]
 
 Seeds and serves its own dev console, fills a fresh store with one refresher cycle and starts gunicorn as
 QRadar runs it (2 workers x 4 threads, the app's production settings). It then times ``/debug`` and
@@ -49,13 +49,13 @@ def timed(session: requests.Session, url: str) -> float:
     return elapsed
 
 
-def sample(session: requests.Session, base: str, samples: int) -> dict[str, list[float]]:
-    """``samples`` timings of /debug and of the detections list, alternating."""
+def sample(session: requests.Session, base: str, samples: int, gap_s: float) -> dict[str, list[float]]:
+    """``samples`` timings of /debug and of the detections list, alternating, ``gap_s`` apart."""
     found: dict[str, list[float]] = {"/debug": [], "list": []}
     for _ in range(samples):
         found["/debug"].append(timed(session, f"{base}/debug"))
         found["list"].append(timed(session, f"{base}/api/detections"))
-        time.sleep(0.05)
+        time.sleep(gap_s)
     return found
 
 
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hunts", type=int, default=8)
     parser.add_argument("--slow", type=float, default=20.0, help="seconds every Ariel search is slowed by")
     parser.add_argument("--samples", type=int, default=40, help="timings of each request, idle and loaded")
+    parser.add_argument("--gap", type=float, default=0.3, help="seconds between timings")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--events", type=int, default=3000, help="dev console scenario size")
@@ -142,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             base = procs.base_url
             analyst = user_session(console, "analyst")
             analyst.headers["Connection"] = "close"
-            sample(analyst, base, 5)  # warm-up: each worker's user cache and connections
-            idle = sample(analyst, base, args.samples)
+            sample(analyst, base, 5, 0.05)  # warm-up: each worker's user cache and connections
+            idle = sample(analyst, base, args.samples, args.gap)
             console.faults.slow_searches(args.slow)
             hunts = [Hunt(console, base, HUNT_QUERIES[n % len(HUNT_QUERIES)]) for n in range(args.hunts)]
             for hunt in hunts:
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             # Measured while the hunts are under way (their searches take at least --slow s).
             time.sleep(1.0)
             began = time.perf_counter()
-            loaded = sample(analyst, base, args.samples)
+            loaded = sample(analyst, base, args.samples, args.gap)
             window = time.perf_counter() - began
             running_after = sum(1 for h in hunts if h.is_alive())
             for hunt in hunts:
