@@ -9,8 +9,8 @@ QRadar runs it (2 workers x 4 threads, the app's production settings). It then t
 console's slow-search fault (every Ariel search takes ``--slow`` s more), starts ``--hunts`` playbook
 hunting queries (each a different one) at once from separate clients that follow them as the playbook page does (start, then ask
 for the state every second until the rows come), and times the same requests again while every hunt is
-still running. Prints p50/p95/max of each, idle and under the hunts, their ratios, and each hunt's time
-and row count. An app that answers a hunt only when QRadar has finished (``200`` with the rows to the
+still running. Prints p50/p95/max of each, idle and under the hunts, their ratios (the check: p95 and max
+each within 2x idle), and each hunt's time and row count. An app that answers a hunt only when QRadar has finished (``200`` with the rows to the
 start request) is followed too, so the same bench measures both designs.
 """
 
@@ -176,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         l50, l95, lmax = summary(loaded[name])
         print(
             f"{name:<10} {i50 * 1000:>7.1f}ms {i95 * 1000:>5.1f}ms {imax * 1000:>5.1f}ms "
-            f"{l50 * 1000:>8.1f}ms {l95 * 1000:>5.1f}ms {lmax * 1000:>5.1f}ms {l50 / i50:>5.1f}x {l95 / i95:>5.1f}x"
+            f"{l50 * 1000:>8.1f}ms {l95 * 1000:>5.1f}ms {lmax * 1000:>7.1f}ms {l50 / i50:>5.1f}x {l95 / i95:>5.1f}x "
+            f"{lmax / imax:>5.1f}x"
         )
-        ok = ok and l50 <= 2 * i50
+        ok = ok and l95 <= 2 * i95 and lmax <= 2 * imax
     print(
         f"loaded timings took {window:.1f} s; hunts still running when they ended: {running_after}/{args.hunts}"
     )
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = ok and not failed and running_after == len(hunts)
     print(
         "checks:",
-        "ok" if ok else "FAILED (p50 under the hunts > 2x idle, a hunt failed, or hunts ended early)",
+        "ok" if ok else "FAILED (p95 or max under the hunts > 2x idle, a hunt failed, or hunts ended early)",
     )
     return 0 if ok else 1
 
