@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.workers} workers x {args.threads} threads; {args.samples} timings of each request"
     )
     print(
-        f"{'request':<10} {'idle p50':>9} {'p95':>7} {'max':>7} {'hunts p50':>10} {'p95':>7} {'max':>7} "
-        f"{'p50 x':>6} {'p95 x':>6}"
+        f"{'request':<10} {'idle p50':>9} {'p95':>7} {'max':>7} {'hunts p50':>10} {'p95':>7} {'max':>9} "
+        f"{'p50 x':>6} {'p95 x':>6} {'max x':>6}"
     )
     ok = True
     for name in ("/debug", "list"):
