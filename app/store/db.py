@@ -170,6 +170,9 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
 
 
 _THREAD_CONNECTIONS = "store_thread_connections"
+# A kept connection is replaced after this long: SQLite reads the planner statistics (ANALYZE, which the
+# refresher re-runs) when a connection loads the schema, so a connection never replaced would not see them.
+MAX_CONNECTION_AGE_S = 600.0
 
 
 def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
@@ -183,16 +186,21 @@ def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 def get_db() -> sqlite3.Connection:
     """The request's connection: this thread's connection to the app's database, kept open from request
     to request. Opening one (connect, its PRAGMAs, and a close that may checkpoint the WAL) cost more than
-    most of the app's reads; a database file replaced on disk gets a new connection."""
+    most of the app's reads; a database file replaced on disk, or a connection older than
+    `MAX_CONNECTION_AGE_S`, gets a new connection."""
     if "db" not in g:
         path = current_app.config["DATABASE"]
         local = current_app.extensions[_THREAD_CONNECTIONS]
         conn = getattr(local, "conn", None)
-        if conn is None or local.key != (str(path), _file_id(path)):
+        if (
+            conn is None
+            or local.key != (str(path), _file_id(path))
+            or time.monotonic() - local.opened > MAX_CONNECTION_AGE_S
+        ):
             if conn is not None:
                 conn.close()
             conn = connect(path, migrate_schema=False)
-            local.conn, local.key = conn, (str(path), _file_id(path))
+            local.conn, local.key, local.opened = conn, (str(path), _file_id(path)), time.monotonic()
         g.db = conn
     return g.db
 

@@ -156,7 +156,7 @@ def test_store_dir_resolution(monkeypatch, tmp_path):
     assert db.store_dir(tmp_path / "qradar") == tmp_path / "qradar"
 
 
-def test_get_db_is_one_connection_per_thread_kept_between_requests(offline_app):
+def test_get_db_is_one_connection_per_thread_kept_between_requests(offline_app, monkeypatch):
     with offline_app.app_context():
         first = db.get_db()
         assert db.get_db() is first
@@ -188,6 +188,12 @@ def test_get_db_is_one_connection_per_thread_kept_between_requests(offline_app):
         assert db.get_db() is not first
     with pytest.raises(sqlite3.ProgrammingError):
         first.execute("SELECT 1")  # the old one was closed
+    # One kept too long is replaced too (it would not see new planner statistics).
+    with offline_app.app_context():
+        current = db.get_db()
+    monkeypatch.setattr(db, "MAX_CONNECTION_AGE_S", -1.0)
+    with offline_app.app_context():
+        assert db.get_db() is not current
     assert path.parent == Path(offline_app.config["STORE_DIR"])
 
 
