@@ -25,6 +25,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "tuning": ([], ["--detections", "2000"]),
     "api": (["--detections", "1000000"], ["--detections", "20000"]),
     "load": ([], ["--duration", "10"]),
+    "hunt_pressure": ([], ["--slow", "10", "--samples", "15"]),
+    "profile_requests": ([], ["--requests", "50"]),
     "idle_connections": ([], ["--connections", "16", "--answer-timeout", "10"]),
     "install": ([], ["--runs", "1"]),
 }

@@ -71,6 +71,15 @@ class _TokenCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, User]] = {}
+        self._lookups: dict[str, threading.Lock] = {}
+
+    def lookup_lock(self, token: str) -> threading.Lock:
+        """One lock per token: the requests that find a token uncached wait for one QRadar lookup rather
+        than each asking QRadar (a page load sends several requests at once)."""
+        with self._lock:
+            if len(self._lookups) > 1000:
+                self._lookups = {k: v for k, v in self._lookups.items() if v.locked()}
+            return self._lookups.setdefault(self.key(token), threading.Lock())
 
     @staticmethod
     def key(token: str) -> str:
@@ -109,17 +118,23 @@ def current_user() -> User:
         raise ApiError(401, "not_logged_in", "no QRadar session: open the app from the QRadar console")
     user = token_cache.get(token)
     if user is None:
-        try:
-            found = get_gateway().current_user(token)
-        except QRadarError as exc:
-            if exc.http_status in (401, 403):
-                raise ApiError(
-                    401, "not_logged_in", "QRadar did not accept the session; log in to QRadar again"
-                ) from exc
-            raise
-        user = User(name=found.name or "unknown", role=found.role, capabilities=found.capabilities)
-        token_cache.put(token, user, settings.get("user_cache_s"))
+        with token_cache.lookup_lock(token):
+            user = token_cache.get(token) or _looked_up(token)
     g.current_user = user
+    return user
+
+
+def _looked_up(token: str) -> User:
+    try:
+        found = get_gateway().current_user(token)
+    except QRadarError as exc:
+        if exc.http_status in (401, 403):
+            raise ApiError(
+                401, "not_logged_in", "QRadar did not accept the session; log in to QRadar again"
+            ) from exc
+        raise
+    user = User(name=found.name or "unknown", role=found.role, capabilities=found.capabilities)
+    token_cache.put(token, user, settings.get("user_cache_s"))
     return user
 
 

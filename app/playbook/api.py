@@ -2,36 +2,59 @@
 
 * ``POST /api/hunting/run`` — body ``{"query": "<topic key>", "detection"?: id, "actor"?: str,
   "target"?: str, "around_ms"?: int}``. The AQL is rebuilt server-side from the topic and the values
-  (never taken from the client) and run through the gateway; results come back inline.
+  (never taken from the client); the Ariel search is started and the answer (202) is its handle at once:
+  ``{"search_id", "qradar_search_id", "status", "poll_url", "query", "aql"}``. No request waits for QRadar.
+* ``GET /api/hunting/searches/<search_id>`` — one status call to QRadar: still running (``done`` false,
+  ``progress``, ``elapsed_s``), or the rows (``done`` true, ``columns``, ``items``, ``total``), or
+  QRadar's error. A search older than ``interactive_search_timeout_s`` is cancelled and answered as a
+  timeout.
+* ``DELETE /api/hunting/searches/<search_id>`` — cancel the search in QRadar.
+
+QRadar answers an identical query from the same token with the search it already runs, so two hunts may
+share one search: a finished search is left for QRadar to expire (never deleted here, which would end the
+other hunt), and a cancel ends every hunt sharing it (they answer "cancelled").
+
+``search_id`` is a handle the app signs (HMAC with the app's secret key) over QRadar's search id, its start
+time and the user it was started for: it is refused (404) for anyone else, and a malformed one is a 400.
+The gateway used for every hunting call is `hunting_gateway()`.
 * ``GET /api/validation/coverage?window=24h`` — for every validation test, whether the app recorded each
   expected signal in the window (``window``: ``<n>h`` or ``<n>d``, 1 h to 90 d).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import re
 import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from app import settings
 from app.api.errors import ApiError
-from app.api.openapi import errors, ok, query
+from app.api.openapi import errors, ok, path, query
 from app.api.parsing import json_body
 from app.api.schema import Body, components
 from app.aql.hunting import TOPIC_KEYS, find_query
 from app.aql.literals import AqlLiteralError
 from app.aql.literals import string as aql_string
-from app.auth import require
+from app.auth import current_user, require
 from app.playbook import validation
 from app.playbook.subject import subject_for_detection, target_property, type_ids
-from app.qradar import get_gateway
+from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchStatus, SearchTimeout, get_gateway
 from app.store.db import get_db
 
 bp = Blueprint("playbook_api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 MAX_HUNT_ROWS = 500
+# Every hunting call to QRadar ends within this (one status call, or the result pages of a finished search).
+HUNT_CALL_BOUND_S = 10.0
+# ``<QRadar search id>.<start, epoch ms>.<HMAC-SHA256, hex>``: QRadar's ids are UUIDs.
+_HANDLE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_-]{0,99})\.(\d{1,15})\.([0-9a-f]{64})")
+HANDLE_PATTERN = _HANDLE.pattern
 _WINDOW = re.compile(r"(\d{1,4})([hd])")
 MAX_WINDOW_MS = 90 * 86_400_000
 MAX_TEXT = 1024
@@ -106,11 +129,108 @@ def run_hunting_query() -> Any:
             else ("actor" if actor is not None and not _fits_aql_string(actor) else "target")
         )
         raise ApiError(400, "bad_field", f"{field} cannot be searched for in AQL: {exc}", field) from None
-    rows = get_gateway().run_search(
-        query.aql, timeout_s=settings.get("interactive_search_timeout_s"), page_size=MAX_HUNT_ROWS
-    )
-    columns = list(rows[0].keys()) if rows else []
-    return {"query": key, "aql": query.aql, "columns": columns, "items": rows, "total": len(rows)}
+    gw = hunting_gateway()
+    search_id = gw.start_search(query.aql)
+    handle = _sign(search_id, int(time.time() * 1000))
+    return {
+        "search_id": handle,
+        "qradar_search_id": search_id,
+        "status": "WAIT",
+        "poll_url": f"/api/hunting/searches/{handle}",
+        "query": key,
+        "aql": query.aql,
+    }, 202
+
+
+def hunting_gateway() -> Gateway:
+    """The gateway every hunting call goes through (start, poll, results, cancel), bounded per call."""
+    return get_gateway().within(HUNT_CALL_BOUND_S)
+
+
+def _signature(search_id: str, started_ms: int) -> str:
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    message = f"hunting\0{current_user().name}\0{search_id}\0{started_ms}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _sign(search_id: str, started_ms: int) -> str:
+    return f"{search_id}.{started_ms}.{_signature(search_id, started_ms)}"
+
+
+def _verified(handle: str) -> tuple[str, int]:
+    """QRadar's search id and the start time (epoch ms) of a handle signed for this user."""
+    m = _HANDLE.fullmatch(handle)
+    if not m:
+        raise ApiError(
+            400,
+            "bad_field",
+            "search_id is not a hunting search handle (as POST /api/hunting/run answers)",
+            "search_id",
+        )
+    search_id, started_ms, signature = m.group(1), int(m.group(2)), m.group(3)
+    if not hmac.compare_digest(signature, _signature(search_id, started_ms)):
+        raise ApiError(404, "not_found", f"no hunting search {search_id} started for you", "search_id")
+    return search_id, started_ms
+
+
+def _failed(status: SearchStatus) -> QRadarError:
+    """QRadar's words for a search that ended in ERROR or was cancelled."""
+    first = status.error_messages[0] if status.error_messages else {}
+    code = first.get("code")
+    code = code if isinstance(code, int) else None
+    if status.status == "CANCELED":
+        return QRadarError(409, code, status.messages or f"Ariel search {status.search_id} was cancelled")
+    return QRadarError(422, code, status.messages or f"Ariel search {status.search_id} failed")
+
+
+def _quietly(action: Any, search_id: str) -> None:
+    try:
+        action(search_id)
+    except (QRadarError, QRadarUnavailable) as exc:
+        log.warning("hunting search %s: %s failed: %s", search_id, action.__name__, exc)
+
+
+@bp.get("/hunting/searches/<search_id>")
+@require("view")
+def poll_hunting_search(search_id: str) -> Any:
+    qradar_id, started_ms = _verified(search_id)
+    gw = hunting_gateway()
+    status = gw.poll(qradar_id)  # one status call, no waiting: the page asks again
+    elapsed_s = max(0.0, time.time() - started_ms / 1000)
+    if status.status == "COMPLETED":
+        rows = gw.fetch_results(qradar_id, MAX_HUNT_ROWS, min(status.record_count, MAX_HUNT_ROWS))
+        columns = list(rows[0].keys()) if rows else []
+        return {
+            "search_id": search_id,
+            "status": status.status,
+            "done": True,
+            "elapsed_s": round(elapsed_s, 1),
+            "columns": columns,
+            "items": rows,
+            "total": len(rows),
+        }
+    if status.done:
+        raise _failed(status)
+    timeout_s = settings.get("interactive_search_timeout_s")
+    if elapsed_s > timeout_s:
+        _quietly(gw.cancel_search, qradar_id)
+        raise SearchTimeout(qradar_id, timeout_s, status.progress)
+    return {
+        "search_id": search_id,
+        "status": status.status,
+        "done": False,
+        "progress": status.progress,
+        "elapsed_s": round(elapsed_s, 1),
+    }
+
+
+@bp.delete("/hunting/searches/<search_id>")
+@require("view")
+def cancel_hunting_search(search_id: str) -> Any:
+    qradar_id, _started_ms = _verified(search_id)
+    gw = hunting_gateway()
+    gw.cancel_search(qradar_id)
+    return {"search_id": search_id, "status": "CANCELED", "done": True}
 
 
 @bp.get("/validation/coverage")
@@ -129,28 +249,76 @@ def validation_coverage() -> Any:
 
 
 OPENAPI_SCHEMAS = components(HUNTING_RUN)
+_SEARCH_ID = {
+    **path("search_id", "string"),
+    "description": "the handle POST /api/hunting/run answered",
+}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/hunting/run": {
         "post": {
-            "summary": "Run one playbook hunting query through QRadar and return its rows",
+            "summary": "Start one playbook hunting query in QRadar; answers its handle at once",
             "requestBody": HUNTING_RUN.request_body(),
             "responses": {
-                "200": ok(
-                    "rows",
+                "202": ok(
+                    "the search's handle: poll poll_url",
                     {
                         "type": "object",
                         "properties": {
+                            "search_id": {"type": "string"},
+                            "qradar_search_id": {"type": "string"},
+                            "status": {"type": "string"},
+                            "poll_url": {"type": "string"},
                             "query": {"type": "string"},
                             "aql": {"type": "string"},
+                        },
+                    },
+                ),
+                **errors(400, 401, 404, 409, 422, 502, 503),
+            },
+        }
+    },
+    "/api/hunting/searches/{search_id}": {
+        "get": {
+            "summary": "A hunting search's state (one status call to QRadar), or its rows once it completed",
+            "parameters": [_SEARCH_ID],
+            "responses": {
+                "200": ok(
+                    "still running (done false) or the rows (done true)",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "search_id": {"type": "string"},
+                            "status": {"type": "string"},
+                            "done": {"type": "boolean"},
+                            "progress": {"type": "integer"},
+                            "elapsed_s": {"type": "number"},
                             "columns": {"type": "array", "items": {"type": "string"}},
                             "items": {"type": "array", "items": {"type": "object"}},
                             "total": {"type": "integer"},
                         },
                     },
                 ),
-                **errors(400, 503),
+                **errors(400, 401, 404, 409, 422, 502, 503),
             },
-        }
+        },
+        "delete": {
+            "summary": "Cancel a hunting search in QRadar",
+            "parameters": [_SEARCH_ID],
+            "responses": {
+                "200": ok(
+                    "cancelled",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "search_id": {"type": "string"},
+                            "status": {"type": "string"},
+                            "done": {"type": "boolean"},
+                        },
+                    },
+                ),
+                **errors(400, 401, 403, 404, 409, 422, 502, 503),
+            },
+        },
     },
     "/api/validation/coverage": {
         "get": {

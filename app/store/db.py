@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,20 +192,51 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
     return schema_version(conn)
 
 
+_THREAD_CONNECTIONS = "store_thread_connections"
+# A kept connection is replaced after this long: SQLite reads the planner statistics (ANALYZE, which the
+# refresher re-runs) when a connection loads the schema, so a connection never replaced would not see them.
+MAX_CONNECTION_AGE_S = 600.0
+
+
+def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def get_db() -> sqlite3.Connection:
-    """The request's connection, opened on first use and closed at teardown (flaskr style)."""
+    """The request's connection: this thread's connection to the app's database, kept open from request
+    to request. Opening one (connect, its PRAGMAs, and a close that may checkpoint the WAL) cost more than
+    most of the app's reads; a database file replaced on disk, or a connection older than
+    `MAX_CONNECTION_AGE_S`, gets a new connection."""
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"], migrate_schema=False)
+        path = current_app.config["DATABASE"]
+        local = current_app.extensions[_THREAD_CONNECTIONS]
+        conn = getattr(local, "conn", None)
+        if (
+            conn is None
+            or local.key != (str(path), _file_id(path))
+            or time.monotonic() - local.opened > MAX_CONNECTION_AGE_S
+        ):
+            if conn is not None:
+                conn.close()
+            conn = connect(path, migrate_schema=False)
+            local.conn, local.key, local.opened = conn, (str(path), _file_id(path)), time.monotonic()
+        g.db = conn
     return g.db
 
 
 def close_db(_exc: BaseException | None = None) -> None:
+    """End of a request: anything it left uncommitted is rolled back; the connection stays this thread's."""
     db = g.pop("db", None)
-    if db is not None:
-        db.close()
+    if db is not None and db.in_transaction:
+        db.rollback()
 
 
 def init_app(app: Flask) -> None:
-    """Migrate the app's database (``DATABASE``) once at start-up, close connections at teardown."""
+    """Migrate the app's database (``DATABASE``) once at start-up; one kept connection per thread."""
     connect(app.config["DATABASE"]).close()
+    app.extensions[_THREAD_CONNECTIONS] = threading.local()
     app.teardown_appcontext(close_db)

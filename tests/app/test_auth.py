@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from app.auth import require
@@ -128,3 +131,35 @@ def test_through_the_console_proxy(live_app):
     del admin.headers["QRadarCSRF"]
     refused = admin.put(live_app.proxy_url("api/settings"), json={"retention_days": 31}, timeout=10)
     assert refused.status_code == 403
+
+
+def test_concurrent_requests_of_an_uncached_token_share_one_qradar_lookup(app, login, monkeypatch):
+    from app.auth import token_cache
+    from app.qradar import get_gateway
+
+    with app.app_context():
+        gateway = get_gateway()
+    lookups: list[str] = []
+    ask_qradar = gateway.current_user
+
+    def counted(token: str):
+        lookups.append(token)
+        time.sleep(0.3)  # a QRadar answer that takes a while: the other requests arrive meanwhile
+        return ask_qradar(token)
+
+    monkeypatch.setattr(gateway, "current_user", counted)
+    token_cache.clear()
+    names: list[str] = []
+
+    def page_request() -> None:
+        client = app.test_client()
+        login(client, "analyst")
+        names.append(client.get("/api/me").json["name"])
+
+    threads = [threading.Thread(target=page_request) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert names == ["analyst"] * 6
+    assert len(lookups) == 1

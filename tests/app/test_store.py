@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -155,14 +156,45 @@ def test_store_dir_resolution(monkeypatch, tmp_path):
     assert db.store_dir(tmp_path / "qradar") == tmp_path / "qradar"
 
 
-def test_get_db_is_one_connection_per_request_closed_at_teardown(offline_app):
+def test_get_db_is_one_connection_per_thread_kept_between_requests(offline_app, monkeypatch):
     with offline_app.app_context():
         first = db.get_db()
         assert db.get_db() is first
-        assert first.execute("SELECT 1").fetchone()[0] == 1
+        first.execute("CREATE TABLE scratch (x INTEGER)")  # DDL: committed at once
+        first.execute("INSERT INTO scratch VALUES (1)")  # left uncommitted by the "request"
+        assert first.in_transaction
+    with offline_app.app_context():
+        again = db.get_db()
+        assert again is first  # kept open for this thread's next request ...
+        assert not again.in_transaction  # ... with what the last one left uncommitted rolled back
+        assert again.execute("SELECT COUNT(*) FROM scratch").fetchone()[0] == 0
+    other: list[sqlite3.Connection] = []
+
+    def in_another_thread() -> None:
+        with offline_app.app_context():
+            other.append(db.get_db())
+            other[0].execute("SELECT 1")
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join()
+    assert other and other[0] is not first  # SQLite connections stay in their thread
+    # A database file replaced on disk (a restore) is opened anew.
+    path = Path(offline_app.config["DATABASE"])
+    replacement = path.with_name("replacement.db")
+    db.connect(replacement).close()
+    replacement.replace(path)
+    with offline_app.app_context():
+        assert db.get_db() is not first
     with pytest.raises(sqlite3.ProgrammingError):
-        first.execute("SELECT 1")  # closed by teardown
-    assert Path(offline_app.config["DATABASE"]).parent == Path(offline_app.config["STORE_DIR"])
+        first.execute("SELECT 1")  # the old one was closed
+    # One kept too long is replaced too (it would not see new planner statistics).
+    with offline_app.app_context():
+        current = db.get_db()
+    monkeypatch.setattr(db, "MAX_CONNECTION_AGE_S", -1.0)
+    with offline_app.app_context():
+        assert db.get_db() is not current
+    assert path.parent == Path(offline_app.config["STORE_DIR"])
 
 
 def test_audit_log_round_trip_and_filters(tmp_path):

@@ -53,6 +53,8 @@ POLICY: dict[str, str] = {
     "tab.tuning": "view",
     "tab.settings": "admin",
     "playbook_api.run_hunting_query": "view",
+    "playbook_api.poll_hunting_search": "view",
+    "playbook_api.cancel_hunting_search": "view",
     "playbook_api.validation_coverage": "view",
     "playbook.index": "view",
     "pulse_api.pulse_table": "view",
@@ -100,6 +102,7 @@ PATH_VALUES = {
     "entry_id": MISSING_ID,
     "offense_id": MISSING_ID,
     "preset_id": "no-such-preset",
+    "search_id": "no-such-search",
 }
 STATIC_FILES = {"static": "css/app.css", "playbook.static": "playbook.css"}
 # A body every unsafe view refuses once the caller is authorized (so nothing changes).

@@ -578,7 +578,8 @@ def fresh_in_store(ui: FaultUi, offense_id: int) -> bool:
 
 
 FRAGMENT_REQUEST = re.compile(r"/app_proxy/offense/fragment/\d+$")
-HUNTING_REQUEST = re.compile(r"/app_proxy/api/hunting/run$")
+# The hunt's start and its polls and cancel (the handle has no "/" or "?").
+HUNTING_REQUEST = re.compile(r"/app_proxy/api/hunting/(run|searches/[^/?]+)$")
 
 
 def check_widget_refused(ui: FaultUi, fault: Fault, own: OwnApp) -> None:
@@ -654,32 +655,39 @@ class _nothing:
 # -- a playbook hunting query -----------------------------------------------------------------------------
 
 
-def run_hunt(ui: FaultUi) -> tuple[Any, Any]:
+def hunt_index(fault: Fault) -> int:
+    """Each case runs a hunting query of its own: QRadar answers an identical query it ran recently with
+    that search (an earlier case's finished one) instead of starting the search the fault is meant for."""
+    return FAULTS.index(fault)
+
+
+def run_hunt(ui: FaultUi, fault: Fault) -> tuple[Any, Any]:
     page = ui.playbook_page
-    article = page.locator("article.caw-pb-hunt").first
+    article = page.locator("article.caw-pb-hunt").nth(hunt_index(fault))
     article.locator("button.caw-pb-run").click()
     return page, article
 
 
 def wait_hunt_done(page: Any, article: Any) -> None:
     article.locator(".caw-pb-count, .caw-pb-error").first.wait_for(timeout=WAIT_MS)
-    page.wait_for_function(
-        "!document.querySelector('article.caw-pb-hunt button.caw-pb-run').disabled", timeout=WAIT_MS
-    )
+    end = time.monotonic() + WAIT_MS / 1000
+    while article.locator("button.caw-pb-run").is_disabled():
+        assert time.monotonic() < end, "the Run button stayed disabled"
+        page.wait_for_timeout(100)
 
 
 def check_hunting_refused(ui: FaultUi, fault: Fault, own: OwnApp) -> None:
     answer_from(ui.playbook_page, HUNTING_REQUEST, own)
     try:
-        page, article = run_hunt(ui)  # through the own app while QRadar is reachable: rows
+        page, article = run_hunt(ui, fault)  # through the own app while QRadar is reachable: rows
         wait_hunt_done(page, article)
         assert article.locator(".caw-pb-count").count() == 1, article.inner_text()
         own.link.cut()
-        run_hunt(ui)
+        run_hunt(ui, fault)
         wait_hunt_done(page, article)
         check_hunt_error(ui, fault, page, article)
         own.link.restore()
-        run_hunt(ui)
+        run_hunt(ui, fault)
         wait_hunt_done(page, article)
         assert article.locator(".caw-pb-count").count() == 1, article.inner_text()
     finally:
@@ -707,17 +715,18 @@ def check_hunting(ui: FaultUi, fault: Fault, own: OwnApp | None = None) -> None:
         return
     fault.hunt(ui.devconsole)
     with Canceller(ui.devconsole) if fault.cancel_from_outside else _nothing():
-        page, article = run_hunt(ui)
+        page, article = run_hunt(ui, fault)
         # While QRadar works (or hangs) the page says so and stays usable: another query can be copied.
         article.locator(".caw-pb-running, .caw-pb-count, .caw-pb-error").first.wait_for(timeout=WAIT_MS)
-        assert page.locator("article.caw-pb-hunt").nth(1).locator("button.caw-pb-copy").is_enabled()
+        other = page.locator("article.caw-pb-hunt").nth(hunt_index(fault) + 1)
+        assert other.locator("button.caw-pb-copy").is_enabled()
         wait_hunt_done(page, article)
     if fault.slow:
         assert article.locator(".caw-pb-count").count() == 1, article.inner_text()
         return
     check_hunt_error(ui, fault, page, article)
     ui.devconsole.faults.clear()
-    run_hunt(ui)
+    run_hunt(ui, fault)
     wait_hunt_done(page, article)
     assert article.locator(".caw-pb-count").count() == 1, article.inner_text()
     assert article.locator(".caw-pb-error").count() == 0

@@ -200,6 +200,41 @@ def test_hunting_query_runs_from_the_playbook_page(as_user, tab_env, devconsole)
     assert attach["events"][0]["event_name"] in session.page.locator("#results tbody").inner_text()
 
 
+def test_a_slow_hunt_shows_its_time_and_can_be_cancelled(as_user, tab_env, devconsole) -> None:
+    session = as_user("analyst")
+    page = session.open_app("/playbook/#hunting")
+    hunt = page.locator(".caw-pb-hunt[data-query='gcp-keys']")
+    admin = devconsole.api("admin")
+    searches = devconsole.url("/api/ariel/searches")
+    devconsole.faults.slow_searches(30)
+    try:
+        before = set(admin.get(searches, timeout=30).json())
+        hunt.locator("button.caw-pb-run").click()
+        running = hunt.locator(".caw-pb-running")
+        # The page polls the app (each poll one status call to QRadar) and counts the seconds.
+        page.wait_for_function(
+            "() => /Running in QRadar… [2-9] s/.test("
+            "document.querySelector(\".caw-pb-hunt[data-query='gcp-keys'] .caw-pb-running\").textContent)",
+            timeout=30_000,
+        )
+        assert hunt.locator("button.caw-pb-run").is_disabled()
+        started = set(admin.get(searches, timeout=30).json()) - before
+        assert len(started) == 1, started
+        running.locator("button.caw-pb-cancel").click()
+        hunt.locator(".caw-pb-cancelled").wait_for(timeout=30_000)
+        assert hunt.locator(".caw-pb-cancelled").inner_text() == "Cancelled."
+        assert hunt.locator("button.caw-pb-run").is_enabled()
+        # Stopped in QRadar, long before the slowed search would have finished.
+        (search_id,) = started
+        end = time.monotonic() + 15  # QRadar stops a cancelled search asynchronously
+        while (status := admin.get(f"{searches}/{search_id}", timeout=30).json()["status"]) != "CANCELED":
+            assert time.monotonic() < end, status
+            time.sleep(0.2)
+        screenshot(session.page, "playbook-hunting-cancelled")
+    finally:
+        devconsole.faults.clear()
+
+
 def test_widget_opens_the_tab_filtered_to_its_offense_and_back(as_user, devconsole) -> None:
     """Both ways: the widget's rows name the event and link to /tab/?offense=<id>, which lists exactly the
     offense's detections under a removable chip; a detection's panel links back to QRadar's offense page."""

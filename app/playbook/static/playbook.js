@@ -37,18 +37,41 @@ function table(columns, items) {
       row[c] === null || row[c] === undefined ? "" : String(row[c])))))));
 }
 
+const POLL_MS = 1000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The app starts the search and answers its handle at once; the page asks for its state about once a
+// second (each ask is one short status call to QRadar) until the rows come, QRadar fails, or Cancel.
 for (const button of document.querySelectorAll(".caw-pb-run")) {
   button.addEventListener("click", async () => {
     const article = button.closest(".caw-pb-hunt");
     const out = article.querySelector(".caw-pb-results");
-    const running = el("p", {className: "caw-pb-running"}, "Running in QRadar…");
-    clear(out).appendChild(running);
-    // A slow search keeps the query running for a while: show that it is still going.
+    const running = el("span", {className: "caw-pb-running-text"}, "Running in QRadar… 0 s");
+    const cancel = el("button", {type: "button", className: "cds--btn cds--btn--ghost cds--btn--sm caw-pb-cancel"},
+      "Cancel");
+    clear(out).appendChild(el("p", {className: "caw-pb-running"}, running, " ", cancel));
     const started = Date.now();
     const ticker = setInterval(() => {
       running.textContent = "Running in QRadar… " + Math.round((Date.now() - started) / 1000) + " s";
     }, 1000);
     button.disabled = true;
+    let handle = null;
+    let cancelled = false;
+    let cancelSent = false;
+    async function cancelSearch() {
+      if (!handle || cancelSent) return;
+      cancelSent = true;
+      try {
+        await api(handle.poll_url, {method: "DELETE"});
+      } catch (error) {
+        // Already finished or gone in QRadar: nothing left to stop.
+      }
+    }
+    cancel.addEventListener("click", () => {
+      cancelled = true;
+      cancel.disabled = true;
+      cancelSearch();
+    });
     const body = {query: article.dataset.query};
     if (subject.platform === article.dataset.platform) {
       if (subject.detection) body.detection = subject.detection;
@@ -59,11 +82,27 @@ for (const button of document.querySelectorAll(".caw-pb-run")) {
       }
     }
     try {
-      const result = await api("/api/hunting/run", {method: "POST", body});
+      handle = await api("/api/hunting/run", {method: "POST", body});
+      let result = null;
+      while (!cancelled) {
+        await sleep(POLL_MS);
+        if (cancelled) break;
+        const state = await api(handle.poll_url);
+        if (state.done) { result = state; break; }
+      }
+      if (cancelled) {
+        await cancelSearch();  // Cancel pressed before the search's handle came
+        clear(out).appendChild(el("p", {className: "caw-pb-cancelled"}, "Cancelled."));
+        return;
+      }
       clear(out);
       out.appendChild(el("p", {className: "caw-pb-count"}, result.total + " event(s)"));
       if (result.total) out.appendChild(table(result.columns, result.items));
     } catch (error) {
+      if (cancelled) {
+        clear(out).appendChild(el("p", {className: "caw-pb-cancelled"}, "Cancelled."));
+        return;
+      }
       // The app's JSON error names the problem (QRadar's own message, or that QRadar did not answer);
       // written as text. Gateway-side failures (5xx) are worth another try once QRadar is back.
       const retry = error.status === 0 || error.status >= 500 ? " Try again in a moment." : "";

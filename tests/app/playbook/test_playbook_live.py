@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import pytest
 
@@ -80,9 +81,18 @@ def test_every_hunting_query_passes_the_console_validator(app, devconsole) -> No
 
 
 def run_hunt(client, headers, key: str, **body) -> dict:
+    """Start the hunt (202 and its handle), then poll it until it is done; the rows and the AQL."""
     response = client.post("/api/hunting/run", json={"query": key, **body}, headers=headers)
-    assert response.status_code == 200, response.data
-    return response.get_json()
+    assert response.status_code == 202, response.data
+    started = response.get_json()
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        state = client.get(started["poll_url"])
+        assert state.status_code == 200, state.data
+        if state.get_json()["done"]:
+            return {**state.get_json(), "aql": started["aql"], "query": started["query"]}
+        time.sleep(0.1)
+    raise AssertionError(f"hunting search {started['search_id']} did not finish in 60 s")
 
 
 def test_hunting_from_a_detection_returns_the_scenario_follow_ons(
