@@ -158,6 +158,8 @@ class Gateway:
             return requested
         # one decimal: "did not answer within 2 s" in a timeout message, not 1.9997
         bounded = max(MIN_CALL_TIMEOUT_S, round(left, 1))
+        if requested is None:  # a deadline shortens the transport's own read timeout, never extends it
+            requested = getattr(self.transport, "read_timeout_s", None)
         return bounded if requested is None else min(requested, bounded)
 
     def _fit_wait(self, wait_s: int | None) -> int | None:

@@ -139,8 +139,8 @@ def send(session: requests.Session, method: str, url: str) -> requests.Response:
 def granted_answers(endpoint: str, method: str, path: str) -> set[int]:
     """What an authorized probe gets: an unsafe one is refused for its body or its missing id (400 or 404,
     whichever the view checks first), a read of a missing object is 404 (but the Offense Summary fragment
-    answers its HTML box for any offense), the GUI action without its offense context is 400, every other
-    read 200."""
+    answers its HTML box for any offense), the GUI action without its offense context and a hunting
+    search handle the app did not sign are 400, every other read 200."""
     if method in UNSAFE:
         return {400, 404}
     if endpoint == "offense.fragment_view":
@@ -148,6 +148,8 @@ def granted_answers(endpoint: str, method: str, path: str) -> set[int]:
     if str(MISSING_ID) in path or PATH_VALUES["preset_id"] in path:
         return {404}
     if endpoint == "offense.playbook_action":
+        return {400}
+    if PATH_VALUES["search_id"] in path:  # not a handle the app signed
         return {400}
     return {200}
 

@@ -329,7 +329,8 @@ USER_LOOKUP_ERRORS = {
 }
 # The same on Ariel (hunting runs with the app's own token): QRadar's 401 is passed on as a QRadar error.
 ARIEL_ERRORS = {**USER_LOOKUP_ERRORS, "expired token": (401, "qradar_error")}
-ANSWER_WITHOUT_FAULT = {"detections": 200, "status": 200, "manual refresh": 202, "hunting run": 200}
+# A hunting run answers its search handle at once (202) and the page polls it.
+ANSWER_WITHOUT_FAULT = {"detections": 200, "status": 200, "manual refresh": 202, "hunting run": 202}
 API_FAULTS: dict[str, Callable[[Any, str], None]] = {
     "500": lambda dc, path: dc.faults.fail(path, count=5),
     "503/1010": lambda dc, path: dc.faults.unavailable(path, count=5),
