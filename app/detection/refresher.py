@@ -35,6 +35,7 @@ from app.jobs import Job, JobContext, JobFailed, backoff_s
 from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchCancelled
 from app.store import detections as store
 from app.store import jobs as job_store
+from app.store import tuning as tuning_rows
 from app.store.db import transaction
 from app.store.refresh_state import get_refresh_state, save_refresh_state
 
@@ -303,7 +304,11 @@ def refresh_once(
             if touched or new_follow:
                 result.chains = recorrelate(conn, start - CHAIN_LOOKBACK_MS, cfg.base_severity, at)
             purged = store.purge_older_than(conn, stop - cfg.retention_ms)
-            suppressed = _apply_suppression(conn, at, touched) if touched else False
+            # A chain that grew can override an earlier creation's suppression: recheck its members too.
+            recheck = touched
+            if touched or new_follow:
+                recheck = [*touched, *tuning_rows.chained_detection_ids(conn, start - CHAIN_LOOKBACK_MS)]
+            suppressed = _apply_suppression(conn, at, recheck) if recheck else False
             details.update(
                 phase="done",
                 progress=100,

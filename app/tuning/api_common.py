@@ -33,7 +33,7 @@ def _tuning_error(exc: TuningError) -> Response:
 
 def actor() -> Actor:
     user = current_user()
-    return Actor(name=user.name, can_tune=user.can_tune(), is_admin=user.is_admin)
+    return Actor(name=user.name, can_tune=user.can_tune(), is_admin=user.is_admin, user_id=user.user_id)
 
 
 def after_change() -> dict[str, Any] | None:

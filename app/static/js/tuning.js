@@ -348,13 +348,14 @@
           const s = await api(ROUTES.preset(preset.id));
           clear(suggestions);
           const items = s.candidates || [];
-          if (!items.length) suggestions.appendChild(document.createTextNode("No candidates in recent detections."));
+          if (!items.length) suggestions.appendChild(document.createTextNode(
+            "No candidates with immutable evidence in recent detections (user agents and names are not evidence)."));
           for (const c of items) {
             // `identity` is what the preset keys on (an actor ID, or the invoking AWS service).
             const identity = c.identity || c.actor_id || "";
             suggestions.appendChild(el("div", {}, button("Add " + identity, "ghost", () => {
               ids.value = (ids.value ? ids.value + "\n" : "") + identity;
-            }), " ", `${c.actor || ""} · ${c.detections} detections · ${(c.fingerprints || []).join(", ")}`));
+            }), " ", `${c.actor || ""} · ${c.detections} detections · evidence: ${(c.evidence || []).join("; ")}`));
           }
         } catch (error) {
           clear(suggestions).appendChild(document.createTextNode("Suggestions failed: " + error.message));

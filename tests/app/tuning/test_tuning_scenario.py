@@ -35,6 +35,18 @@ PRESET_ITEMS = {
     "break_glass": ["benign-break-glass"],
 }
 
+# The items whose events carry immutable evidence of their family (devconsole/scenario.py): CloudTrail's
+# invokedBy, and the SyncFabric application ID of HR inbound provisioning. The managed identity acts with
+# no application ID, Entra Connect sync as a user, the others are known only by user agent or name.
+SUGGESTED_ON_EVIDENCE = {
+    "iac": ["benign-cloudformation"],
+    "config_management": [],
+    "aws_service_linked_roles": ["benign-service-linked-role"],
+    "hr_directory_sync": ["benign-workday-inbound"],
+    "microsoft_first_party": [],
+    "break_glass": [],
+}
+
 
 def gateway_for(devconsole: Any) -> Gateway:
     env = {
@@ -162,10 +174,13 @@ def test_preset_suppresses_its_benign_events_and_no_attack(
     assert own and others
     assert set(suppressed(conn, own + others).values()) == {None}  # off by default: nothing suppressed
 
-    # Fingerprints suggest exactly the identities the organisation would confirm (plus nothing attacked).
+    # Immutable evidence (invokedBy, a first-party application ID) suggests exactly the identities that
+    # leave it; families known only by user agent or name suggest nothing.
     recent = [dict(r) for r in conn.execute("SELECT * FROM detections")]
-    suggested = {c["identity"] for c in presets.suggest_candidates(preset, recent)}
-    assert set(identities(devconsole, preset_id)) <= suggested
+    candidates = presets.suggest_candidates(preset, recent)
+    evident = [items[key]["allowlist"]["actor_id"] for key in SUGGESTED_ON_EVIDENCE[preset_id]]
+    assert {c["identity"] for c in candidates} == set(evident)
+    assert all(c["evidence"] for c in candidates)
 
     # A look-alike using the family's spoofable fingerprints from another identity stays visible.
     now = now_ms()
