@@ -255,6 +255,7 @@ def test_reference_set_in_the_console_matches_the_active_entries(
     use_own_reference_data(conn, "Allowlist")
     now = now_ms()
     active: set[str] = set()
+    narrowed: set[int] = set()
     for preset_id in ("iac", "hr_directory_sync", "microsoft_first_party"):
         created = enable_preset(
             conn,
@@ -265,7 +266,10 @@ def test_reference_set_in_the_console_matches_the_active_entries(
             justification=f"scenario identities for the {preset_id} preset",
         )
         approve(conn, created, now)
-        active |= set(identities(devconsole, preset_id))
+        if preset_id == "hr_directory_sync":  # its entries cover user creations only: narrowed
+            narrowed |= {e["id"] for e in created}
+        else:
+            active |= set(identities(devconsole, preset_id))
     # pending (never approved) entries stay out of QRadar
     enable_preset(conn, devconsole, "break_glass", now, **break_glass_fields(now + HOUR, "IR-4711"))
 
@@ -284,6 +288,9 @@ def test_reference_set_in_the_console_matches_the_active_entries(
         f"{devconsole.base_url}/api/reference_data/maps/{names['reference_map']}"
     ).json()
     assert set(reference_map["data"]) == active
+    # Entries narrowed below "this actor" stay out of the set and the map, and are listed as such.
+    listed = {n["entry_id"]: n["conditions"] for n in outcome["after"]["not_mirrored"]}
+    assert set(listed) == narrowed and all(c == ["target type"] for c in listed.values())
 
     # Turning a preset off is reflected at the next sync; the drift report says what differed.
     with transaction(conn):
