@@ -319,6 +319,9 @@ def test_allowlist_from_a_detection_then_second_user_approves(as_user, tab_env) 
     screenshot(tuner2.page, "tuning-approval-queue")
     approval_frame.click(f"#approvals-table tr[data-id='{entry['id']}'] button:has-text('Approve')")
     approval_frame.wait_for_selector(f"#entries-table tr[data-id='{entry['id']}'] .cds--tag--green")
+    # an exact-actor entry is in force until its expiry and mirrored to QRadar's reference set
+    standing = approval_frame.locator(f"#entries-table tr[data-id='{entry['id']}']").inner_text()
+    assert "In force until" in standing and "in QRadar reference set" in standing
     assert tab_env.get("admin", f"api/detections/{detection['id']}")["suppressed_by"] == entry["id"]
     audit = approval_frame.locator("#audit-table").inner_text()
     assert "tuning.entry.approve" in audit and "tuning.entry.create" in audit
