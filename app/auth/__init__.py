@@ -225,7 +225,8 @@ OPENAPI_SCHEMAS = {
     "Me": {
         "type": "object",
         "properties": {
-            "name": {"type": "string"},
+            "user_id": {"type": "integer", "description": "QRadar's numeric user ID: who the user is"},
+            "name": {"type": "string", "description": "the username, for display"},
             "role": {"type": "string"},
             "capabilities": {"type": "array", "items": {"type": "string"}},
             "permissions": {"type": "object", "properties": {level: {"type": "boolean"} for level in LEVELS}},

@@ -15,7 +15,7 @@ Keys that could be borrowed are refused outright (400 naming the field and the r
 * a cloud provider's service principal (``cloudformation.amazonaws.com``) acts for whoever called it, so
   it keys an entry only together with the calling actor's ID, or for service-linked roles;
 * placeholders a log writes when it has no value (``Not Available``, ``N/A``, the all-zero GUID, …)
-  identify nobody.
+  identify nobody, and a Microsoft first-party display name (``Managed Service Identity``) is not an ID.
 """
 
 from __future__ import annotations
@@ -82,6 +82,19 @@ PLACEHOLDERS = frozenset(
     }
 )
 SERVICE_LINKED_ROLE = "service_linked_role"
+# Display names of Microsoft first-party applications. Any tenant's app can take one, and the detection
+# falls back to the display name when an Entra event names no ID: never an actor ID to key on.
+MICROSOFT_FIRST_PARTY_NAMES = (
+    "Managed Service Identity",
+    "Microsoft Azure AD Internal - Jit Provisioning",
+    "AAD App Management",
+    "Windows Azure Service Management API",
+    "Power Virtual Agents Service",
+    "MS-PIM",
+    "Microsoft.Azure.SyncFabric",
+    "Microsoft Graph",
+)
+_FIRST_PARTY_NAMES = frozenset(name.casefold() for name in MICROSOFT_FIRST_PARTY_NAMES)
 
 # What a client writes into an entry (in the order an export lists them). Everything else is refused
 # (unknown fields are a 400); the store adds the history (status, who, when, version).
@@ -292,6 +305,15 @@ def _check_keys(out: Mapping[str, Any]) -> None:
                 "every actor without an ID",
                 "placeholder",
             )
+    actor_id = out.get("actor_id")
+    if actor_id and actor_id.strip().casefold() in _FIRST_PARTY_NAMES:
+        raise bad(
+            "actor_id",
+            f"actor_id {actor_id[:80]!r} is the display name of a Microsoft first-party application, which "
+            "any tenant's app can copy: first-party applications are recognised by their application ID, so "
+            "list the service principal's object ID instead",
+            "display_name_not_id",
+        )
     pattern = out.get("actor_pattern")
     if pattern and out.get("actor_pattern_field") == "actor_id" and not pattern_pins_principal(pattern):
         raise bad(

@@ -213,6 +213,11 @@ def test_text_edits_after_approval_are_audited_and_shown(client: Any, login: Any
             "actor_id",
             "placeholder",
         ),
+        (
+            {"platforms": ["Azure AD"], "actor_id": "Managed Service Identity"},
+            "actor_id",
+            "display_name_not_id",
+        ),
     ],
     ids=[
         "arn-aws-star",
@@ -224,6 +229,7 @@ def test_text_edits_after_approval_are_audited_and_shown(client: Any, login: Any
         "service-as-actor-id",
         "not-available",
         "zero-guid",
+        "first-party-display-name",
     ],
 )
 def test_borrowable_keys_are_a_400_naming_field_and_reason(
