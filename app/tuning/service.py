@@ -213,15 +213,23 @@ def enable_preset(
     existing = {e[key].casefold() for e in store.entries_by_preset(conn).get(preset_id, []) if e[key]}
     wanted = list(dict.fromkeys(i.strip() for i in identities if i.strip().casefold() not in existing))
     created = []
-    for body in presets.entry_payloads(
+    bodies = presets.entry_payloads(
         preset,
         wanted,
         justification=payload.get("justification"),
         expires_at=payload.get("expires_at"),
         ticket=payload.get("ticket"),
-    ):
+    )
+    for identity, body in zip(wanted, bodies, strict=True):
         body["confirm_partial_chain"] = payload.get("confirm_partial_chain", False)
-        entry, _ = create_entry(conn, body, user=user, now_ms=now_ms, preset_id=preset_id)
+        try:
+            entry, _ = create_entry(conn, body, user=user, now_ms=now_ms, preset_id=preset_id)
+        except TuningError as exc:
+            if exc.field != key:
+                raise
+            # The identity is the field the client wrote: name it (and which one) in the refusal.
+            index = [i.strip() for i in identities].index(identity)
+            raise TuningError(exc.status, exc.code, exc.message, f"identities[{index}]", exc.extra) from None
         created.append(entry)
     store.audit(
         conn,

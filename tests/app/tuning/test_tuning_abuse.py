@@ -334,6 +334,22 @@ def test_a_suggestion_steered_by_a_user_agent_is_not_made(client: Any, login: An
     assert client.get("/api/tuning/presets/config_management").get_json()["candidates"] == []
 
 
+def test_a_preset_refuses_a_placeholder_identity_naming_it(client: Any, login: Any) -> None:
+    response = client.post(
+        "/api/tuning/presets/hr_directory_sync/enable",
+        json={
+            "identities": ["5f0c7d1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f", "Not Available"],
+            "justification": "HR provisioning service principals (CHG-7)",
+            "expires_at": now_ms() + 30 * DAY,
+        },
+        headers=login(client, "tuner1"),
+    )
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert (error["field"], error["code"]) == ("identities[1]", "placeholder")
+    assert client.get("/api/tuning/entries").get_json()["total"] == 0  # nothing half-created
+
+
 def test_placeholder_identities_are_never_suggested() -> None:
     iac = presets.PRESETS_BY_ID["iac"]
     detection = {
