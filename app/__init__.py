@@ -237,15 +237,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.store import db
 
     db.init_app(app)
+
     # The gateway is shaped by settings (API version, user lookup path, poll wait); app.qradar reads none.
+    def gateway_shape() -> tuple[Any, ...]:
+        values = settings.all_values()
+        return tuple(values[key] for key in ("api_version", "current_user_path", "search_poll_wait_s"))
+
     set_gateway_factory(
         app,
-        lambda: build_gateway(
-            app.config.get("QRADAR_ENV"),
-            settings.get("api_version"),
-            settings.get("current_user_path"),
-            settings.get("search_poll_wait_s"),
-        ),
+        lambda: build_gateway(app.config.get("QRADAR_ENV"), *gateway_shape()),
+        shape=gateway_shape,
     )
 
     from app import auth

@@ -265,7 +265,12 @@ SETTINGS: list[Setting] = [
         "REST path that names the logged-in user (UNCONFIRMED on real consoles).",
     ),
     Setting(
-        "user_cache_s", "int", 60, "Seconds a user's name and capabilities are cached per token.", 0, 3600
+        "user_cache_s",
+        "int",
+        60,
+        "Seconds a user's identity and capabilities are cached per token (short: at most 300).",
+        0,
+        300,
     ),
 ]
 

@@ -1,8 +1,11 @@
 """Who is asking, and may they? Server-side checks against the logged-in user's own QRadar role.
 
-* `current_user()` — the request's user (name, role, capabilities) from its ``SEC`` cookie, asked of QRadar
-  with that token (never ``SEC_ADMIN_TOKEN``); cached on ``g`` per request and for ``user_cache_s``
-  seconds per token (keyed by a hash of the token).
+* `current_user()` — the request's user (QRadar's numeric user ID, name for display, role, capabilities)
+  from its ``SEC`` cookie, asked of QRadar with that token (never ``SEC_ADMIN_TOKEN``). When QRadar cannot
+  say who the user is, the request is refused (502 ``qradar_error`` / 503 ``qradar_unavailable``, naming
+  QRadar) and nothing is cached. Cached on ``g`` per request and for ``user_cache_s`` seconds (at most
+  300) per token and identity settings: the cache key includes the settings that decide who a user is,
+  read from the store on every request, so a change made through any worker reaches every worker at once.
 * `require("view" | "tune" | "admin")` — decorator: 401 JSON without a valid session, 403 JSON without
   the permission. ``view`` = any QRadar user; ``tune`` = any capability in the ``tuning_capabilities``
   setting (or ADMIN); ``admin`` = ADMIN.
@@ -27,6 +30,9 @@ from app import settings
 from app.api.errors import ApiError
 from app.qradar import QRadarError, get_gateway
 
+# Settings that decide who a user is or what QRadar is asked: part of the identity cache key.
+IDENTITY_SETTING_KEYS = ("current_user_path", "api_version", "user_cache_s")
+
 LEVELS = ("view", "tune", "admin")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -35,6 +41,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class User:
+    """A QRadar user: ``user_id`` (QRadar's numeric ID) identifies them, ``name`` is for display."""
+
+    user_id: int
     name: str
     role: str
     capabilities: frozenset[str]
@@ -58,11 +67,15 @@ class User:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "user_id": self.user_id,
             "name": self.name,
             "role": self.role,
             "capabilities": sorted(self.capabilities),
             "permissions": {level: self.may(level) for level in LEVELS},
         }
+
+
+MAX_USER_CACHE_S = 300
 
 
 class _TokenCache:
@@ -82,24 +95,25 @@ class _TokenCache:
             return self._lookups.setdefault(self.key(token), threading.Lock())
 
     @staticmethod
-    def key(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
+    def key(token: str, context: str = "") -> str:
+        return hashlib.sha256(f"{context}\0{token}".encode()).hexdigest()
 
-    def get(self, token: str) -> User | None:
+    def get(self, token: str, context: str = "") -> User | None:
         with self._lock:
-            entry = self._entries.get(self.key(token))
+            entry = self._entries.get(self.key(token, context))
         if entry and entry[0] > time.monotonic():
             return entry[1]
         return None
 
-    def put(self, token: str, user: User, ttl_s: float) -> None:
+    def put(self, token: str, user: User, ttl_s: float, context: str = "") -> None:
+        ttl_s = min(ttl_s, MAX_USER_CACHE_S)
         if ttl_s <= 0:
             return
         with self._lock:
             now = time.monotonic()
             if len(self._entries) > 1000:
                 self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            self._entries[self.key(token)] = (now + ttl_s, user)
+            self._entries[self.key(token, context)] = (now + ttl_s, user)
 
     def clear(self) -> None:
         with self._lock:
@@ -116,15 +130,21 @@ def current_user() -> User:
     token = request.cookies.get("SEC", "")
     if not token:
         raise ApiError(401, "not_logged_in", "no QRadar session: open the app from the QRadar console")
-    user = token_cache.get(token)
+    values = settings.all_values()
+    context = "\0".join(str(values[key]) for key in IDENTITY_SETTING_KEYS)
+    user = token_cache.get(token, context)
     if user is None:
         with token_cache.lookup_lock(token):
-            user = token_cache.get(token) or _looked_up(token)
+            user = token_cache.get(token, context)
+            if user is None:
+                user = _ask_qradar(token)
+                token_cache.put(token, user, values["user_cache_s"], context)
     g.current_user = user
     return user
 
 
-def _looked_up(token: str) -> User:
+def _ask_qradar(token: str) -> User:
+    """Who owns ``token``, from QRadar; an ApiError (or QRadarUnavailable, a 503) when QRadar cannot say."""
     try:
         found = get_gateway().current_user(token)
     except QRadarError as exc:
@@ -132,10 +152,21 @@ def _looked_up(token: str) -> User:
             raise ApiError(
                 401, "not_logged_in", "QRadar did not accept the session; log in to QRadar again"
             ) from exc
-        raise
-    user = User(name=found.name or "unknown", role=found.role, capabilities=found.capabilities)
-    token_cache.put(token, user, settings.get("user_cache_s"))
-    return user
+        raise ApiError(
+            502,
+            "qradar_error",
+            f"QRadar could not say who you are, so the request was refused: {exc.message}",
+        ) from exc
+    if found.user_id is None:
+        raise ApiError(
+            502, "qradar_error", "QRadar did not give the logged-in user's ID; the request was refused"
+        )
+    return User(
+        user_id=found.user_id,
+        name=found.name or f"user #{found.user_id}",
+        role=found.role,
+        capabilities=found.capabilities,
+    )
 
 
 def require(level: str) -> Callable[[F], F]:
@@ -206,7 +237,8 @@ OPENAPI_SCHEMAS = {
     "Me": {
         "type": "object",
         "properties": {
-            "name": {"type": "string"},
+            "user_id": {"type": "integer", "description": "QRadar's numeric user ID: who the user is"},
+            "name": {"type": "string", "description": "the username, for display"},
             "role": {"type": "string"},
             "capabilities": {"type": "array", "items": {"type": "string"}},
             "permissions": {"type": "object", "properties": {level: {"type": "boolean"} for level in LEVELS}},

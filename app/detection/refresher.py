@@ -46,6 +46,7 @@ from app.jobs import Job, JobContext, JobFailed, backoff_s
 from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchCancelled
 from app.store import detections as store
 from app.store import jobs as job_store
+from app.store import tuning as tuning_rows
 from app.store.db import transaction
 from app.store.refresh_state import get_refresh_state, save_refresh_state
 
@@ -421,11 +422,14 @@ class _Cycle:
                 known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
                 new_follow = [f for f in follow_records if f["event_key"] not in known]
                 store.insert_follow_ons(conn, new_follow)
+            recheck = set(twinned)
             if (inserted or twinned or new_follow) and self._needs_chains(new, new_follow, bool(twinned)):
                 self.chains = recorrelate(conn, self.chain_since, self.cfg.base_severity, at)
                 self.named_keys = None
-            if twinned:
-                _apply_suppression(conn, at, twinned)
+                # A chain that grew can override an earlier creation's suppression: recheck its members.
+                recheck.update(tuning_rows.chained_detection_ids(conn, self.chain_since))
+            if recheck:
+                _apply_suppression(conn, at, sorted(recheck))
             self.inserted += len(inserted) + len(twinned)
             self.watermark = upto if self.watermark is None else max(self.watermark, upto)
             self.details.update(heartbeat_ms=at, inserted=self.inserted)

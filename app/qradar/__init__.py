@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -45,24 +46,32 @@ def build_gateway(
     )
 
 
-def set_gateway_factory(app: Flask, factory: Callable[[], Gateway]) -> None:
-    """How `get_gateway` builds the app's gateway (called again after `reset_gateway`)."""
-    app.extensions[_FACTORY_KEY] = factory
+def set_gateway_factory(
+    app: Flask, factory: Callable[[], Gateway], shape: Callable[[], Any] | None = None
+) -> None:
+    """How `get_gateway` builds the app's gateway (called again after `reset_gateway`). ``shape`` returns
+    the values the gateway is built from (read from the store by the caller): when they differ from the
+    cached gateway's, it is rebuilt, so a settings change made through one worker reaches every worker."""
+    app.extensions[_FACTORY_KEY] = (factory, shape)
 
 
 def get_gateway() -> Gateway:
-    """The app's gateway: the configured ``QRADAR_GATEWAY``, else the installed factory's (cached)."""
+    """The app's gateway: the configured ``QRADAR_GATEWAY``, else the installed factory's (cached while
+    its shape stays the same)."""
     app = current_app
-    gw = app.extensions.get(_EXTENSION_KEY)
-    if gw is None:
-        gw = app.config.get("QRADAR_GATEWAY")
-        if gw is None:
-            factory = app.extensions.get(_FACTORY_KEY)
-            if factory is None:
-                raise RuntimeError("no gateway factory: create_app installs one with set_gateway_factory")
-            gw = factory()
-        app.extensions[_EXTENSION_KEY] = gw
-    return gw
+    configured = app.config.get("QRADAR_GATEWAY")
+    if configured is not None:
+        return configured
+    installed = app.extensions.get(_FACTORY_KEY)
+    if installed is None:
+        raise RuntimeError("no gateway factory: create_app installs one with set_gateway_factory")
+    factory, shape = installed
+    wanted = shape() if shape is not None else None
+    cached = app.extensions.get(_EXTENSION_KEY)
+    if cached is None or cached[0] != wanted:
+        cached = (wanted, factory())
+        app.extensions[_EXTENSION_KEY] = cached
+    return cached[1]
 
 
 def reset_gateway() -> None:

@@ -572,17 +572,19 @@ class Gateway:
         roles = get(USER_ROLE_PATH) or []
         role = roles[0] if isinstance(roles, list) and roles else {}
         capabilities = frozenset(str(c.get("name")) for c in role.get("capabilities") or [] if c.get("name"))
-        name, user_id = "", None
-        try:
-            users = get(self.user_lookup_path) or []
-            if isinstance(users, list) and users:
-                name = str(users[0].get("username") or "")
-                user_id = users[0].get("id")
-        except QRadarError as exc:  # the lookup path is UNCONFIRMED on real consoles: degrade, don't fail
-            log.warning("user name lookup %s failed: %s", self.user_lookup_path, exc)
+        # Who the user is must come from QRadar: a failed or empty lookup is an error, never a guess,
+        # because tuning's four-eyes rule and the audit log rest on the user's ID.
+        users = get(self.user_lookup_path) or []
+        found = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else {}
+        user_id = found.get("id")
+        if isinstance(user_id, bool) or not isinstance(user_id, int):
+            raise QRadarError(
+                502, None, f"GET {self.user_lookup_path} did not name the logged-in user (no numeric user id)"
+            )
+        name = str(found.get("username") or "")
         return QRadarUser(
             name=name,
             role=str(role.get("name") or ""),
             capabilities=capabilities,
-            user_id=user_id if isinstance(user_id, int) else None,
+            user_id=user_id,
         )

@@ -81,6 +81,7 @@ LIST_FIELDS = (
     "chain_kind",
     "also_seen_in",
     "suppressed_by",
+    "suppression_overridden_by",
     "triage_status",
     "triage_note",
     "triage_by",
@@ -145,6 +146,15 @@ def detection_to_json(row: sqlite3.Row, *, with_payload: bool = False) -> dict[s
     item["is_service_account"] = bool(item["is_service_account"])
     item["mfa"] = None if item["mfa"] is None else bool(item["mfa"])
     item["also_seen_in"] = _json_list(item["also_seen_in"])
+    overridden = item["suppression_overridden_by"]
+    if overridden is not None:
+        item["suppression"] = {
+            "overridden_entry": overridden,
+            "reason": "suppression overridden: joined a chain",
+            "explanation": f"Suppression overridden: joined a chain. Allowlist entry #{overridden} matches "
+            "this creation, but another actor that no entry allowlists then added credentials to the "
+            "created identity or granted it privilege, so it is shown.",
+        }
     if with_payload:
         item["payload"] = row["payload"]
         item["payload_parsed"] = bool(row["payload_ok"])

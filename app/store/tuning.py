@@ -29,7 +29,15 @@ TUNING_SETTING_KEYS = (
 )
 
 # Entry fields stored as JSON text.
-_JSON_COLUMNS = {"platforms": "platforms_json", "source_cidrs": "source_cidrs_json", "window": "window_json"}
+_JSON_COLUMNS = {
+    "platforms": "platforms_json",
+    "source_cidrs": "source_cidrs_json",
+    "window": "window_json",
+    # Approval bookkeeping: who wrote a matching condition since the last approval, and text edits made
+    # after it (both lists reset by an approval).
+    "condition_writers": "condition_writers_json",
+    "text_edits": "text_edits_json",
+}
 _BOOL_COLUMNS = ("break_glass", "enabled", "flagged_spoofable", "partial_chain_ok")
 _PLAIN_COLUMNS = (
     "name",
@@ -66,6 +74,7 @@ MATCH_COLUMNS = (
     "user_agent",
     "chain_id",
     "suppressed_by",
+    "suppression_overridden_by",
 )
 EXAMPLE_COLUMNS = (*MATCH_COLUMNS, "event_name", "chain_kind")
 
@@ -83,10 +92,13 @@ def entry_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
             "preset_id",
             *_PLAIN_COLUMNS,
             "created_by",
+            "created_by_id",
             "created_at",
             "updated_by",
+            "updated_by_id",
             "updated_at",
             "approved_by",
+            "approved_by_id",
             "approved_at",
             "decision_note",
         )
@@ -94,6 +106,8 @@ def entry_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     for key, column in _JSON_COLUMNS.items():
         entry[key] = json.loads(row[column]) if row[column] is not None else None
     entry["source_cidrs"] = entry["source_cidrs"] or []
+    entry["condition_writers"] = entry["condition_writers"] or []
+    entry["text_edits"] = entry["text_edits"] or []
     for key in _BOOL_COLUMNS:
         entry[key] = bool(row[key])
     return entry
@@ -119,16 +133,25 @@ def insert_entry(
     *,
     status: str,
     by: str,
+    by_id: int | None,
     now_ms: int,
     preset_id: str | None = None,
     approved_by: str | None = None,
+    approved_by_id: int | None = None,
 ) -> int:
     columns = _entry_columns(fields)
     columns.update(
-        status=status, preset_id=preset_id, created_by=by, created_at=now_ms, updated_by=by, updated_at=now_ms
+        status=status,
+        preset_id=preset_id,
+        created_by=by,
+        created_by_id=by_id,
+        created_at=now_ms,
+        updated_by=by,
+        updated_by_id=by_id,
+        updated_at=now_ms,
     )
     if approved_by:
-        columns.update(approved_by=approved_by, approved_at=now_ms)
+        columns.update(approved_by=approved_by, approved_by_id=approved_by_id, approved_at=now_ms)
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
     cur = conn.execute(f"INSERT INTO tuning_entries ({names}) VALUES ({marks})", tuple(columns.values()))
@@ -149,20 +172,23 @@ def update_entry(
     *,
     by: str,
     now_ms: int,
+    by_id: int | None = None,
     status: str | None = None,
     approved_by: str | None = None,
+    approved_by_id: int | None = None,
     clear_approval: bool = False,
     decision_note: str | None = None,
 ) -> bool:
-    """Compare-and-swap on ``version``; False when the entry changed meanwhile (nothing written)."""
+    """Compare-and-swap on ``version``; False when the entry changed meanwhile (nothing written).
+    ``changes`` may carry ``condition_writers`` and ``text_edits`` (the approval bookkeeping lists)."""
     columns = _entry_columns(changes)
-    columns.update(updated_by=by, updated_at=now_ms)
+    columns.update(updated_by=by, updated_by_id=by_id, updated_at=now_ms)
     if status is not None:
         columns["status"] = status
     if approved_by is not None:
-        columns.update(approved_by=approved_by, approved_at=now_ms)
+        columns.update(approved_by=approved_by, approved_by_id=approved_by_id, approved_at=now_ms)
     elif clear_approval:
-        columns.update(approved_by=None, approved_at=None)
+        columns.update(approved_by=None, approved_by_id=None, approved_at=None)
     if decision_note is not None:
         columns["decision_note"] = decision_note
     assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -473,6 +499,53 @@ def chain_members(conn: sqlite3.Connection, chain_ids: Iterable[int]) -> list[di
 def set_suppressed_by(conn: sqlite3.Connection, changes: Sequence[tuple[int | None, int]]) -> None:
     """``changes``: (entry id or None, detection id) pairs."""
     conn.executemany("UPDATE detections SET suppressed_by = ? WHERE id = ?", changes)
+
+
+def set_suppression(conn: sqlite3.Connection, changes: Sequence[tuple[int | None, int | None, int]]) -> None:
+    """``changes``: (suppressing entry id or None, overridden entry id or None, detection id) triples."""
+    conn.executemany(
+        "UPDATE detections SET suppressed_by = ?, suppression_overridden_by = ? WHERE id = ?", changes
+    )
+
+
+# What a chain member adds to the identity a creation made: credentials or privilege.
+CREDENTIAL_KINDS = ("credential", "access_key", "login_profile", "service_account_key")
+
+
+def chain_followers(conn: sqlite3.Connection, chain_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The events of the given chains, each with who did it and what it was: the chain's other
+    detections (with the matcher's columns) and its follow-on events (privilege grants, credentials)."""
+    ids = sorted(set(int(i) for i in chain_ids))
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        found += [
+            dict(r)
+            for r in conn.execute(
+                "SELECT ce.chain_id, ce.event_key, ce.event_time, ce.event_name, ce.cloud_platform, "
+                "ce.detection_id, COALESCE(d.actor, f.actor, ce.actor) AS actor, "
+                "COALESCE(d.actor_id, f.actor_id) AS actor_id, d.account_kind, "
+                "COALESCE(d.source_ip, f.source_ip) AS source_ip, d.user_agent, "
+                "COALESCE(d.target_account, f.target_account, ce.target_account) AS target_account, "
+                "d.target_id, f.event_key IS NOT NULL AS follow_on "
+                "FROM chain_events ce LEFT JOIN detections d ON d.id = ce.detection_id "
+                "LEFT JOIN follow_on_events f ON f.event_key = ce.event_key AND ce.detection_id IS NULL "
+                f"WHERE ce.chain_id IN ({marks}) ORDER BY ce.chain_id, ce.position",
+                chunk,
+            )
+        ]
+    return found
+
+
+def chained_detection_ids(conn: sqlite3.Connection, since_ms: int) -> list[int]:
+    """Detections in a chain from ``since_ms`` on (a chain that grew may override their suppression)."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM detections WHERE chain_id IS NOT NULL AND event_time >= ?", (since_ms,)
+        )
+    ]
 
 
 def detections_suppressed_by(conn: sqlite3.Connection, entry_ids: Sequence[int]) -> list[int]:

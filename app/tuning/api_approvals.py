@@ -10,7 +10,7 @@ from app.api.schema import Body
 from app.auth import require
 from app.store.db import now_ms
 from app.tuning import approval
-from app.tuning.api_common import actor, after_change, bp, op, write
+from app.tuning.api_common import actor, after_change, bp, op, shown, write
 
 DECISION = Body(
     "TuningDecision",
@@ -34,7 +34,7 @@ def approve_entry(entry_id: int) -> dict[str, Any]:
     entry = write(
         lambda conn: approval.decide(conn, entry_id, payload, user=user, now_ms=now_ms(), approve=True)
     )
-    return {"entry": entry, "refsync": after_change()}
+    return {"entry": shown(entry), "refsync": after_change()}
 
 
 @bp.post("/entries/<int:entry_id>/reject")
@@ -44,7 +44,7 @@ def reject_entry(entry_id: int) -> dict[str, Any]:
     entry = write(
         lambda conn: approval.decide(conn, entry_id, payload, user=user, now_ms=now_ms(), approve=False)
     )
-    return {"entry": entry}
+    return {"entry": shown(entry)}
 
 
 _ID = path("entry_id")

@@ -13,7 +13,7 @@ from app.api.schema import Body
 from app.auth import current_user
 from app.qradar import get_gateway
 from app.store.db import get_db, now_ms, transaction
-from app.tuning import refsync
+from app.tuning import approval, refsync
 from app.tuning.approval import Actor
 from app.tuning.entries import TuningError
 
@@ -33,7 +33,20 @@ def _tuning_error(exc: TuningError) -> Response:
 
 def actor() -> Actor:
     user = current_user()
-    return Actor(name=user.name, can_tune=user.can_tune(), is_admin=user.is_admin)
+    return Actor(name=user.name, can_tune=user.can_tune(), is_admin=user.is_admin, user_id=user.user_id)
+
+
+def shown(entry: dict[str, Any], conn: Any = None) -> dict[str, Any]:
+    """An entry as the API shows it: with what of it is in force until when, and whether QRadar's
+    reference set mirrors it."""
+    conn = conn or get_db()
+    at = now_ms()
+    reference_set = refsync.collection_names(conn)["reference_set"]
+    return {
+        **entry,
+        "in_force": approval.in_force(entry, at),
+        "mirror": refsync.mirror(entry, reference_set, at),
+    }
 
 
 def after_change() -> dict[str, Any] | None:

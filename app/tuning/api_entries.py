@@ -19,7 +19,7 @@ from app.auth import require
 from app.store import tuning as store
 from app.store.db import get_db, now_ms
 from app.tuning import presets, service
-from app.tuning.api_common import actor, after_change, bp, op, write
+from app.tuning.api_common import actor, after_change, bp, op, shown, write
 from app.tuning.entries import ACCOUNT_KINDS, ACTOR_PATTERN_FIELDS, MAX_CIDRS
 
 STATUSES = ("pending", "active", "rejected", "expired", "deleted")
@@ -123,7 +123,8 @@ def list_entries() -> dict[str, Any]:
         offset=page.offset,
         sort=("-" if page.descending else "") + (page.sort or "id"),
     )
-    return list_response(items, total)
+    conn = get_db()
+    return list_response([shown(e, conn) for e in items], total)
 
 
 @bp.post("/entries")
@@ -131,7 +132,7 @@ def list_entries() -> dict[str, Any]:
 def create_entry() -> tuple[dict[str, Any], int]:
     payload, user = json_body(ENTRY_INPUT), actor()
     entry, result = write(lambda conn: service.create_entry(conn, payload, user=user, now_ms=now_ms()))
-    return {"entry": entry, "preview": result, "refsync": after_change()}, 201
+    return {"entry": shown(entry), "preview": result, "refsync": after_change()}, 201
 
 
 @bp.get("/entries/<int:entry_id>")
@@ -142,7 +143,7 @@ def get_entry(entry_id: int) -> dict[str, Any]:
     if entry is None:
         raise ApiError(404, "not_found", f"no tuning entry {entry_id}")
     return {
-        **entry,
+        **shown(entry, conn),
         "approvals": store.approvals(conn, entry_id),
         "suppressed_detections": store.count_suppressed_by(conn, entry_id),
     }
@@ -153,7 +154,7 @@ def get_entry(entry_id: int) -> dict[str, Any]:
 def update_entry(entry_id: int) -> dict[str, Any]:
     payload, user = json_body(ENTRY_CHANGE), actor()
     entry = write(lambda conn: service.update_entry(conn, entry_id, payload, user=user, now_ms=now_ms()))
-    return {"entry": entry, "refsync": after_change()}
+    return {"entry": shown(entry), "refsync": after_change()}
 
 
 @bp.delete("/entries/<int:entry_id>")

@@ -112,7 +112,13 @@ def get_preset(preset_id: str) -> dict[str, Any]:
     conn = get_db()
     body = _preset_json(preset, store.entries_by_preset(conn))
     since = now_ms() - PREVIEW_DAYS * DAY_MS
-    detections = (d for batch in store.iter_detections_for_matching(conn, since_ms=since) for d in batch)
+    # The payload holds the acting application's ID, the immutable evidence of Microsoft presets.
+    columns = (*store.MATCH_COLUMNS, "payload") if preset.app_ids else store.MATCH_COLUMNS
+    detections = (
+        d
+        for batch in store.iter_detections_for_matching(conn, since_ms=since, columns=columns)
+        for d in batch
+    )
     body["candidates"] = presets.suggest_candidates(preset, detections)
     return body
 

@@ -1,10 +1,14 @@
-"""Two-person approval: an entry takes effect only when a second user with the tuning capability approves
-the version someone else submitted. An admin setting switches to single-person mode (the submitter's own
-save takes effect); the switch is audited like every other change.
+"""Two-person approval: an entry takes effect only when a user with the tuning capability approves it who
+wrote none of its matching conditions since the last approval (``condition_writers``, by QRadar user ID).
+An admin setting switches to single-person mode (the submitter's own save takes effect); the switch is
+audited like every other change.
 
-Statuses: ``pending`` → ``active`` (approve) or ``rejected`` (reject); an edit that can widen what an active
-entry suppresses returns it to ``pending``; time moves ``active``/``pending`` to ``expired``; delete moves
-anything to ``deleted``. Nothing is ever removed from the store.
+Statuses: ``pending`` → ``active`` (approve) or ``rejected`` (reject); a change of a matching condition of
+an active entry returns it to ``pending`` and the entry suppresses nothing until the change is approved
+(`in_force` says so); time moves ``active``/``pending`` to ``expired``; delete moves anything to
+``deleted``. Text (name, justification, ticket) edited after an approval keeps the entry in force and is
+recorded in ``text_edits`` and audited as ``tuning.entry.text_edit`` until the next approval. Nothing is
+ever removed from the store.
 """
 
 from __future__ import annotations
@@ -23,11 +27,50 @@ from app.tuning.preview import preview
 
 @dataclass(frozen=True)
 class Actor:
-    """The logged-in QRadar user as tuning sees them (from their own role, never the app's token)."""
+    """The logged-in QRadar user as tuning sees them (from their own role, never the app's token):
+    ``user_id`` (QRadar's numeric ID) decides who they are, ``name`` is what the audit log shows."""
 
     name: str
     can_tune: bool
     is_admin: bool
+    user_id: int
+
+    def as_writer(self) -> dict[str, Any]:
+        return {"id": self.user_id, "name": self.name}
+
+
+def wrote(writer: Mapping[str, Any], user: Actor) -> bool:
+    """Whether ``writer`` (an entry of ``condition_writers``) is ``user``: by ID; by name only for writers
+    recorded before user IDs were kept."""
+    if writer.get("id") is not None:
+        return writer["id"] == user.user_id
+    return writer.get("name") == user.name
+
+
+def with_writer(writers: list[dict[str, Any]], user: Actor) -> list[dict[str, Any]]:
+    return writers if any(wrote(w, user) for w in writers) else [*writers, user.as_writer()]
+
+
+def in_force(entry: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """What of the entry suppresses now, and until when (shown with every entry)."""
+    status = entry["status"]
+    if status == "active" and entry.get("enabled") and entry["expires_at"] > now_ms:
+        edited = entry.get("text_edits") or []
+        note = f"; text edited after approval by {', '.join(e['by'] for e in edited)}" if edited else ""
+        return {
+            "suppressing": True,
+            "until": entry["expires_at"],
+            "explanation": f"the approved conditions suppress until the expiry{note}",
+        }
+    reasons = {
+        "pending": "nothing: this version waits for approval by a tuner who wrote none of its matching "
+        "conditions; the entry suppresses nothing until then",
+        "active": "nothing: the entry is disabled or past its expiry",
+        "rejected": "nothing: this version was rejected",
+        "expired": "nothing: the entry expired",
+        "deleted": "nothing: the entry was deleted",
+    }
+    return {"suppressing": False, "until": None, "explanation": reasons.get(status, "nothing")}
 
 
 def two_person(conn: sqlite3.Connection) -> bool:
@@ -161,12 +204,14 @@ def decide(
             "version",
             {"current": current},
         )
-    if two_person(conn) and current["updated_by"] == user.name:
+    writers = current.get("condition_writers") or []
+    if two_person(conn) and any(wrote(w, user) for w in writers):
+        names = ", ".join(str(w.get("name")) for w in writers)
         raise TuningError(
             403,
             "same_user",
-            "two-person approval: someone other than the submitter "
-            f"({current['updated_by']}) must approve or reject this entry",
+            "two-person approval: someone who wrote none of this entry's matching conditions since its "
+            f"last approval ({names}) must approve or reject it",
         )
     if approve and current["expires_at"] <= now_ms:
         raise TuningError(409, "expired", f"entry {entry_id} expired before it was approved", "expires_at")
@@ -177,11 +222,13 @@ def decide(
         conn,
         current,
         version,
-        {},
+        {"condition_writers": [], "text_edits": []} if approve else {},
         by=current["updated_by"],
+        by_id=current.get("updated_by_id"),
         now_ms=now_ms,
         status="active" if approve else "rejected",
         approved_by=user.name if approve else None,
+        approved_by_id=user.user_id if approve else None,
         clear_approval=not approve,
         decision_note=note,
     )

@@ -1,9 +1,21 @@
 """Allowlist entry model and validation.
 
 An entry suppresses detections that meet *all* of its conditions. It must key on an immutable actor ID
-(exact, or an ID pattern with a literal prefix); user agent, display name / UPN patterns and source
+(exact, or an ID pattern that pins one principal); user agent, display name / UPN patterns and source
 CIDRs only narrow. An entry keyed only on such spoofable attributes is refused unless an admin
 overrides it with a reason, and it stays flagged.
+
+Keys that could be borrowed are refused outright (400 naming the field and the reason), admin or not:
+
+* an actor-ID pattern must pin a principal: an AWS ARN fixes partition, account, principal type and at
+  least one whole path segment before its first ``*`` (``arn:aws:iam::111122223333:role/pipelines/*``,
+  ``arn:aws:sts::111122223333:assumed-role/deployer/*``); an e-mail-shaped ID (GCP principalEmail, a UPN)
+  fixes its domain, so the GCP project or the Entra tenant is fixed; other IDs (Entra object GUIDs carry
+  no tenant) are listed exactly;
+* a cloud provider's service principal (``cloudformation.amazonaws.com``) acts for whoever called it, so
+  it keys an entry only together with the calling actor's ID, or for service-linked roles;
+* placeholders a log writes when it has no value (``Not Available``, ``N/A``, the all-zero GUID, …)
+  identify nobody, and a Microsoft first-party display name (``Managed Service Identity``) is not an ID.
 """
 
 from __future__ import annotations
@@ -43,9 +55,46 @@ MIN_JUSTIFICATION = 10
 MAX_TICKET = 128
 MAX_NAME = 200
 MIN_LITERAL_CHARS = 3
-# An actor-ID pattern counts as immutable only with this many literal characters before its first '*'
-# (e.g. "arn:aws:iam::111122223333:role/terraform-*"); "*terraform*" keys on nothing.
-MIN_ID_PATTERN_PREFIX = 8
+# The literal prefix of an AWS ARN pattern: partition, service, 12-digit account, principal type and one
+# whole path segment (for an assumed role, the role name).
+_PINNED_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:(?:iam|sts)::\d{12}:"
+    r"(?:user|role|assumed-role|federated-user|group)/[^/*]+/",
+    re.IGNORECASE,
+)
+# An e-mail-shaped ID pinned to its domain: no wildcard from the '@' on, and a dotted domain.
+_PINNED_EMAIL = re.compile(r"@[^@*\s]+\.[^@*\s]+$")
+# Values logs write when they have none: keying on one would match every actor without an ID.
+PLACEHOLDERS = frozenset(
+    {
+        "not available",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "unknown",
+        "undefined",
+        "-",
+        "--",
+        "anonymous",
+        "00000000-0000-0000-0000-000000000000",
+    }
+)
+SERVICE_LINKED_ROLE = "service_linked_role"
+# Display names of Microsoft first-party applications. Any tenant's app can take one, and the detection
+# falls back to the display name when an Entra event names no ID: never an actor ID to key on.
+MICROSOFT_FIRST_PARTY_NAMES = (
+    "Managed Service Identity",
+    "Microsoft Azure AD Internal - Jit Provisioning",
+    "AAD App Management",
+    "Windows Azure Service Management API",
+    "Power Virtual Agents Service",
+    "MS-PIM",
+    "Microsoft.Azure.SyncFabric",
+    "Microsoft Graph",
+)
+_FIRST_PARTY_NAMES = frozenset(name.casefold() for name in MICROSOFT_FIRST_PARTY_NAMES)
 
 # What a client writes into an entry (in the order an export lists them). Everything else is refused
 # (unknown fields are a 400); the store adds the history (status, who, when, version).
@@ -71,6 +120,8 @@ ENTRY_FIELDS = (
 WRITABLE_FIELDS = frozenset(ENTRY_FIELDS)
 # Request-only fields (not stored).
 CONTROL_FIELDS = frozenset({"version", "confirm_partial_chain"})
+# Free text: editable after approval without a new approval, but audited and shown as such.
+TEXT_FIELDS = ("name", "justification", "ticket")
 # Fields whose change can widen what an entry suppresses: changing them needs a fresh approval.
 MATCHING_FIELDS = (
     "platforms",
@@ -223,13 +274,81 @@ def _cidrs(value: Any) -> list[str]:
     return cidrs
 
 
+def is_placeholder(value: str | None) -> bool:
+    return value is not None and value.strip().casefold() in PLACEHOLDERS
+
+
+def is_service_principal(value: str | None) -> bool:
+    """A cloud provider's own service (``cloudformation.amazonaws.com``), which acts for its callers."""
+    return bool(value) and bool(_AWS_SERVICE.match(value.strip().lower()))  # type: ignore[union-attr]
+
+
+def pattern_pins_principal(pattern: str) -> bool:
+    """Whether an actor-ID pattern names one principal (see the module docstring), not a family anyone
+    could join."""
+    if "*" not in pattern:
+        return True
+    prefix = pattern.split("*", 1)[0]
+    if pattern.lower().startswith("arn:"):
+        return bool(_PINNED_ARN.match(prefix))
+    return bool(_PINNED_EMAIL.search(pattern))
+
+
+def _check_keys(out: Mapping[str, Any]) -> None:
+    """Refuse keys that could be borrowed (placeholders, unpinned ID patterns, a service principal alone)."""
+    for field in ("actor_id", "actor_pattern"):
+        value = out.get(field)
+        if value and is_placeholder(value.replace("*", "")):
+            raise bad(
+                field,
+                f"{field} {value[:80]!r} is a placeholder a log writes when it has no value; it would match "
+                "every actor without an ID",
+                "placeholder",
+            )
+    actor_id = out.get("actor_id")
+    if actor_id and actor_id.strip().casefold() in _FIRST_PARTY_NAMES:
+        raise bad(
+            "actor_id",
+            f"actor_id {actor_id[:80]!r} is the display name of a Microsoft first-party application, which "
+            "any tenant's app can copy: first-party applications are recognised by their application ID, so "
+            "list the service principal's object ID instead",
+            "display_name_not_id",
+        )
+    pattern = out.get("actor_pattern")
+    if pattern and out.get("actor_pattern_field") == "actor_id" and not pattern_pins_principal(pattern):
+        raise bad(
+            "actor_pattern",
+            f"actor_pattern {pattern[:80]!r} does not pin one principal: an AWS ARN pattern must fix the "
+            "account, the principal type and at least one whole path segment before its first * "
+            "(arn:aws:iam::111122223333:role/pipelines/*); a GCP or Entra ID pattern must fix the domain "
+            "after @ (the project or tenant); list other IDs exactly",
+            "pattern_not_pinned",
+        )
+    service_keyed = out.get("source_service") or (
+        out.get("actor_id") if is_service_principal(out.get("actor_id")) else None
+    )
+    if service_keyed and out.get("target_type") != SERVICE_LINKED_ROLE:
+        caller_pinned = (out.get("actor_id") and not is_service_principal(out.get("actor_id"))) or (
+            out.get("actor_pattern") and out.get("actor_pattern_field") == "actor_id"
+        )
+        if not caller_pinned:
+            field = "source_service" if out.get("source_service") else "actor_id"
+            raise bad(
+                field,
+                f"{service_keyed} is a cloud provider's service acting for whoever calls it (e.g. anyone's "
+                "stack): key the entry on the calling actor's ID too, or limit it to target_type "
+                "service_linked_role",
+                "service_principal_alone",
+            )
+
+
 def is_anchored(entry: Mapping[str, Any]) -> bool:
     """True when the entry keys on an immutable actor identity (not on spoofable attributes alone)."""
     if entry.get("actor_id") or entry.get("source_service"):
         return True
     pattern = entry.get("actor_pattern")
     if pattern and (entry.get("actor_pattern_field") or "actor_id") == "actor_id":
-        return len(pattern.split("*", 1)[0]) >= MIN_ID_PATTERN_PREFIX
+        return pattern_pins_principal(pattern)
     return False
 
 
@@ -314,6 +433,7 @@ def validate_entry(
     keys = ("actor_id", "source_service", "actor_pattern", "ua_pattern", "target_pattern", "source_cidrs")
     if not any(out[k] for k in keys):
         raise bad("actor_id", "an entry needs an actor ID (or actor pattern) to key on", "no_condition")
+    _check_keys(out)
     override_reason = _text(merged, "override_reason", MAX_JUSTIFICATION)
     anchored = is_anchored(out)
     out["override_reason"] = None

@@ -5,18 +5,35 @@ service principal object IDs, sync account object IDs) and creates one ordinary 
 identity (keyed on ``actor_id`` exactly, narrowed by the preset's platforms and account kinds), so the
 entries go through the same approval, expiry, audit and reference-set sync as custom ones.
 
-The fingerprints below (user agents, initiator names, invoking services) are *spoofable* and are used only
-to suggest candidate identities from recent detections — never as an allowlist key. Strings marked
-UNCONFIRMED in the reference are guesses; they only affect suggestions.
+Candidate identities are suggested from recent detections only on *immutable evidence*, and each
+candidate shows it: the AWS service CloudTrail records as the caller (``invokedBy``, which AWS sets and a
+client cannot), or a Microsoft first-party application recognised by its well-known application ID
+(never by its display name, which any tenant's app can copy). The fingerprints (user agents, initiator
+names) are spoofable: they are shown to describe the family and never suggest, let alone key, an entry —
+an attacker's app named "Managed Service Identity" or a stolen role sending a Terraform user agent is not
+proposed. Presets whose family leaves no immutable trace suggest nothing; the organisation enters its IDs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.tuning.matcher import Glob
+from app.tuning.entries import is_placeholder
+
+# Microsoft first-party applications by their application IDs, the same in every tenant. Managed
+# identities have no common application ID (each is its own service principal), so they are not here;
+# the provisioning app (SyncFabric) is evidence of the HR / directory sync family instead.
+SYNC_FABRIC_APP_ID = "00000014-0000-0000-c000-000000000000"
+MICROSOFT_FIRST_PARTY_APP_IDS: Mapping[str, str] = {
+    "797f4846-ba00-4fd7-ba43-dac1f8f63013": "Windows Azure Service Management API",
+    "00000003-0000-0000-c000-000000000000": "Microsoft Graph",
+    "00000002-0000-0000-c000-000000000000": "Windows Azure Active Directory",
+    "00000002-0000-0ff1-ce00-000000000000": "Office 365 Exchange Online",
+    "01fc33a7-78ba-4d2f-a4b7-768e336e890e": "MS-PIM",  # UNCONFIRMED
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,10 @@ class Preset:
     # Which immutable attribute the identities are: the actor's ID, or (service-linked roles) the AWS
     # service CloudTrail records as the caller — set by AWS, so not spoofable by a client.
     identity_field: str = "actor_id"
+    # Immutable evidence that suggests a candidate: AWS services recorded as the caller (invokedBy, which
+    # CloudTrail keeps in source_ip; "*" any AWS service) and Microsoft application IDs.
+    invoked_by: tuple[str, ...] = ()
+    app_ids: Mapping[str, str] = field(default_factory=dict)
 
     def identity_of(self, detection: Mapping[str, Any]) -> str | None:
         if self.identity_field == "source_service":
@@ -41,18 +62,23 @@ class Preset:
             return value if value.endswith(".amazonaws.com") else None
         return detection.get("actor_id") or None
 
-    def fingerprint_hits(self, detection: Mapping[str, Any]) -> list[str]:
-        """Which fingerprints a detection shows ("user_agent: *Terraform/*"), for explaining a suggestion."""
+    def evidence(self, detection: Mapping[str, Any]) -> list[str]:
+        """The immutable evidence that ``detection`` belongs to this preset's family (empty: none)."""
         if detection.get("cloud_platform") not in self.platforms:
             return []
         if self.account_kinds is not None and detection.get("account_kind") not in self.account_kinds:
             return []
-        hits = []
-        for field_name, globs in self.fingerprints.items():
-            for pattern in globs:
-                if _GLOBS.setdefault(pattern, Glob(pattern)).matches(detection.get(field_name)):
-                    hits.append(f"{field_name}: {pattern}")
-        return hits
+        found = []
+        caller = (detection.get("source_ip") or "").strip().lower()
+        if caller.endswith(".amazonaws.com") and ("*" in self.invoked_by or caller in self.invoked_by):
+            found.append(f"invokedBy {caller} (recorded by AWS CloudTrail; a client cannot set it)")
+        if self.app_ids:
+            app_id = actor_app_id(detection)
+            if app_id in self.app_ids:
+                found.append(
+                    f"application ID {app_id} ({self.app_ids[app_id]}, a Microsoft first-party application)"
+                )
+        return found
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -62,14 +88,43 @@ class Preset:
             "platforms": list(self.platforms),
             "identity_label": self.identity_label,
             "fingerprints": {k: list(v) for k, v in self.fingerprints.items()},
+            "evidence": {
+                "invoked_by": list(self.invoked_by),
+                "app_ids": dict(self.app_ids),
+            },
             "account_kinds": list(self.account_kinds) if self.account_kinds else None,
             "break_glass": self.break_glass,
             "identity_field": self.identity_field,
         }
 
 
-_GLOBS: dict[str, Glob] = {}
+def _dig(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
+
+def actor_app_id(detection: Mapping[str, Any]) -> str | None:
+    """The application ID of the app that acted (``initiatedBy.app.appId`` of an Entra audit payload,
+    written by Microsoft), lower-cased; None when a user acted or the ID is absent. The ``AppId``
+    additional detail is not used: for a user it names the client the user ran, not who acted."""
+    payload = detection.get("payload")
+    if not isinstance(payload, str) or "{" not in payload:
+        return None
+    try:
+        record = json.loads(payload[payload.index("{") :])
+    except ValueError:
+        return None
+    body = _dig(record, "properties") if isinstance(_dig(record, "properties"), Mapping) else record
+    if _dig(body, "initiatedBy", "user"):
+        return None
+    app_id = _dig(body, "initiatedBy", "app", "appId")
+    return app_id.strip().lower() if isinstance(app_id, str) and app_id.strip() else None
+
+
+# Display names of the family (shown in the description; never evidence).
 _MICROSOFT_FIRST_PARTY = (
     "Managed Service Identity",
     "Microsoft Azure AD Internal - Jit Provisioning",
@@ -99,6 +154,7 @@ PRESETS: tuple[Preset, ...] = (
             ),
             "source_ip": ("cloudformation.amazonaws.com", "servicecatalog.amazonaws.com"),
         },
+        invoked_by=("cloudformation.amazonaws.com", "servicecatalog.amazonaws.com"),
     ),
     Preset(
         id="config_management",
@@ -125,6 +181,7 @@ PRESETS: tuple[Preset, ...] = (
         },
         account_kinds=("service_linked_role",),
         identity_field="source_service",
+        invoked_by=("*",),
     ),
     Preset(
         id="hr_directory_sync",
@@ -149,6 +206,7 @@ PRESETS: tuple[Preset, ...] = (
             "user_agent": ("*SyncFabric*", "*Workday*", "*SuccessFactors*"),
         },
         account_kinds=("user",),
+        app_ids={SYNC_FABRIC_APP_ID: "Microsoft.Azure.SyncFabric"},
     ),
     Preset(
         id="microsoft_first_party",
@@ -159,6 +217,7 @@ PRESETS: tuple[Preset, ...] = (
         platforms=("Azure AD", "Office 365"),
         identity_label="The service principal object IDs of these first-party apps in your tenant",
         fingerprints={"actor": _MICROSOFT_FIRST_PARTY},
+        app_ids=MICROSOFT_FIRST_PARTY_APP_IDS,
     ),
     Preset(
         id="break_glass",
@@ -178,14 +237,15 @@ PRESETS_BY_ID: dict[str, Preset] = {p.id: p for p in PRESETS}
 def suggest_candidates(
     preset: Preset, detections: Iterable[Mapping[str, Any]], limit: int = 20
 ) -> list[dict[str, Any]]:
-    """Actor identities seen in ``detections`` that show the preset's fingerprints, most frequent first."""
+    """Actor identities seen in ``detections`` with immutable evidence of the preset's family, most
+    frequent first; each lists its ``evidence``. Spoofable fingerprints never suggest anyone."""
     found: dict[str, dict[str, Any]] = {}
     for detection in detections:
         identity = preset.identity_of(detection)
-        if not identity:
+        if not identity or is_placeholder(identity):
             continue
-        hits = preset.fingerprint_hits(detection)
-        if not hits:
+        evidence = preset.evidence(detection)
+        if not evidence:
             continue
         candidate = found.setdefault(
             identity,
@@ -195,16 +255,16 @@ def suggest_candidates(
                 "actor": detection.get("actor"),
                 "platform": detection.get("cloud_platform"),
                 "detections": 0,
-                "fingerprints": [],
+                "evidence": [],
                 "example_user_agent": detection.get("user_agent"),
                 "last_seen": 0,
             },
         )
         candidate["detections"] += 1
         candidate["last_seen"] = max(candidate["last_seen"], int(detection.get("event_time") or 0))
-        for hit in hits:
-            if hit not in candidate["fingerprints"]:
-                candidate["fingerprints"].append(hit)
+        for item in evidence:
+            if item not in candidate["evidence"]:
+                candidate["evidence"].append(item)
     ranked = sorted(found.values(), key=lambda c: (-c["detections"], c["identity"]))
     return ranked[:limit]
 

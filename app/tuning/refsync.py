@@ -1,10 +1,14 @@
 """Keep a QRadar reference set (and a reference map) in step with the active entries, through the gateway.
 
-* Set (element type ``ALN``): the actor IDs of active entries keyed on an exact actor ID, so QRadar rules
-  and building blocks can test ``REFERENCESETCONTAINS('<set>', <actor id property>)``.
-* Map (``ALN``): actor ID → ``expires=<ISO>; entries=<ids>; ticket=…; justification=…`` for analysts
-  and rule authors. Narrowing conditions (CIDR, user agent, window, target) cannot live in a set; the map
-  value says ``narrowed`` when an entry has them.
+* Set (element type ``ALN``): the actor IDs of active entries that mean exactly "this actor" — an exact
+  actor ID and no other condition — so QRadar rules and building blocks can test
+  ``REFERENCESETCONTAINS('<set>', <actor id property>)`` and allowlist no more than the app does.
+* Map (``ALN``): the same actor IDs → ``expires=<ISO>; entries=<ids>; ticket=…; justification=…`` for
+  analysts and rule authors.
+* Entries narrowed by any other condition (source CIDRs, user agent, time window, target, an actor
+  pattern, the invoking service) are **not mirrored**: a set holds bare IDs, so a rule using it would
+  allowlist the actor everywhere. `mirror(entry)` says so with the conditions, the drift report lists
+  them (``not_mirrored``), and the tuning page shows it per entry.
 * TTL: QRadar's TTL is per collection, not per element, so both collections are created with
   ``time_to_live`` = the longest an entry may live (365 days, ``FIRST_SEEN``) as a backstop if the app
   stops; the app itself removes an actor ID the moment its last entry expires, is disabled or deleted.
@@ -34,30 +38,66 @@ def _iso(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Conditions that narrow an entry below "this actor": such an entry is not mirrored.
+NARROWING = (
+    ("actor_pattern", "actor pattern"),
+    ("source_service", "invoking service"),
+    ("source_cidrs", "source subnets"),
+    ("ua_pattern", "user agent"),
+    ("window", "time window"),
+    ("target_pattern", "target pattern"),
+    ("target_type", "target type"),
+)
+
+
+def narrowing(entry: Mapping[str, Any]) -> list[str]:
+    """The conditions (labels) besides the exact actor ID that narrow ``entry``."""
+    return [label for key, label in NARROWING if entry.get(key)]
+
+
+def mirrors_exactly(entry: Mapping[str, Any]) -> bool:
+    """Whether the entry means exactly "this actor": an exact actor ID and no narrowing condition."""
+    return bool(entry.get("actor_id")) and not narrowing(entry)
+
+
+def mirror(entry: Mapping[str, Any], reference_set: str, now_ms: int) -> dict[str, Any]:
+    """Whether and why ``entry`` is (not) in QRadar's allowlist reference set (shown with every entry)."""
+    if not mirrors_exactly(entry):
+        conditions = narrowing(entry) or ["no exact actor ID"]
+        return {
+            "mirrored": False,
+            "reason": "not mirrored to QRadar: narrowed by " + ", ".join(conditions) + " — a reference set "
+            "holds bare actor IDs, so a QRadar rule using it would allowlist more than this entry does",
+        }
+    active = entry["status"] == "active" and entry.get("enabled") and entry["expires_at"] > now_ms
+    if not active:
+        return {"mirrored": False, "reason": f"not mirrored: only active entries are in {reference_set}"}
+    return {"mirrored": True, "reason": f"mirrored: its actor ID is in the reference set {reference_set}"}
+
+
+def not_mirrored(conn: sqlite3.Connection, now_ms: int) -> list[dict[str, Any]]:
+    """Active entries kept out of the reference set, with the conditions that narrow them."""
+    return [
+        {"entry_id": e["id"], "conditions": narrowing(e) or ["no exact actor ID"]}
+        for e in store.active_entries(conn, now_ms)
+        if not mirrors_exactly(e)
+    ]
+
+
 def desired(conn: sqlite3.Connection, now_ms: int) -> dict[str, str]:
-    """actor ID → map value, for every active exact-ID entry (several entries for one ID: latest expiry)."""
+    """actor ID → map value, for every active entry that means exactly "this actor" (several entries for
+    one ID: latest expiry). Narrowed entries are left out (see the module docstring)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for entry in store.active_entries(conn, now_ms):
-        if entry["actor_id"]:
+        if mirrors_exactly(entry):
             grouped.setdefault(entry["actor_id"], []).append(entry)
     values = {}
     for actor_id, entries in grouped.items():
         latest = max(entries, key=lambda e: e["expires_at"])
-        narrowed = any(
-            e["source_cidrs"]
-            or e["ua_pattern"]
-            or e["window"]
-            or e["target_pattern"]
-            or e["target_type"]
-            or e["actor_pattern"]
-            for e in entries
-        )
         parts = [
             f"expires={_iso(latest['expires_at'])}",
             "entries=" + ",".join(str(e["id"]) for e in entries),
         ]
-        if narrowed:
-            parts.append("narrowed")
         if latest["ticket"]:
             parts.append(f"ticket={latest['ticket']}")
         parts.append(f"justification={latest['justification']}")
@@ -98,6 +138,7 @@ def drift(conn: sqlite3.Connection, gateway: Any, now_ms: int) -> dict[str, Any]
         "reference_set": names["reference_set"],
         "reference_map": names["reference_map"],
         "expected": len(want),
+        "not_mirrored": not_mirrored(conn, now_ms),
     }
     try:
         have_set = _set_values(gateway, names["reference_set"])

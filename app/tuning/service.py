@@ -15,7 +15,7 @@ from app import settings
 from app.store import tuning as store
 from app.tuning import approval, presets, suppress
 from app.tuning.approval import Actor
-from app.tuning.entries import TuningError, bad, changes_widen, validate_entry
+from app.tuning.entries import TEXT_FIELDS, TuningError, bad, changes_widen, validate_entry
 
 MAX_IDENTITIES = 200
 
@@ -47,14 +47,17 @@ def create_entry(
     result = approval.check_partial_chains(conn, fields, now_ms, None, confirmed)
     fields["partial_chain_ok"] = bool(result["partial_chains"]) and confirmed
     status = approval.status_on_submit(conn)
+    fields["condition_writers"] = [user.as_writer()] if status == "pending" else []
     entry_id = store.insert_entry(
         conn,
         fields,
         status=status,
         by=user.name,
+        by_id=user.user_id,
         now_ms=now_ms,
         preset_id=preset_id,
         approved_by=user.name if status == "active" else None,
+        approved_by_id=user.user_id if status == "active" else None,
     )
     entry = store.get_entry(conn, entry_id)
     approval.audit_entry(
@@ -84,18 +87,33 @@ def update_entry(
         approval.check_partial_chains(conn, fields, now_ms, entry_id, confirmed)
         changes["partial_chain_ok"] = confirmed
         status = approval.status_on_submit(conn)
+    if status == "pending":
+        # Four eyes on every matching condition: whoever wrote one since the last approval may not approve.
+        earlier = current["condition_writers"] if current["status"] != "active" else []
+        changes["condition_writers"] = approval.with_writer(earlier, user)
+    elif status == "active":
+        changes["condition_writers"] = []
     action = "tuning.entry.update"
     if set(changes) == {"enabled"} and not fields["enabled"]:
         action = "tuning.entry.disable"
+    text_changed = [k for k in TEXT_FIELDS if k in changes]
+    if status is None and current["status"] == "active" and text_changed:
+        # The approved conditions stay in force; the text change is recorded for everyone to see.
+        edit = {"by": user.name, "by_id": user.user_id, "at": now_ms, "fields": text_changed}
+        changes["text_edits"] = [*current["text_edits"], edit]
+        if set(changes) <= {*TEXT_FIELDS, "text_edits"}:
+            action = "tuning.entry.text_edit"
     after = approval.save_version(
         conn,
         current,
         version,
         changes,
         by=user.name,
+        by_id=user.user_id,
         now_ms=now_ms,
         status=status,
         approved_by=user.name if status == "active" else None,
+        approved_by_id=user.user_id if status == "active" else None,
         clear_approval=status == "pending",
     )
     approval.audit_entry(conn, action, actor=user.name, now_ms=now_ms, before=current, after=after)
@@ -118,7 +136,9 @@ def delete_entry(
     _require_tune(user)
     version = approval.require_version({"version": version})
     current = approval.entry_at_version(conn, entry_id, version)
-    after = approval.save_version(conn, current, version, {}, by=user.name, now_ms=now_ms, status="deleted")
+    after = approval.save_version(
+        conn, current, version, {}, by=user.name, by_id=user.user_id, now_ms=now_ms, status="deleted"
+    )
     approval.audit_entry(conn, action, actor=user.name, now_ms=now_ms, before=current, after=after)
     suppress.apply(conn, now_ms)
     return after
@@ -193,15 +213,23 @@ def enable_preset(
     existing = {e[key].casefold() for e in store.entries_by_preset(conn).get(preset_id, []) if e[key]}
     wanted = list(dict.fromkeys(i.strip() for i in identities if i.strip().casefold() not in existing))
     created = []
-    for body in presets.entry_payloads(
+    bodies = presets.entry_payloads(
         preset,
         wanted,
         justification=payload.get("justification"),
         expires_at=payload.get("expires_at"),
         ticket=payload.get("ticket"),
-    ):
+    )
+    for identity, body in zip(wanted, bodies, strict=True):
         body["confirm_partial_chain"] = payload.get("confirm_partial_chain", False)
-        entry, _ = create_entry(conn, body, user=user, now_ms=now_ms, preset_id=preset_id)
+        try:
+            entry, _ = create_entry(conn, body, user=user, now_ms=now_ms, preset_id=preset_id)
+        except TuningError as exc:
+            if exc.field != key:
+                raise
+            # The identity is the field the client wrote: name it (and which one) in the refusal.
+            index = [i.strip() for i in identities].index(identity)
+            raise TuningError(exc.status, exc.code, exc.message, f"identities[{index}]", exc.extra) from None
         created.append(entry)
     store.audit(
         conn,

@@ -3,6 +3,11 @@
 Suppression never deletes: it only sets (or clears) the id of the entry that hides a detection. An entry
 that expires, is disabled or removed stops matching, and the next ``apply`` brings its detections back.
 Entries whose expiry has passed are marked ``expired`` here (audited once, by ``system``).
+
+Chain-aware: a creation an entry matches is *not* hidden when it joined a chain in which another actor —
+one no active entry allowlists — added credentials to the created identity or granted it privilege. Its
+``suppressed_by`` stays empty and ``suppression_overridden_by`` names the entry, so the tab shows
+"Suppression overridden: joined a chain". An event whose actor is unknown counts as another actor.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from app.store import tuning as store
 from app.tuning.matcher import Matcher
 
 SYSTEM_ACTOR = "system"
+OVERRIDE_REASON = "suppression overridden: joined a chain"
 
 _cache_lock = threading.Lock()
 _matcher_cache: dict[str, tuple[int, Matcher]] = {}
@@ -91,13 +98,18 @@ def apply(conn: sqlite3.Connection, now_ms: int, detection_ids: Iterable[int] | 
         matcher = active_matcher(conn, now_ms)
         changed = 0
         for batch in store.iter_detections_for_matching(conn, detection_ids=detection_ids):
+            matched = {d["id"]: matcher.match(d) if matcher.size else None for d in batch}
+            overridden = _chain_overrides(
+                conn, matcher, [d for d in batch if matched[d["id"]] and d["chain_id"]]
+            )
             updates = []
             for detection in batch:
-                entry_id = matcher.match(detection) if matcher.size else None
-                if entry_id != detection["suppressed_by"]:
-                    updates.append((entry_id, detection["id"]))
+                entry_id = matched[detection["id"]]
+                state = (None, entry_id) if detection["id"] in overridden else (entry_id, None)
+                if state != (detection["suppressed_by"], detection["suppression_overridden_by"]):
+                    updates.append((*state, detection["id"]))
             if updates:
-                store.set_suppressed_by(conn, updates)
+                store.set_suppression(conn, updates)
                 changed += len(updates)
     except BaseException:
         if owns_transaction and conn.in_transaction:
@@ -106,3 +118,42 @@ def apply(conn: sqlite3.Connection, now_ms: int, detection_ids: Iterable[int] | 
     if owns_transaction and conn.in_transaction:
         conn.commit()
     return changed
+
+
+def _chain_overrides(conn: sqlite3.Connection, matcher: Matcher, matched: list[dict[str, Any]]) -> set[int]:
+    """Ids of the ``matched`` detections (each matched by an entry, each in a chain) that another,
+    non-allowlisted actor later gave credentials or privilege within their chain."""
+    if not matched:
+        return set()
+    followers: dict[int, list[dict[str, Any]]] = {}
+    for event in store.chain_followers(conn, (d["chain_id"] for d in matched)):
+        followers.setdefault(event["chain_id"], []).append(event)
+    overridden = set()
+    for detection in matched:
+        own_actor = (detection.get("actor_id") or "").casefold()
+        for event in followers.get(detection["chain_id"], []):
+            if event["detection_id"] == detection["id"] or event["event_time"] < detection["event_time"]:
+                continue
+            gives = event["follow_on"] or event["account_kind"] in store.CREDENTIAL_KINDS
+            if not gives:
+                continue
+            actor_id = (event["actor_id"] or "").casefold()
+            if actor_id and actor_id == own_actor:
+                continue  # the allowlisted actor finishing its own work
+            as_detection = {
+                "id": event["detection_id"] or 0,
+                "event_time": event["event_time"],
+                "cloud_platform": event["cloud_platform"],
+                "account_kind": event["account_kind"] or "other",
+                "actor": event["actor"],
+                "actor_id": event["actor_id"],
+                "target_account": event["target_account"],
+                "target_id": event["target_id"],
+                "source_ip": event["source_ip"],
+                "user_agent": event["user_agent"],
+            }
+            if actor_id and matcher.size and matcher.match(as_detection):
+                continue  # that actor is allowlisted too
+            overridden.add(detection["id"])
+            break
+    return overridden

@@ -245,6 +245,8 @@ def writer(procs: AppProcesses, actor_ids: list[str], seed: int, stop: threading
         acked.note(resp.status_code)
         if resp.status_code in (200, 201):
             entry = resp.json()["entry"]
+            if action == "tuning.entry.update" and entry["status"] == "active" and entry["text_edits"]:
+                action = "tuning.entry.text_edit"  # a ticket edited after approval is audited as such
             mine[entry["id"]] = entry
             with acked.lock:
                 acked.writes.append((entry["id"], entry["version"], action))

@@ -206,16 +206,21 @@ def gcp_record(p: Payload, ms: int) -> dict:
     }
 
 
-# Preset suggestions (tuning page) list actors whose detections show a preset's fingerprint, at most 20 per
-# preset: the script payloads also come as AWS records with a Terraform or Ansible user agent.
-SUGGESTION_PRESETS = (("iac", "Terraform/1.7.5 "), ("config_management", "Ansible/2.16.3 "))
-SUGGESTED = tuple(p for p in HOSTILE_PAYLOADS if p.kind == "xss")[:40]
+# Preset suggestions (tuning page) list actors whose detections carry a preset's immutable evidence, at most
+# 20 per preset: the script payloads also come as AWS records a CloudFormation stack made (invokedBy).
+SUGGESTION_PRESETS = (("iac", "cloudformation.amazonaws.com"),)
+SUGGESTED = tuple(p for p in HOSTILE_PAYLOADS if p.kind == "xss")[:20]
 
 
 def suggestion_record(p: Payload, ms: int, index: int) -> dict:
     record = aws_record(p, ms)
-    preset_id, agent = SUGGESTION_PRESETS[index // 20]
-    record.update(userAgent=agent + p.value, eventID=f"{p.key}-{preset_id}", requestID=f"{p.key}-{preset_id}")
+    preset_id, invoked_by = SUGGESTION_PRESETS[index // 20]
+    record.update(
+        sourceIPAddress=invoked_by,
+        userAgent=invoked_by,
+        eventID=f"{p.key}-{preset_id}",
+        requestID=f"{p.key}-{preset_id}",
+    )
     return record
 
 

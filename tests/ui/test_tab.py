@@ -319,6 +319,9 @@ def test_allowlist_from_a_detection_then_second_user_approves(as_user, tab_env) 
     screenshot(tuner2.page, "tuning-approval-queue")
     approval_frame.click(f"#approvals-table tr[data-id='{entry['id']}'] button:has-text('Approve')")
     approval_frame.wait_for_selector(f"#entries-table tr[data-id='{entry['id']}'] .cds--tag--green")
+    # an exact-actor entry is in force until its expiry and mirrored to QRadar's reference set
+    standing = approval_frame.locator(f"#entries-table tr[data-id='{entry['id']}']").inner_text()
+    assert "In force until" in standing and "in QRadar reference set" in standing
     assert tab_env.get("admin", f"api/detections/{detection['id']}")["suppressed_by"] == entry["id"]
     audit = approval_frame.locator("#audit-table").inner_text()
     assert "tuning.entry.approve" in audit and "tuning.entry.create" in audit
@@ -342,6 +345,51 @@ def test_allowlist_from_a_detection_then_second_user_approves(as_user, tab_env) 
     assert "Test account created by the onboarding runbook, ticket OPS-1" in why
     assert "Approved by tuner2" in why
     screenshot(tuner2.page, "suppressed")
+
+
+def test_tuning_page_shows_condition_writers_and_what_is_not_mirrored(as_user, tab_env) -> None:
+    """Issue 14 items 2 and 5 on the page: a narrowed entry says it is not mirrored to QRadar, and its
+    author cannot approve it even after another tuner's text edit."""
+    url = tab_env.live_app.proxy_url("api/tuning/entries")
+    created = tab_env.api("tuner1").post(
+        url,
+        json={
+            "platforms": ["AWS"],
+            "actor_id": "arn:aws:iam::111122223333:role/ui-narrowed",
+            "ua_pattern": "*Terraform/*",
+            "source_cidrs": ["198.51.100.0/24"],
+            "justification": "UI check of a narrowed entry (CHG-14)",
+            "expires_at": int(time.time() * 1000) + 86_400_000,
+        },
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    entry = created.json()["entry"]
+    try:
+        edited = tab_env.api("tuner2").patch(
+            f"{url}/{entry['id']}",
+            json={"version": entry["version"], "justification": "UI check of a narrowed entry, typo fixed"},
+            timeout=60,
+        )
+        assert edited.status_code == 200, edited.text
+        tuner1 = as_user("tuner1")
+        tuner1.open_console()
+        frame = tuner1.open_app("/tab/tuning")
+        row = frame.locator(f"#entries-table tr[data-id='{entry['id']}']")
+        row.wait_for()
+        standing = row.inner_text()
+        assert "not mirrored" in standing and "source subnets, user agent" in standing
+        assert "Not in force" in standing
+        queued = frame.locator(f"#approvals-table tr[data-id='{entry['id']}']")
+        assert "tuner1" in queued.inner_text()  # the condition writer, not the last editor (tuner2)
+        assert queued.locator("button:has-text('Approve')").is_disabled()
+        screenshot(tuner1.page, "tuning-not-mirrored")
+    finally:
+        current = tab_env.get("tuner1", f"api/tuning/entries/{entry['id']}")
+        removed = tab_env.api("tuner1").delete(
+            f"{url}/{entry['id']}", params={"version": current["version"]}, timeout=60
+        )
+        assert removed.status_code == 200, removed.text
 
 
 def test_analyst_cannot_see_or_reach_settings_or_edit_entries(as_user, tab_env) -> None:

@@ -56,6 +56,32 @@ function entryMatchSummary(entry) {
   return parts.join("; ");
 }
 
+// What of the entry is in force until when, text edited since its approval, and whether QRadar's
+// reference set mirrors it (narrowed entries are not mirrored: a set holds bare actor IDs).
+function entryStanding(e) {
+  const parts = [];
+  if (e.in_force) {
+    parts.push(el("div", {className: "caw-entry-in-force"}, e.in_force.suppressing ?
+      `In force until ${formatTime(e.in_force.until, false)}` : "Not in force: " + e.in_force.explanation));
+  }
+  for (const edit of e.text_edits || []) {
+    parts.push(el("div", {}, tag("text edited after approval", "magenta"),
+      ` ${(edit.fields || []).join(", ")} by ${edit.by} at ${formatTime(edit.at, false)}`));
+  }
+  if (e.mirror) {
+    parts.push(el("div", {className: "caw-entry-mirror"},
+      e.mirror.mirrored ? tag("in QRadar reference set", "teal") : tag("not mirrored", "gray"),
+      " " + e.mirror.reason));
+  }
+  return parts;
+}
+
+function wroteConditions(entry) {
+  const user = state.user || {};
+  return (entry.condition_writers || []).some((w) =>
+    w.id !== null && w.id !== undefined ? w.id === user.user_id : w.name === user.name);
+}
+
 /* ---------- entry form ---------- */
 
 function formPayload() {
@@ -233,6 +259,7 @@ async function loadEntries() {
     el("td", {}, (e.platforms || []).join(", ")), el("td", {}, entryMatchSummary(e)),
     el("td", {}, e.justification || ""), el("td", {}, formatTime(e.expires_at, false)),
     el("td", {}, e.updated_by || e.created_by || ""),
+    el("td", {}, entryStanding(e)),
     el("td", {}, state.canTune && ["pending", "active", "rejected"].includes(e.status) ?
       [button("Edit", "ghost", () => {
         fillForm(e);
@@ -242,7 +269,7 @@ async function loadEntries() {
       button("Delete", "danger--ghost", () => deleteEntry(e), {"aria-label": `Delete entry ${e.id}`})] : "")));
   const container = clear($("entries"));
   container.appendChild(table(["ID", "Name", "Status", "Platforms", "Matches", "Justification", "Expires", "Submitted by",
-    "Actions"], rows, "entries-table"));
+    "In force · QRadar", "Actions"], rows, "entries-table"));
   return entries;
 }
 
@@ -258,23 +285,24 @@ async function deleteEntry(entry) {
 
 function renderApprovals(entries) {
   const pending = entries.filter((e) => e.status === "pending");
-  const me = state.user ? state.user.name : "";
   const rows = pending.map((e) => {
     const note = el("input", {className: "cds--text-input caw-batch__note", id: `approve-note-${e.id}`,
       "aria-label": `Note for entry ${e.id}`, placeholder: "Note (optional)"});
-    const own = e.updated_by === me;
+    // Four eyes on every matching condition: whoever wrote one since the last approval may not decide.
+    const own = wroteConditions(e);
+    const writers = (e.condition_writers || []).map((w) => w.name).join(", ");
     return el("tr", {dataset: {id: e.id}},
       el("td", {}, "#" + e.id), el("td", {}, e.name || ""), el("td", {}, entryMatchSummary(e)),
-      el("td", {}, e.justification || ""), el("td", {}, e.updated_by || ""),
+      el("td", {}, e.justification || ""), el("td", {}, writers || e.updated_by || ""),
       el("td", {}, formatTime(e.expires_at, false)),
       el("td", {}, state.canTune ? [note,
         button("Approve", "primary", () => decide(e, true, note.value),
           {"aria-label": `Approve entry ${e.id}`, disabled: own,
-            title: own ? "Someone other than the submitter must approve" : null}),
+            title: own ? "You wrote a matching condition: someone who wrote none must approve" : null}),
         button("Reject", "danger--tertiary", () => decide(e, false, note.value),
           {"aria-label": `Reject entry ${e.id}`, disabled: own})] : "View only"));
   });
-  clear($("approvals")).appendChild(table(["ID", "Name", "Matches", "Justification", "Submitted by", "Expires",
+  clear($("approvals")).appendChild(table(["ID", "Name", "Matches", "Justification", "Conditions written by", "Expires",
     "Decision"], rows, "approvals-table"));
 }
 
@@ -347,13 +375,14 @@ function presetCard(preset) {
         const s = await api(ROUTES.preset(preset.id));
         clear(suggestions);
         const items = s.candidates || [];
-        if (!items.length) suggestions.appendChild(document.createTextNode("No candidates in recent detections."));
+        if (!items.length) suggestions.appendChild(document.createTextNode(
+          "No candidates with immutable evidence in recent detections (user agents and names are not evidence)."));
         for (const c of items) {
           // `identity` is what the preset keys on (an actor ID, or the invoking AWS service).
           const identity = c.identity || c.actor_id || "";
           suggestions.appendChild(el("div", {}, button("Add " + identity, "ghost", () => {
             ids.value = (ids.value ? ids.value + "\n" : "") + identity;
-          }), " ", `${c.actor || ""} · ${c.detections} detections · ${(c.fingerprints || []).join(", ")}`));
+          }), " ", `${c.actor || ""} · ${c.detections} detections · evidence: ${(c.evidence || []).join("; ")}`));
         }
       } catch (error) {
         clear(suggestions).appendChild(document.createTextNode("Suggestions failed: " + error.message));

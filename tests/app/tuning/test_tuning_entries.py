@@ -91,7 +91,6 @@ def test_expiry_limits_at_their_boundaries() -> None:
     [
         {"actor_id": None, "ua_pattern": "*Terraform/*"},
         {"actor_id": None, "actor_pattern": "Sync_*", "actor_pattern_field": "actor"},
-        {"actor_id": None, "actor_pattern": "*deployer*"},  # an ID pattern without a literal prefix
         {"actor_id": None, "source_cidrs": ["10.0.0.0/8"]},
     ],
 )
@@ -112,9 +111,9 @@ def test_spoofable_only_entries_need_an_admin_override(spoofable: dict[str, Any]
     assert fields["flagged_spoofable"] is True and fields["override_reason"].startswith("vendor")
 
 
-def test_id_pattern_with_literal_prefix_is_anchored() -> None:
+def test_id_pattern_pinning_a_principal_is_anchored() -> None:
     fields = validate_entry(
-        entry_body(actor_id=None, actor_pattern="arn:aws:iam::111122223333:role/tf-*"),
+        entry_body(actor_id=None, actor_pattern="arn:aws:iam::111122223333:role/pipelines/tf-*"),
         now_ms=NOW,
         is_admin=False,
     )

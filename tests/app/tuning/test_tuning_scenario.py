@@ -35,6 +35,18 @@ PRESET_ITEMS = {
     "break_glass": ["benign-break-glass"],
 }
 
+# The items whose events carry immutable evidence of their family (devconsole/scenario.py): CloudTrail's
+# invokedBy, and the SyncFabric application ID of HR inbound provisioning. The managed identity acts with
+# no application ID, Entra Connect sync as a user, the others are known only by user agent or name.
+SUGGESTED_ON_EVIDENCE = {
+    "iac": ["benign-cloudformation"],
+    "config_management": [],
+    "aws_service_linked_roles": ["benign-service-linked-role"],
+    "hr_directory_sync": ["benign-workday-inbound"],
+    "microsoft_first_party": [],
+    "break_glass": [],
+}
+
 
 def gateway_for(devconsole: Any) -> Gateway:
     env = {
@@ -162,10 +174,13 @@ def test_preset_suppresses_its_benign_events_and_no_attack(
     assert own and others
     assert set(suppressed(conn, own + others).values()) == {None}  # off by default: nothing suppressed
 
-    # Fingerprints suggest exactly the identities the organisation would confirm (plus nothing attacked).
+    # Immutable evidence (invokedBy, a first-party application ID) suggests exactly the identities that
+    # leave it; families known only by user agent or name suggest nothing.
     recent = [dict(r) for r in conn.execute("SELECT * FROM detections")]
-    suggested = {c["identity"] for c in presets.suggest_candidates(preset, recent)}
-    assert set(identities(devconsole, preset_id)) <= suggested
+    candidates = presets.suggest_candidates(preset, recent)
+    evident = [items[key]["allowlist"]["actor_id"] for key in SUGGESTED_ON_EVIDENCE[preset_id]]
+    assert {c["identity"] for c in candidates} == set(evident)
+    assert all(c["evidence"] for c in candidates)
 
     # A look-alike using the family's spoofable fingerprints from another identity stays visible.
     now = now_ms()
@@ -240,6 +255,7 @@ def test_reference_set_in_the_console_matches_the_active_entries(
     use_own_reference_data(conn, "Allowlist")
     now = now_ms()
     active: set[str] = set()
+    narrowed: set[int] = set()
     for preset_id in ("iac", "hr_directory_sync", "microsoft_first_party"):
         created = enable_preset(
             conn,
@@ -250,7 +266,10 @@ def test_reference_set_in_the_console_matches_the_active_entries(
             justification=f"scenario identities for the {preset_id} preset",
         )
         approve(conn, created, now)
-        active |= set(identities(devconsole, preset_id))
+        if preset_id == "hr_directory_sync":  # its entries cover user creations only: narrowed
+            narrowed |= {e["id"] for e in created}
+        else:
+            active |= set(identities(devconsole, preset_id))
     # pending (never approved) entries stay out of QRadar
     enable_preset(conn, devconsole, "break_glass", now, **break_glass_fields(now + HOUR, "IR-4711"))
 
@@ -269,6 +288,9 @@ def test_reference_set_in_the_console_matches_the_active_entries(
         f"{devconsole.base_url}/api/reference_data/maps/{names['reference_map']}"
     ).json()
     assert set(reference_map["data"]) == active
+    # Entries narrowed below "this actor" stay out of the set and the map, and are listed as such.
+    listed = {n["entry_id"]: n["conditions"] for n in outcome["after"]["not_mirrored"]}
+    assert set(listed) == narrowed and all(c == ["target type"] for c in listed.values())
 
     # Turning a preset off is reflected at the next sync; the drift report says what differed.
     with transaction(conn):

@@ -15,10 +15,11 @@ NOW = 1_780_000_000_000  # a fixed "now" (2026-05-28T20:26:40Z) so expiry and wi
 HOUR = 3_600_000
 DAY = 24 * HOUR
 
-TUNER1 = Actor("tuner1", can_tune=True, is_admin=False)
-TUNER2 = Actor("tuner2", can_tune=True, is_admin=False)
-ADMIN = Actor("admin", can_tune=True, is_admin=True)
-ANALYST = Actor("analyst", can_tune=False, is_admin=False)
+# User IDs as the dev console's users have them (QRadar's numeric user IDs).
+TUNER1 = Actor("tuner1", can_tune=True, is_admin=False, user_id=2)
+TUNER2 = Actor("tuner2", can_tune=True, is_admin=False, user_id=3)
+ADMIN = Actor("admin", can_tune=True, is_admin=True, user_id=1)
+ANALYST = Actor("analyst", can_tune=False, is_admin=False, user_id=4)
 
 _keys = itertools.count(1)
 
