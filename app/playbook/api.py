@@ -2,7 +2,8 @@
 
 * ``POST /api/hunting/run`` — body ``{"query": "<topic key>", "detection"?: id, "actor"?: str,
   "target"?: str, "around_ms"?: int}``. The AQL is rebuilt server-side from the topic and the values
-  (never taken from the client) and run through the gateway; results come back inline.
+  (never taken from the client) and run through the gateway *as the user* (their own token, so QRadar
+  applies their security profile); it needs QRadar's Log Activity capability. Results come back inline.
 * ``GET /api/validation/coverage?window=24h`` — for every validation test, whether the app recorded each
   expected signal in the window (``window``: ``<n>h`` or ``<n>d``, 1 h to 90 d).
 """
@@ -24,9 +25,9 @@ from app.aql.hunting import TOPIC_KEYS, find_query
 from app.aql.literals import AqlLiteralError
 from app.aql.literals import string as aql_string
 from app.auth import require
+from app.auth.access import require_log_activity, user_gateway
 from app.playbook import validation
 from app.playbook.subject import subject_for_detection, target_property, type_ids
-from app.qradar import get_gateway
 from app.store.db import get_db
 
 bp = Blueprint("playbook_api", __name__, url_prefix="/api")
@@ -80,6 +81,7 @@ def _fits_aql_string(value: str) -> bool:
 @bp.post("/hunting/run")
 @require("view")
 def run_hunting_query() -> Any:
+    require_log_activity("hunting")
     body = json_body(HUNTING_RUN)
     key = body["query"]
     actor, target = _optional_text(body, "actor"), _optional_text(body, "target")
@@ -106,7 +108,7 @@ def run_hunting_query() -> Any:
             else ("actor" if actor is not None and not _fits_aql_string(actor) else "target")
         )
         raise ApiError(400, "bad_field", f"{field} cannot be searched for in AQL: {exc}", field) from None
-    rows = get_gateway().run_search(
+    rows = user_gateway().run_search(
         query.aql, timeout_s=settings.get("interactive_search_timeout_s"), page_size=MAX_HUNT_ROWS
     )
     columns = list(rows[0].keys()) if rows else []
@@ -148,7 +150,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                         },
                     },
                 ),
-                **errors(400, 503),
+                **errors(400, 403, 503),
             },
         }
     },

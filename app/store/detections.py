@@ -461,6 +461,8 @@ class DetectionFilter:
     text: str | None = None
     ids: tuple[int, ...] = ()
     offense_id: int | None = None  # only detections linked to this QRadar offense (offense_links)
+    # Only detections from these log sources (the user's security profile); None = every log source.
+    log_sources: frozenset[str] | None = None
 
 
 def _like(value: str) -> str:
@@ -519,6 +521,10 @@ def _where(f: DetectionFilter) -> tuple[str, list[Any]]:
     if f.offense_id is not None:
         where.append("id IN (SELECT detection_id FROM offense_links WHERE offense_id = ?)")
         args.append(f.offense_id)
+    if f.log_sources is not None:
+        names = sorted(f.log_sources)
+        where.append(f"log_source IN ({','.join('?' * len(names))})" if names else "0")
+        args.extend(names)
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 
@@ -539,6 +545,24 @@ def list_detections(
         [*args, limit, offset],
     ).fetchall()
     return [detection_to_json(r) for r in rows], int(total)
+
+
+def log_source_spans(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    """(log source name, first and last event time) of every log source detections came from."""
+    rows = conn.execute(
+        "SELECT log_source, MIN(event_time), MAX(event_time) FROM detections "
+        "WHERE log_source IS NOT NULL AND log_source != '' GROUP BY log_source ORDER BY log_source"
+    ).fetchall()
+    return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+def log_source_of(conn: sqlite3.Connection, detection_ids: Sequence[int]) -> dict[int, str | None]:
+    """Detection id -> the log source it came from (only ids that exist)."""
+    if not detection_ids:
+        return {}
+    marks = ",".join("?" * len(detection_ids))
+    rows = conn.execute(f"SELECT id, log_source FROM detections WHERE id IN ({marks})", list(detection_ids))
+    return {int(r[0]): r[1] for r in rows}
 
 
 def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any] | None:
@@ -573,10 +597,13 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
 def set_triage(
     conn: sqlite3.Connection, detection_ids: Sequence[int], status: str, note: str | None, by: str, at_ms: int
 ) -> list[int]:
-    """Set triage on the given detections, with history and one audit row each; returns the ids that
-    exist. The caller commits."""
+    """Set triage on the given detections, with history; returns the ids that exist. The audit log gets
+    one row for one detection, and one row for a call naming several (``triage.bulk_update``). The caller
+    commits."""
     if status not in TRIAGE_STATUSES:
         raise ValueError(f"unknown triage status {status!r}")
+    single = len(set(detection_ids)) == 1
+    previous: dict[str, list[int]] = {}
     updated = []
     for did in dict.fromkeys(detection_ids):
         before = conn.execute(
@@ -593,17 +620,31 @@ def set_triage(
             "INSERT INTO triage_history (detection_id, status, note, by_user, at_ms) VALUES (?, ?, ?, ?, ?)",
             (did, status, note, by, at_ms),
         )
+        if single:
+            audit.record_audit(
+                conn,
+                actor=by,
+                action="triage.update",
+                object_type="detection",
+                object_id=did,
+                before=dict(before),
+                after={"triage_status": status, "triage_note": note, "triage_by": by, "triage_at": at_ms},
+                at_ms=at_ms,
+            )
+        previous.setdefault(before["triage_status"], []).append(did)
+        updated.append(did)
+    if not single and updated:
+        # One record per bulk call: which detections, what each had before (by status), what they got.
         audit.record_audit(
             conn,
             actor=by,
-            action="triage.update",
+            action="triage.bulk_update",
             object_type="detection",
-            object_id=did,
-            before=dict(before),
-            after={"triage_status": status, "triage_note": note, "triage_by": by, "triage_at": at_ms},
+            object_id=None,
+            before={"ids_by_status": previous},
+            after={"ids": updated, "triage_status": status, "triage_note": note, "triage_at": at_ms},
             at_ms=at_ms,
         )
-        updated.append(did)
     return updated
 
 

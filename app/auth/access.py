@@ -1,0 +1,216 @@
+"""What each user may see of QRadar's data — asked of QRadar with the user's own token, never the service's.
+
+* Log Activity: event payloads and hunting need one of the ``log_activity_capabilities`` (or ADMIN).
+* Offenses: offense data (the Offense Summary fragment, the playbook for an offense, offense links) needs
+  the user's own token to read ``GET /api/siem/offenses/{id}``; QRadar answers 404 for an offense outside
+  the user's security profile.
+* Security profile: QRadar filters every Ariel search by the searching user's security profile, so one
+  search run with the user's token over the log sources the stored detections came from
+  (`app.aql.visibility`) names the log sources that user may see; detections from any other log source are
+  not shown to them. Admins (ADMIN) see every log source without the search.
+
+Limits (also in docs/ARCHITECTURE.md): the probe matches log sources by name, as stored with each
+detection, over the stored detections' time span — a log source renamed since, or whose events QRadar no
+longer holds in the user's view, is not shown to a restricted user (it fails closed); a user whose Ariel
+searches QRadar refuses (no Log Activity) sees no detections. Answers are cached per token for
+``visibility_cache_s`` seconds, so a profile change reaches the app within that time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from typing import Any
+
+from flask import current_app, request
+
+from app import settings
+from app.api.errors import ApiError
+from app.aql.visibility import visible_log_sources_query
+from app.auth import User, current_user
+from app.qradar import Gateway, QRadarError, QRadarUnavailable, get_gateway
+from app.store import detections as detection_store
+from app.store.db import get_db
+
+# Log source names in one probe: one AQL IN list (a console with more cloud log sources than this shows a
+# restricted user only the first ones, by name).
+MAX_PROBED_LOG_SOURCES = 1000
+
+
+class _VisibilityCache:
+    """Per-token answers (log sources, offense access), each kept for ``visibility_cache_s``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    @staticmethod
+    def _key(token: str, what: str) -> tuple[str, str]:
+        # Per store too: what a user may see is learned over that store's detections.
+        store = str(current_app.config.get("DATABASE", ""))
+        return hashlib.sha256(f"{store}\x1f{token}".encode()).hexdigest(), what
+
+    def get(self, token: str, what: str) -> tuple[bool, Any]:
+        with self._lock:
+            entry = self._entries.get(self._key(token, what))
+        if entry and entry[0] > time.monotonic():
+            return True, entry[1]
+        return False, None
+
+    def put(self, token: str, what: str, value: Any) -> None:
+        ttl = settings.get("visibility_cache_s")
+        if ttl <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if len(self._entries) > 5000:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            self._entries[self._key(token, what)] = (now + ttl, value)
+
+    def forget(self, token: str, what: str) -> None:
+        with self._lock:
+            self._entries.pop(self._key(token, what), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+visibility_cache = _VisibilityCache()
+
+
+def _token() -> str:
+    return request.cookies.get("SEC", "")
+
+
+def user_gateway(gateway: Gateway | None = None) -> Gateway:
+    """``gateway`` (default: the app's) acting as the logged-in user (their token: QRadar applies their
+    capabilities and security profile); a `Gateway.within` view keeps its deadline."""
+    return (gateway or get_gateway()).as_user(_token())
+
+
+def has_log_activity(user: User) -> bool:
+    return user.is_admin or bool(user.capabilities & set(settings.get("log_activity_capabilities")))
+
+
+def require_log_activity(what: str) -> None:
+    """403 unless the logged-in user has QRadar's Log Activity capability."""
+    user = current_user()
+    if not has_log_activity(user):
+        names = ", ".join(settings.get("log_activity_capabilities"))
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{what} needs QRadar's Log Activity capability ({names}), which {user.name} does not have",
+        )
+
+
+def check_offense_access(offense_id: int, gateway: Gateway | None = None) -> None:
+    """404 unless QRadar lets the logged-in user read offense ``offense_id`` with their own token
+    (asked through ``gateway``, e.g. a time-bounded view, when given)."""
+    user = current_user()
+    what = f"offense:{int(offense_id)}"
+    found, allowed = visibility_cache.get(_token(), what)
+    if not found:
+        try:
+            user_gateway(gateway).get_offense(int(offense_id), fields="id")
+            allowed = True
+        except QRadarError as exc:
+            if exc.http_status not in (403, 404, 422):
+                raise
+            allowed = False
+        visibility_cache.put(_token(), what, allowed)
+    if not allowed:
+        raise ApiError(
+            404, "not_found", f"QRadar does not show offense {offense_id} to {user.name}", "offense"
+        )
+
+
+class VisibilityPending(ApiError):
+    """The search learning which log sources the user may see is still running in QRadar (a 503 asking
+    to try again; the fragment answers "still searching")."""
+
+    def __init__(self, search_id: str) -> None:
+        super().__init__(
+            503,
+            "visibility_pending",
+            "QRadar is still finding which log sources your security profile shows you; try again shortly",
+        )
+        self.search_id = search_id
+
+
+def visible_log_sources(gateway: Gateway | None = None, wait_s: float | None = None) -> frozenset[str] | None:
+    """Names of the log sources whose detections the logged-in user may see; None: every one (ADMIN).
+
+    The probe search runs as the user and is waited for up to ``wait_s`` (default: the interactive search
+    budget) through ``gateway`` (e.g. a time-bounded view); a search still running then is left running
+    and picked up by the next call (`VisibilityPending`)."""
+    user = current_user()
+    if user.is_admin:
+        return None
+    token = _token()
+    found, cached = visibility_cache.get(token, "log_sources")
+    if found:
+        return cached
+    spans = detection_store.log_source_spans(get_db())[:MAX_PROBED_LOG_SOURCES]
+    if not spans:
+        return frozenset()
+    gw = user_gateway(gateway)
+    running, search_id = visibility_cache.get(token, "log_sources_search")
+    try:
+        if not running:
+            aql = visible_log_sources_query(
+                [name for name, _, _ in spans], min(s[1] for s in spans), max(s[2] for s in spans) + 1
+            )
+            search_id = gw.start_search(aql)
+            visibility_cache.put(token, "log_sources_search", search_id)
+        budget = settings.get("interactive_search_timeout_s") if wait_s is None else wait_s
+        status = gw.poll(search_id, within_s=budget)
+        if not status.done:
+            raise VisibilityPending(search_id)
+        visibility_cache.forget(token, "log_sources_search")
+        if status.status != "COMPLETED":
+            raise QRadarUnavailable(
+                "the search for the log sources you may see ended "
+                f"{status.status} in QRadar" + (f": {status.messages}" if status.messages else "")
+            )
+        rows = gw.fetch_results(search_id, record_count=status.record_count)
+        _quiet_delete(gw, search_id)
+    except QRadarError as exc:
+        if exc.http_status != 403:
+            if exc.http_status == 404:  # QRadar no longer knows the search: the next call starts another
+                visibility_cache.forget(token, "log_sources_search")
+            raise
+        rows = []  # QRadar refuses this user's searches: nothing shows which log sources they may see
+    visible = frozenset(str(r.get("log_source")) for r in rows if r.get("log_source"))
+    visibility_cache.put(token, "log_sources", visible)
+    return visible
+
+
+def _quiet_delete(gw: Gateway, search_id: str) -> None:
+    with contextlib.suppress(QRadarError, QRadarUnavailable):  # QRadar expires finished searches itself
+        gw.delete_search(search_id)
+
+
+def require_visible_detection(detection_id: int) -> None:
+    """404 (as for a detection that does not exist) when the user may not see its log source."""
+    allowed = visible_log_sources()
+    if allowed is None:
+        return
+    source = detection_store.log_source_of(get_db(), [detection_id]).get(detection_id)
+    if source is None or source not in allowed:
+        raise ApiError(404, "not_found", f"no detection with id {detection_id}")
+
+
+def visible_offenses(offense_ids: list[int]) -> list[int]:
+    """The offenses among ``offense_ids`` QRadar shows the logged-in user (order kept)."""
+    out = []
+    for oid in offense_ids:
+        try:
+            check_offense_access(oid)
+        except ApiError:
+            continue
+        out.append(oid)
+    return out
