@@ -108,9 +108,9 @@ def test_nesting_depth_is_counted_without_recursion():
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000, 200_000])
 def test_deep_json_is_refused_before_parsing(offline_app, depth):
     body = '{"note": ' + "[" * depth + "]" * depth + "}"
-    with offline_app.test_request_context("/", method="POST", data=body, content_type="application/json"):
-        with pytest.raises(ApiError) as info:
-            read_json_object()
+    context = offline_app.test_request_context("/", method="POST", data=body, content_type="application/json")
+    with context, pytest.raises(ApiError) as info:
+        read_json_object()
     assert (info.value.status, info.value.code) == (400, "bad_json")
     assert f"deeper than {MAX_JSON_DEPTH}" in info.value.message
 
