@@ -187,6 +187,9 @@ def get_detection(detection_id: int) -> dict[str, Any]:
     item = store.get_detection(get_db(), detection_id)
     if item is None:
         raise ApiError(404, "not_found", f"no detection with id {detection_id}")
+    allowed = visible_log_sources()
+    if allowed is not None and item.get("chain") is not None:
+        item["chain"] = store.get_chain(get_db(), item["chain"]["id"], allowed)
     if not has_log_activity(current_user()):
         item["payload"] = None  # the raw event is Log Activity data
         item["payload_parsed"] = False
@@ -250,6 +253,7 @@ def list_chains() -> dict[str, Any]:
         kind=kinds[0] if kinds else None,
         limit=page.limit,
         offset=page.offset,
+        log_sources=visible_log_sources(),
     )
     return list_response(items, total)
 
@@ -257,7 +261,7 @@ def list_chains() -> dict[str, Any]:
 @bp.get("/chains/<int:chain_id>")
 @require("view")
 def get_chain(chain_id: int) -> dict[str, Any]:
-    chain = store.get_chain(get_db(), chain_id)
+    chain = store.get_chain(get_db(), chain_id, visible_log_sources())
     if chain is None:
         raise ApiError(404, "not_found", f"no chain with id {chain_id}")
     return chain

@@ -411,8 +411,30 @@ def chain_to_json(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def get_chain(conn: sqlite3.Connection, chain_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM chains WHERE id = ?", (chain_id,)).fetchone()
+def _chain_visible_clause(log_sources: frozenset[str] | None) -> tuple[str, list[Any]]:
+    """SQL true for a chain all of whose events (detections and follow-ons) come from ``log_sources``
+    (None: every chain)."""
+    if log_sources is None:
+        return "1", []
+    names = sorted(log_sources)
+    if not names:
+        return "0", []
+    allowed = f"NOT IN ({','.join('?' * len(names))})"
+    return (
+        "NOT EXISTS (SELECT 1 FROM chain_events ce "
+        "LEFT JOIN detections d ON d.id = ce.detection_id "
+        "LEFT JOIN follow_on_events f ON f.event_key = ce.event_key "
+        "WHERE ce.chain_id = chains.id AND (COALESCE(d.log_source, f.log_source) IS NULL "
+        f"OR COALESCE(d.log_source, f.log_source) {allowed}))"
+    ), names
+
+
+def get_chain(
+    conn: sqlite3.Connection, chain_id: int, log_sources: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    """The chain; None when it does not exist or an event of it comes from outside ``log_sources``."""
+    visible, args = _chain_visible_clause(log_sources)
+    row = conn.execute(f"SELECT * FROM chains WHERE id = ? AND {visible}", (chain_id, *args)).fetchone()
     return None if row is None else chain_to_json(conn, row)
 
 
@@ -424,8 +446,14 @@ def list_chains(
     kind: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    log_sources: frozenset[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """Chains, newest first; with ``log_sources``, only those whose every event comes from one of them."""
     where, args = [], []
+    if log_sources is not None:
+        visible, visible_args = _chain_visible_clause(log_sources)
+        where.append(visible)
+        args.extend(visible_args)
     if since_ms is not None:
         where.append("last_time >= ?")
         args.append(since_ms)

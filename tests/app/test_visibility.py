@@ -68,6 +68,25 @@ def test_restricted_user_sees_only_their_log_sources_detections(refreshed_app, c
         "/api/detections/triage", headers=headers, json={"ids": [mine[0]["id"], hidden], "status": "benign"}
     )
     assert bulk.status_code == 404 and bulk.get_json()["error"]["field"] == "ids"
+    # Chains: only those whose every event comes from the user's log sources (the scenario's chains each
+    # stay on one platform, so the AWS ones remain).
+    login(client, "analyst")
+    all_chains = client.get("/api/chains").get_json()["items"]
+    login(client, "restricted")
+    chains = client.get("/api/chains").get_json()
+    shown_ids = {d["id"] for d in mine}
+    expected = [
+        c["id"]
+        for c in all_chains
+        if all(
+            e["detection_id"] in shown_ids or (e["detection_id"] is None and e["cloud_platform"] == "AWS")
+            for e in c["events"]
+        )
+    ]
+    assert expected and [c["id"] for c in chains["items"]] == expected and chains["total"] == len(expected)
+    hidden_chain = next(c["id"] for c in all_chains if c["id"] not in expected)
+    assert client.get(f"/api/chains/{hidden_chain}").status_code == 404
+    assert client.get(f"/api/chains/{expected[0]}").status_code == 200
     # The playbook about a hidden detection shows nothing of it.
     page = client.get(f"/playbook/?detection={hidden}")
     assert page.status_code == 200
