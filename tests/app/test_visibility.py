@@ -163,3 +163,17 @@ def test_user_without_log_activity_gets_no_payloads(refreshed_app, client, login
     assert client.get(f"/api/detections/{some['id']}", headers=headers).get_json()["payload"] is None
     login(client, "admin")
     assert client.get(f"/api/detections/{some['id']}").get_json()["payload"]
+
+
+def test_manifest_asks_for_offense_access_where_it_shows_offense_data() -> None:
+    import json
+    from pathlib import Path
+
+    manifest = json.loads((Path(__file__).resolve().parents[2] / "manifest.json").read_text())
+    playbook = next(m for m in manifest["rest_methods"] if m["url"] == "offense/playbook_action")
+    action = next(a for a in manifest["gui_actions"] if a["rest_method"] == playbook["name"])
+    assert playbook["required_capabilities"] == action["required_capabilities"] == ["SEM"]
+    # The tab, dashboard item and its REST method stay open to every app user: each view checks the
+    # user's own capabilities and profile server-side (Log Activity, offense access, log sources).
+    assert all(area["required_capabilities"] == [] for area in manifest["areas"])
+    assert set(manifest["authentication"]["oauth2"]["requested_capabilities"]) >= {"EVENTVIEWER", "SEM"}
