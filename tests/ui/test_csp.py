@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
+from tests.ui.conftest import ConsoleBrowser
 from tests.ui.test_offense_dashboard import open_offense
 
 # Every frame records the violations its document reports, from before any page script runs.
@@ -45,8 +46,20 @@ def violations(page) -> list[str]:
     return found
 
 
-def test_pages_raise_no_csp_violation(as_user, tab_env, devconsole) -> None:
-    admin = as_user("admin")
+def under_policy(browser, devconsole, user: str) -> ConsoleBrowser:
+    """A console session that does not bypass the app's policy (the other UI tests' sessions do)."""
+    return ConsoleBrowser(browser, devconsole, user, bypass_csp=False)
+
+
+def test_pages_raise_no_csp_violation(browser, tab_env, devconsole) -> None:
+    admin = under_policy(browser, devconsole, "admin")
+    try:
+        check_pages(admin, devconsole)
+    finally:
+        admin.close()
+
+
+def check_pages(admin: ConsoleBrowser, devconsole) -> None:
     console_messages = watch(admin)
     checked = []
 
@@ -77,8 +90,15 @@ def test_pages_raise_no_csp_violation(as_user, tab_env, devconsole) -> None:
     assert console_messages == []
 
 
-def test_the_policy_is_in_force_on_app_pages(as_user, tab_env) -> None:
-    analyst = as_user("analyst")
+def test_the_policy_is_in_force_on_app_pages(browser, tab_env, devconsole) -> None:
+    analyst = under_policy(browser, devconsole, "analyst")
+    try:
+        check_inline_script_refused(analyst)
+    finally:
+        analyst.close()
+
+
+def check_inline_script_refused(analyst: ConsoleBrowser) -> None:
     watch(analyst)
     response = analyst.page.goto(analyst.proxy_root + "/tab/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
