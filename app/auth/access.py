@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, request
@@ -37,10 +38,14 @@ from app.store.db import get_db
 # Log source names in one probe: one AQL IN list (a console with more cloud log sources than this shows a
 # restricted user only the first ones, by name).
 MAX_PROBED_LOG_SOURCES = 1000
+# While QRadar cannot answer, a user's last known answer is used for this long after it expired (as the
+# fragment shows its last rows): an outage does not hide everything, and nothing is shown beyond it.
+STALE_KEEP_S = 3600.0
 
 
 class _VisibilityCache:
-    """Per-token answers (log sources, offense access), each kept for ``visibility_cache_s``."""
+    """Per-token answers (log sources, offense access), each fresh for ``visibility_cache_s``; the last
+    answer is kept for `STALE_KEEP_S` more, used only while QRadar cannot answer (`stale`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -59,6 +64,14 @@ class _VisibilityCache:
             return True, entry[1]
         return False, None
 
+    def stale(self, token: str, what: str) -> tuple[bool, Any]:
+        """The last answer, fresh or not (within `STALE_KEEP_S` after it expired)."""
+        with self._lock:
+            entry = self._entries.get(self._key(token, what))
+        if entry and entry[0] + STALE_KEEP_S > time.monotonic():
+            return True, entry[1]
+        return False, None
+
     def put(self, token: str, what: str, value: Any) -> None:
         ttl = settings.get("visibility_cache_s")
         if ttl <= 0:
@@ -66,7 +79,7 @@ class _VisibilityCache:
         with self._lock:
             now = time.monotonic()
             if len(self._entries) > 5000:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                self._entries = {k: v for k, v in self._entries.items() if v[0] + STALE_KEEP_S > now}
             self._entries[self._key(token, what)] = (now + ttl, value)
 
     def forget(self, token: str, what: str) -> None:
@@ -117,10 +130,13 @@ def check_offense_access(offense_id: int, gateway: Gateway | None = None) -> Non
         try:
             user_gateway(gateway).get_offense(int(offense_id), fields="id")
             allowed = True
-        except QRadarError as exc:
-            if exc.http_status not in (403, 404, 422):
-                raise
-            allowed = False
+        except (QRadarError, QRadarUnavailable) as exc:
+            if isinstance(exc, QRadarError) and exc.http_status in (403, 404, 422):
+                allowed = False
+            else:
+                known, allowed = visibility_cache.stale(_token(), what)
+                if not known:
+                    raise
         visibility_cache.put(_token(), what, allowed)
     if not allowed:
         raise ApiError(
@@ -141,31 +157,63 @@ class VisibilityPending(ApiError):
         self.search_id = search_id
 
 
-def visible_log_sources(gateway: Gateway | None = None, wait_s: float | None = None) -> frozenset[str] | None:
+def visible_log_sources(
+    gateway: Gateway | None = None,
+    wait_s: float | None = None,
+    extra: Mapping[str, int] | None = None,
+) -> frozenset[str] | None:
     """Names of the log sources whose detections the logged-in user may see; None: every one (ADMIN).
 
-    The probe search runs as the user and is waited for up to ``wait_s`` (default: the interactive search
-    budget) through ``gateway`` (e.g. a time-bounded view); a search still running then is left running
-    and picked up by the next call (`VisibilityPending`)."""
+    Probed: the log sources of the stored detections, plus ``extra`` (name -> an event time, e.g. the
+    Offense Summary rows QRadar returned). The probe search runs as the user and is waited for up to
+    ``wait_s`` (default: the interactive search budget) through ``gateway`` (e.g. a time-bounded view); a
+    search still running then is left running and picked up by the next call (`VisibilityPending`). While
+    QRadar cannot answer, the user's last known answer is used (`STALE_KEEP_S`)."""
     user = current_user()
     if user.is_admin:
         return None
     token = _token()
+    spans = {name: (first, last) for name, first, last in detection_store.log_source_spans(get_db())}
+    for name, at_ms in (extra or {}).items():
+        if name and at_ms > 0:
+            first, last = spans.get(name, (at_ms, at_ms))
+            spans[name] = (min(first, at_ms), max(last, at_ms))
+    wanted = frozenset(sorted(spans)[:MAX_PROBED_LOG_SOURCES])
     found, cached = visibility_cache.get(token, "log_sources")
-    if found:
-        return cached
-    spans = detection_store.log_source_spans(get_db())[:MAX_PROBED_LOG_SOURCES]
-    if not spans:
+    if found and wanted <= cached[0]:
+        return cached[1]
+    if not wanted:
         return frozenset()
-    gw = user_gateway(gateway)
-    running, search_id = visibility_cache.get(token, "log_sources_search")
     try:
-        if not running:
+        probed, visible = _probe(user_gateway(gateway), token, wanted, spans, wait_s)
+    except (QRadarError, QRadarUnavailable):
+        known, last = visibility_cache.stale(token, "log_sources")
+        if not known:
+            raise
+        return last[1]
+    visibility_cache.put(token, "log_sources", (probed, visible))
+    return visible
+
+
+def _probe(
+    gw: Gateway,
+    token: str,
+    wanted: frozenset[str],
+    spans: Mapping[str, tuple[int, int]],
+    wait_s: float | None,
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(names probed, names visible): one Ariel search as the user, or the one already running for them."""
+    running, pending = visibility_cache.get(token, "log_sources_search")
+    try:
+        if running and wanted <= pending[1]:
+            search_id, probed = pending
+        else:
+            probed = wanted
             aql = visible_log_sources_query(
-                [name for name, _, _ in spans], min(s[1] for s in spans), max(s[2] for s in spans) + 1
+                sorted(probed), min(spans[n][0] for n in probed), max(spans[n][1] for n in probed) + 1
             )
             search_id = gw.start_search(aql)
-            visibility_cache.put(token, "log_sources_search", search_id)
+            visibility_cache.put(token, "log_sources_search", (search_id, probed))
         budget = settings.get("interactive_search_timeout_s") if wait_s is None else wait_s
         status = gw.poll(search_id, within_s=budget)
         if not status.done:
@@ -184,9 +232,7 @@ def visible_log_sources(gateway: Gateway | None = None, wait_s: float | None = N
                 visibility_cache.forget(token, "log_sources_search")
             raise
         rows = []  # QRadar refuses this user's searches: nothing shows which log sources they may see
-    visible = frozenset(str(r.get("log_source")) for r in rows if r.get("log_source"))
-    visibility_cache.put(token, "log_sources", visible)
-    return visible
+    return probed, frozenset(str(r.get("log_source")) for r in rows if r.get("log_source"))
 
 
 def _quiet_delete(gw: Gateway, search_id: str) -> None:

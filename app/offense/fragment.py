@@ -310,9 +310,6 @@ def answer_for_user(offense_id: int) -> FragmentAnswer:
     bounded = get_gateway().within(settings.get("offense_fragment_budget_s"))
     try:
         check_offense_access(offense_id, bounded)
-        allowed = visible_log_sources(bounded, wait_s=bounded.remaining_s() or 0.0)
-    except VisibilityPending:
-        return FragmentAnswer(offense_id, "searching")
     except ApiError:
         return FragmentAnswer(offense_id, "error", message=f"QRadar has no offense {offense_id} you may see")
     except (QRadarError, QRadarUnavailable) as exc:
@@ -320,7 +317,19 @@ def answer_for_user(offense_id: int) -> FragmentAnswer:
             offense_id, "error", message="QRadar could not say what you may see: " + qradar_problem(exc)
         )
     found = answer(offense_id)
-    if allowed is None or not found.rows:
+    if not found.rows:
+        return found
+    # The rows' own log sources are probed too: they come from QRadar, not only from stored detections.
+    extra = {str(r.get("log_source") or ""): int(r.get("event_time") or 0) for r in found.rows}
+    try:
+        allowed = visible_log_sources(bounded, wait_s=bounded.remaining_s() or 0.0, extra=extra)
+    except VisibilityPending:
+        return FragmentAnswer(offense_id, "searching")
+    except (QRadarError, QRadarUnavailable) as exc:
+        return FragmentAnswer(
+            offense_id, "error", message="QRadar could not say what you may see: " + qradar_problem(exc)
+        )
+    if allowed is None:
         return found
     rows = [r for r in found.rows if r.get("log_source") in allowed]
     return dataclasses.replace(found, rows=rows, state=found.state if rows else "none")
