@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import time
 
 import pytest
 
@@ -177,3 +178,25 @@ def test_manifest_asks_for_offense_access_where_it_shows_offense_data() -> None:
     # user's own capabilities and profile server-side (Log Activity, offense access, log sources).
     assert all(area["required_capabilities"] == [] for area in manifest["areas"])
     assert set(manifest["authentication"]["oauth2"]["requested_capabilities"]) >= {"EVENTVIEWER", "SEM"}
+
+
+def test_last_known_visibility_is_used_while_qradar_cannot_answer(refreshed_app, client, login, devconsole):
+    admin = login(client, "admin")
+    assert client.put("/api/settings", headers=admin, json={"visibility_cache_s": 1}).status_code == 200
+    login(client, "restricted")
+    before = sorted(d["id"] for d in listed(client))
+    assert before
+    time.sleep(1.2)  # the answer is no longer fresh: the next request asks QRadar again
+    devconsole.faults.fail("/api/ariel/searches", count=5, method="POST")
+    try:
+        assert sorted(d["id"] for d in listed(client)) == before
+    finally:
+        devconsole.faults.clear()
+    # A user QRadar never answered for gets QRadar's error, never every detection.
+    login(client, "tuner2")
+    devconsole.faults.fail("/api/ariel/searches", count=5, method="POST")
+    try:
+        refused = client.get("/api/detections")
+        assert refused.status_code in (502, 503) and refused.get_json()["error"]["code"].startswith("qradar")
+    finally:
+        devconsole.faults.clear()
