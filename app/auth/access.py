@@ -33,6 +33,7 @@ from app.aql.visibility import visible_log_sources_query
 from app.auth import User, current_user
 from app.qradar import Gateway, QRadarError, QRadarUnavailable, get_gateway
 from app.store import detections as detection_store
+from app.store import user_visibility as visibility_store
 from app.store.db import get_db
 
 # Log source names in one probe: one AQL IN list (a console with more cloud log sources than this shows a
@@ -44,51 +45,74 @@ STALE_KEEP_S = 3600.0
 
 
 class _VisibilityCache:
-    """Per-token answers (log sources, offense access), each fresh for ``visibility_cache_s``; the last
-    answer is kept for `STALE_KEEP_S` more, used only while QRadar cannot answer (`stale`)."""
+    """Per-user answers (log sources, offense access) in the store (shared by every web worker), each
+    fresh for ``visibility_cache_s``; the last answer is kept for `STALE_KEEP_S` more, used only while
+    QRadar cannot answer (`stale`). A running probe search is remembered per process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._running: dict[tuple[str, str], tuple[float, Any]] = {}
 
     @staticmethod
-    def _key(token: str, what: str) -> tuple[str, str]:
+    def _user(token: str) -> str:
         # Per store too: what a user may see is learned over that store's detections.
         store = str(current_app.config.get("DATABASE", ""))
-        return hashlib.sha256(f"{store}\x1f{token}".encode()).hexdigest(), what
+        return hashlib.sha256(f"{store}\x1f{token}".encode()).hexdigest()
+
+    @staticmethod
+    def _now() -> int:
+        return int(time.time() * 1000)
 
     def get(self, token: str, what: str) -> tuple[bool, Any]:
-        with self._lock:
-            entry = self._entries.get(self._key(token, what))
-        if entry and entry[0] > time.monotonic():
-            return True, entry[1]
-        return False, None
+        if what == "log_sources_search":
+            with self._lock:
+                entry = self._running.get((self._user(token), what))
+            return (True, entry[1]) if entry and entry[0] > time.monotonic() else (False, None)
+        found, value = visibility_store.fresh(get_db(), self._user(token), what, self._now())
+        return found, _decode(what, value)
 
     def stale(self, token: str, what: str) -> tuple[bool, Any]:
         """The last answer, fresh or not (within `STALE_KEEP_S` after it expired)."""
-        with self._lock:
-            entry = self._entries.get(self._key(token, what))
-        if entry and entry[0] + STALE_KEEP_S > time.monotonic():
-            return True, entry[1]
-        return False, None
+        found, value = visibility_store.last_known(
+            get_db(), self._user(token), what, self._now() - int(STALE_KEEP_S * 1000)
+        )
+        return found, _decode(what, value)
 
     def put(self, token: str, what: str, value: Any) -> None:
         ttl = settings.get("visibility_cache_s")
         if ttl <= 0:
             return
-        with self._lock:
-            now = time.monotonic()
-            if len(self._entries) > 5000:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] + STALE_KEEP_S > now}
-            self._entries[self._key(token, what)] = (now + ttl, value)
+        if what == "log_sources_search":
+            with self._lock:
+                now = time.monotonic()
+                self._running = {k: v for k, v in self._running.items() if v[0] > now}
+                self._running[(self._user(token), what)] = (now + ttl, value)
+            return
+        visibility_store.put(
+            get_db(),
+            self._user(token),
+            what,
+            _encode(value),
+            self._now(),
+            ttl * 1000,
+            int(STALE_KEEP_S * 1000),
+        )
 
     def forget(self, token: str, what: str) -> None:
         with self._lock:
-            self._entries.pop(self._key(token, what), None)
+            self._running.pop((self._user(token), what), None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, tuple):  # (probed names, visible names)
+        return [sorted(value[0]), sorted(value[1])]
+    return value
+
+
+def _decode(what: str, value: Any) -> Any:
+    if what == "log_sources" and value is not None:
+        return frozenset(value[0]), frozenset(value[1])
+    return value
 
 
 visibility_cache = _VisibilityCache()
