@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request, session
+from flask import Flask, Response, has_request_context, jsonify, request, session
 from flask import g as flask_g
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from app import features
@@ -155,6 +156,33 @@ def _placeholder_view(feature: str, endpoint: str) -> Any:
     return view
 
 
+# The app's pages load only their own scripts, styles, images and fonts: no inline script or event-handler
+# attribute runs, no inline style attribute applies (scripts set styles through CSSOM). Console pages frame
+# the app through the app proxy, at the console's own origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+DATA_MIMETYPES = frozenset({"application/json", "text/csv", "application/x-ndjson"})
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """The session cookie is ``Secure`` when the browser reaches the app over HTTPS: always inside QRadar
+    (the console is HTTPS), through a console proxy that names its host (``X-Console-Host``: the app
+    builds https:// console URLs from it), or on an HTTPS request. ``SESSION_COOKIE_SECURE`` set to a
+    bool in the config decides on its own."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        configured = app.config.get("SESSION_COOKIE_SECURE")
+        if isinstance(configured, bool):
+            return configured
+        from app.api.urls import console_host  # the request layer, imported only in the web app
+
+        if qpylib_available():
+            return True
+        return has_request_context() and (request.is_secure or console_host() is not None)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """The app factory (see module docstring). ``test_config`` overrides any config key, e.g.
     ``STORE_DIR``, ``DATABASE``, ``QRADAR_ENV`` (env vars for the gateway) or ``QRADAR_GATEWAY``."""
@@ -175,6 +203,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME=f"session_{the_app_id}",  # apps share the console origin
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # None: Secure whenever the console is reached over HTTPS (`ConsoleSessionInterface`).
+        SESSION_COOKIE_SECURE=None,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         QRADAR_ENV=None,
         QRADAR_GATEWAY=None,
@@ -191,6 +221,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = _secret_key(store)
 
     configure_logging(app.config["LOG_LEVEL"])
+    app.session_interface = ConsoleSessionInterface()
 
     server_name = f"QRadar App {app.config['APP_ID']}"
     if "gunicorn" in sys.modules:
@@ -204,6 +235,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def _server_header(response: Response) -> Response:
         response.headers["Server"] = server_name
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if response.mimetype in DATA_MIMETYPES:
+            response.headers["Cache-Control"] = "no-store"  # detections, audit, payloads: never cached
         return response
 
     from app.api.urls import make_q_url_for  # here, not at the top: the refresher imports `app` too

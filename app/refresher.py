@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 from app import features, settings
+from app.audit_retention import AUDIT_RETENTION_JOB
 from app.detection.refresher import REFRESH_JOB
 from app.jobs import Job, JobContext, JobRunner
 from app.offense.sync import OFFENSE_LINKS_JOB
@@ -49,6 +50,7 @@ JOBS: list[Job] = [
     REFERENCE_DATA_JOB,
     OFFENSE_LINKS_JOB,
     PLANNER_STATISTICS_JOB,
+    AUDIT_RETENTION_JOB,
 ]
 
 

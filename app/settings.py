@@ -234,6 +234,30 @@ SETTINGS: list[Setting] = [
         "'Manage Reference Data' is UNCONFIRMED.",
     ),
     Setting(
+        "log_activity_capabilities",
+        "str_list",
+        ["EVENTVIEWER"],
+        "QRadar capabilities that grant Log Activity (any one suffices, or ADMIN): needed for event "
+        "payloads and hunting. 'EVENTVIEWER' as the capability name is UNCONFIRMED.",
+    ),
+    Setting(
+        "visibility_cache_s",
+        "int",
+        120,
+        "Seconds the log sources a user may see (asked of QRadar with their own token) and their offense "
+        "access are cached per user.",
+        0,
+        3600,
+    ),
+    Setting(
+        "audit_retention_days",
+        "int",
+        400,
+        "Audit records older than this are exported to the store directory, then deleted.",
+        30,
+        3650,
+    ),
+    Setting(
         "single_person_approval",
         "bool",
         False,

@@ -124,8 +124,11 @@ class SearchManager:
         """AqlError list for ``aql`` ([] when valid); raises nothing for bad AQL."""
         return self._engine_factory().validate(aql, now_ms())
 
-    def create(self, aql: str, owner: str) -> tuple[Search, bool]:
-        """Prepare ``aql`` (raising AqlError when invalid) and start it; returns (search, reused)."""
+    def create(
+        self, aql: str, owner: str, log_source_ids: frozenset[int] | None = None
+    ) -> tuple[Search, bool]:
+        """Prepare ``aql`` (raising AqlError when invalid) and start it; returns (search, reused).
+        ``log_source_ids`` is the owner's security profile (None: every log source)."""
         self._expire()
         with self._lock:
             for search in self._searches.values():
@@ -139,7 +142,10 @@ class SearchManager:
                     return search, True
         engine = self._engine_factory()
         created = now_ms()
-        prepared = engine.prepare(aql, created)  # AqlError propagates: 422/2000 to the caller
+        if log_source_ids is None:
+            prepared = engine.prepare(aql, created)  # AqlError propagates: 422/2000 to the caller
+        else:
+            prepared = engine.prepare(aql, created, log_source_ids=log_source_ids)
         parameters = getattr(prepared, "parameters", {}) or {}
         resolution = parameters.get("PROGRESSDETAILSRESOLUTION")
         search = Search(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,40 @@ class Role:
 
 
 @dataclass(frozen=True)
+class SecurityProfile:
+    """Which log sources a user's data is limited to, as QRadar's security profiles do: ``None`` = every
+    log source (QRadar's "Admin" profile); otherwise the log sources of these log source types."""
+
+    id: int
+    name: str
+    log_source_type_ids: tuple[int, ...] | None = None
+
+    def visible_log_source_ids(self, conn: sqlite3.Connection) -> frozenset[int] | None:
+        """The log source IDs this profile may see (``None``: all of them)."""
+        if self.log_source_type_ids is None:
+            return None
+        marks = ",".join("?" * len(self.log_source_type_ids))
+        rows = conn.execute(
+            f"SELECT id FROM log_sources WHERE type_id IN ({marks})", self.log_source_type_ids
+        )
+        return frozenset(int(r[0]) for r in rows)
+
+
+PROFILES: dict[str, SecurityProfile] = {
+    "Admin": SecurityProfile(1, "Admin"),
+    # Amazon AWS CloudTrail log sources only.
+    "AWS only": SecurityProfile(2, "AWS only", (347,)),
+}
+
+
+@dataclass(frozen=True)
 class User:
     id: int
     username: str
     role: Role
     email: str = ""
     is_service: bool = False
+    security_profile: SecurityProfile = PROFILES["Admin"]
 
     def has_capability(self, name: str) -> bool:
         """ADMIN implies every capability, as in QRadar."""
@@ -44,6 +73,8 @@ ROLES: dict[str, Role] = {
     "Detection Engineer": Role(2, "Detection Engineer", ("SEM", "EVENTVIEWER", "REFERENCEDATA")),
     "Analyst": Role(3, "Analyst", ("SEM", "EVENTVIEWER")),
     "Authorized Service": Role(4, "Authorized Service", ("ADMIN",)),
+    # Offenses but not Log Activity: sees offenses, cannot search events or read payloads.
+    "Offense Viewer": Role(5, "Offense Viewer", ("SEM",)),
 }
 
 USERS: dict[str, User] = {
@@ -53,6 +84,11 @@ USERS: dict[str, User] = {
     "analyst": User(4, "analyst", ROLES["Analyst"], "analyst@example.test"),
     # The authorized-service token the app uses as SEC_ADMIN_TOKEN.
     "service": User(5, "service", ROLES["Authorized Service"], is_service=True),
+    # An analyst whose security profile limits their data to AWS CloudTrail log sources.
+    "restricted": User(
+        6, "restricted", ROLES["Analyst"], "restricted@example.test", False, PROFILES["AWS only"]
+    ),
+    "nologs": User(7, "nologs", ROLES["Offense Viewer"], "nologs@example.test"),
 }
 
 
@@ -72,7 +108,7 @@ def user_json(user: User) -> dict:
         "username": user.username,
         "email": user.email,
         "user_role_id": user.role.id,
-        "security_profile_id": 1,
+        "security_profile_id": user.security_profile.id,
         "tenant_id": 0,
     }
 

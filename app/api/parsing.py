@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,24 @@ from .schema import Body
 SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
 # QRadar offense ids are positive 32-bit ints (app.aql.offense's bound too).
 MAX_OFFENSE_ID = 2**31 - 1
+# No body the API reads nests deeper than a few levels; deeper JSON is refused before it is parsed (the
+# parser, the schema check and `_fits_int64` all recurse, and Python's recursion limit is a 500).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_nesting_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in ``raw`` (brackets inside strings do not count); a linear scan
+    that never recurses, so it is safe on any input."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _fits_int64(value: Any) -> bool:
@@ -46,6 +65,8 @@ def read_json_object() -> dict[str, Any]:
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if request.content_length is None and limit and len(request.get_data(cache=True)) >= limit:
         raise RequestEntityTooLarge()
+    if json_nesting_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+        raise ApiError(400, "bad_json", f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     data = request.get_json(silent=True)
     if data is None:
         raise ApiError(400, "bad_json", "the request body is not valid JSON")

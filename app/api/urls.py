@@ -8,6 +8,7 @@ result as the ``q_url_for`` Jinja global; Python code reaches it through `q_url_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,9 +21,26 @@ from app.qradar.transport import load_qpylib, qpylib_available
 QUrlFor = Callable[..., str]
 
 
-def _plain_host(host: str) -> bool:
-    """A bare host[:port] (no path, user info or spaces): anything else is not put into a URL."""
-    return bool(host) and "/" not in host and " " not in host and "@" not in host
+# host[:port]: a DNS name or IPv4 address, or a bracketed IPv6 address; nothing else (no user info, path,
+# query, fragment, backslash or space), so the header cannot point a built URL anywhere but a host.
+_HOST = re.compile(
+    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*"
+    r"|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def console_host() -> str | None:
+    """The request's ``X-Console-Host`` when it is a plain ``host[:port]`` (port 1–65535, at most 253
+    characters); None when absent or anything else. The one check every use of the header goes through."""
+    host = request.headers.get("X-Console-Host", "").strip() if request else ""
+    match = _HOST.fullmatch(host) if len(host) <= 253 else None
+    if match is None:
+        return None
+    port = match.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        return None
+    return host
 
 
 def make_q_url_for(app: Flask) -> QUrlFor:
@@ -32,9 +50,9 @@ def make_q_url_for(app: Flask) -> QUrlFor:
 
     def q_url_for(endpoint: str, **values: Any) -> str:
         path = url_for(endpoint, **values)
-        host = request.headers.get("X-Console-Host", "").strip() if request else ""
+        host = console_host()
         the_app_id = app.config["APP_ID"]
-        if the_app_id and _plain_host(host):
+        if the_app_id and host:
             return f"https://{host}/console/plugins/{the_app_id}/app_proxy{path}"
         return path
 
@@ -66,8 +84,8 @@ def app_root(endpoint: str) -> str:
 def console_origin() -> str:
     """``https://<console>`` from the proxy's X-Console-Host, for QRadar's own pages (``/console/do/...``);
     "" (the page's own origin) otherwise."""
-    host = request.headers.get("X-Console-Host", "").strip()
-    return f"https://{host}" if _plain_host(host) else ""
+    host = console_host()
+    return f"https://{host}" if host else ""
 
 
 # -- QRadar's own pages (console URLs, not app URLs) -------------------------------------------------------

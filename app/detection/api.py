@@ -1,9 +1,12 @@
 """JSON API of the detection feature: detections, chains, triage, refresh status and "refresh now".
 
-Permissions: reading, triage and "refresh now"/cancel need only ``view`` (any QRadar user who reaches the
-app): triage is the analyst's job, and a refresh request is queued and coalesced in the store, so asking
-twice costs nothing. Every triage change is recorded with who and when, in the detection's history and in
-the audit log.
+Permissions: reading, triage and "refresh now" need only ``view`` (any QRadar user who reaches the app):
+triage is the analyst's job, and a refresh request is queued and coalesced in the store, so asking twice
+costs nothing. Cancelling the refresh needs ``tune`` (repeated cancels would keep detection blind). Each
+user sees only detections from log sources their QRadar security profile shows them, payloads only with
+Log Activity, and offense filters only for offenses QRadar shows them (`app.auth.access`). Every triage
+change is recorded with who and when, in the detection's history and in the audit log (one record per
+bulk call).
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from app.api.parsing import (
 from app.api.schema import NO_INPUT, Body, components
 from app.aql.detection import PLATFORMS
 from app.auth import current_user, require
+from app.auth.access import (
+    check_offense_access,
+    has_log_activity,
+    require_visible_detection,
+    visible_log_sources,
+)
 from app.detection import refresher
 from app.detection.chains import CHAIN_KINDS
 from app.store import detections as store
@@ -137,6 +146,9 @@ def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.Det
     since, until = _ms_arg("start"), _ms_arg("end")
     if since is not None and until is not None and until < since:
         raise ApiError(400, "bad_parameter", "end must not be before start", "end")
+    offense = offense_id_arg("offense")
+    if offense is not None:
+        check_offense_access(offense)
     return store.DetectionFilter(
         since_ms=since,
         until_ms=until,
@@ -148,7 +160,8 @@ def filter_from_request(extra_params: frozenset[str] = frozenset()) -> store.Det
         suppressed=_bool_arg("suppressed"),
         triage_statuses=_list_arg("triage_status", store.TRIAGE_STATUSES),
         text=_text_arg("q"),
-        offense_id=offense_id_arg("offense"),
+        offense_id=offense,
+        log_sources=visible_log_sources(),
     )
 
 
@@ -170,9 +183,16 @@ def list_detections() -> dict[str, Any]:
 @bp.get("/detections/<int:detection_id>")
 @require("view")
 def get_detection(detection_id: int) -> dict[str, Any]:
+    require_visible_detection(detection_id)
     item = store.get_detection(get_db(), detection_id)
     if item is None:
         raise ApiError(404, "not_found", f"no detection with id {detection_id}")
+    allowed = visible_log_sources()
+    if allowed is not None and item.get("chain") is not None:
+        item["chain"] = store.get_chain(get_db(), item["chain"]["id"], allowed)
+    if not has_log_activity(current_user()):
+        item["payload"] = None  # the raw event is Log Activity data
+        item["payload_parsed"] = False
     return item
 
 
@@ -186,6 +206,7 @@ def _triage_fields(data: dict[str, Any]) -> tuple[str, str | None]:
 def triage_one(detection_id: int) -> dict[str, Any]:
     data = json_body(TRIAGE)
     status, note = _triage_fields(data)
+    require_visible_detection(detection_id)
     conn = get_db()
     with conn:
         updated = store.set_triage(
@@ -204,6 +225,10 @@ def triage_bulk() -> dict[str, Any]:
     status, note = _triage_fields(data)
     conn = get_db()
     missing = sorted(set(ids) - store.existing_ids(conn, ids))
+    allowed = visible_log_sources()
+    if allowed is not None and not missing:
+        sources = store.log_source_of(conn, ids)
+        missing = sorted(i for i in set(ids) if sources.get(i) not in allowed)
     if missing:
         raise ApiError(404, "not_found", f"no detection with id {missing[0]}", "ids")
     with conn:
@@ -228,6 +253,7 @@ def list_chains() -> dict[str, Any]:
         kind=kinds[0] if kinds else None,
         limit=page.limit,
         offset=page.offset,
+        log_sources=visible_log_sources(),
     )
     return list_response(items, total)
 
@@ -235,7 +261,7 @@ def list_chains() -> dict[str, Any]:
 @bp.get("/chains/<int:chain_id>")
 @require("view")
 def get_chain(chain_id: int) -> dict[str, Any]:
-    chain = store.get_chain(get_db(), chain_id)
+    chain = store.get_chain(get_db(), chain_id, visible_log_sources())
     if chain is None:
         raise ApiError(404, "not_found", f"no chain with id {chain_id}")
     return chain
@@ -269,13 +295,13 @@ def refresh_now() -> tuple[dict[str, Any], int]:
 
 
 @bp.delete("/refresh")
-@require("view")
+@require("tune")
 def cancel_refresh() -> tuple[dict[str, Any], int]:
     return _queue("cancel")
 
 
 @bp.post("/refresh/cancel")
-@require("view")
+@require("tune")
 def cancel_refresh_post() -> tuple[dict[str, Any], int]:
     return _queue("cancel")
 

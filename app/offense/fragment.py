@@ -16,14 +16,17 @@ stored detections for the chain badge and the link into the tab.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from app import settings
+from app.api.errors import ApiError
 from app.aql import offense as offense_aql
 from app.aql.detection import PlatformFilter
+from app.auth.access import VisibilityPending, check_offense_access, visible_log_sources
 from app.detection.classify import account_kind, is_service_account, platform_for
 from app.detection.eventset import creation_filters, platform_filters, target_property
 from app.detection.extract import extract
@@ -113,6 +116,7 @@ def rows_from_results(
                 "target": ids.target_account or ids.target_id or "",
                 "is_service_account": bool(is_service_account(kind, ids)),
                 "detection_id": None,
+                "log_source": str(r.get("log_source") or ""),
             }
         )
     stored = offense_cache.detections_for_event_keys(conn, [p["event_key"] for p in prepared])
@@ -296,3 +300,36 @@ def answer(offense_id: int) -> FragmentAnswer:
         if cached and cached["status"] == "done":
             return _stale(conn, offense_id, cached, problem)
         return _failed(conn, offense_id, problem, None)
+
+
+def answer_for_user(offense_id: int) -> FragmentAnswer:
+    """`answer` as the logged-in user may see it: only when QRadar shows them the offense (their own
+    token; 404 otherwise), and only rows from log sources their security profile shows them (a cached row
+    without its log source is not shown to a restricted user)."""
+    # Asked within the fragment's budget too: a hanging console must not hold QRadar's page.
+    bounded = get_gateway().within(settings.get("offense_fragment_budget_s"))
+    try:
+        check_offense_access(offense_id, bounded)
+    except ApiError:
+        return FragmentAnswer(offense_id, "error", message=f"QRadar has no offense {offense_id} you may see")
+    except (QRadarError, QRadarUnavailable) as exc:
+        return FragmentAnswer(
+            offense_id, "error", message="QRadar could not say what you may see: " + qradar_problem(exc)
+        )
+    found = answer(offense_id)
+    if not found.rows:
+        return found
+    # The rows' own log sources are probed too: they come from QRadar, not only from stored detections.
+    extra = {str(r.get("log_source") or ""): int(r.get("event_time") or 0) for r in found.rows}
+    try:
+        allowed = visible_log_sources(bounded, wait_s=bounded.remaining_s() or 0.0, extra=extra)
+    except VisibilityPending:
+        return FragmentAnswer(offense_id, "searching")
+    except (QRadarError, QRadarUnavailable) as exc:
+        return FragmentAnswer(
+            offense_id, "error", message="QRadar could not say what you may see: " + qradar_problem(exc)
+        )
+    if allowed is None:
+        return found
+    rows = [r for r in found.rows if r.get("log_source") in allowed]
+    return dataclasses.replace(found, rows=rows, state=found.state if rows else "none")

@@ -25,6 +25,7 @@ from flask import Blueprint, jsonify, render_template, request
 from app.api.parsing import offense_id as parse_offense_id
 from app.api.urls import console_url
 from app.auth import require
+from app.auth.access import check_offense_access
 from app.offense import fragment
 from app.playbook.content import anchor_for
 
@@ -74,7 +75,7 @@ def render_fragment(answer: fragment.FragmentAnswer) -> str:
 def fragment_view(offense_id: str) -> Any:
     """QRadar's Offense Summary fragment: ``{"html": ...}`` for the offense on screen."""
     oid = parse_offense_id(offense_id, "offense_id")
-    return jsonify({"html": render_fragment(fragment.answer(oid))})
+    return jsonify({"html": render_fragment(fragment.answer_for_user(oid))})
 
 
 @bp.get("/playbook_action")
@@ -83,4 +84,5 @@ def playbook_action() -> Any:
     """The OffenseSummaryToolbar GUI action: where the playbook for this offense is."""
     raw = request.args.get("context") or request.args.get("appContext")
     oid = parse_offense_id(raw, "context")
+    check_offense_access(oid)
     return jsonify({"offense_id": oid, "url": console_url("playbook.index", offense=oid)})

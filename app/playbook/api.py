@@ -16,7 +16,8 @@ other hunt), and a cancel ends every hunt sharing it (they answer "cancelled").
 
 ``search_id`` is a handle the app signs (HMAC with the app's secret key) over QRadar's search id, its start
 time and the user it was started for: it is refused (404) for anyone else, and a malformed one is a 400.
-The gateway used for every hunting call is `hunting_gateway()`.
+Every hunting call goes through `hunting_gateway()`: the gateway *as the user* (their own token, so QRadar
+applies their security profile), bounded per call; hunting needs QRadar's Log Activity capability.
 * ``GET /api/validation/coverage?window=24h`` — for every validation test, whether the app recorded each
   expected signal in the window (``window``: ``<n>h`` or ``<n>d``, 1 h to 90 d).
 """
@@ -41,9 +42,10 @@ from app.aql.hunting import TOPIC_KEYS, find_query
 from app.aql.literals import AqlLiteralError
 from app.aql.literals import string as aql_string
 from app.auth import current_user, require
+from app.auth.access import require_log_activity, user_gateway
 from app.playbook import validation
 from app.playbook.subject import subject_for_detection, target_property, type_ids
-from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchStatus, SearchTimeout, get_gateway
+from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchStatus, SearchTimeout
 from app.store.db import get_db
 
 bp = Blueprint("playbook_api", __name__, url_prefix="/api")
@@ -103,6 +105,7 @@ def _fits_aql_string(value: str) -> bool:
 @bp.post("/hunting/run")
 @require("view")
 def run_hunting_query() -> Any:
+    require_log_activity("hunting")
     body = json_body(HUNTING_RUN)
     key = body["query"]
     actor, target = _optional_text(body, "actor"), _optional_text(body, "target")
@@ -143,8 +146,9 @@ def run_hunting_query() -> Any:
 
 
 def hunting_gateway() -> Gateway:
-    """The gateway every hunting call goes through (start, poll, results, cancel), bounded per call."""
-    return get_gateway().within(HUNT_CALL_BOUND_S)
+    """The gateway every hunting call goes through (start, poll, results, cancel): the logged-in user's own
+    token, so QRadar applies their security profile, bounded per call."""
+    return user_gateway().within(HUNT_CALL_BOUND_S)
 
 
 def _signature(search_id: str, started_ms: int) -> str:
@@ -193,6 +197,7 @@ def _quietly(action: Any, search_id: str) -> None:
 @bp.get("/hunting/searches/<search_id>")
 @require("view")
 def poll_hunting_search(search_id: str) -> Any:
+    require_log_activity("hunting")
     qradar_id, started_ms = _verified(search_id)
     gw = hunting_gateway()
     status = gw.poll(qradar_id)  # one status call, no waiting: the page asks again
@@ -227,6 +232,7 @@ def poll_hunting_search(search_id: str) -> Any:
 @bp.delete("/hunting/searches/<search_id>")
 @require("view")
 def cancel_hunting_search(search_id: str) -> Any:
+    require_log_activity("hunting")
     qradar_id, _started_ms = _verified(search_id)
     gw = hunting_gateway()
     gw.cancel_search(qradar_id)
@@ -273,7 +279,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                         },
                     },
                 ),
-                **errors(400, 401, 404, 409, 422, 502, 503),
+                **errors(400, 401, 403, 404, 409, 422, 502, 503),
             },
         }
     },
@@ -298,7 +304,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                         },
                     },
                 ),
-                **errors(400, 401, 404, 409, 422, 502, 503),
+                **errors(400, 401, 403, 404, 409, 422, 502, 503),
             },
         },
         "delete": {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from app.api.errors import ApiError
+from app.auth.access import require_visible_detection
 from app.detection.eventset import target_property, type_ids
 from app.playbook.render import Subject
 from app.store import detections as detections_store
@@ -12,6 +14,11 @@ __all__ = ["offense_subject", "subject_for_detection", "subject_for_offense", "t
 
 
 def subject_for_detection(detection_id: int) -> Subject | None:
+    """The stored detection as a subject; None when it does not exist or the user may not see it."""
+    try:
+        require_visible_detection(detection_id)
+    except ApiError:
+        return None
     det = detections_store.get_detection(get_db(), detection_id)
     if det is None:
         return None
@@ -36,7 +43,10 @@ def offense_subject(offense_id: int) -> tuple[Subject, str]:
     ("" when it could): the page must not claim "no creation found" when it could not ask."""
     from app.offense import fragment
 
-    answer = fragment.answer(offense_id)
+    try:
+        answer = fragment.answer_for_user(offense_id)
+    except ApiError as exc:  # QRadar does not show this user the offense
+        return Subject(), exc.message
     problem = answer.message if answer.state == "error" else ""
     if not answer.rows:
         return Subject(offense_id=offense_id), problem

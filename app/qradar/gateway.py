@@ -99,6 +99,17 @@ class QRadarUser:
         return "ADMIN" in self.capabilities or capability in self.capabilities
 
 
+class _UserTokenTransport:
+    """An `HttpTransport` that sends one user's token on every call."""
+
+    def __init__(self, transport: HttpTransport, user_token: str) -> None:
+        self._transport = transport
+        self._user_token = user_token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._transport.request(method, path, sec_token=self._user_token, **kwargs)
+
+
 class Gateway:
     """Typed calls to the QRadar REST API over a transport (qpylib inside QRadar, HTTP outside)."""
 
@@ -214,6 +225,16 @@ class Gateway:
                 env.pop("SEC_ADMIN_TOKEN", None)
                 self._user_transport = HttpTransport.from_env(env, api_version=self.api_version)
         return self._user_transport
+
+    def as_user(self, user_token: str) -> Gateway:
+        """This gateway acting as the logged-in user: every call carries ``user_token`` (never the service
+        token), so QRadar applies that user's capabilities and security profile. Deadline and column cache
+        are shared with this gateway."""
+        if not user_token:
+            raise QRadarError(401, None, "no QRadar session token (SEC cookie) in the request")
+        view = copy.copy(self)
+        view.transport = _UserTokenTransport(self.user_transport(), user_token)
+        return view
 
     # -- Ariel --------------------------------------------------------------------------------------
 

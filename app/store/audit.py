@@ -83,3 +83,28 @@ def list_audit(
         for r in rows
     ]
     return items, int(total)
+
+
+def oldest_audit_ms(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT MIN(at_ms) FROM audit_log").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def audit_rows_before(conn: sqlite3.Connection, cutoff_ms: int, limit: int) -> list[dict[str, Any]]:
+    """The oldest audit rows recorded before ``cutoff_ms`` (at most ``limit``), oldest first, as stored."""
+    rows = conn.execute(
+        "SELECT id, at_ms, actor, action, object_type, object_id, before_json, after_json FROM audit_log "
+        "WHERE at_ms < ? ORDER BY at_ms, id LIMIT ?",
+        (cutoff_ms, limit),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def delete_audit_rows(conn: sqlite3.Connection, ids: list[int]) -> int:
+    """Delete these audit rows (the retention job, after exporting them); returns how many went."""
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        deleted += conn.execute(f"DELETE FROM audit_log WHERE id IN ({marks})", chunk).rowcount
+    return deleted

@@ -500,8 +500,30 @@ def chain_to_json(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def get_chain(conn: sqlite3.Connection, chain_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM chains WHERE id = ?", (chain_id,)).fetchone()
+def _chain_visible_clause(log_sources: frozenset[str] | None) -> tuple[str, list[Any]]:
+    """SQL true for a chain all of whose events (detections and follow-ons) come from ``log_sources``
+    (None: every chain)."""
+    if log_sources is None:
+        return "1", []
+    names = sorted(log_sources)
+    if not names:
+        return "0", []
+    allowed = f"NOT IN ({','.join('?' * len(names))})"
+    return (
+        "NOT EXISTS (SELECT 1 FROM chain_events ce "
+        "LEFT JOIN detections d ON d.id = ce.detection_id "
+        "LEFT JOIN follow_on_events f ON f.event_key = ce.event_key "
+        "WHERE ce.chain_id = chains.id AND (COALESCE(d.log_source, f.log_source) IS NULL "
+        f"OR COALESCE(d.log_source, f.log_source) {allowed}))"
+    ), names
+
+
+def get_chain(
+    conn: sqlite3.Connection, chain_id: int, log_sources: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    """The chain; None when it does not exist or an event of it comes from outside ``log_sources``."""
+    visible, args = _chain_visible_clause(log_sources)
+    row = conn.execute(f"SELECT * FROM chains WHERE id = ? AND {visible}", (chain_id, *args)).fetchone()
     return None if row is None else chain_to_json(conn, row)
 
 
@@ -513,8 +535,14 @@ def list_chains(
     kind: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    log_sources: frozenset[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """Chains, newest first; with ``log_sources``, only those whose every event comes from one of them."""
     where, args = [], []
+    if log_sources is not None:
+        visible, visible_args = _chain_visible_clause(log_sources)
+        where.append(visible)
+        args.extend(visible_args)
     if since_ms is not None:
         where.append("last_time >= ?")
         args.append(since_ms)
@@ -550,6 +578,8 @@ class DetectionFilter:
     text: str | None = None
     ids: tuple[int, ...] = ()
     offense_id: int | None = None  # only detections linked to this QRadar offense (offense_links)
+    # Only detections from these log sources (the user's security profile); None = every log source.
+    log_sources: frozenset[str] | None = None
 
 
 def _like(value: str) -> str:
@@ -672,6 +702,10 @@ def _where(f: DetectionFilter, *, indexed_search: bool = True) -> tuple[str, lis
     if f.offense_id is not None:
         where.append("id IN (SELECT detection_id FROM offense_links WHERE offense_id = ?)")
         args.append(f.offense_id)
+    if f.log_sources is not None:
+        names = sorted(f.log_sources)
+        where.append(f"log_source IN ({','.join('?' * len(names))})" if names else "0")
+        args.extend(names)
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 
@@ -794,6 +828,24 @@ def _total(conn: sqlite3.Connection, f: DetectionFilter, clause: str, args: list
     return int(conn.execute(sql, params).fetchone()[0])
 
 
+def log_source_spans(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    """(log source name, first and last event time) of every log source detections came from."""
+    rows = conn.execute(
+        "SELECT log_source, MIN(event_time), MAX(event_time) FROM detections "
+        "WHERE log_source IS NOT NULL AND log_source != '' GROUP BY log_source ORDER BY log_source"
+    ).fetchall()
+    return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+def log_source_of(conn: sqlite3.Connection, detection_ids: Sequence[int]) -> dict[int, str | None]:
+    """Detection id -> the log source it came from (only ids that exist)."""
+    if not detection_ids:
+        return {}
+    marks = ",".join("?" * len(detection_ids))
+    rows = conn.execute(f"SELECT id, log_source FROM detections WHERE id IN ({marks})", list(detection_ids))
+    return {int(r[0]): r[1] for r in rows}
+
+
 def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any] | None:
     """Every field, the payload, the feeds it was seen in, its chain and triage history."""
     row = conn.execute("SELECT * FROM detections WHERE id = ?", (detection_id,)).fetchone()
@@ -826,10 +878,13 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
 def set_triage(
     conn: sqlite3.Connection, detection_ids: Sequence[int], status: str, note: str | None, by: str, at_ms: int
 ) -> list[int]:
-    """Set triage on the given detections, with history and one audit row each; returns the ids that
-    exist. The caller commits."""
+    """Set triage on the given detections, with history; returns the ids that exist. The audit log gets
+    one row for one detection, and one row for a call naming several (``triage.bulk_update``). The caller
+    commits."""
     if status not in TRIAGE_STATUSES:
         raise ValueError(f"unknown triage status {status!r}")
+    single = len(set(detection_ids)) == 1
+    previous: dict[str, list[int]] = {}
     updated = []
     for did in dict.fromkeys(detection_ids):
         before = conn.execute(
@@ -846,17 +901,31 @@ def set_triage(
             "INSERT INTO triage_history (detection_id, status, note, by_user, at_ms) VALUES (?, ?, ?, ?, ?)",
             (did, status, note, by, at_ms),
         )
+        if single:
+            audit.record_audit(
+                conn,
+                actor=by,
+                action="triage.update",
+                object_type="detection",
+                object_id=did,
+                before=dict(before),
+                after={"triage_status": status, "triage_note": note, "triage_by": by, "triage_at": at_ms},
+                at_ms=at_ms,
+            )
+        previous.setdefault(before["triage_status"], []).append(did)
+        updated.append(did)
+    if not single and updated:
+        # One record per bulk call: which detections, what each had before (by status), what they got.
         audit.record_audit(
             conn,
             actor=by,
-            action="triage.update",
+            action="triage.bulk_update",
             object_type="detection",
-            object_id=did,
-            before=dict(before),
-            after={"triage_status": status, "triage_note": note, "triage_by": by, "triage_at": at_ms},
+            object_id=None,
+            before={"ids_by_status": previous},
+            after={"ids": updated, "triage_status": status, "triage_note": note, "triage_at": at_ms},
             at_ms=at_ms,
         )
-        updated.append(did)
     return updated
 
 

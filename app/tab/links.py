@@ -28,6 +28,7 @@ from app.api.openapi import errors, ok, path
 from app.api.urls import console_origin, log_activity_url, offense_url, q_url_for
 from app.aql import literals as lit
 from app.auth import require
+from app.auth.access import require_visible_detection, visible_offenses
 from app.store import detections as detection_store
 from app.store import get_db, offense_links
 
@@ -72,12 +73,13 @@ def tab_url(offense_id: int) -> str:
 @bp.get("/api/detections/<int:detection_id>/links")
 @require("view")
 def detection_links(detection_id: int) -> dict[str, Any]:
+    require_visible_detection(detection_id)
     detection = detection_store.get_detection(get_db(), detection_id)
     if detection is None:
         raise ApiError(404, "not_found", f"no detection {detection_id}")
     origin = console_origin()
     aql = event_aql(detection)
-    offense_ids = offense_links.offenses_for_detection(get_db(), detection_id)
+    offense_ids = visible_offenses(offense_links.offenses_for_detection(get_db(), detection_id))
     return {
         "aql": aql,
         "log_activity": origin + log_activity_url(aql) if aql else None,

@@ -18,6 +18,7 @@ from app.store.db import transaction
 from app.tuning import service
 from app.tuning.approval import Actor
 from app.tuning.entries import ENTRY_FIELDS, MATCHING_FIELDS, TuningError, bad, validate_entry
+from app.tuning.presets import PRESETS_BY_ID
 
 FORMAT = "cloud-account-watch-tuning"
 FORMAT_VERSION = 1
@@ -39,6 +40,46 @@ HISTORY_FIELDS = (
 )
 MAX_IMPORT_ENTRIES = 10_000
 DOCUMENT_FIELDS = frozenset({"format", "format_version", "exported_at", "settings", "entries"})
+ENTRY_STATUSES = ("pending", "active", "rejected", "expired", "deleted")
+MAX_HISTORY_TEXT = 2000
+_EPOCH_MS_MAX = 253_402_300_799_999
+
+
+def _check_history(index: int, item: Mapping[str, Any]) -> None:
+    """The exported history fields of ``entries[index]`` have the types an export writes (import reads
+    ``status`` and ``preset_id``; the rest must still be what they claim, or the document is refused)."""
+    unknown = sorted(set(item) - set(PORTABLE_FIELDS) - set(HISTORY_FIELDS))
+    if unknown:
+        raise TuningError(
+            400,
+            "unknown_field",
+            f"entries[{index}]: unknown field(s): {', '.join(unknown)}",
+            f"entries[{index}].{unknown[0]}",
+        )
+    for name in HISTORY_FIELDS:
+        value = item.get(name)
+        if value is None:
+            continue
+        field = f"entries[{index}].{name}"
+        if name == "status":
+            ok = value in ENTRY_STATUSES
+            why = f"must be one of {', '.join(ENTRY_STATUSES)}"
+        elif name == "preset_id":
+            ok = isinstance(value, str) and value in PRESETS_BY_ID
+            why = "must be the id of one of this app's presets"
+        elif name == "flagged_spoofable":
+            ok, why = isinstance(value, bool), "must be true or false"
+        elif name in ("id", "version"):
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+            why = "must be a positive whole number"
+        elif name.endswith("_at"):
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _EPOCH_MS_MAX
+            why = "must be a time in epoch milliseconds"
+        else:  # created_by, updated_by, approved_by, decision_note
+            ok = isinstance(value, str) and len(value) <= MAX_HISTORY_TEXT
+            why = f"must be text of at most {MAX_HISTORY_TEXT} characters"
+        if not ok:
+            raise bad(field, f"entries[{index}].{name} {why}")
 
 
 def export_document(conn: sqlite3.Connection, now_ms: int) -> dict[str, Any]:
@@ -84,6 +125,15 @@ def import_document(conn: sqlite3.Connection, document: Any, *, user: Actor, now
         raise TuningError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", unknown[0])
     if document.get("format_version") != FORMAT_VERSION:
         raise bad("format_version", f"format_version {document.get('format_version')!r} is not supported")
+    exported_at = document.get("exported_at")
+    if exported_at is not None and (
+        isinstance(exported_at, bool)
+        or not isinstance(exported_at, int)
+        or not 0 <= exported_at <= _EPOCH_MS_MAX
+    ):
+        raise bad("exported_at", "exported_at must be a time in epoch milliseconds")
+    if document.get("settings") is not None and not isinstance(document.get("settings"), Mapping):
+        raise bad("settings", "settings must be an object")
     entries = document.get("entries")
     if not isinstance(entries, list) or len(entries) > MAX_IMPORT_ENTRIES:
         raise bad("entries", f"entries must be a list of at most {MAX_IMPORT_ENTRIES}")
@@ -110,6 +160,7 @@ def _import_entries(
     for index, item in enumerate(entries):
         if not isinstance(item, Mapping):
             raise bad(f"entries[{index}]", "each entry must be an object")
+        _check_history(index, item)
         status = item.get("status", "active")
         if status not in ("active", "pending"):
             skipped.append({"index": index, "reason": f"status {status}"})

@@ -241,8 +241,11 @@ class Compiler:
         properties: dict[str, tuple[str, str]],
         tz: dt.tzinfo | None,
         minute_granularity: bool,
+        log_source_ids: frozenset[int] | None = None,
     ) -> None:
         self.now_ms = now_ms
+        # The searching user's security profile: None = every log source.
+        self.log_source_ids = log_source_ids
         self.default_window_ms = default_window_ms
         self.properties = properties
         self.tz = tz
@@ -270,7 +273,12 @@ class Compiler:
             star = list(columns.values())
             for name, (sql, kind) in VIRTUAL_EVENT_FIELDS.items():
                 columns[name] = Column(name, sql.format(t=alias), kind)
-            return Scope("events", alias, columns, star, dict(self.properties)), "events"
+            source = "events"
+            if self.log_source_ids is not None:
+                # SQLite flattens this subquery, so the starttime index still serves the time range.
+                allowed = ",".join(str(int(i)) for i in sorted(self.log_source_ids)) or "NULL"
+                source = f"(SELECT * FROM events WHERE logsourceid IN ({allowed}))"
+            return Scope("events", alias, columns, star, dict(self.properties)), source
         if database == "unknown":
             return Scope("unknown", alias, {}, []), "(SELECT NULL AS starttime LIMIT 0)"
         nulls = ", ".join(f"NULL AS {name}" for name in FLOW_FIELDS)

@@ -74,7 +74,9 @@ class AqlEngine:
         self.minute_granularity = minute_granularity
 
     # -- checking ---------------------------------------------------------------------------------
-    def _compile(self, text: str, now_ms: int | None) -> tuple[PreparedQuery | None, list[AqlError]]:
+    def _compile(
+        self, text: str, now_ms: int | None, log_source_ids: frozenset[int] | None = None
+    ) -> tuple[PreparedQuery | None, list[AqlError]]:
         now = int(time.time() * 1000) if now_ms is None else int(now_ms)
         try:
             tree = parse(text)
@@ -85,7 +87,9 @@ class AqlEngine:
             rows = conn.execute("SELECT name, value_type FROM custom_properties").fetchall()
             # a name with a double quote cannot be written as a SQLite JSON path: treat it as unknown
             properties = {name.lower(): (name, value_type) for name, value_type in rows if '"' not in name}
-            compiler = Compiler(now, self.default_window_ms, properties, self.tz, self.minute_granularity)
+            compiler = Compiler(
+                now, self.default_window_ms, properties, self.tz, self.minute_granularity, log_source_ids
+            )
             try:
                 compiled = compiler.compile_query(tree)
             except RecursionError:
@@ -124,9 +128,12 @@ class AqlEngine:
         """Every problem found in ``text`` ([] when it would run). Never raises for bad AQL."""
         return self._compile(text, now_ms)[1]
 
-    def prepare(self, text: str, now_ms: int | None = None) -> PreparedQuery:
-        """The compiled query; raises the first :class:`AqlError` (all of them in its ``errors``)."""
-        prepared, errors = self._compile(text, now_ms)
+    def prepare(
+        self, text: str, now_ms: int | None = None, log_source_ids: frozenset[int] | None = None
+    ) -> PreparedQuery:
+        """The compiled query; raises the first :class:`AqlError` (all of them in its ``errors``).
+        ``log_source_ids`` limits the events it reads to those log sources (a security profile)."""
+        prepared, errors = self._compile(text, now_ms, log_source_ids)
         if errors:
             first = errors[0]
             first.errors = errors  # type: ignore[attr-defined]

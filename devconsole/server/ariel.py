@@ -94,7 +94,10 @@ def create_search() -> Response:
     from devconsole.aql import AqlError  # imported late: the engine is optional until a search runs
 
     try:
-        search, _reused = console().searches.create(aql, current_user().username)
+        user = current_user()
+        search, _reused = console().searches.create(
+            aql, user.username, user.security_profile.visible_log_source_ids(get_db())
+        )
     except AqlError as exc:
         raise aql_error(exc) from None
     except SearchIdInUse:

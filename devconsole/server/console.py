@@ -391,7 +391,9 @@ def log_activity() -> Response:
         from devconsole.aql import AqlError
 
         try:
-            search, _ = console().searches.create(aql, user.username)
+            search, _ = console().searches.create(
+                aql, user.username, user.security_profile.visible_log_source_ids(get_db())
+            )
         except AqlError as exc:
             context["error"] = getattr(exc, "message", None) or str(exc)
             return _page("log_activity.html", status=422, **context)

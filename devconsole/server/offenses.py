@@ -121,12 +121,26 @@ def offense_json(db: sqlite3.Connection, row: sqlite3.Row) -> dict:
     }
 
 
+def visible_to_user(db: sqlite3.Connection, offense_id: int) -> bool:
+    """Whether the requesting user's security profile lets them see the offense: one of its events comes
+    from a log source in the profile (every offense for a profile without limits)."""
+    allowed = current_user().security_profile.visible_log_source_ids(db)
+    if allowed is None:
+        return True
+    linked = db.execute(
+        "SELECT DISTINCT e.logsourceid FROM offense_events oe JOIN events e ON e.id = oe.event_id"
+        " WHERE oe.offense_id = ?",
+        (offense_id,),
+    )
+    return any(int(r[0]) in allowed for r in linked)
+
+
 @bp.get("/siem/offenses")
 def list_offenses() -> Response:
     require("SEM")
     db = get_db()
     rows = db.execute("SELECT * FROM offenses ORDER BY id").fetchall()
-    return list_response([offense_json(db, row) for row in rows])
+    return list_response([offense_json(db, row) for row in rows if visible_to_user(db, row["id"])])
 
 
 @bp.get("/siem/offenses/<offense_id>")
@@ -136,7 +150,7 @@ def get_offense(offense_id: str) -> Response:
         raise ApiError(422, CODE_BAD_PARAMETER, f"offense_id '{offense_id}' must be a whole number")
     db = get_db()
     row = db.execute("SELECT * FROM offenses WHERE id = ?", (int(offense_id),)).fetchone()
-    if row is None:
+    if row is None or not visible_to_user(db, row["id"]):
         raise ApiError(
             404, CODE_NOT_FOUND, f"The offense {offense_id} does not exist.", "The offense does not exist."
         )
@@ -161,7 +175,9 @@ def _whole_number(text: str, name: str) -> int:
 
 def _offense_or_404(db: sqlite3.Connection, offense_id: str) -> int:
     oid = _whole_number(offense_id, "offense_id")
-    if db.execute("SELECT 1 FROM offenses WHERE id = ?", (oid,)).fetchone() is None:
+    if db.execute("SELECT 1 FROM offenses WHERE id = ?", (oid,)).fetchone() is None or not visible_to_user(
+        db, oid
+    ):
         raise ApiError(
             404,
             CODE_NOT_FOUND,

@@ -1,5 +1,6 @@
 """Authorization matrix: every route the app registers × {no session, analyst, tuning
-user, second approver, admin}, directly against the app under gunicorn and through the dev console proxy.
+user, second approver, admin, an analyst with a restricted security profile, a user without Log Activity},
+directly against the app under gunicorn and through the dev console proxy.
 
 The routes come from ``app.url_map`` (not a hand list), and `POLICY` below is the expected permission of
 each endpoint, written down independently of the code: a new route missing from `POLICY` fails the test,
@@ -26,7 +27,8 @@ import requests
 from tests.reliability.own_app import session_as
 
 # Expected permission per endpoint: "public" (no QRadar session needed), "view" (any QRadar user),
-# "tune" (a tuning capability: tuner1, tuner2, admin), "admin" (ADMIN).
+# "tune" (a tuning capability: tuner1, tuner2, admin), "admin" (ADMIN), "log_activity" (QRadar's Log
+# Activity capability: everyone but nologs).
 POLICY: dict[str, str] = {
     "debug": "public",  # QRadar's health check polls it without a session
     "static": "public",
@@ -43,8 +45,8 @@ POLICY: dict[str, str] = {
     "detection_api.triage_one": "view",  # analysts triage
     "detection_api.triage_bulk": "view",
     "detection_api.refresh_now": "view",
-    "detection_api.cancel_refresh": "view",
-    "detection_api.cancel_refresh_post": "view",
+    "detection_api.cancel_refresh": "tune",  # a loop of cancels would keep detection blind
+    "detection_api.cancel_refresh_post": "tune",
     "detection_api.status": "view",
     "tab_export.detections_csv": "view",
     "tab_links.detection_links": "view",
@@ -52,9 +54,9 @@ POLICY: dict[str, str] = {
     "tab.index": "view",
     "tab.tuning": "view",
     "tab.settings": "admin",
-    "playbook_api.run_hunting_query": "view",
-    "playbook_api.poll_hunting_search": "view",
-    "playbook_api.cancel_hunting_search": "view",
+    "playbook_api.run_hunting_query": "log_activity",  # QRadar's Log Activity capability
+    "playbook_api.poll_hunting_search": "log_activity",
+    "playbook_api.cancel_hunting_search": "log_activity",
     "playbook_api.validation_coverage": "view",
     "playbook.index": "view",
     "pulse_api.pulse_table": "view",
@@ -85,10 +87,11 @@ POLICY: dict[str, str] = {
 }
 
 # Who has which permission (docs/ARCHITECTURE.md, "Built-in users and capabilities"); None = no session.
-USERS: list[str | None] = [None, "analyst", "tuner1", "tuner2", "admin"]
+USERS: list[str | None] = [None, "analyst", "tuner1", "tuner2", "admin", "restricted", "nologs"]
 GRANTS = {
-    "public": {None, "analyst", "tuner1", "tuner2", "admin"},
-    "view": {"analyst", "tuner1", "tuner2", "admin"},
+    "public": {None, "analyst", "tuner1", "tuner2", "admin", "restricted", "nologs"},
+    "view": {"analyst", "tuner1", "tuner2", "admin", "restricted", "nologs"},
+    "log_activity": {"analyst", "tuner1", "tuner2", "admin", "restricted"},
     "tune": {"tuner1", "tuner2", "admin"},
     "admin": {"admin"},
 }

@@ -581,8 +581,12 @@ class HostileSession:
         from tests.ui.conftest import Guards, guard_page
 
         self.console.devconsole, self.console.user, self.console.guards = env.console, user, Guards()
+        # The app's own Content-Security-Policy is bypassed: these tests prove its HTML safe without one.
         self.console.context = browser.new_context(
-            viewport={"width": VIEWPORT_WIDTH, "height": 800}, ignore_https_errors=True, accept_downloads=True
+            viewport={"width": VIEWPORT_WIDTH, "height": 800},
+            ignore_https_errors=True,
+            accept_downloads=True,
+            bypass_csp=True,
         )
         self.console.context.add_init_script(CANARY_TRAP)
         self.console.context.on("page", lambda page: self._watch(page, guard_page))
@@ -854,8 +858,8 @@ def test_csv_export_neutralises_formula_cells(hostile_env) -> None:
 
 
 def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser_thread) -> None:
-    """Control: this console sends no CSP (``serve --csp off``) and neither do the app's pages, so markup
-    injected into them runs — and the trap reports it. The tests above would see an XSS."""
+    """Control: this console sends no CSP (``serve --csp off``) and the sessions bypass the app's own, so
+    markup injected into the pages runs — and the trap reports it. The tests above would see an XSS."""
     console = hostile_env.console
     session = requests.Session()
     session.verify, session.trust_env = console.ca_path, False
@@ -870,7 +874,8 @@ def test_without_csp_the_canary_catches_a_payload_that_runs(hostile_env, browser
     ):
         response = session.get(console.base_url + path, timeout=60)
         assert response.status_code == 200, (path, response.status_code)
-        assert "Content-Security-Policy" not in response.headers, path
+        app_page = path.startswith(proxy)
+        assert ("Content-Security-Policy" in response.headers) is app_page, path
 
     def steps(s: HostileSession) -> None:
         for url in (console.base_url + "/console/dashboard", s.console.proxy_root + "/tab/"):

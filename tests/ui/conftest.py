@@ -136,16 +136,19 @@ def guard_page(page, guards: Guards) -> None:
 class ConsoleBrowser:
     """A browser context logged in to the dev console as one user (through its user picker), guarded."""
 
-    def __init__(self, browser, devconsole, user: str) -> None:
+    def __init__(self, browser, devconsole, user: str, *, bypass_csp: bool = True) -> None:
         self.devconsole = devconsole
         self.user = user
         self.guards = Guards()
         # The dev console's certificate comes from its own local CA; chromium has no way to trust it here.
+        # Playwright's wait_for_function polls its predicate with eval, which the app's Content-Security-
+        # Policy refuses: test sessions bypass the policy, tests/ui/test_csp.py checks the pages under it.
         self.context = browser.new_context(
             viewport={"width": 1280, "height": 800},
             ignore_https_errors=True,
             accept_downloads=True,
             timezone_id="Europe/Berlin",
+            bypass_csp=bypass_csp,
         )
         self.context.on("page", lambda page: guard_page(page, self.guards))
         self.page = self.context.new_page()

@@ -112,6 +112,8 @@ def test_picker_logs_in_and_shows_the_manifest_tabs(in_browser, standin_console)
             "tuner1",
             "tuner2",
             "analyst",
+            "restricted",
+            "nologs",
         ]
         page.click("button[data-user='analyst']")
         assert page.inner_text("#current-user").startswith("analyst")

@@ -31,6 +31,8 @@ function applyAttrs(node, attrs) {
     if (key === "className") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
     else if (key === "text") node.textContent = String(value);
+    // CSSOM, not a style attribute: the Content-Security-Policy allows no inline style attributes.
+    else if (key === "style") node.style.cssText = String(value);
     else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
     else if (value === true) node.setAttribute(key, "");
     else node.setAttribute(key, String(value));

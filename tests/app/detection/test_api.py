@@ -3,12 +3,14 @@ dev console; users authenticated by the console with their own tokens)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
 import pytest
 
 from app.detection import refresher
+from app.store import detections as detection_store
 from app.store.db import connect
 
 
@@ -140,9 +142,15 @@ def test_triage_single_and_bulk_are_recorded_and_audited(client, filled_app) -> 
         audited = conn.execute(
             "SELECT actor, object_id FROM audit_log WHERE action = 'triage.update'"
         ).fetchall()
+        bulk_rows = conn.execute(
+            "SELECT actor, object_id, after_json FROM audit_log WHERE action = 'triage.bulk_update'"
+        ).fetchall()
     finally:
         conn.close()
-    assert {(a, int(o)) for a, o in audited} >= {("analyst", first["id"]), ("analyst", second["id"])}
+    assert ("analyst", first["id"]) in {(a, int(o)) for a, o in audited}
+    # The bulk call is one audit record naming both detections, not one record each.
+    assert len(bulk_rows) == 1 and bulk_rows[0][0] == "analyst" and bulk_rows[0][1] is None
+    assert json.loads(bulk_rows[0][2])["ids"] == [first["id"], second["id"]]
 
 
 @pytest.mark.parametrize(
@@ -169,7 +177,7 @@ def test_unsafe_calls_need_the_csrf_header(client) -> None:
     assert client.post("/api/refresh", json={}).status_code == 403
 
 
-def test_refresh_now_and_cancel_are_queued_for_the_refresher(client, filled_app) -> None:
+def test_refresh_now_and_cancel_are_queued_for_the_refresher(client, filled_app, detection_console) -> None:
     status = client.get("/api/status").get_json()
     assert status["last_status"] == "ok" and status["watermark_ms"] and not status["running"]
     assert status["counts"]["detections"] == 11
@@ -178,6 +186,18 @@ def test_refresh_now_and_cancel_are_queued_for_the_refresher(client, filled_app)
     assert first.status_code == second.status_code == 202
     assert first.get_json()["request_id"] == second.get_json()["request_id"]  # coalesced
     assert client.get("/api/status").get_json()["refresh_requested"] is True
+    # An analyst may ask for a refresh but not cancel one: a loop of cancels would keep detection blind.
+    for refused in (
+        client.delete("/api/refresh", headers=client.csrf),
+        client.post("/api/refresh/cancel", headers=client.csrf),
+    ):
+        assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
+    conn = connect(filled_app.config["DATABASE"])
+    try:
+        assert detection_store.open_requests(conn, "cancel") == []
+    finally:
+        conn.close()
+    client.set_cookie("SEC", detection_console.tokens["tuner1"])
     cancel = client.delete("/api/refresh", headers=client.csrf)
     assert cancel.status_code == 202 and cancel.get_json()["requested"] == "cancel"
     assert client.post("/api/refresh/cancel", headers=client.csrf).status_code == 202
