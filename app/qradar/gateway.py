@@ -105,6 +105,7 @@ class _UserTokenTransport:
     def __init__(self, transport: HttpTransport, user_token: str) -> None:
         self._transport = transport
         self._user_token = user_token
+        self.read_timeout_s = transport.read_timeout_s  # what a deadline may shorten (Gateway._call_timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self._transport.request(method, path, sec_token=self._user_token, **kwargs)

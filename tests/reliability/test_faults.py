@@ -394,8 +394,10 @@ def test_offense_fragment_degrades_while_qradar_fails(
     client = faulty_app.test_client()
     login(client, "analyst")
     offense_id = devconsole.scenario["offenses"][0]["id"]
-    # The user is known before the fault, so the fault meets the fragment's own calls, not the user lookup.
+    # The user, their offense access and the log sources they may see are known before the fault, so the
+    # fault meets the fragment's own calls, not those look-ups.
     assert client.get("/api/me").status_code == 200
+    assert client.get(f"/api/detections?offense={offense_id}").status_code == 200
     if fault == "search ERROR":
         devconsole.faults.error_searches(5)
     else:
