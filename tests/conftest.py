@@ -97,6 +97,9 @@ class DevConsole:
     app_port: int
     faults: FaultClient
     process: subprocess.Popen = field(repr=False)
+    # The last event id the seed wrote: tests that ingest more (the tab's hostile records) add ids above it,
+    # so a test about the seeded scenario alone reads events up to here.
+    seeded_last_event_id: int | None = None
 
     @property
     def app_url(self) -> str:
@@ -212,6 +215,8 @@ def devconsole(tmp_path_factory: pytest.TempPathFactory) -> DevConsole:
     if seeded.returncode != 0:
         raise RuntimeError(f"devconsole seed failed ({seeded.returncode}): {seeded.stderr.decode()[-3000:]}")
     dc = start_devconsole(data_dir, free_port(), REPO_ROOT / "manifest.json")
+    with closing(sqlite3.connect(f"file:{data_dir / 'events.db'}?mode=ro", uri=True)) as events:
+        dc.seeded_last_event_id = events.execute("SELECT MAX(id) FROM events").fetchone()[0]
     yield dc
     stop_devconsole(dc)
 

@@ -8,6 +8,7 @@ result as the ``q_url_for`` Jinja global; Python code reaches it through `q_url_
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -46,7 +47,17 @@ def console_host() -> str | None:
 def make_q_url_for(app: Flask) -> QUrlFor:
     """qpylib's ``q_url_for`` inside QRadar; outside, the same URL shape from ``X-Console-Host``."""
     if qpylib_available():
-        return load_qpylib().q_url_for
+        qpylib_q_url_for = load_qpylib().q_url_for
+
+        @functools.wraps(qpylib_q_url_for)
+        def checked_q_url_for(endpoint: str, **values: Any) -> str:
+            # qpylib puts X-Console-Host into the URL as it comes: a header that is not host[:port] gets the
+            # app's own path instead.
+            if request and "X-Console-Host" in request.headers and console_host() is None:
+                return url_for(endpoint, **values)
+            return qpylib_q_url_for(endpoint, **values)
+
+        return checked_q_url_for
 
     def q_url_for(endpoint: str, **values: Any) -> str:
         path = url_for(endpoint, **values)

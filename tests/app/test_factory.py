@@ -76,7 +76,7 @@ def test_the_transport_follows_the_mode(offline_app, qradar_mode):
         from qpylib import qpylib
 
         assert isinstance(transport, QpylibTransport)
-        assert offline_app.jinja_env.globals["q_url_for"] is qpylib.q_url_for
+        assert offline_app.jinja_env.globals["q_url_for"].__wrapped__ is qpylib.q_url_for
         assert Path(offline_app.config["DATABASE"]).parent == Path(qpylib.get_store_path())
     else:
         assert isinstance(transport, HttpTransport)

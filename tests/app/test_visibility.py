@@ -131,8 +131,18 @@ def rows_of(html: str) -> list[dict]:
 
 def test_hunting_runs_as_the_user(refreshed_app, client, login):
     def hunt(user: str, topic: str):
+        """Start the hunt as ``user`` and poll its handle until QRadar is done: the finished answer."""
         headers = login(client, user)
-        return client.post("/api/hunting/run", headers=headers, json={"query": topic})
+        started = client.post("/api/hunting/run", headers=headers, json={"query": topic})
+        if started.status_code != 202:
+            return started
+        deadline = time.monotonic() + 60
+        while True:
+            state = client.get(started.get_json()["poll_url"])
+            if state.status_code != 200 or state.get_json()["done"]:
+                return state
+            assert time.monotonic() < deadline, state.get_json()
+            time.sleep(0.2)
 
     entra = hunt("analyst", "entra-credential-additions")
     assert entra.status_code == 200 and entra.get_json()["total"] > 0
