@@ -197,7 +197,7 @@ with app.test_request_context("/"):
 print(json.dumps({
     "database": app.config["DATABASE"],
     "qpylib_store": qpylib.get_store_path(),
-    "q_url_for_is_qpylibs": q_url_for is qpylib.q_url_for,
+    "q_url_for_is_qpylibs": q_url_for.__wrapped__ is qpylib.q_url_for,
     "proxied": proxied,
     "relative": relative,
     "debug": app.test_client().get("/debug").get_json(),
@@ -207,7 +207,7 @@ print(json.dumps({
 
 def test_create_app_as_qradar_starts_it(devconsole, tmp_path) -> None:
     """A fresh process with the container's environment: the store is qpylib's, logging goes through
-    qpylib.log into store/log/app.log in QRadar's format, q_url_for is qpylib's."""
+    qpylib.log into store/log/app.log in QRadar's format, q_url_for is qpylib's (behind the host check)."""
     app_root = prepare_app_root(tmp_path / "app-root")
     env = app_environment(
         f"127.0.0.1:{devconsole.port}", devconsole.tokens["service"], devconsole.ca_path, 1101, app_root
