@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 from app.detection.extract import Identifiers, base_name
+from app.kinds import SERVICE_KINDS
 
 # Fallback when a devicetype is not among the resolved IDs: match the log source type *name*.
 _TYPE_NAME_HINTS: tuple[tuple[str, str], ...] = (
@@ -60,32 +61,6 @@ _ENTRA_KINDS = {
     "update application – certificates and secrets management": "credential",
 }
 _GCP_KINDS = {"createserviceaccount": "service_account", "createserviceaccountkey": "service_account_key"}
-
-ACCOUNT_KINDS = (
-    "user",
-    "service_principal",
-    "application",
-    "credential",
-    "iam_role",
-    "service_linked_role",
-    "service_account",
-    "service_account_key",
-    "mfa_device",
-    "login_profile",
-    "access_key",
-    "other",
-)
-# Kinds that are, or belong to, a non-human identity.
-SERVICE_KINDS = frozenset(
-    {
-        "service_principal",
-        "application",
-        "iam_role",
-        "service_linked_role",
-        "service_account",
-        "service_account_key",
-    }
-)
 
 
 def account_kind(platform: str | None, event_name: str | None) -> str:

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from app import kinds
 from app.detection import classify
 from app.detection.extract import Identifiers, extract
 
@@ -74,7 +75,7 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     if failed(ids):
         return None  # a failed creation created nothing (and is not the attack the chain rules mean)
     kind = classify.account_kind(platform, event_name)
-    severity, confidence = cfg.base_severity, "medium"
+    severity, confidence = kinds.severity_for(kind, cfg.base_severity), "medium"
     payload = row.get("payload")
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload).decode("utf-8", errors="replace")

@@ -509,7 +509,6 @@ def set_suppression(conn: sqlite3.Connection, changes: Sequence[tuple[int | None
 
 
 # What a chain member adds to the identity a creation made: credentials or privilege.
-CREDENTIAL_KINDS = ("credential", "access_key", "login_profile", "service_account_key")
 
 
 def chain_followers(conn: sqlite3.Connection, chain_ids: Iterable[int]) -> list[dict[str, Any]]:

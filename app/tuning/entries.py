@@ -27,22 +27,9 @@ from datetime import datetime
 from typing import Any
 
 from app.aql.detection import PLATFORMS
+from app.kinds import ACCOUNT_KINDS
 from app.tuning.matcher import MAX_PATTERN_LENGTH, MAX_WILDCARDS, Glob
 
-ACCOUNT_KINDS = (
-    "user",
-    "service_principal",
-    "application",
-    "credential",
-    "iam_role",
-    "service_linked_role",
-    "service_account",
-    "service_account_key",
-    "mfa_device",
-    "login_profile",
-    "access_key",
-    "other",
-)
 ACTOR_PATTERN_FIELDS = ("actor_id", "actor")
 
 DAY_MS = 86_400_000

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from app import kinds
 from app.store import tuning as store
 from app.tuning.matcher import Matcher
 
@@ -134,7 +135,7 @@ def _chain_overrides(conn: sqlite3.Connection, matcher: Matcher, matched: list[d
         for event in followers.get(detection["chain_id"], []):
             if event["detection_id"] == detection["id"] or event["event_time"] < detection["event_time"]:
                 continue
-            gives = event["follow_on"] or event["account_kind"] in store.CREDENTIAL_KINDS
+            gives = event["follow_on"] or event["account_kind"] in kinds.CREDENTIAL_KINDS
             if not gives:
                 continue
             actor_id = (event["actor_id"] or "").casefold()
