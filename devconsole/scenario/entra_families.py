@@ -25,6 +25,11 @@ from .facts import (
 from .feeds import Builder
 from .model import ChainSpec, Item, entra_user_item, ref
 
+# Item kinds of this module besides "attack": a benign variant of a family (raised at its documented low
+# severity or not at all; nothing to allowlist) and a chain step taken by another actor (a guest redeeming).
+BENIGN_VARIANT = "benign-variant"
+CHAIN_STEP = "chain-step"
+
 PRIVILEGED_ROLE_ADMIN_TEMPLATE_ID = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 MESSAGE_CENTER_READER_TEMPLATE_ID = "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b"
 
@@ -90,22 +95,35 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         b,
         "entra-guest-invite-redeemed-admin",
         "attack",
-        "External guest invited, invitation redeemed, guest made Global Administrator",
+        "External guest invited, then made Global Administrator once the invitation was redeemed",
         megan,
-        [
-            ref(invite, "creation", True, False, "guest_user", guest),
-            ref(redeem, "redemption", False),
-            ref(ga, "privilege", False),
-        ],
+        [ref(invite, "creation", True, False, "guest_user", guest), ref(ga, "privilege", False)],
         is_service_account=False,
         chain_kind=CHAIN_PRIVILEGE_GRANT,
         source="Elastic Entra ID External Guest User Invited; Atomic T1098.003",
     )
     items.append(guest_item)
-    chains.append(ChainSpec(CHAIN_ENTRA_GUEST_REDEMPTION, [guest_item.key], guest_item.events[:2]))
-    chains.append(
-        ChainSpec(CHAIN_PRIVILEGE_GRANT, [guest_item.key], [guest_item.events[0], guest_item.events[2]])
+    redemption = Item(
+        "entra-guest-redemption",
+        CHAIN_STEP,
+        "The invited guest redeems the invitation",
+        AZURE_AD,
+        guest,
+        b.object_id(guest),
+        "user",
+        [ref(redeem, "redemption", False)],
+        follows=guest_item.key,
+        chain_kind=CHAIN_ENTRA_GUEST_REDEMPTION,
     )
+    items.append(redemption)
+    chains.append(
+        ChainSpec(
+            CHAIN_ENTRA_GUEST_REDEMPTION,
+            [guest_item.key, redemption.key],
+            [guest_item.events[0], redemption.events[0]],
+        )
+    )
+    chains.append(ChainSpec(CHAIN_PRIVILEGE_GRANT, [guest_item.key], guest_item.events[:]))
 
     # -- benign: a partner invited and redeemed, nothing else (raised at the documented severity 6)
     t = b.at(11.5)
@@ -132,7 +150,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
     partner_item = entra_user_item(
         b,
         "benign-entra-guest-partner",
-        "benign",
+        BENIGN_VARIANT,
         "Partner guest invited for a shared project and redeemed the invitation",
         patti,
         [ref(p_invite, "creation", True, False, "guest_user", partner), ref(p_redeem, "redemption", False)],
@@ -237,7 +255,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         entra_user_item(
             b,
             "benign-entra-app-rename",
-            "benign",
+            BENIGN_VARIANT,
             "Application renamed: an 'Update application' without federated credentials",
             patti,
             [ref(rename, "update", False)],
@@ -396,7 +414,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         entra_user_item(
             b,
             "benign-entra-sp-co-owner",
-            "benign",
+            BENIGN_VARIANT,
             "Engineer made co-owner of a service principal (raised at severity 6)",
             patti,
             [ref(co_owner, "owner", True, False, "app_owner", eng)],
@@ -453,7 +471,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         "attack",
         "AADInternals backdoor: a domain added, verified and federated to an attacker's issuer",
         lidia,
-        [ref(e, "creation", True, False, k, evil_domain) for e, k in zip(d_events, kinds, strict=True)],
+        [ref(e, "domain-change", True, False, k, evil_domain) for e, k in zip(d_events, kinds, strict=True)],
         is_service_account=False,
         chain_kind=CHAIN_ENTRA_DOMAIN_FEDERATION,
         source="seed: AADInternals (ConvertTo-AADIntBackdoor)",
@@ -492,12 +510,12 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         entra_user_item(
             b,
             "benign-entra-domain-verified",
-            "benign",
+            BENIGN_VARIANT,
             "Marketing domain added and verified (raised at severity 5, no chain)",
             patti,
             [
-                ref(g1, "creation", True, False, "domain", good_domain),
-                ref(g2, "creation", True, False, "domain", good_domain),
+                ref(g1, "domain-change", True, False, "domain", good_domain),
+                ref(g2, "domain-change", True, False, "domain", good_domain),
             ],
             is_service_account=False,
         )
@@ -553,7 +571,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         entra_user_item(
             b,
             "benign-entra-pim-reader",
-            "benign",
+            BENIGN_VARIANT,
             "Existing user given Message Center Reader for a day through PIM (not an admin role)",
             patti,
             [ref(r_role, "privilege", False)],
