@@ -46,7 +46,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         return f"{name}@{TENANT_DOMAIN}"
 
     megan, megan_ip = upn("megan.bowen"), "198.51.100.23"
-    lidia, lidia_ip = upn("lidia.holloway"), "198.51.100.61"
+    nestor, nestor_ip = upn("nestor.wilke"), "198.51.100.77"
     patti, patti_ip = upn("patti.fernandez"), "10.50.1.20"
 
     def audit(t: int, op: str, actor: str, ip: str, targets: list[dict], **kw: object) -> dict:
@@ -208,7 +208,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
                 }
             ],
         }
-        e = audit(b.at(13.2 - n * 0.3), op, lidia, lidia_ip, [app_target], operation_type="Update")
+        e = audit(b.at(13.2 - n * 0.3), op, nestor, nestor_ip, [app_target], operation_type="Update")
         cred_events.append(ref(e, "credential", True, True, "credential", app_name))
     items.append(
         entra_user_item(
@@ -216,7 +216,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
             "entra-app-credential-spellings",
             "attack",
             "Secrets added to existing applications (hyphen, em dash, trailing-space spellings)",
-            lidia,
+            nestor,
             cred_events,
             is_service_account=True,
             source="Atomic T1098.001 (app registration hijack)",
@@ -271,24 +271,24 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
     f_app = audit(
         t,
         "Add application",
-        lidia,
-        lidia_ip,
+        nestor,
+        nestor_ip,
         [{**fic_app_target, "modifiedProperties": []}],
         correlation_id=corr,
     )
     f_sp = audit(
         t + 4_000,
         "Add service principal",
-        lidia,
-        lidia_ip,
+        nestor,
+        nestor_ip,
         [{**fic_sp_target, "modifiedProperties": []}],
         correlation_id=corr,
     )
     f_fic = audit(
         t + 30_000,
         "Update application",
-        lidia,
-        lidia_ip,
+        nestor,
+        nestor_ip,
         [
             {
                 **fic_app_target,
@@ -323,7 +323,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         "entra-federated-credential-new-app",
         "attack",
         "New application trusts an outside token issuer (federated identity credential) within a minute",
-        lidia,
+        nestor,
         [
             ref(f_app, "creation", True, True, "application", fic_app),
             ref(f_sp, "creation", True, True, "service_principal", fic_app),
@@ -342,8 +342,8 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
     mi_fic = b.azure_activity(
         t,
         arm_op,
-        lidia,
-        lidia_ip,
+        nestor,
+        nestor_ip,
         f"MICROSOFT.MANAGEDIDENTITY/USERASSIGNEDIDENTITIES/{mi.upper()}/FEDERATEDIDENTITYCREDENTIALS/EXT-CI",
     )
     items.append(
@@ -352,7 +352,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
             "azure-managed-identity-federated-credential",
             "attack",
             "Managed identity given a federated credential for an outside issuer (Azure Activity log)",
-            lidia,
+            nestor,
             [ref(mi_fic, "credential", True, True, "federated_credential", mi.upper())],
             is_service_account=True,
         )
@@ -431,16 +431,16 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         audit(
             t,
             "Add unverified domain",
-            lidia,
-            lidia_ip,
+            nestor,
+            nestor_ip,
             [{**d_target, "modifiedProperties": []}],
             category="DirectoryManagement",
         ),
         audit(
             t + 120_000,
             "Verify domain",
-            lidia,
-            lidia_ip,
+            nestor,
+            nestor_ip,
             [{**d_target, "modifiedProperties": []}],
             category="DirectoryManagement",
             operation_type="Update",
@@ -448,8 +448,8 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         audit(
             t + 240_000,
             "Set domain authentication",
-            lidia,
-            lidia_ip,
+            nestor,
+            nestor_ip,
             [{**d_target, "modifiedProperties": [_mod("LiveType", "Federated")]}],
             category="DirectoryManagement",
             operation_type="Update",
@@ -457,8 +457,8 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         audit(
             t + 250_000,
             "Set federation settings on domain",
-            lidia,
-            lidia_ip,
+            nestor,
+            nestor_ip,
             [{**d_target, "modifiedProperties": fed_mods}],
             category="DirectoryManagement",
             operation_type="Update",
@@ -470,7 +470,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         "entra-domain-federation-backdoor",
         "attack",
         "AADInternals backdoor: a domain added, verified and federated to an attacker's issuer",
-        lidia,
+        nestor,
         [ref(e, "domain-change", True, False, k, evil_domain) for e, k in zip(d_events, kinds, strict=True)],
         is_service_account=False,
         chain_kind=CHAIN_ENTRA_DOMAIN_FEDERATION,
@@ -524,12 +524,12 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
     # -- PIM: a new user made eligible for Privileged Role Administrator, the role renamed in the event
     t = b.at(5.5)
     tier0 = upn("tier0-ops")
-    p_user = b.entra_add_user(t, lidia, lidia_ip, tier0, "Tier0 Ops", user_agent=UA_POWERSHELL)
+    p_user = b.entra_add_user(t, nestor, nestor_ip, tier0, "Tier0 Ops", user_agent=UA_POWERSHELL)
     p_role = b.entra_audit(
         t + 600_000,
         "Add eligible member to role in PIM completed (permanent)",
         category="RoleManagement",
-        initiated_by=b.user_initiator(lidia, lidia_ip),
+        initiated_by=b.user_initiator(nestor, nestor_ip),
         targets=[
             member(tier0, "Tier0 Ops", "Tier0 Operators", PRIVILEGED_ROLE_ADMIN_TEMPLATE_ID),
             role_target("Tier0 Operators", PRIVILEGED_ROLE_ADMIN_TEMPLATE_ID),
@@ -543,7 +543,7 @@ def entra_family_items(b: Builder, chains: list[ChainSpec]) -> list[Item]:
         "entra-pim-eligible-privileged-role",
         "attack",
         "New user made eligible (PIM, permanent) for Privileged Role Administrator under another name",
-        lidia,
+        nestor,
         [ref(p_user, "creation", True, False, "user", tier0), ref(p_role, "privilege", False)],
         is_service_account=False,
         chain_kind=CHAIN_PRIVILEGE_GRANT,
