@@ -325,3 +325,12 @@ def test_validation_tests_cover_the_new_families() -> None:
     ):
         assert key in keys, key
         assert validation.collected(keys[key]), key
+
+
+def test_tuning_page_offers_every_catalogued_kind(client, login) -> None:
+    login(client, "admin")
+    page = client.get("/tab/tuning")
+    assert page.status_code == 200, page.status_code
+    html = page.get_data(as_text=True)
+    for name in ("guest_user", "domain_federation", "federated_credential", "cross_tenant_user", "iam_role"):
+        assert f'<option value="{name}">{kind_of(name).label}</option>' in html, name
