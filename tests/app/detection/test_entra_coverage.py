@@ -334,3 +334,40 @@ def test_tuning_page_offers_every_catalogued_kind(client, login) -> None:
     html = page.get_data(as_text=True)
     for name in ("guest_user", "domain_federation", "federated_credential", "cross_tenant_user", "iam_role"):
         assert f'<option value="{name}">{kind_of(name).label}</option>' in html, name
+
+
+def _domain(key: str, t: int, name: str, kind: str, domain: str = "evil.example") -> ChainEvent:
+    return ChainEvent(key, t, aqld.AZURE_AD, name, kind, target_keys=frozenset({domain}))
+
+
+def test_domain_federation_chain_needs_the_same_domain_within_its_window() -> None:
+    hour = 3_600_000
+    added = _domain("d1", 0, "Add unverified domain", "domain")
+    federated = _domain("d2", 2 * hour, "Set domain authentication", "domain_federation")
+    (chain,) = build_chains([added, federated], [])
+    assert chain.kind == "entra_domain_federation" and chain_severity(7, chain) == (10, "high")
+    other_domain = _domain("d3", 2 * hour, "Set domain authentication", "domain_federation", "good.example")
+    assert build_chains([added, other_domain], []) == []
+    late = _domain("d4", 25 * hour, "Set federation settings on domain", "domain_federation")
+    assert build_chains([added, late], []) == []
+
+
+def test_guest_redemption_chain_is_medium_until_a_grant_follows() -> None:
+    keys = frozenset({"g#ext#@contoso.com"})
+    invite = ChainEvent("i", 0, aqld.OFFICE_365, "Invite external user.", "guest_user", target_keys=keys)
+    redeem = ChainEvent(
+        "r", 60_000, aqld.AZURE_AD, "Redeem external user invite", target_keys=keys, is_creation=False
+    )
+    (chain,) = build_chains([invite], [redeem])
+    assert chain.kinds == ["entra_guest_redemption"] and chain_severity(5, chain) == (6, "medium")
+    grant = ChainEvent(
+        "g",
+        120_000,
+        aqld.AZURE_AD,
+        "Add member to role",
+        target_keys=keys,
+        admin_grant=True,
+        is_creation=False,
+    )
+    (chain,) = build_chains([invite], [redeem, grant])
+    assert chain.kind == "privilege_grant" and chain_severity(5, chain) == (10, "high")
