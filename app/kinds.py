@@ -35,6 +35,13 @@ KINDS: tuple[AccountKind, ...] = (
     AccountKind("mfa_device", "MFA device"),
     AccountKind("login_profile", "Console password", credential=True),
     AccountKind("access_key", "Access key", credential=True),
+    # Entra ID / Office 365 families (issue 12). Weaker signals carry a fixed severity.
+    AccountKind("guest_user", "Guest user (invitation)", severity=5),
+    AccountKind("cross_tenant_user", "Cross-tenant synchronized user", severity=6),
+    AccountKind("app_owner", "Application / service principal owner", severity=6),
+    AccountKind("federated_credential", "Federated identity credential", service=True, credential=True),
+    AccountKind("domain", "Domain added or verified", severity=5),
+    AccountKind("domain_federation", "Domain federation settings", severity=9),
     AccountKind("other", "Other"),
 )
 

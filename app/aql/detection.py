@@ -6,6 +6,7 @@ Pure functions: the caller (the refresher) resolves log source type IDs and read
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +33,53 @@ DEFAULT_LOG_SOURCE_TYPE_IDS: dict[str, tuple[int, ...]] = {
     GCP: (5001,),  # UNCONFIRMED
 }
 
+# Entra ID / Office 365 coverage (issue 12). Names from detection-and-tuning.md where it has them ("Invite
+# external user", "Update application – Certificates and secrets management", "Add owner to application/SP",
+# "Add eligible member to role"); the rest are Microsoft's Entra audit activity names, UNCONFIRMED here.
+#
+# The credential operation is written with an en dash, a hyphen or an em dash, sometimes with a trailing
+# space: one `_` stands for the dash (it matches exactly one character) and the trailing-space spelling is
+# listed on its own, so the match stays the exact name, not a prefix.
+ENTRA_APP_CREDENTIAL_PATTERNS: tuple[str, ...] = (
+    "Update application _ Certificates and secrets management",
+    "Update application _ Certificates and secrets management ",
+)
+ENTRA_COVERAGE_EVENT_NAMES: tuple[str, ...] = (
+    "Invite external user",
+    *ENTRA_APP_CREDENTIAL_PATTERNS,
+    "Add owner to application",
+    "Add owner to service principal",
+    # Federated identity credentials: an application's ("Update application" is kept only when it changes
+    # FederatedIdentityCredentials) and a managed identity's (Azure Activity log, type 413).
+    "Update application",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
+    # Domains: the AADInternals federation backdoor adds, verifies and federates a domain.
+    "Add unverified domain",
+    "Add verified domain",
+    "Verify domain",
+    "Set domain authentication",
+    "Set federation settings on domain",
+)
+ENTRA_COVERAGE_FOLLOW_ON_NAMES: tuple[str, ...] = (
+    "Redeem external user invite",
+    "Add owner to application",
+    "Add owner to service principal",
+    "Add eligible member to role",
+    "Add scoped member to role",
+    "Add member to role in PIM completed (permanent)",
+    "Add member to role in PIM completed (timebound)",
+    "Add eligible member to role in PIM completed (permanent)",
+    "Add eligible member to role in PIM completed (timebound)",
+    "Add member to role completed (PIM activation)",
+)
+
+
+def office_365_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The Unified Audit Log spelling of Entra operation names: a trailing period (the trailing-space
+    spelling keeps its space before the period); Azure Activity operations have no O365 copy."""
+    return tuple(n.rstrip() + "." if not n.endswith(" ") else n + "." for n in names if "/" not in n)
+
+
 # Account-creation event names (QID names) per platform. Matched with ILIKE, i.e. case-insensitively; an
 # administrator may add `%`/`_` wildcards in settings. AWS QID names = CloudTrail eventName, Entra = the
 # audit operationName, Office 365 = Operation (trailing period), GCP = methodName.
@@ -51,6 +99,7 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         "Add service principal",
         "Add application",
         "Add service principal credentials",
+        *ENTRA_COVERAGE_EVENT_NAMES,
     ),
     OFFICE_365: (
         "Add user.",
@@ -60,6 +109,7 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         # The seed's PowerShell names; O365 normally records New-MsolUser as "Add user." (reference §6.2).
         "New-MsolUser",
         "New-AzureADUser",
+        *office_365_names(ENTRA_COVERAGE_EVENT_NAMES),
     ),
     # What the seed's description names but its query misses.
     GCP: ("google.iam.admin.v1.CreateServiceAccount", "google.iam.admin.v1.CreateServiceAccountKey"),
@@ -72,11 +122,13 @@ DEFAULT_FOLLOW_ON_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         "Add member to role",
         "Add app role assignment to service principal",
         "Consent to application",
+        *ENTRA_COVERAGE_FOLLOW_ON_NAMES,
     ),
     OFFICE_365: (
         "Add member to role.",
         "Add app role assignment to service principal.",
         "Consent to application.",
+        *office_365_names(ENTRA_COVERAGE_FOLLOW_ON_NAMES),
     ),
     GCP: ("SetIamPolicy",),
 }
@@ -91,9 +143,19 @@ SERVICE_IDENTITY_EVENT_NAMES: tuple[str, ...] = (
     "Add application.",
     "Add service principal credentials",
     "Add service principal credentials.",
+    *ENTRA_APP_CREDENTIAL_PATTERNS,
+    *office_365_names(ENTRA_APP_CREDENTIAL_PATTERNS),
     "google.iam.admin.v1.CreateServiceAccount",
     "google.iam.admin.v1.CreateServiceAccountKey",
 )
+
+
+def ilike_matches(pattern: str, name: str) -> bool:
+    """Whether QRadar's ``name ILIKE pattern`` holds (``%`` any run, ``_`` one character, no escapes):
+    for checks made outside AQL against configured names, such as the playbook's coverage."""
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, re.IGNORECASE | re.DOTALL) is not None
+
 
 DEFAULT_MAGNITUDE_MIN = 3
 DEFAULT_LOOKBACK_MS = 24 * 3600 * 1000

@@ -14,7 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from app.aql import literals as lit
-from app.aql.detection import AWS, AZURE_AD, DEFAULT_LOG_SOURCE_TYPE_IDS, GCP, OFFICE_365, PLATFORMS
+from app.aql.detection import (
+    AWS,
+    AZURE_AD,
+    DEFAULT_LOG_SOURCE_TYPE_IDS,
+    ENTRA_APP_CREDENTIAL_PATTERNS,
+    GCP,
+    OFFICE_365,
+    PLATFORMS,
+    office_365_names,
+)
 from app.aql.offense import minute_time_clause
 
 HOUR_MS = 3_600_000
@@ -60,15 +69,33 @@ def _topics() -> tuple[HuntingTopic, ...]:
         "Add member to group",
         "Add owner to application",
         "Add owner to service principal",
+        "Add scoped member to role",
+        "Add member to role in PIM completed (permanent)",
+        "Add member to role in PIM completed (timebound)",
+        "Add eligible member to role in PIM completed (permanent)",
+        "Add eligible member to role in PIM completed (timebound)",
+        "Add member to role completed (PIM activation)",
     )
     entra_consent = ("Consent to application", "Add delegated permission grant", "Add OAuth2PermissionGrant")
     entra_creds = (
         "Add service principal credentials",
-        "Update application \u2013 Certificates and secrets management",
+        # every dash and trailing-space spelling (`_` is the dash; app/aql/detection.py)
+        *ENTRA_APP_CREDENTIAL_PATTERNS,
+        # federated identity credentials show as "Update application" (FederatedIdentityCredentials)
+        "Update application",
         "User registered security info",
         "Admin registered security info",
         "Reset user password",
         "Reset password (by admin)",
+    )
+    entra_guests = ("Invite external user", "Redeem external user invite")
+    entra_domains = (
+        "Add unverified domain",
+        "Add verified domain",
+        "Verify domain",
+        "Set domain authentication",
+        "Set federation settings on domain",
+        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
     )
     return (
         HuntingTopic(
@@ -163,6 +190,24 @@ def _topics() -> tuple[HuntingTopic, ...]:
             "T1098.001",
         ),
         HuntingTopic(
+            "entra-guests",
+            "Guest invitations and redemptions",
+            AZURE_AD,
+            entra_guests,
+            "Invited guests are accounts from outside the tenant; a redemption followed by a role grant is "
+            "a backdoor with a foreign password.",
+            "T1136.003",
+        ),
+        HuntingTopic(
+            "entra-domains-federation",
+            "Domains and federation",
+            AZURE_AD,
+            entra_domains,
+            "A domain added, verified and federated to an outside issuer lets that issuer sign in as any "
+            "user of the domain (the AADInternals backdoor); managed identities trusting outside issuers too.",
+            "T1484.002",
+        ),
+        HuntingTopic(
             "o365-role-membership",
             "Role membership and app role assignments",
             OFFICE_365,
@@ -185,6 +230,22 @@ def _topics() -> tuple[HuntingTopic, ...]:
             (*(n + "." for n in entra_creds), "New-InboxRule", "Set-Mailbox", "Add-MailboxPermission"),
             "Credentials on apps and users, and mailbox rules or forwarding set after the creation.",
             "T1098.002",
+        ),
+        HuntingTopic(
+            "o365-guests",
+            "Guest invitations and redemptions",
+            OFFICE_365,
+            office_365_names(entra_guests),
+            "The Unified Audit Log copy of guest invitations and redemptions.",
+            "T1136.003",
+        ),
+        HuntingTopic(
+            "o365-domains-federation",
+            "Domains and federation",
+            OFFICE_365,
+            office_365_names(entra_domains),
+            "The Unified Audit Log copy of domain and federation changes.",
+            "T1484.002",
         ),
         HuntingTopic(
             "gcp-keys",

@@ -9,6 +9,10 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
 * ``privilege_grant`` — any creation followed within 24 h by a privilege grant to the created identity
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
   *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy).
+* ``entra_domain_federation`` — an Entra domain added or verified, then its authentication or federation
+  settings set within 24 h (the AADInternals federation backdoor): severity 10;
+* ``entra_guest_redemption`` — an external user invited, then the invitation redeemed (severity 6: the normal
+  B2B flow; a privilege grant to the guest makes it a ``privilege_grant`` chain as well).
 
 Chains that share an event are one chain (a CreateUser with both a key and an admin policy is one
 attack); its `kind` is the most serious kind present and `kinds` lists all of them.
@@ -26,19 +30,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
-from app.detection.extract import base_name
+from app.detection.extract import operation_key
 
 ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"
 AWS_USER_CREDENTIAL = "aws_user_credential"
 PRIVILEGE_GRANT = "privilege_grant"
+ENTRA_DOMAIN_FEDERATION = "entra_domain_federation"
+ENTRA_GUEST_REDEMPTION = "entra_guest_redemption"
 # Decides a merged chain's `kind`: the creation pattern first (what the chain *is*), the privilege grant
 # after it (it raises severity whichever kind is shown; `kinds` lists all).
-CHAIN_KINDS: tuple[str, ...] = (ENTRA_APP_SP_CREDENTIAL, AWS_USER_CREDENTIAL, PRIVILEGE_GRANT)
+CHAIN_KINDS: tuple[str, ...] = (
+    ENTRA_APP_SP_CREDENTIAL,
+    AWS_USER_CREDENTIAL,
+    ENTRA_DOMAIN_FEDERATION,
+    PRIVILEGE_GRANT,
+    ENTRA_GUEST_REDEMPTION,
+)
 
 ENTRA_CHAIN_WINDOW_MS = 60_000
 AWS_CREDENTIAL_WINDOW_MS = 10 * 60_000
 PRIVILEGE_WINDOW_MS = 24 * 3600_000
 TWIN_WINDOW_MS = 5 * 60_000
+# Domain added/verified, then its authentication set to federated (the AADInternals backdoor); an invitation
+# and its redemption. Both as long as a privilege grant may follow a creation.
+DOMAIN_WINDOW_MS = PRIVILEGE_WINDOW_MS
+GUEST_REDEMPTION_WINDOW_MS = PRIVILEGE_WINDOW_MS
 
 _ENTRA = (AZURE_AD, OFFICE_365)
 _AWS_CREDENTIALS = ("createaccesskey", "createloginprofile")
@@ -47,7 +63,19 @@ _ENTRA_GRANTS = (
     "add member to role",
     "add app role assignment to service principal",
     "consent to application",
+    # Owners of an application can add its credentials; PIM eligible and active assignments
+    # (`DEFAULT_FOLLOW_ON_EVENT_NAMES`; names beyond "Add eligible member to role" are UNCONFIRMED).
+    "add owner to application",
+    "add owner to service principal",
+    "add eligible member to role",
+    "add scoped member to role",
+    "add member to role in pim completed (permanent)",
+    "add member to role in pim completed (timebound)",
+    "add eligible member to role in pim completed (permanent)",
+    "add eligible member to role in pim completed (timebound)",
+    "add member to role completed (pim activation)",
 )
+_ENTRA_REDEMPTION = "redeem external user invite"
 
 
 @dataclass(frozen=True)
@@ -70,7 +98,7 @@ class ChainEvent:
 
     @property
     def name(self) -> str:
-        return " ".join(base_name(self.event_name).split())
+        return operation_key(self.event_name)
 
 
 @dataclass
@@ -118,7 +146,7 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
     entra = [e for e in events if e.platform in _ENTRA and e.is_creation]
     apps = [e for e in entra if e.account_kind == "application"]
     sps = [e for e in entra if e.account_kind == "service_principal"]
-    creds = [e for e in entra if e.account_kind == "credential"]
+    creds = [e for e in entra if e.account_kind in ("credential", "federated_credential")]
     found = []
     used: set[str] = set()
     for app in apps:
@@ -167,7 +195,9 @@ def _aws_credential_links(
 def _privilege_links(
     creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
 ) -> list[tuple[str, list[ChainEvent]]]:
-    grants = [f for f in follow_ons if is_privilege_grant(f)]
+    # An owner added to an application is a detection (kind app_owner) and a grant to the new owner.
+    owners = [c for c in creations if c.platform in _ENTRA and c.account_kind == "app_owner"]
+    grants = [f for f in follow_ons if is_privilege_grant(f)] + owners
     found = []
     for created in creations:
         end = created.event_time + PRIVILEGE_WINDOW_MS
@@ -175,6 +205,7 @@ def _privilege_links(
             g
             for g in grants
             if _same_family(g.platform, created.platform)
+            and g.event_key != created.event_key  # an owner grant is also a detection of its own
             and created.event_time <= g.event_time <= end
             and _same_target(created, g)
         ]
@@ -183,16 +214,62 @@ def _privilege_links(
     return found
 
 
+def _entra_domain_links(creations: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEvent]]]:
+    """A domain added or verified, then federated (its authentication or federation settings set) within
+    `DOMAIN_WINDOW_MS`, on the same domain."""
+    entra = [e for e in creations if e.platform in _ENTRA]
+    found = []
+    for fed in (e for e in entra if e.account_kind == "domain_federation"):
+        members = [
+            d
+            for d in entra
+            if d.account_kind == "domain"
+            and fed.event_time - DOMAIN_WINDOW_MS <= d.event_time <= fed.event_time
+            and _same_target(d, fed)
+        ]
+        if members:
+            found.append((ENTRA_DOMAIN_FEDERATION, [*members, fed]))
+    return found
+
+
+def _guest_links(
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+) -> list[tuple[str, list[ChainEvent]]]:
+    """An external user invited, then the invitation redeemed by that user."""
+    redemptions = [f for f in follow_ons if f.platform in _ENTRA and f.name == _ENTRA_REDEMPTION]
+    found = []
+    for invite in (c for c in creations if c.platform in _ENTRA and c.account_kind == "guest_user"):
+        end = invite.event_time + GUEST_REDEMPTION_WINDOW_MS
+        members = [
+            r for r in redemptions if invite.event_time <= r.event_time <= end and _same_target(invite, r)
+        ]
+        if members:
+            found.append((ENTRA_GUEST_REDEMPTION, [invite, *members]))
+    return found
+
+
 def chain_key(first_creation_key: str) -> str:
     """Stable chain key: the chain's earliest creation, so a chain that grows keeps its identity."""
     return hashlib.sha256(("chain:" + first_creation_key).encode()).hexdigest()
+
+
+# Entra creations that can be in a chain by kind alone (`app/store/detections.py` CHAIN_CANDIDATE, 0016).
+ENTRA_CHAIN_CANDIDATE_KINDS = (
+    "application",
+    "service_principal",
+    "credential",
+    "federated_credential",
+    "domain",
+    "domain_federation",
+    "app_owner",
+)
 
 
 def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
     """A creation that can be in a chain by its kind alone (the store's ``CHAIN_CANDIDATE``): Entra
     applications, service principals and credentials, AWS access keys and login profiles."""
     if platform in _ENTRA:
-        return account_kind in ("application", "service_principal", "credential")
+        return account_kind in ENTRA_CHAIN_CANDIDATE_KINDS
     return platform == AWS and account_kind in ("access_key", "login_profile")
 
 
@@ -205,8 +282,11 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         _entra_links(creations)
         + _aws_credential_links(creations, follow_ons)
         + _privilege_links(creations, follow_ons)
+        + _entra_domain_links(creations)
+        + _guest_links(creations, follow_ons)
     )
 
+    detected = {c.event_key: c for c in creations}
     # Union-find over event keys so overlapping links become one chain.
     parent: dict[str, str] = {}
 
@@ -225,7 +305,8 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         kinds, evs = groups.setdefault(root, (set(), {}))
         kinds.add(kind)
         for m in members:
-            evs[m.event_key] = m
+            # An event both detected and read as a follow-on (owner added) is kept as the detection.
+            evs[m.event_key] = detected.get(m.event_key, m)
     chains = []
     for kinds, evs in groups.values():
         ordered = sorted(evs.values(), key=lambda e: (e.event_time, not e.is_creation, e.event_key))
@@ -248,6 +329,10 @@ def chain_severity(base: int, chain: Chain) -> tuple[int, str]:
     """Severity (1–10) and confidence for a detection in `chain`: a chain is stronger evidence than any
     single event, an administrator grant the strongest."""
     severity = max(base, 8) + (1 if PRIVILEGE_GRANT in chain.kinds else 0) + (1 if chain.admin else 0)
+    if ENTRA_DOMAIN_FEDERATION in chain.kinds:
+        severity = 10  # a domain added and federated by one actor: any user of it can be impersonated
+    elif chain.kinds == [ENTRA_GUEST_REDEMPTION]:
+        return 6, "medium"  # an invitation accepted is the normal B2B flow; a grant after it raises it
     return min(severity, 10), "high"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
-from app.detection.extract import Identifiers, base_name
+from app.detection.extract import Identifiers, base_name, operation_key
 from app.kinds import SERVICE_KINDS
 
 # Fallback when a devicetype is not among the resolved IDs: match the log source type *name*.
@@ -52,13 +52,25 @@ _AWS_KINDS = {
 }
 _ENTRA_KINDS = {
     "add user": "user",
-    "invite external user": "user",
+    "invite external user": "guest_user",
     "new-msoluser": "user",
     "new-azureaduser": "user",
     "add service principal": "service_principal",
     "add application": "application",
     "add service principal credentials": "credential",
-    "update application – certificates and secrets management": "credential",
+    # Every dash and space spelling folds to this key (`operation_key`).
+    "update application - certificates and secrets management": "credential",
+    "add owner to application": "app_owner",
+    "add owner to service principal": "app_owner",
+    # "Update application" is a detection only when it adds a federated identity credential (`refine_kind`).
+    "update application": "federated_credential",
+    "add federated identity credential": "federated_credential",
+    "microsoft.managedidentity/userassignedidentities/federatedidentitycredentials/write": "federated_credential",
+    "add unverified domain": "domain",
+    "add verified domain": "domain",
+    "verify domain": "domain",
+    "set domain authentication": "domain_federation",
+    "set federation settings on domain": "domain_federation",
 }
 _GCP_KINDS = {"createserviceaccount": "service_account", "createserviceaccountkey": "service_account_key"}
 
@@ -69,7 +81,7 @@ def account_kind(platform: str | None, event_name: str | None) -> str:
     if platform == AWS:
         return _AWS_KINDS.get(name, "other")
     if platform in (AZURE_AD, OFFICE_365):
-        return _ENTRA_KINDS.get(" ".join(name.split()), "other")
+        return _ENTRA_KINDS.get(operation_key(event_name), "other")
     if platform == GCP:
         return _GCP_KINDS.get(name, "other")
     return "other"
@@ -88,3 +100,29 @@ def is_service_account(kind: str, ids: Identifiers | None = None) -> bool:
         target_type = ((ids.target_type if ids else None) or "ServicePrincipal").lower()
         return target_type in ("serviceprincipal", "application")
     return False
+
+
+# Microsoft's provisioning first-party app (detection-and-tuning.md §3.4): it creates the users of HR
+# inbound provisioning and of cross-tenant synchronization alike.
+SYNC_FABRIC_APP_ID = "00000014-0000-0000-c000-000000000000"
+
+
+def refine_kind(platform: str | None, event_name: str | None, kind: str, ids: Identifiers) -> str | None:
+    """The kind once the payload is read; None when the event is not a detection after all.
+
+    * "Update application" is collected for federated identity credentials: any other update is dropped.
+    * "Add user" by the provisioning app (by appId, never display name) of an external (``#EXT#``) user is
+      cross-tenant synchronization; HR provisioning creates members of the tenant itself. (That cross-tenant
+      sync users carry ``#EXT#`` UPNs and SyncFabric as initiator in audit logs is UNCONFIRMED.)
+    """
+    if platform not in (AZURE_AD, OFFICE_365):
+        return kind
+    if operation_key(event_name) == "update application" and not ids.federated_credential:
+        return None
+    if (
+        kind == "user"
+        and (ids.initiator_app_id or "").lower() == SYNC_FABRIC_APP_ID
+        and "#ext#" in (ids.target_account or "").lower()
+    ):
+        return "cross_tenant_user"
+    return kind

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
+from app.detection import entra_roles
 
 _MISSING = object()
 _DECODER = json.JSONDecoder()
@@ -48,6 +49,11 @@ class Identifiers:
     admin_grant: bool = False
     invoked_by: str | None = None
     payload_ok: bool = False
+    # Entra: the initiating application's appId (cross-tenant sync), the role template ID of a role grant,
+    # and whether the change touched federated identity credentials ("Update application").
+    initiator_app_id: str | None = None
+    role_template_id: str | None = None
+    federated_credential: bool = False
 
 
 def parse_payload(payload: str | bytes | None) -> Any:
@@ -184,6 +190,17 @@ def base_name(event_name: str | None) -> str:
     return name
 
 
+# Dash-like characters Entra and the feeds that copy it use in operation names ("Update application –
+# Certificates and secrets management" is written with an en dash, a hyphen or an em dash).
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"})
+
+
+def operation_key(event_name: str | None) -> str:
+    """An Entra / Office 365 operation name compared by meaning: `base_name` (case, trailing period and
+    spaces) with every dash folded to "-" and runs of whitespace to one space."""
+    return " ".join(base_name(event_name).translate(_DASHES).split())
+
+
 # --- AWS CloudTrail -------------------------------------------------------------------------------
 
 _ADMIN_POLICY_SUFFIXES = ("/administratoraccess", "/iamfullaccess", "/poweruseraccess")
@@ -279,7 +296,42 @@ def _extract_aws(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> N
 
 # --- Entra ID audit (Azure AD) ---------------------------------------------------------------------
 
-_ADMIN_ROLE_WORDS = ("administrator", "owner", "contributor")
+
+def _unquote(value: str | None) -> str | None:
+    return _text((value or "").strip().strip("[]").strip().strip('"'))
+
+
+def _entra_grant(
+    changes: list[tuple[str, str | None]], role_targets: list[tuple[str | None, str | None]], ids: Identifiers
+) -> None:
+    """What an Entra grant gave and whether it makes an administrator (`entra_roles`): a directory role by
+    its template ID (display name only without one), an app role or consent by its permission."""
+    props: dict[str, str | None] = {}
+    for name, value in changes:
+        key = name.strip().lower()
+        props.setdefault(key, value)
+        if "federatedidentitycredential" in key.replace(" ", "") or (
+            key == "included updated properties" and "federatedidentitycredential" in (value or "").lower()
+        ):
+            ids.federated_credential = True
+    role_name = _unquote(props.get("role.displayname"))
+    template = _unquote(props.get("role.templateid"))
+    if not template:
+        # A role target's id is the role definition id; for built-in roles that is the template ID.
+        template = next((i for _, i in role_targets if entra_roles.role_name_for(i)), None)
+    role_name = role_name or next((n for n, _ in role_targets if n), None)
+    app_role = [props.get("approle.id"), props.get("approle.value")]
+    scopes = [props.get("consentaction.permissions"), props.get("delegatedpermissiongrant.scope")]
+    if template or role_name:
+        ids.role_template_id = template
+        ids.granted = role_name or entra_roles.role_name_for(template) or template
+        ids.admin_grant = entra_roles.role_is_privileged(template, role_name)
+    elif any(app_role):
+        ids.granted = _unquote(app_role[1]) or _unquote(app_role[0])
+        ids.admin_grant = entra_roles.permission_is_dangerous(app_role)
+    elif any(scopes):
+        ids.granted = _unquote(scopes[0] or scopes[1])
+        ids.admin_grant = entra_roles.permission_is_dangerous(scopes)
 
 
 def _extract_entra(rec: Mapping[str, Any], ids: Identifiers) -> None:
@@ -306,6 +358,8 @@ def _extract_entra(rec: Mapping[str, Any], ids: Identifiers) -> None:
             if isinstance(d, Mapping) and str(dig(d, "key", "")).lower() == "user-agent":
                 ids.user_agent = _text(dig(d, "value"))
     targets = dig(body, "targetResources")
+    changes: list[tuple[str, str | None]] = []
+    role_targets: list[tuple[str | None, str | None]] = []
     if isinstance(targets, list):
         for i, t in enumerate(targets):
             if not isinstance(t, Mapping):
@@ -318,12 +372,22 @@ def _extract_entra(rec: Mapping[str, Any], ids: Identifiers) -> None:
                 ids.target_keys |= _keys(dig(t, "userPrincipalName"), dig(t, "displayName"), dig(t, "id"))
             mods = dig(t, "modifiedProperties")
             for m in mods if isinstance(mods, list) else []:
-                if isinstance(m, Mapping) and str(dig(m, "displayName", "")).lower() == "role.displayname":
-                    ids.granted = _text(str(dig(m, "newValue", "")).strip('"'))
-            if str(dig(t, "type", "")).lower() == "role" and not ids.granted:
-                ids.granted = _text(dig(t, "displayName"))
-    if ids.granted:
-        ids.admin_grant = any(w in ids.granted.lower() for w in _ADMIN_ROLE_WORDS)
+                if isinstance(m, Mapping):
+                    changes.append((str(dig(m, "displayName", "")), _text(dig(m, "newValue"))))
+            if str(dig(t, "type", "")).lower() == "role":
+                role_targets.append((_text(dig(t, "displayName")), _text(dig(t, "id"))))
+    if isinstance(app, Mapping):
+        ids.initiator_app_id = _text(dig(app, "appId"))
+    _entra_grant(changes, role_targets, ids)
+    resource = _text(dig(rec, "resourceId")) or ""
+    if "/federatedidentitycredentials/" in resource.lower():
+        # Azure Activity log (ARM) write of a managed identity's federated credential: the identity is the
+        # resource path's parent (…/userAssignedIdentities/<name>/federatedIdentityCredentials/<cred>).
+        parts = resource.split("/")
+        ids.federated_credential = True
+        ids.target_type = "ManagedIdentity"
+        ids.target_account = ids.target_account or (parts[-3] if len(parts) >= 3 else None)
+        ids.target_keys |= _keys(ids.target_account)
 
 
 # --- Office 365 Unified Audit Log (AzureActiveDirectory workload) ----------------------------------
@@ -358,11 +422,15 @@ def _extract_o365(rec: Mapping[str, Any], ids: Identifiers) -> None:
             ids.user_agent = _first(ids.user_agent, dig(prop, "Value"))
         elif pname == "extendedauditeventcategory":
             ids.target_type = _text(dig(prop, "Value"))
-    for m in _list(dig(rec, "ModifiedProperties")):
-        if isinstance(m, Mapping) and str(dig(m, "Name", "")).lower() == "role.displayname":
-            ids.granted = _text(str(dig(m, "NewValue", "")).strip('"'))
-    if ids.granted:
-        ids.admin_grant = any(w in ids.granted.lower() for w in _ADMIN_ROLE_WORDS)
+    _entra_grant(
+        [
+            (str(dig(m, "Name", "")), _text(dig(m, "NewValue")))
+            for m in _list(dig(rec, "ModifiedProperties"))
+            if isinstance(m, Mapping)
+        ],
+        [],
+        ids,
+    )
 
 
 # --- Google Cloud audit logs -------------------------------------------------------------------------

@@ -75,6 +75,10 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     if failed(ids):
         return None  # a failed creation created nothing (and is not the attack the chain rules mean)
     kind = classify.account_kind(platform, event_name)
+    refined = classify.refine_kind(platform, event_name, kind, ids)
+    if refined is None:
+        return None  # collected for what its payload may hold (federated credentials), and it holds none
+    kind = refined
     severity, confidence = kinds.severity_for(kind, cfg.base_severity), "medium"
     payload = row.get("payload")
     if isinstance(payload, bytes | bytearray):

@@ -116,6 +116,13 @@ ELASTIC_GCP_SA = Source(
 SIGMA_BACKDOOR_KEYS = Source(
     "Sigma rule aws_iam_backdoor_users_keys.yml (SigmaHQ/sigma, rules/cloud/aws/cloudtrail/)"
 )
+ELASTIC_GUEST = Source(
+    "Elastic rule 'Entra ID External Guest User Invited' (elastic/detection-rules, "
+    "rules/integrations/azure/initial_access_entra_id_external_guest_user_invite.toml)"
+)
+SIGMA_FEDERATED_DOMAIN = Source(
+    "Sigma rule microsoft365_new_federated_domain_added_exchange.yml (SigmaHQ/sigma, rules/cloud/m365/exchange/)"
+)
 SIGMA_APP_ROLE = Source("Sigma rule azure_app_role_added.yml (SigmaHQ/sigma, rules/cloud/azure/audit_logs/)")
 SIGMA_APP_CRED = Source(
     "Sigma rule azure_app_credential_added.yml (SigmaHQ/sigma, rules/cloud/azure/audit_logs/)"
@@ -470,6 +477,36 @@ AZURE_PLAYBOOK = PlatformPlaybook(
                     "Revoke the initiating admin's sessions and reset its credentials.",
                     (Command("Revoke-MgUserSignInSession -UserId {{actor}}", POWERSHELL),),
                     (Source("Elastic investigation guides"),),
+                ),
+                Step(
+                    "Undo persistence that is not an account",
+                    "Guest invited or synchronized from another tenant: remove the user and review the inbound "
+                    "cross-tenant synchronization partners. Owner added: remove the owner from the application "
+                    "or service principal. Federated identity credential: remove it (it lets an outside token "
+                    "issuer sign in as the application). Domain added, verified or federated (the AADInternals "
+                    "backdoor): a federated domain lets its issuer sign in as any of its users — set it back to "
+                    "managed authentication, or remove an unknown domain, before anything else.",
+                    (
+                        Command("Get-MgDomainFederationConfiguration -DomainId {{target}}", POWERSHELL),
+                        Command(
+                            "Update-MgDomain -DomainId {{target}} -AuthenticationType Managed",
+                            POWERSHELL,
+                            note="for a domain federated without a change ticket",
+                        ),
+                        Command(
+                            "Get-MgApplicationFederatedIdentityCredential -ApplicationId {{target_id}}",
+                            POWERSHELL,
+                            note="the application's object id",
+                        ),
+                        Command(
+                            "Remove-MgApplicationOwnerByRef -ApplicationId <app-object-id> "
+                            "-DirectoryObjectId {{target_id}}",
+                            POWERSHELL,
+                            note="the owner the detection names",
+                        ),
+                        Command("Get-MgPolicyCrossTenantAccessPolicyPartner -All", POWERSHELL),
+                    ),
+                    (ELASTIC_GUEST, SIGMA_FEDERATED_DOMAIN),
                 ),
             ),
         ),

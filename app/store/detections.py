@@ -352,7 +352,8 @@ _CHAIN_CREATION_COLUMNS = (
 # Creations that can start or join a chain by their kind alone (migration 0008 indexes them).
 CHAIN_CANDIDATE = (
     "((cloud_platform IN ('Azure AD', 'Office 365') "
-    "AND account_kind IN ('application', 'service_principal', 'credential')) OR "
+    "AND account_kind IN ('application', 'service_principal', 'credential', 'federated_credential', "
+    "'domain', 'domain_federation', 'app_owner')) OR "
     "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))"
 )
 # Without statistics the planner prefers the platform index, which reads every AWS row of the window.
@@ -369,7 +370,7 @@ def chain_named_keys(conn: sqlite3.Connection, since_ms: int) -> set[str]:
         keys.update(k for k in _json_list(text) if isinstance(k, str))
     for (text,) in conn.execute(
         f"SELECT target_keys FROM detections {_BY_CHAIN_CANDIDATES} WHERE event_time >= ? AND {CHAIN_CANDIDATE} "
-        "AND cloud_platform = 'AWS'",
+        "AND (cloud_platform = 'AWS' OR account_kind = 'app_owner')",
         (since_ms,),
     ):
         keys.update(k for k in _json_list(text) if isinstance(k, str))
@@ -397,7 +398,11 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     ):
         found[row["id"]] = row
     # Creations a follow-on event or an AWS credential names (CreateUser → CreateAccessKey).
-    named = [*follow_ons, *(r for r in found.values() if r["cloud_platform"] == "AWS")]
+    # An Entra owner added is a detection and a grant: it names the creation it may chain to.
+    named = [
+        *follow_ons,
+        *(r for r in found.values() if r["cloud_platform"] == "AWS" or r["account_kind"] == "app_owner"),
+    ]
     keys = sorted({k for f in named for k in _json_list(f["target_keys"]) if isinstance(k, str)})
     for i in range(0, len(keys), 400):
         chunk = keys[i : i + 400]

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
+from app import kinds
 from app.api.urls import app_root
 from app.auth import require
 
@@ -35,7 +36,10 @@ def index() -> str:
 @require("view")
 def tuning() -> str:
     """Presets, allowlist entries with live preview, the approval queue and the audit log."""
-    return render_page("tab/tuning.html", "tuning")
+    # The account kinds catalogue (app/kinds.py) fills the target-type choices.
+    return render_template(
+        "tab/tuning.html", section="tuning", page_config=page_config("tuning"), account_kinds=kinds.KINDS
+    )
 
 
 @bp.get("/settings")

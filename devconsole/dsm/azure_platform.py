@@ -9,6 +9,7 @@ caller's UPN claim (else its app id); log source = the subscription.
 from __future__ import annotations
 
 from .common import (
+    CREDENTIAL_ADDED,
     MANAGEMENT,
     PRIVILEGE_GRANTED,
     READ,
@@ -41,6 +42,8 @@ def action_for(operation: str) -> ActionClass:
         return READ
     if "ROLEASSIGNMENTS/WRITE" in upper:
         return PRIVILEGE_GRANTED
+    if "/FEDERATEDIDENTITYCREDENTIALS/WRITE" in upper:
+        return CREDENTIAL_ADDED  # a managed identity trusts an outside token issuer
     return MANAGEMENT
 
 

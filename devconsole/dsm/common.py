@@ -255,9 +255,13 @@ def _clean_ip_text(value: str) -> str | None:
 # --- action classes by name -------------------------------------------------------------------------
 
 
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"})
+
+
 def normalize_operation(name: str) -> str:
-    """Lower-case, trimmed, without the Office 365 trailing period, en dash folded to a hyphen."""
-    return name.strip().rstrip(".").strip().lower().replace("\u2013", "-")
+    """Lower-case, trimmed, without the Office 365 trailing period, every dash folded to a hyphen and
+    whitespace runs to one space."""
+    return " ".join(name.strip().rstrip(".").strip().lower().translate(_DASHES).split())
 
 
 # Entra ID audit operations and their Office 365 twins (the same names with a trailing period).
@@ -278,6 +282,18 @@ MICROSOFT_OPERATIONS: dict[str, ActionClass] = {
     "add delegated permission grant": PRIVILEGE_GRANTED,
     "add owner to application": PRIVILEGE_GRANTED,
     "add owner to service principal": PRIVILEGE_GRANTED,
+    "add scoped member to role": GROUP_MEMBER_ADDED,
+    "add member to role in pim completed (permanent)": GROUP_MEMBER_ADDED,
+    "add member to role in pim completed (timebound)": GROUP_MEMBER_ADDED,
+    "add eligible member to role in pim completed (permanent)": GROUP_MEMBER_ADDED,
+    "add eligible member to role in pim completed (timebound)": GROUP_MEMBER_ADDED,
+    "add member to role completed (pim activation)": GROUP_MEMBER_ADDED,
+    "redeem external user invite": ACCOUNT_CHANGED,
+    "add unverified domain": MANAGEMENT,
+    "add verified domain": MANAGEMENT,
+    "verify domain": MANAGEMENT,
+    "set domain authentication": PRIVILEGE_GRANTED,
+    "set federation settings on domain": PRIVILEGE_GRANTED,
     "delete user": ACCOUNT_REMOVED,
     "hard delete user": ACCOUNT_REMOVED,
     "remove service principal": ACCOUNT_REMOVED,

@@ -24,6 +24,9 @@ CHAIN_ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"  # (a)
 CHAIN_AWS_USER_CREDENTIAL = "aws_user_credential"  # (b)
 CHAIN_PRIVILEGE_GRANT = "privilege_grant"  # (c)
 CHAIN_RULES = {CHAIN_ENTRA_APP_SP_CREDENTIAL: "a", CHAIN_AWS_USER_CREDENTIAL: "b", CHAIN_PRIVILEGE_GRANT: "c"}
+CHAIN_ENTRA_DOMAIN_FEDERATION = "entra_domain_federation"  # (e) domain added/verified, then federated
+CHAIN_ENTRA_GUEST_REDEMPTION = "entra_guest_redemption"  # (f) guest invited, then the invitation redeemed
+CHAIN_RULES.update({CHAIN_ENTRA_DOMAIN_FEDERATION: "e", CHAIN_ENTRA_GUEST_REDEMPTION: "f"})
 
 UA_AWS_CLI = (
     "aws-cli/2.18.17 md/awscrt#0.22.0 ua/2.0 os/linux#6.8.0-1016-aws md/arch#x86_64 "

@@ -23,7 +23,7 @@ class EventRef:
 @dataclass
 class Item:
     key: str
-    kind: str  # attack | benign | follow-on | hostile | noise-sample
+    kind: str  # attack | benign | follow-on | hostile | noise-sample | benign-variant | chain-step
     title: str
     platform: str
     actor: str

@@ -26,6 +26,14 @@ SEEDED_TESTS = {
     "art-t1098.001-aws": "seed-test-3-aws-user-access-key",
     "art-t1098.001-sp": "seed-test-2-aadinternals-service-principal",
     "art-t1098.003-role": "follow-on-entra-global-admin",
+    "art-t1098.001-app": "entra-app-credential-spellings",
+    # Entra / Office 365 coverage families (devconsole/scenario/entra_families.py)
+    "entra-guest-invite": "entra-guest-invite-redeemed-admin",
+    "entra-app-credential": "entra-app-credential-spellings",
+    "entra-owner-added": "entra-owner-added-new-user",
+    "entra-federated-credential": "entra-federated-credential-new-app",
+    "entra-domain-federation": "entra-domain-federation-backdoor",
+    "entra-pim-eligible": "entra-pim-eligible-privileged-role",
 }
 
 
@@ -162,8 +170,9 @@ def test_coverage_marks_seeded_signals_seen_and_a_removed_one_missing(refreshed_
     by_key = {i["key"]: i for i in coverage["items"]}
     for key in SEEDED_TESTS:
         assert by_key[key]["seen"], by_key[key]
-    # Not in the scenario: the app-registration hijack and the BEC test are reported missing.
-    assert not by_key["art-t1098.001-app"]["seen"] and not by_key["art-t1098.003-bec"]["seen"]
+    # Not in the scenario: the BEC test is reported missing. The app-registration hijack is there (secrets
+    # added to existing applications, the en dash spelling with a trailing space among them).
+    assert not by_key["art-t1098.003-bec"]["seen"]
     assert not by_key["art-t1098.003-bec"]["collected"]
 
     # Remove what the app recorded for atomic #3 (as if it had never run): only that test goes missing.
