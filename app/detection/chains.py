@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 from app.detection.extract import base_name
+from app.kinds import CONTEXT_ONLY_KINDS
 
 ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"
 AWS_USER_CREDENTIAL = "aws_user_credential"
@@ -41,6 +42,12 @@ PRIVILEGE_WINDOW_MS = 24 * 3600_000
 TWIN_WINDOW_MS = 5 * 60_000
 
 _ENTRA = (AZURE_AD, OFFICE_365)
+# An Identity Center account assignment is a detection of its own and the privilege grant of the user or
+# group it names (principalId = the Identity Center user/group ID).
+IDENTITY_CENTER_GRANT_KIND = "account_assignment"
+# Context-only events (kinds.CONTEXT_ONLY_KINDS: MFA devices, IAM groups) join a chain that already holds
+# a creation of their target within this long after the chain's last event; they never start one.
+CONTEXT_WINDOW_MS = AWS_CREDENTIAL_WINDOW_MS
 _AWS_CREDENTIALS = ("createaccesskey", "createloginprofile")
 _AWS_GRANTS = ("attachuserpolicy", "attachrolepolicy", "putuserpolicy", "putrolepolicy", "addusertogroup")
 _ENTRA_GRANTS = (
@@ -107,6 +114,8 @@ def _same_target(a: ChainEvent, b: ChainEvent) -> bool:
 
 def is_privilege_grant(ev: ChainEvent) -> bool:
     name = ev.name
+    if ev.platform == AWS and ev.account_kind == IDENTITY_CENTER_GRANT_KIND:
+        return True
     if ev.platform == AWS and name in _AWS_GRANTS:
         return ev.admin_grant
     if ev.platform in _ENTRA and name in _ENTRA_GRANTS:
@@ -168,13 +177,17 @@ def _privilege_links(
     creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
 ) -> list[tuple[str, list[ChainEvent]]]:
     grants = [f for f in follow_ons if is_privilege_grant(f)]
+    grants += [c for c in creations if c.account_kind == IDENTITY_CENTER_GRANT_KIND and is_privilege_grant(c)]
     found = []
     for created in creations:
+        if created.account_kind == IDENTITY_CENTER_GRANT_KIND:
+            continue
         end = created.event_time + PRIVILEGE_WINDOW_MS
         members = [
             g
             for g in grants
-            if _same_family(g.platform, created.platform)
+            if g.event_key != created.event_key
+            and _same_family(g.platform, created.platform)
             and created.event_time <= g.event_time <= end
             and _same_target(created, g)
         ]
@@ -193,7 +206,7 @@ def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
     applications, service principals and credentials, AWS access keys and login profiles."""
     if platform in _ENTRA:
         return account_kind in ("application", "service_principal", "credential")
-    return platform == AWS and account_kind in ("access_key", "login_profile")
+    return platform == AWS and account_kind in ("access_key", "login_profile", IDENTITY_CENTER_GRANT_KIND)
 
 
 def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent]) -> list[Chain]:
@@ -226,6 +239,7 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         kinds.add(kind)
         for m in members:
             evs[m.event_key] = m
+    _attach_context(groups, follow_ons)
     chains = []
     for kinds, evs in groups.values():
         ordered = sorted(evs.values(), key=lambda e: (e.event_time, not e.is_creation, e.event_key))
@@ -242,6 +256,27 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         )
     chains.sort(key=lambda c: (c.first_time, c.key))
     return chains
+
+
+def _attach_context(
+    groups: dict[str, tuple[set[str], dict[str, ChainEvent]]], follow_ons: Sequence[ChainEvent]
+) -> None:
+    """Add each context-only event to the earliest chain holding a creation of its target (same platform
+    family) that it follows within CONTEXT_WINDOW_MS of the chain's last event."""
+    context = [f for f in follow_ons if f.account_kind in CONTEXT_ONLY_KINDS and f.target_keys]
+    if not context or not groups:
+        return
+    ordered = sorted(groups.values(), key=lambda g: min((e.event_time, e.event_key) for e in g[1].values()))
+    for ev in context:
+        for _, evs in ordered:
+            creations = [e for e in evs.values() if e.is_creation]
+            first = min(e.event_time for e in evs.values())
+            last = max(e.event_time for e in evs.values())
+            if first <= ev.event_time <= last + CONTEXT_WINDOW_MS and any(
+                _same_family(c.platform, ev.platform) and _same_target(c, ev) for c in creations
+            ):
+                evs[ev.event_key] = ev
+                break
 
 
 def chain_severity(base: int, chain: Chain) -> tuple[int, str]:

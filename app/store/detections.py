@@ -124,6 +124,7 @@ FOLLOW_ON_COLUMNS = (
     "source_ip",
     "payload",
     "stored_at",
+    "account_kind",
 )
 
 
@@ -353,7 +354,7 @@ _CHAIN_CREATION_COLUMNS = (
 CHAIN_CANDIDATE = (
     "((cloud_platform IN ('Azure AD', 'Office 365') "
     "AND account_kind IN ('application', 'service_principal', 'credential')) OR "
-    "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))"
+    "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile', 'account_assignment')))"
 )
 # Without statistics the planner prefers the platform index, which reads every AWS row of the window.
 _BY_CHAIN_CANDIDATES = "INDEXED BY detections_chain_candidates"
@@ -385,7 +386,7 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     """
     follow_ons = conn.execute(
         "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
-        "target_keys, correlation_id, admin_grant FROM follow_on_events WHERE event_time >= ? "
+        "target_keys, correlation_id, admin_grant, account_kind FROM follow_on_events WHERE event_time >= ? "
         "ORDER BY event_time, event_key",
         (since_ms,),
     ).fetchall()
