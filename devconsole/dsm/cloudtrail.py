@@ -115,6 +115,13 @@ def account_name_of(record: dict, action: ActionClass) -> str | None:
     if action in (READ, MANAGEMENT, LOGIN_SUCCEEDED):
         return None
     request = opt_obj(record, "requestParameters")
+    event_name = record.get("eventName")
+    if event_name == "CreatePermissionSet" and isinstance(request.get("name"), str):
+        return request["name"] or None
+    target = request.get("target")
+    if event_name == "InviteAccountToOrganization" and isinstance(target, dict):
+        value = target.get("id")
+        return value if isinstance(value, str) and value and value != _HIDDEN else None
     for key in _ACCOUNT_KEYS:
         value = request.get(key)
         if isinstance(value, str) and value and value != _HIDDEN:

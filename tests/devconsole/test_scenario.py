@@ -462,7 +462,12 @@ def test_expected_detections_are_successful_creations(seeded, db):
     assert len(detections) >= 25
     for event in detections:
         row = event_row(db, event["event_id"])
-        assert row["category_name"] in ("User Account Added", "User Account Changed")
+        # An Identity Center account assignment is a detection filed as a privilege grant.
+        assert row["category_name"] in (
+            "User Account Added",
+            "User Account Changed",
+            "Privilege Escalation Succeeded",
+        )
         assert row["magnitude"] >= 3
         assert isinstance(event["is_service_account"], bool) and event["account_kind"]
     kinds = {e["account_kind"] for e in detections}

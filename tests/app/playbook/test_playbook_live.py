@@ -26,6 +26,15 @@ SEEDED_TESTS = {
     "art-t1098.001-aws": "seed-test-3-aws-user-access-key",
     "art-t1098.001-sp": "seed-test-2-aadinternals-service-principal",
     "art-t1098.003-role": "follow-on-entra-global-admin",
+    # The AWS coverage checks (devconsole/scenario/aws_coverage.py).
+    "cov-aws-identity-center": "aws-identity-center-user-assignment",
+    "cov-aws-permission-set": "aws-identity-center-group-permission-set",
+    "cov-aws-organizations": "aws-organizations-account-invitation",
+    "cov-aws-non-iam-user": "look-alike-aws-service-users",
+    "cov-aws-own-access-key": "look-alike-aws-own-key-rotation",
+    "cov-aws-mfa-context": "aws-user-login-mfa-context",
+    "cov-aws-admin-group": "aws-admin-group-membership",
+    "cov-aws-customer-policy": "aws-customer-policy-admin",
 }
 
 
@@ -162,6 +171,9 @@ def test_coverage_marks_seeded_signals_seen_and_a_removed_one_missing(refreshed_
     by_key = {i["key"]: i for i in coverage["items"]}
     for key in SEEDED_TESTS:
         assert by_key[key]["seen"], by_key[key]
+    # Every AWS coverage check asks only for events the default event set collects.
+    aws_checks = [i for k, i in by_key.items() if k.startswith("cov-aws-")]
+    assert len(aws_checks) == 8 and all(i["collected"] for i in aws_checks)
     # Not in the scenario: the app-registration hijack and the BEC test are reported missing.
     assert not by_key["art-t1098.001-app"]["seen"] and not by_key["art-t1098.003-bec"]["seen"]
     assert not by_key["art-t1098.003-bec"]["collected"]
