@@ -10,6 +10,10 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
   *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy).
 
+An IAM Identity Center account assignment (itself a detection) is the privilege grant of the Identity Center
+user or group it names; context-only events (MFA devices, IAM groups: `app.kinds`) join a chain that
+already holds a creation of their target but never start one.
+
 Chains that share an event are one chain (a CreateUser with both a key and an admin policy is one
 attack); its `kind` is the most serious kind present and `kinds` lists all of them.
 

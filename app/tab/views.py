@@ -11,6 +11,7 @@ from flask import Blueprint, render_template
 
 from app.api.urls import app_root
 from app.auth import require
+from app.kinds import KINDS
 
 bp = Blueprint("tab", __name__, url_prefix="/tab", template_folder="templates")
 
@@ -21,7 +22,7 @@ def page_config(section: str, **extra: Any) -> dict[str, Any]:
 
 
 def render_page(template: str, section: str, **extra: Any) -> str:
-    return render_template(template, section=section, page_config=page_config(section, **extra))
+    return render_template(template, section=section, page_config=page_config(section, **extra), kinds=KINDS)
 
 
 @bp.get("/")
