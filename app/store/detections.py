@@ -862,6 +862,7 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
         )
     ]
     item["chain"] = get_chain(conn, row["chain_id"]) if row["chain_id"] is not None else None
+    item["context"] = context_events(conn, row)
     item["triage_history"] = [
         dict(r)
         for r in conn.execute(
@@ -871,6 +872,37 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
         )
     ]
     return item
+
+
+# How far around a detection its context-only events are shown, and at most how many.
+CONTEXT_BEFORE_MS = 3_600_000
+CONTEXT_AFTER_MS = 24 * 3_600_000
+CONTEXT_LIMIT = 50
+
+
+def context_events(conn: sqlite3.Connection, row: sqlite3.Row) -> list[dict[str, Any]]:
+    """Context-only events (stored follow-on events with an `account_kind`: MFA devices, IAM groups) of the
+    detection's target on its platform, from an hour before it to a day after, oldest first."""
+    keys = sorted({k for k in _json_list(row["target_keys"]) if isinstance(k, str)})[:400]
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    return [
+        dict(r)
+        for r in conn.execute(
+            "SELECT event_key, event_time, event_name, account_kind, actor, target_account, log_source "
+            "FROM follow_on_events WHERE event_time BETWEEN ? AND ? AND account_kind IS NOT NULL "
+            f"AND cloud_platform = ? AND lower(target_account) IN ({marks}) ORDER BY event_time, event_key "
+            "LIMIT ?",
+            (
+                row["event_time"] - CONTEXT_BEFORE_MS,
+                row["event_time"] + CONTEXT_AFTER_MS,
+                row["cloud_platform"],
+                *keys,
+                CONTEXT_LIMIT,
+            ),
+        )
+    ]
 
 
 # -- triage ---------------------------------------------------------------------------------------------

@@ -483,3 +483,15 @@ def test_non_iam_users_can_be_switched_off(console, tmp_path: Path) -> None:
         assert "service_user" not in kinds and "identity_center_user" in kinds
     finally:
         conn.close()
+
+
+def test_detail_shows_the_targets_context_events(refreshed) -> None:
+    from app.store import detections as store
+
+    user = detections(refreshed)["mfa-user"]
+    item = store.get_detection(refreshed, user["id"])
+    assert [(c["event_name"], c["account_kind"]) for c in item["context"]] == [
+        ("CreateVirtualMFADevice", "mfa_device"),
+        ("EnableMFADevice", "mfa_device"),
+    ]
+    assert store.get_detection(refreshed, detections(refreshed)["iam-star"]["id"])["context"] == []
