@@ -32,7 +32,8 @@ KINDS: tuple[AccountKind, ...] = (
     AccountKind("service_linked_role", "Service-linked role", service=True),
     AccountKind("service_account", "Service account", service=True),
     AccountKind("service_account_key", "Service account key", service=True, credential=True),
-    AccountKind("mfa_device", "MFA device"),
+    # Enrolling MFA is good behaviour: kept as context of the identity's chain, never raised.
+    AccountKind("mfa_device", "MFA device", context_only=True),
     AccountKind("login_profile", "Console password", credential=True),
     AccountKind("access_key", "Access key", credential=True),
     # Entra ID / Office 365 families (issue 12). Weaker signals carry a fixed severity.
@@ -42,6 +43,20 @@ KINDS: tuple[AccountKind, ...] = (
     AccountKind("federated_credential", "Federated identity credential", service=True, credential=True),
     AccountKind("domain", "Domain added or verified", severity=5),
     AccountKind("domain_federation", "Domain federation settings", severity=9),
+    # AWS IAM Identity Center (sso-directory / identitystore / sso event sources).
+    AccountKind("identity_center_user", "Identity Center user"),
+    AccountKind("identity_center_group", "Identity Center group", severity=5),
+    AccountKind("permission_set", "Identity Center permission set", severity=5),
+    AccountKind("account_assignment", "Identity Center account assignment", severity=6),
+    # AWS Organizations: a new member account (or an invitation of an existing one) under the attacker's control.
+    AccountKind("aws_account", "AWS account (Organizations)"),
+    AccountKind("aws_account_invitation", "AWS account invitation (Organizations)", severity=6),
+    # CreateUser of a non-IAM service (Transfer Family, ElastiCache, MemoryDB, Amazon MQ…): a service's own
+    # user, not an AWS identity; raised at low severity unless the aws_non_iam_users setting turns it off.
+    AccountKind("service_user", "Service user (not IAM)", severity=3),
+    # CreateAccessKey by an IAM user for itself: a key rotation, weaker than a key made for another user.
+    AccountKind("own_access_key", "Access key (own, rotation)", credential=True, severity=3),
+    AccountKind("iam_group", "IAM group", context_only=True),
     AccountKind("other", "Other"),
 )
 

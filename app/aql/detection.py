@@ -93,6 +93,17 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         "CreateVirtualMFADevice",
         "CreateAccessKey",
         "CreateLoginProfile",
+        # The eventSource in the payload tells which service each name came from (app/detection/classify.py):
+        # IAM Identity Center (sso-directory / identitystore: CreateUser, CreateGroup; sso: permission sets and
+        # account assignments), Organizations, and non-IAM CreateUser (Transfer Family, ElastiCache, ...).
+        # IAM's CreateGroup and the MFA events are context only (recorded, never raised).
+        "CreateGroup",
+        "CreatePermissionSet",
+        "CreateAccountAssignment",
+        "CreateAccount",
+        "CreateGovCloudAccount",
+        "InviteAccountToOrganization",
+        "EnableMFADevice",
     ),
     AZURE_AD: (
         "Add user",
@@ -117,7 +128,19 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
 
 # Events that follow a creation in an attack chain (issue item 5): credentials and privilege grants.
 DEFAULT_FOLLOW_ON_EVENT_NAMES: dict[str, tuple[str, ...]] = {
-    AWS: ("AttachUserPolicy", "AttachRolePolicy", "PutUserPolicy", "PutRolePolicy", "AddUserToGroup"),
+    AWS: (
+        "AttachUserPolicy",
+        "AttachRolePolicy",
+        "PutUserPolicy",
+        "PutRolePolicy",
+        "AddUserToGroup",
+        # What the privilege memory learns from (app/detection/aws_memory.py): customer-managed policy
+        # contents and the groups that carry an admin policy.
+        "AttachGroupPolicy",
+        "PutGroupPolicy",
+        "CreatePolicy",
+        "CreatePolicyVersion",
+    ),
     AZURE_AD: (
         "Add member to role",
         "Add app role assignment to service principal",

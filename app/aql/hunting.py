@@ -125,6 +125,7 @@ def _topics() -> tuple[HuntingTopic, ...]:
                 "PutUserPolicy",
                 "PutRolePolicy",
                 "PutGroupPolicy",
+                "CreatePolicy",
                 "CreatePolicyVersion",
                 "SetDefaultPolicyVersion",
             ),
@@ -163,6 +164,39 @@ def _topics() -> tuple[HuntingTopic, ...]:
             ("ConsoleLogin", "GetCallerIdentity", "AssumeRole"),
             "First use of the new identity (the chain's last step).",
             "T1078.004",
+        ),
+        HuntingTopic(
+            "aws-identity-center",
+            "IAM Identity Center users, groups, permission sets and assignments",
+            AWS,
+            (
+                "CreateUser",
+                "CreateGroup",
+                "CreateGroupMembership",
+                "AddMemberToGroup",
+                "CreatePermissionSet",
+                "AttachManagedPolicyToPermissionSet",
+                "PutInlinePolicyToPermissionSet",
+                "CreateAccountAssignment",
+            ),
+            "An Identity Center user or group given a permission set on an account signs in to every account "
+            "it is assigned; check the payload's eventSource (sso-directory, identitystore, sso).",
+            "T1136.003",
+        ),
+        HuntingTopic(
+            "aws-organizations",
+            "Organizations accounts and invitations",
+            AWS,
+            (
+                "CreateAccount",
+                "CreateGovCloudAccount",
+                "InviteAccountToOrganization",
+                "AcceptHandshake",
+                "LeaveOrganization",
+            ),
+            "A member account created or invited by the attacker comes with an OrganizationAccountAccessRole "
+            "the management account can assume.",
+            "T1136.003",
         ),
         HuntingTopic(
             "entra-role-membership",

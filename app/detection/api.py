@@ -190,6 +190,8 @@ def get_detection(detection_id: int) -> dict[str, Any]:
     allowed = visible_log_sources()
     if allowed is not None and item.get("chain") is not None:
         item["chain"] = store.get_chain(get_db(), item["chain"]["id"], allowed)
+    if allowed is not None:
+        item["context"] = [c for c in item.get("context", []) if c["log_source"] in allowed]
     if not has_log_activity(current_user()):
         item["payload"] = None  # the raw event is Log Activity data
         item["payload_parsed"] = False
@@ -383,6 +385,12 @@ OPENAPI_SCHEMAS = {
             "also_seen_in": {"type": "array", "items": {"type": "string"}},
             "triage_status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
             "payload": {"type": "string", "description": "only in GET /api/detections/{id}"},
+            "context": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "only in GET /api/detections/{id}: context-only events of the target (MFA "
+                "devices, IAM groups), recorded and never raised",
+            },
         },
     },
     "Chain": {

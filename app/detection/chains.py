@@ -14,6 +14,10 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
 * ``entra_guest_redemption`` — an external user invited, then the invitation redeemed (severity 6: the normal
   B2B flow; a privilege grant to the guest makes it a ``privilege_grant`` chain as well).
 
+An IAM Identity Center account assignment (itself a detection) is the privilege grant of the Identity Center
+user or group it names; context-only events (MFA devices, IAM groups: `app.kinds`) join a chain that
+already holds a creation of their target but never start one.
+
 Chains that share an event are one chain (a CreateUser with both a key and an admin policy is one
 attack); its `kind` is the most serious kind present and `kinds` lists all of them.
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 from app.detection.extract import operation_key
+from app.kinds import CONTEXT_ONLY_KINDS
 
 ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"
 AWS_USER_CREDENTIAL = "aws_user_credential"
@@ -57,6 +62,12 @@ DOMAIN_WINDOW_MS = PRIVILEGE_WINDOW_MS
 GUEST_REDEMPTION_WINDOW_MS = PRIVILEGE_WINDOW_MS
 
 _ENTRA = (AZURE_AD, OFFICE_365)
+# An Identity Center account assignment is a detection of its own and the privilege grant of the user or
+# group it names (principalId = the Identity Center user/group ID).
+IDENTITY_CENTER_GRANT_KIND = "account_assignment"
+# Context-only events (kinds.CONTEXT_ONLY_KINDS: MFA devices, IAM groups) join a chain that already holds
+# a creation of their target within this long after the chain's last event; they never start one.
+CONTEXT_WINDOW_MS = AWS_CREDENTIAL_WINDOW_MS
 _AWS_CREDENTIALS = ("createaccesskey", "createloginprofile")
 _AWS_GRANTS = ("attachuserpolicy", "attachrolepolicy", "putuserpolicy", "putrolepolicy", "addusertogroup")
 _ENTRA_GRANTS = (
@@ -135,6 +146,8 @@ def _same_target(a: ChainEvent, b: ChainEvent) -> bool:
 
 def is_privilege_grant(ev: ChainEvent) -> bool:
     name = ev.name
+    if ev.platform == AWS and ev.account_kind == IDENTITY_CENTER_GRANT_KIND:
+        return True
     if ev.platform == AWS and name in _AWS_GRANTS:
         return ev.admin_grant
     if ev.platform in _ENTRA and name in _ENTRA_GRANTS:
@@ -198,8 +211,11 @@ def _privilege_links(
     # An owner added to an application is a detection (kind app_owner) and a grant to the new owner.
     owners = [c for c in creations if c.platform in _ENTRA and c.account_kind == "app_owner"]
     grants = [f for f in follow_ons if is_privilege_grant(f)] + owners
+    grants += [c for c in creations if c.account_kind == IDENTITY_CENTER_GRANT_KIND and is_privilege_grant(c)]
     found = []
     for created in creations:
+        if created.account_kind == IDENTITY_CENTER_GRANT_KIND:
+            continue
         end = created.event_time + PRIVILEGE_WINDOW_MS
         members = [
             g
@@ -270,7 +286,7 @@ def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
     applications, service principals and credentials, AWS access keys and login profiles."""
     if platform in _ENTRA:
         return account_kind in ENTRA_CHAIN_CANDIDATE_KINDS
-    return platform == AWS and account_kind in ("access_key", "login_profile")
+    return platform == AWS and account_kind in ("access_key", "login_profile", IDENTITY_CENTER_GRANT_KIND)
 
 
 def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent]) -> list[Chain]:
@@ -307,6 +323,7 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         for m in members:
             # An event both detected and read as a follow-on (owner added) is kept as the detection.
             evs[m.event_key] = detected.get(m.event_key, m)
+    _attach_context(groups, follow_ons)
     chains = []
     for kinds, evs in groups.values():
         ordered = sorted(evs.values(), key=lambda e: (e.event_time, not e.is_creation, e.event_key))
@@ -323,6 +340,27 @@ def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEven
         )
     chains.sort(key=lambda c: (c.first_time, c.key))
     return chains
+
+
+def _attach_context(
+    groups: dict[str, tuple[set[str], dict[str, ChainEvent]]], follow_ons: Sequence[ChainEvent]
+) -> None:
+    """Add each context-only event to the earliest chain holding a creation of its target (same platform
+    family) that it follows within CONTEXT_WINDOW_MS of the chain's last event."""
+    context = [f for f in follow_ons if f.account_kind in CONTEXT_ONLY_KINDS and f.target_keys]
+    if not context or not groups:
+        return
+    ordered = sorted(groups.values(), key=lambda g: min((e.event_time, e.event_key) for e in g[1].values()))
+    for ev in context:
+        for _, evs in ordered:
+            creations = [e for e in evs.values() if e.is_creation]
+            first = min(e.event_time for e in evs.values())
+            last = max(e.event_time for e in evs.values())
+            if first <= ev.event_time <= last + CONTEXT_WINDOW_MS and any(
+                _same_family(c.platform, ev.platform) and _same_target(c, ev) for c in creations
+            ):
+                evs[ev.event_key] = ev
+                break
 
 
 def chain_severity(base: int, chain: Chain) -> tuple[int, str]:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
-from app.detection.extract import Identifiers, base_name, operation_key
+from app.detection.extract import (
+    IAM_SOURCE,
+    IDENTITY_CENTER_SOURCES,
+    ORGANIZATIONS_SOURCE,
+    SSO_SOURCE,
+    Identifiers,
+    base_name,
+    operation_key,
+)
 from app.kinds import SERVICE_KINDS
 
 # Fallback when a devicetype is not among the resolved IDs: match the log source type *name*.
@@ -49,6 +57,19 @@ _AWS_KINDS = {
     "createaccesskey": "access_key",
     "createloginprofile": "login_profile",
     "createvirtualmfadevice": "mfa_device",
+    "enablemfadevice": "mfa_device",
+    "creategroup": "iam_group",
+}
+# Creations of other AWS services, by (eventSource, base event name): the same event name means something
+# else in each service (IAM's CreateUser is an AWS identity, Transfer Family's a file-transfer login).
+_AWS_SOURCE_KINDS = {
+    **{(s, "createuser"): "identity_center_user" for s in IDENTITY_CENTER_SOURCES},
+    **{(s, "creategroup"): "identity_center_group" for s in IDENTITY_CENTER_SOURCES},
+    (SSO_SOURCE, "createpermissionset"): "permission_set",
+    (SSO_SOURCE, "createaccountassignment"): "account_assignment",
+    (ORGANIZATIONS_SOURCE, "createaccount"): "aws_account",
+    (ORGANIZATIONS_SOURCE, "creategovcloudaccount"): "aws_account",
+    (ORGANIZATIONS_SOURCE, "inviteaccounttoorganization"): "aws_account_invitation",
 }
 _ENTRA_KINDS = {
     "add user": "user",
@@ -75,11 +96,31 @@ _ENTRA_KINDS = {
 _GCP_KINDS = {"createserviceaccount": "service_account", "createserviceaccountkey": "service_account_key"}
 
 
-def account_kind(platform: str | None, event_name: str | None) -> str:
-    """What the event created (one of ACCOUNT_KINDS)."""
+def aws_kind(name: str, ids: Identifiers | None) -> str:
+    """An AWS creation's kind from its base event name and, when the payload gave it, its eventSource
+    (no eventSource: IAM, as the event names were before other services were collected)."""
+    source = ids.event_source if ids else None
+    if source and source != IAM_SOURCE:
+        kind = _AWS_SOURCE_KINDS.get((source, name))
+        if kind is not None:
+            return kind
+        if name == "createuser":
+            return "service_user"
+        return "other"
+    kind = _AWS_KINDS.get(name)
+    if kind is None:
+        # Without an eventSource only the event name is known: the non-IAM names are unambiguous.
+        return next((k for (_, n), k in _AWS_SOURCE_KINDS.items() if n == name), "other")
+    if kind == "access_key" and ids is not None and ids.own_credential:
+        return "own_access_key"
+    return kind
+
+
+def account_kind(platform: str | None, event_name: str | None, ids: Identifiers | None = None) -> str:
+    """What the event created (one of ACCOUNT_KINDS); `ids` (the payload's identifiers) refines AWS kinds."""
     name = base_name(event_name)
     if platform == AWS:
-        return _AWS_KINDS.get(name, "other")
+        return aws_kind(name, ids)
     if platform in (AZURE_AD, OFFICE_365):
         return _ENTRA_KINDS.get(operation_key(event_name), "other")
     if platform == GCP:

@@ -38,6 +38,13 @@ SETTINGS = [
         1,
         10,
     ),
+    settings.Setting(
+        "aws_non_iam_users",
+        "bool",
+        True,
+        "Raise CreateUser events of non-IAM AWS services (Transfer Family, ElastiCache, MemoryDB, Amazon MQ, "
+        "...) as low-severity 'Service user (not IAM)' detections; off: ignore them.",
+    ),
 ]
 
 
@@ -55,6 +62,8 @@ class DetectionConfig:
     base_severity: int
     # Fill fields the custom property left empty from the payload (setting custom_property_payload_fallback).
     payload_fallback: bool
+    # Raise non-IAM CreateUser events (setting aws_non_iam_users).
+    aws_non_iam_users: bool = True
 
 
 def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig:
@@ -93,4 +102,5 @@ def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig
         page_size=values["search_page_size"],
         base_severity=values["detection_base_severity"],
         payload_fallback=values["custom_property_payload_fallback"],
+        aws_non_iam_users=values["aws_non_iam_users"],
     )

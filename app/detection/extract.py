@@ -13,13 +13,12 @@ snake_case request fields (`account_id`) all work.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
-from app.detection import entra_roles
+from app.detection import aws_policy, entra_roles
 
 _MISSING = object()
 _DECODER = json.JSONDecoder()
@@ -54,6 +53,16 @@ class Identifiers:
     initiator_app_id: str | None = None
     role_template_id: str | None = None
     federated_credential: bool = False
+    # AWS: the CloudTrail eventSource (lower-cased), which tells IAM's CreateUser from Identity Center's,
+    # Transfer Family's, ...
+    event_source: str | None = None
+    # AWS CreateAccessKey without another user's name: the caller's own key (a rotation).
+    own_credential: bool = False
+    # AWS privilege memory (app/detection/aws_memory.py): what this event teaches — ("policy", ARN, admin)
+    # or ("group", name, admin) — and what a grant refers to: a policy ARN or a group name.
+    aws_learned: tuple[str, str, bool] | None = None
+    policy_ref: str | None = None
+    group_ref: str | None = None
 
 
 def parse_payload(payload: str | bytes | None) -> Any:
@@ -203,31 +212,98 @@ def operation_key(event_name: str | None) -> str:
 
 # --- AWS CloudTrail -------------------------------------------------------------------------------
 
-_ADMIN_POLICY_SUFFIXES = ("/administratoraccess", "/iamfullaccess", "/poweruseraccess")
+IAM_SOURCE = "iam.amazonaws.com"
+IDENTITY_CENTER_SOURCES = ("sso-directory.amazonaws.com", "identitystore.amazonaws.com")
+SSO_SOURCE = "sso.amazonaws.com"
+ORGANIZATIONS_SOURCE = "organizations.amazonaws.com"
+# Services whose CreateUser makes a user of their own, not an AWS identity: what the target is.
+NON_IAM_USER_SOURCES: dict[str, str] = {
+    "transfer.amazonaws.com": "Transfer Family user",
+    "elasticache.amazonaws.com": "ElastiCache user",
+    "memorydb.amazonaws.com": "MemoryDB user",
+    "mq.amazonaws.com": "Amazon MQ broker user",
+    "appstream.amazonaws.com": "AppStream user",
+    "workmail.amazonaws.com": "WorkMail user",
+    "connect.amazonaws.com": "Amazon Connect user",
+}
+# Identity Center hides some request fields in CloudTrail (UNCONFIRMED which ones, per API version).
+_HIDDEN = "hidden_due_to_security_reasons"
 
 
-def _aws_policy_is_admin(policy_arn: str | None, policy_document: Any) -> bool:
-    if policy_arn and policy_arn.lower().endswith(_ADMIN_POLICY_SUFFIXES):
-        return True
-    doc = policy_document
-    if isinstance(doc, str):
-        try:
-            doc = json.loads(urllib.parse.unquote(doc))
-        except ValueError:
-            return False
-    statements = dig(doc, "Statement")
-    if isinstance(statements, dict):
-        statements = [statements]
-    if not isinstance(statements, list):
+def _visible(value: Any) -> str | None:
+    text = _text(value)
+    return None if text is None or text.lower() == _HIDDEN else text
+
+
+def _extract_aws_other_sources(
+    source: str, name: str, req: Any, resp: Any, ident: Any, ids: Identifiers
+) -> bool:
+    """Identity Center, Organizations and non-IAM services; False when the event is none of theirs."""
+    if source in IDENTITY_CENTER_SOURCES and name == "createuser":
+        ids.target_type = "IdentityCenterUser"
+        ids.target_account = _first(
+            _visible(dig(req, "userName")),
+            _visible(dig(resp, "user.userName")),
+            _visible(dig(req, "displayName")),
+            dig(resp, "userId"),
+            dig(resp, "user.userId"),
+        )
+        ids.target_id = _first(dig(resp, "userId"), dig(resp, "user.userId"))
+        ids.target_keys |= _keys(ids.target_account, ids.target_id)
+    elif source in IDENTITY_CENTER_SOURCES and name == "creategroup":
+        ids.target_type = "IdentityCenterGroup"
+        ids.target_account = _first(
+            _visible(dig(req, "displayName")),
+            _visible(dig(resp, "group.displayName")),
+            _visible(dig(req, "groupName")),
+            dig(resp, "groupId"),
+            dig(resp, "group.groupId"),
+        )
+        ids.target_id = _first(dig(resp, "groupId"), dig(resp, "group.groupId"))
+        ids.target_keys |= _keys(ids.target_account, ids.target_id)
+    elif source == SSO_SOURCE and name == "createpermissionset":
+        ids.target_type = "PermissionSet"
+        ids.target_account = _first(dig(req, "name"), dig(resp, "permissionSet.name"))
+        ids.target_id = _text(dig(resp, "permissionSet.permissionSetArn"))
+        ids.target_keys |= _keys(ids.target_account, ids.target_id)
+    elif source == SSO_SOURCE and name == "createaccountassignment":
+        # The assignment gives a user or group (principalId: the Identity Center user/group ID) a
+        # permission set on an account (targetId).
+        status = "accountAssignmentCreationStatus"
+        ids.target_type = (
+            _first(dig(req, "principalType"), dig(resp, f"{status}.principalType")) or "Principal"
+        )
+        ids.target_account = _first(dig(req, "principalId"), dig(resp, f"{status}.principalId"))
+        ids.target_id = _first(dig(req, "targetId"), dig(resp, f"{status}.targetId"))
+        ids.granted = _first(dig(req, "permissionSetArn"), dig(resp, f"{status}.permissionSetArn"))
+        ids.target_keys |= _keys(ids.target_account)
+    elif source == ORGANIZATIONS_SOURCE and name in ("createaccount", "creategovcloudaccount"):
+        ids.target_type = "AWSAccount"
+        ids.target_account = _first(
+            dig(req, "accountName"), dig(resp, "createAccountStatus.accountName"), _visible(dig(req, "email"))
+        )
+        ids.target_id = _first(
+            dig(resp, "createAccountStatus.accountId"), dig(resp, "createAccountStatus.id")
+        )
+        ids.target_keys |= _keys(ids.target_account, ids.target_id)
+    elif source == ORGANIZATIONS_SOURCE and name == "inviteaccounttoorganization":
+        ids.target_type = "AWSAccount"
+        ids.target_account = _first(_visible(dig(req, "target.id")), dig(resp, "handshake.parties.0.id"))
+        ids.target_id = _text(dig(resp, "handshake.id"))
+        ids.target_keys |= _keys(ids.target_account)
+    elif name == "createuser" and source and source != IAM_SOURCE:
+        service = source.split(".", 1)[0]
+        ids.target_type = NON_IAM_USER_SOURCES.get(source, f"{service} user")
+        ids.target_account = _first(
+            dig(req, "userName"), dig(req, "username"), dig(req, "userId"), dig(resp, "userName")
+        )
+        ids.target_id = _first(
+            dig(resp, "arn"), dig(resp, "user.arn"), dig(req, "serverId"), dig(req, "brokerId")
+        )
+        ids.target_keys |= _keys(ids.target_account)
+    else:
         return False
-    for st in statements:
-        if not isinstance(st, Mapping) or str(dig(st, "Effect", "")).lower() != "allow":
-            continue
-        actions = dig(st, "Action")
-        actions = actions if isinstance(actions, list) else [actions]
-        if any(a in ("*", "iam:*") for a in actions if isinstance(a, str)):
-            return True
-    return False
+    return True
 
 
 def _extract_aws(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> None:
@@ -251,6 +327,10 @@ def _extract_aws(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> N
     req = dig(rec, "requestParameters") or {}
     resp = dig(rec, "responseElements") or {}
     name = base_name(event_name)
+    source = (_text(dig(rec, "eventSource")) or "").lower() or None
+    ids.event_source = source
+    if source and _extract_aws_other_sources(source, name, req, resp, ident, ids):
+        return
     if name == "createuser":
         ids.target_type = "User"
         ids.target_account = _first(dig(req, "userName"), dig(resp, "user.userName"))
@@ -266,9 +346,10 @@ def _extract_aws(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> N
     elif name == "createaccesskey":
         ids.target_type = "AccessKey"
         # Without requestParameters.userName a user created a key for itself.
-        ids.target_account = _first(
-            dig(req, "userName"), dig(resp, "accessKey.userName"), dig(ident, "userName")
-        )
+        for_user = _text(dig(req, "userName"))
+        caller = _text(dig(ident, "userName")) if _text(dig(ident, "type")) == "IAMUser" else None
+        ids.own_credential = for_user is None or (caller is not None and for_user == caller)
+        ids.target_account = _first(for_user, dig(resp, "accessKey.userName"), dig(ident, "userName"))
         ids.target_id = _text(dig(resp, "accessKey.accessKeyId"))
         ids.target_keys |= _keys(ids.target_account)
     elif name in ("createloginprofile", "addusertogroup"):
@@ -276,7 +357,34 @@ def _extract_aws(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> N
         ids.target_account = _first(dig(req, "userName"), dig(resp, "loginProfile.userName"))
         ids.target_keys |= _keys(ids.target_account)
         ids.granted = _text(dig(req, "groupName"))
-        ids.admin_grant = bool(ids.granted and "admin" in ids.granted.lower())
+        ids.group_ref = ids.granted
+        ids.admin_grant = aws_policy.group_name_is_admin(ids.granted)
+    elif name == "enablemfadevice":
+        ids.target_type = "MFADevice"
+        ids.target_account = _text(dig(req, "userName"))
+        ids.target_id = _text(dig(req, "serialNumber"))
+        ids.target_keys |= _keys(ids.target_account, ids.target_id)
+    elif name == "creategroup":
+        ids.target_type = "Group"
+        ids.target_account = _first(dig(req, "groupName"), dig(resp, "group.groupName"))
+        ids.target_id = _first(dig(resp, "group.arn"), dig(resp, "group.groupId"))
+        ids.target_keys |= _keys(ids.target_account, ids.target_id)
+    elif name in ("attachgrouppolicy", "putgrouppolicy"):
+        ids.target_type = "Group"
+        ids.target_account = _text(dig(req, "groupName"))
+        ids.granted = _first(dig(req, "policyArn"), dig(req, "policyName"))
+        arn = _text(dig(req, "policyArn"))
+        ids.admin_grant = aws_policy.policy_is_admin(arn, dig(req, "policyDocument"))
+        ids.policy_ref = arn
+        if ids.target_account:
+            ids.aws_learned = ("group", ids.target_account, ids.admin_grant)
+    elif name in ("createpolicy", "createpolicyversion"):
+        ids.target_type = "Policy"
+        arn = _first(dig(resp, "policy.arn"), dig(req, "policyArn"))
+        ids.target_account = _first(dig(req, "policyName"), arn)
+        ids.target_id = arn
+        if arn:
+            ids.aws_learned = ("policy", arn, aws_policy.document_is_admin(dig(req, "policyDocument")))
     elif name == "createvirtualmfadevice":
         ids.target_type = "MFADevice"
         ids.target_account = _first(dig(req, "virtualMFADeviceName"))
@@ -288,7 +396,8 @@ def _extract_aws(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> N
         ids.target_account = _first(dig(req, "userName") if is_user else dig(req, "roleName"))
         ids.target_keys |= _keys(ids.target_account)
         ids.granted = _first(dig(req, "policyArn"), dig(req, "policyName"))
-        ids.admin_grant = _aws_policy_is_admin(_text(dig(req, "policyArn")), dig(req, "policyDocument"))
+        ids.policy_ref = _text(dig(req, "policyArn"))
+        ids.admin_grant = aws_policy.policy_is_admin(ids.policy_ref, dig(req, "policyDocument"))
     else:
         ids.target_account = _first(dig(req, "userName"), dig(req, "roleName"))
         ids.target_keys |= _keys(ids.target_account)

@@ -60,6 +60,8 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         return None
     event_name = as_str(row.get("event_name")) or ""
     prop_target = as_str(row.get("target_account"))
+    if prop_target and prop_target.upper() == "HIDDEN_DUE_TO_SECURITY_REASONS":
+        prop_target = None  # CloudTrail's placeholder for a field it does not log: no name at all
     ids = extract(
         platform,
         event_name,
@@ -74,11 +76,16 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         ids.target_account = None
     if failed(ids):
         return None  # a failed creation created nothing (and is not the attack the chain rules mean)
-    kind = classify.account_kind(platform, event_name)
+    kind = classify.account_kind(platform, event_name, ids)
     refined = classify.refine_kind(platform, event_name, kind, ids)
     if refined is None:
         return None  # collected for what its payload may hold (federated credentials), and it holds none
     kind = refined
+    if kind in kinds.CONTEXT_ONLY_KINDS:
+        # Recorded for chains and the detail panel, never raised: stored as a follow-on event with its kind.
+        return follow_on_record(row, platform, event_name, ids, stored_at, context_kind=kind)
+    if kind == "service_user" and not cfg.aws_non_iam_users:
+        return None
     severity, confidence = kinds.severity_for(kind, cfg.base_severity), "medium"
     payload = row.get("payload")
     if isinstance(payload, bytes | bytearray):
@@ -134,10 +141,31 @@ def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     )
     if failed(ids):
         return None
+    return follow_on_record(row, platform, event_name, ids, stored_at)
+
+
+def follow_on_record(
+    row: Mapping[str, Any],
+    platform: str,
+    event_name: str,
+    ids: Identifiers,
+    stored_at: int,
+    *,
+    context_kind: str | None = None,
+) -> dict[str, Any]:
+    """A follow-on event record; `context_kind` marks a context-only creation (`kinds.CONTEXT_ONLY_KINDS`),
+    which the refresher stores with the follow-on events instead of the detections."""
     payload = row.get("payload")
+    if isinstance(payload, bytes | bytearray):
+        payload = bytes(payload).decode("utf-8", errors="replace")
     return {
+        "context_only": context_kind is not None,
+        "account_kind": context_kind,
+        "aws_learned": ids.aws_learned,
+        "policy_ref": ids.policy_ref,
+        "group_ref": ids.group_ref,
         "event_key": event_key(row),
-        "event_time": starttime,
+        "event_time": as_int(row.get("starttime")),
         "event_name": event_name,
         "cloud_platform": platform,
         "log_source": as_str(row.get("log_source")),

@@ -39,6 +39,7 @@ from typing import Any
 
 from app import settings
 from app.aql import detection as aqld
+from app.detection import aws_memory
 from app.detection import chains as chainlib
 from app.detection.config import DetectionConfig, load_config
 from app.detection.records import as_int, build_detection, build_follow_on
@@ -63,6 +64,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _follow_on_kind(row: Mapping[str, Any]) -> str | None:
+    """A follow-on event's kind: set for context-only creations (MFA devices, IAM groups), else None."""
+    keys = row.keys() if isinstance(row, sqlite3.Row) else row
+    return row["account_kind"] if "account_kind" in keys else None
+
+
 def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.ChainEvent:
     keys = row["target_keys"]
     keys = json.loads(keys) if isinstance(keys, str) else (keys or [])
@@ -71,7 +78,7 @@ def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.Chain
         event_time=row["event_time"],
         platform=row["cloud_platform"],
         event_name=row["event_name"] or "",
-        account_kind=row["account_kind"] if is_creation else "other",
+        account_kind=(row["account_kind"] if is_creation else _follow_on_kind(row)) or "other",
         actor=row["actor"],
         actor_id=row["actor_id"],
         target_account=row["target_account"],
@@ -414,6 +421,10 @@ class _Cycle:
         (never back), in one transaction. `final`: the cycle's last commit, with its closing state."""
         conn = self.conn
         at = now_ms()
+        if any(r.get("context_only") for r in records):
+            # Context-only creations (kinds.CONTEXT_ONLY_KINDS) are kept with the follow-on events.
+            follow_records = [*follow_records, *(r for r in records if r.get("context_only"))]
+            records = [r for r in records if not r.get("context_only")]
         with transaction(conn):
             matcher = _matcher_for_new_rows(conn, at)
             new, inserted, twinned = store_detections(conn, records, matcher)
@@ -421,6 +432,7 @@ class _Cycle:
             if follow_records:
                 known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
                 new_follow = [f for f in follow_records if f["event_key"] not in known]
+                aws_memory.apply(conn, new_follow)
                 store.insert_follow_ons(conn, new_follow)
             recheck = set(twinned)
             if (inserted or twinned or new_follow) and self._needs_chains(new, new_follow, bool(twinned)):

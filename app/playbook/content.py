@@ -330,6 +330,46 @@ AWS_PLAYBOOK = PlatformPlaybook(
                     ),
                     (AWS_SIRG,),
                 ),
+                Step(
+                    "Identity Center and Organizations",
+                    "An Identity Center user or group (eventSource sso-directory / identitystore) signs in "
+                    "through the access portal to every account an account assignment (sso "
+                    "CreateAccountAssignment, principalId = its ID) gives it; list its assignments and the "
+                    "permission set's policies. A new or invited Organizations member account comes with an "
+                    "OrganizationAccountAccessRole: check who can assume it.",
+                    (
+                        Command(
+                            "aws identitystore list-users --identity-store-id <d-store-id> "
+                            "--filters AttributePath=UserName,AttributeValue={{target}}"
+                        ),
+                        Command(
+                            "aws sso-admin list-account-assignments-for-principal --instance-arn "
+                            "<instance-arn> --principal-type USER --principal-id <user-id>"
+                        ),
+                        Command(
+                            "aws sso-admin list-managed-policies-in-permission-set --instance-arn "
+                            "<instance-arn> --permission-set-arn <permission-set-arn>"
+                        ),
+                        Command(
+                            "aws organizations list-accounts --query 'Accounts[].[Id,Name,Status,JoinedTimestamp]'"
+                        ),
+                    ),
+                    (AWS_SIRG, MITRE_DET0319),
+                ),
+                Step(
+                    "Service users, own keys and MFA context",
+                    "A 'Service user (not IAM)' is a login of its service (Transfer Family SFTP, ElastiCache "
+                    "or MemoryDB RBAC, Amazon MQ broker), not an AWS identity: check the server or cluster it "
+                    "was added to. An 'Access key (own, rotation)' was made by the user for itself; a key for "
+                    "another user is the classic backdoor. MFA enrolments are shown in the chain as context: "
+                    "an MFA device on an identity created minutes earlier is the attacker's.",
+                    (
+                        Command("aws transfer list-users --server-id <s-server-id>"),
+                        Command("aws iam list-access-keys --user-name {{target}}"),
+                        Command("aws iam list-mfa-devices --user-name {{target}}"),
+                    ),
+                    (ELASTIC_ACCESS_KEY, AWS_SIRG),
+                ),
             ),
         ),
         Phase(

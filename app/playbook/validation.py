@@ -201,6 +201,103 @@ TESTS: tuple[ValidationTest, ...] = (
         None,
         ART_T1098_003,
     ),
+    # The product's own coverage checks (origin "coverage"): each family the detection collects beyond the
+    # seed and Atomic Red Team, with what the app must record.
+    ValidationTest(
+        "cov-aws-identity-center",
+        "coverage",
+        "AWS - IAM Identity Center user with an account assignment",
+        "T1136.003",
+        None,
+        AWS,
+        "aws identitystore create-user, then aws sso-admin create-account-assignment for that user's ID.",
+        "CloudTrail CreateUser (eventSource identitystore or sso-directory) and CreateAccountAssignment "
+        "(eventSource sso, principalId = the new user's ID): an 'Identity Center user' detection chained "
+        "with the assignment.",
+        ("CreateUser", "CreateAccountAssignment"),
+    ),
+    ValidationTest(
+        "cov-aws-permission-set",
+        "coverage",
+        "AWS - IAM Identity Center permission set",
+        "T1098.003",
+        None,
+        AWS,
+        "aws sso-admin create-permission-set.",
+        "CloudTrail CreatePermissionSet (eventSource sso): a severity-5 'Identity Center permission set'.",
+        ("CreatePermissionSet",),
+    ),
+    ValidationTest(
+        "cov-aws-organizations",
+        "coverage",
+        "AWS - Organizations member account and invitation",
+        "T1136.003",
+        None,
+        AWS,
+        "aws organizations create-account, and aws organizations invite-account-to-organization.",
+        "CloudTrail CreateAccount and InviteAccountToOrganization (eventSource organizations).",
+        ("CreateAccount", "InviteAccountToOrganization"),
+    ),
+    ValidationTest(
+        "cov-aws-non-iam-user",
+        "coverage",
+        "AWS - non-IAM CreateUser (Transfer Family)",
+        "T1136.003",
+        None,
+        AWS,
+        "aws transfer create-user on an SFTP server.",
+        "CloudTrail CreateUser with eventSource transfer: a severity-3 'Service user (not IAM)', never an IAM "
+        "user (setting aws_non_iam_users turns it off).",
+        ("CreateUser",),
+    ),
+    ValidationTest(
+        "cov-aws-own-access-key",
+        "coverage",
+        "AWS - access key rotation (own key)",
+        "T1098.001",
+        None,
+        AWS,
+        "As an IAM user, aws iam create-access-key without --user-name.",
+        "CloudTrail CreateAccessKey without requestParameters.userName: a severity-3 'Access key (own, "
+        "rotation)'; a key for another user stays at the base severity.",
+        ("CreateAccessKey",),
+    ),
+    ValidationTest(
+        "cov-aws-mfa-context",
+        "coverage",
+        "AWS - MFA device enrolment (context only)",
+        "T1098.001",
+        None,
+        AWS,
+        "aws iam create-virtual-mfa-device, then aws iam enable-mfa-device.",
+        "CloudTrail CreateVirtualMFADevice and EnableMFADevice: recorded (in the chain of a user created "
+        "shortly before), never raised.",
+        ("CreateVirtualMFADevice", "EnableMFADevice"),
+    ),
+    ValidationTest(
+        "cov-aws-admin-group",
+        "coverage",
+        "AWS - group learned to carry admin, new user added to it",
+        "T1098.003",
+        None,
+        AWS,
+        "aws iam attach-group-policy (AdministratorAccess) to a group of any name, create a user, "
+        "aws iam add-user-to-group.",
+        "CloudTrail AttachGroupPolicy then AddUserToGroup: the new user's chain is an admin privilege grant.",
+        ("AttachGroupPolicy", "AddUserToGroup"),
+    ),
+    ValidationTest(
+        "cov-aws-customer-policy",
+        "coverage",
+        "AWS - customer-managed admin policy attached to a new user",
+        "T1098.003",
+        None,
+        AWS,
+        "aws iam create-policy with Action '*' (or 'IAM:*', or NotAction), create a user, aws iam "
+        "attach-user-policy of the new ARN.",
+        "CloudTrail CreatePolicy then AttachUserPolicy: judged by the policy's document, an admin grant.",
+        ("CreatePolicy", "AttachUserPolicy"),
+    ),
 )
 
 # Entra ID / Office 365 persistence families (issue 12): behaviours to exercise in a test tenant, each

@@ -124,6 +124,7 @@ FOLLOW_ON_COLUMNS = (
     "source_ip",
     "payload",
     "stored_at",
+    "account_kind",
 )
 
 
@@ -354,7 +355,7 @@ CHAIN_CANDIDATE = (
     "((cloud_platform IN ('Azure AD', 'Office 365') "
     "AND account_kind IN ('application', 'service_principal', 'credential', 'federated_credential', "
     "'domain', 'domain_federation', 'app_owner')) OR "
-    "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile')))"
+    "(cloud_platform = 'AWS' AND account_kind IN ('access_key', 'login_profile', 'account_assignment')))"
 )
 # Without statistics the planner prefers the platform index, which reads every AWS row of the window.
 _BY_CHAIN_CANDIDATES = "INDEXED BY detections_chain_candidates"
@@ -386,7 +387,7 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     """
     follow_ons = conn.execute(
         "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
-        "target_keys, correlation_id, admin_grant FROM follow_on_events WHERE event_time >= ? "
+        "target_keys, correlation_id, admin_grant, account_kind FROM follow_on_events WHERE event_time >= ? "
         "ORDER BY event_time, event_key",
         (since_ms,),
     ).fetchall()
@@ -866,6 +867,7 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
         )
     ]
     item["chain"] = get_chain(conn, row["chain_id"]) if row["chain_id"] is not None else None
+    item["context"] = context_events(conn, row)
     item["triage_history"] = [
         dict(r)
         for r in conn.execute(
@@ -875,6 +877,37 @@ def get_detection(conn: sqlite3.Connection, detection_id: int) -> dict[str, Any]
         )
     ]
     return item
+
+
+# How far around a detection its context-only events are shown, and at most how many.
+CONTEXT_BEFORE_MS = 3_600_000
+CONTEXT_AFTER_MS = 24 * 3_600_000
+CONTEXT_LIMIT = 50
+
+
+def context_events(conn: sqlite3.Connection, row: sqlite3.Row) -> list[dict[str, Any]]:
+    """Context-only events (stored follow-on events with an `account_kind`: MFA devices, IAM groups) of the
+    detection's target on its platform, from an hour before it to a day after, oldest first."""
+    keys = sorted({k for k in _json_list(row["target_keys"]) if isinstance(k, str)})[:400]
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    return [
+        dict(r)
+        for r in conn.execute(
+            "SELECT event_key, event_time, event_name, account_kind, actor, target_account, log_source "
+            "FROM follow_on_events WHERE event_time BETWEEN ? AND ? AND account_kind IS NOT NULL "
+            f"AND cloud_platform = ? AND lower(target_account) IN ({marks}) ORDER BY event_time, event_key "
+            "LIMIT ?",
+            (
+                row["event_time"] - CONTEXT_BEFORE_MS,
+                row["event_time"] + CONTEXT_AFTER_MS,
+                row["cloud_platform"],
+                *keys,
+                CONTEXT_LIMIT,
+            ),
+        )
+    ]
 
 
 # -- triage ---------------------------------------------------------------------------------------------

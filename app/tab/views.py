@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from app import kinds
 from app.api.urls import app_root
 from app.auth import require
+from app.kinds import KINDS
 
 bp = Blueprint("tab", __name__, url_prefix="/tab", template_folder="templates")
 
@@ -22,7 +22,7 @@ def page_config(section: str, **extra: Any) -> dict[str, Any]:
 
 
 def render_page(template: str, section: str, **extra: Any) -> str:
-    return render_template(template, section=section, page_config=page_config(section, **extra))
+    return render_template(template, section=section, page_config=page_config(section, **extra), kinds=KINDS)
 
 
 @bp.get("/")
@@ -36,10 +36,8 @@ def index() -> str:
 @require("view")
 def tuning() -> str:
     """Presets, allowlist entries with live preview, the approval queue and the audit log."""
-    # The account kinds catalogue (app/kinds.py) fills the target-type choices.
-    return render_template(
-        "tab/tuning.html", section="tuning", page_config=page_config("tuning"), account_kinds=kinds.KINDS
-    )
+    # The account kinds catalogue (app/kinds.py, passed by render_page) fills the target-type choices.
+    return render_page("tab/tuning.html", "tuning")
 
 
 @bp.get("/settings")

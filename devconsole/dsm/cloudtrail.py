@@ -58,10 +58,28 @@ EVENT_ACTIONS: dict[str, ActionClass] = {
     "DeleteLoginProfile": ACCOUNT_CHANGED,
     "DetachUserPolicy": ACCOUNT_CHANGED,
     "ConsoleLogin": LOGIN_SUCCEEDED,
+    # IAM groups, policies and MFA enrolment.
+    "CreateGroup": ACCOUNT_ADDED,
+    "PutGroupPolicy": PRIVILEGE_GRANTED,
+    "CreatePolicy": ACCOUNT_CHANGED,
+    "CreatePolicyVersion": ACCOUNT_CHANGED,
+    "EnableMFADevice": CREDENTIAL_ADDED,
+    # IAM Identity Center (sso-directory / identitystore / sso): the QID name is the eventName alone, as for
+    # IAM, so Identity Center's CreateUser shares IAM's QID (UNCONFIRMED for IBM's DSM).
+    "CreatePermissionSet": ACCOUNT_ADDED,
+    "CreateAccountAssignment": PRIVILEGE_GRANTED,
+    "AddMemberToGroup": GROUP_MEMBER_ADDED,
+    "CreateGroupMembership": GROUP_MEMBER_ADDED,
+    # AWS Organizations.
+    "CreateAccount": ACCOUNT_ADDED,
+    "CreateGovCloudAccount": ACCOUNT_ADDED,
+    "InviteAccountToOrganization": ACCOUNT_ADDED,
 }
 
 # Where the account an IAM call acted on is named, per event (requestParameters first, then response).
-_ACCOUNT_KEYS = ("userName", "roleName")
+# CloudTrail's placeholder for request fields it does not log (Identity Center, Organizations).
+_HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
+_ACCOUNT_KEYS = ("userName", "roleName", "groupName", "username", "accountName", "principalId", "displayName")
 
 
 def looks_like(record: dict) -> bool:
@@ -97,12 +115,19 @@ def account_name_of(record: dict, action: ActionClass) -> str | None:
     if action in (READ, MANAGEMENT, LOGIN_SUCCEEDED):
         return None
     request = opt_obj(record, "requestParameters")
+    event_name = record.get("eventName")
+    if event_name == "CreatePermissionSet" and isinstance(request.get("name"), str):
+        return request["name"] or None
+    target = request.get("target")
+    if event_name == "InviteAccountToOrganization" and isinstance(target, dict):
+        value = target.get("id")
+        return value if isinstance(value, str) and value and value != _HIDDEN else None
     for key in _ACCOUNT_KEYS:
         value = request.get(key)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and value != _HIDDEN:
             return value
     response = opt_obj(record, "responseElements")
-    for wrapper in ("user", "role", "accessKey", "loginProfile"):
+    for wrapper in ("user", "role", "accessKey", "loginProfile", "group", "createAccountStatus"):
         inner = response.get(wrapper)
         if isinstance(inner, dict):
             for key in _ACCOUNT_KEYS:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 from .attacks import attack_items
+from .aws_coverage import aws_coverage_items
 from .benign import benign_items
 from .entra_families import entra_family_items
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
@@ -15,6 +16,8 @@ from .feeds import Builder
 from .model import Scenario
 from .noise import noise_records
 from .noise_samples import noise_samples
+
+AWS_COVERAGE_SEED_OFFSET = 12
 
 
 def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iterator[dict]]:
@@ -26,6 +29,13 @@ def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iter
     items.extend(benign_items(builder, chains))
     items.extend(noise_samples(builder, offenses))
     items.extend(entra_family_items(builder, chains))
+    # AWS coverage items draw from a builder of their own: the items above keep their ids.
+    aws = Builder(seed + AWS_COVERAGE_SEED_OFFSET, now)
+    aws_items, aws_chains = aws_coverage_items(aws)
+    items.extend(aws_items)
+    chains.extend(aws_chains)
+    builder.records.extend(aws.records)
+    builder.times.update(aws.times)
     interesting = sorted(builder.records, key=lambda r: builder.times[id(r)])
     times = builder.times
     noise = noise_records(builder, max(0, events - len(interesting)))

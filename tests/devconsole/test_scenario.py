@@ -473,7 +473,13 @@ def test_expected_detections_are_successful_creations(seeded, db):
     }
     for event in detections:
         row = event_row(db, event["event_id"])
-        allowed = ("User Account Added", "User Account Changed", other_categories.get(event["account_kind"]))
+        # An Identity Center account assignment is a detection filed as a privilege grant.
+        allowed = (
+            "User Account Added",
+            "User Account Changed",
+            "Privilege Escalation Succeeded",
+            other_categories.get(event["account_kind"]),
+        )
         assert row["category_name"] in allowed
         assert row["magnitude"] >= 3
         assert isinstance(event["is_service_account"], bool) and event["account_kind"]

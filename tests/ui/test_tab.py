@@ -862,3 +862,21 @@ def test_status_poll_goes_on_after_a_failed_status_read(as_user, tab_env) -> Non
         timeout=120_000,
     )
     assert frame.locator("#refresh-last").inner_text() != ""
+
+
+def test_detail_panel_lists_context_only_events_of_the_target(as_user, tab_env) -> None:
+    # devconsole/scenario/aws_coverage.py: helpdesk-temp got a console password and an MFA device; the MFA
+    # events are recorded as context (never detections) and shown in the panel and the chain.
+    items = tab_env.get("admin", "api/detections", q="helpdesk-temp", limit=50)["items"]
+    (created,) = [
+        d for d in items if d["target_account"] == "helpdesk-temp" and d["event_name"] == "CreateUser"
+    ]
+    assert api_total(tab_env, q="EnableMFADevice") == 0
+    analyst = as_user("analyst")
+    frame = analyst.open_app(f"/tab/?detection={created['id']}")
+    frame.wait_for_selector("#panel:not([hidden]) #panel-context")
+    context = frame.locator("#panel-context li").all_inner_texts()
+    assert len(context) == 2
+    assert "CreateVirtualMFADevice" in context[0] and "EnableMFADevice" in context[1]
+    chain = frame.locator("#panel-chain").inner_text()
+    assert "CreateLoginProfile" in chain and "EnableMFADevice" in chain

@@ -34,6 +34,15 @@ SEEDED_TESTS = {
     "entra-federated-credential": "entra-federated-credential-new-app",
     "entra-domain-federation": "entra-domain-federation-backdoor",
     "entra-pim-eligible": "entra-pim-eligible-privileged-role",
+    # The AWS coverage checks (devconsole/scenario/aws_coverage.py).
+    "cov-aws-identity-center": "aws-identity-center-user-assignment",
+    "cov-aws-permission-set": "aws-identity-center-group-permission-set",
+    "cov-aws-organizations": "aws-organizations-account-invitation",
+    "cov-aws-non-iam-user": "look-alike-aws-service-users",
+    "cov-aws-own-access-key": "look-alike-aws-own-key-rotation",
+    "cov-aws-mfa-context": "aws-user-login-mfa-context",
+    "cov-aws-admin-group": "aws-admin-group-membership",
+    "cov-aws-customer-policy": "aws-customer-policy-admin",
 }
 
 
@@ -170,6 +179,9 @@ def test_coverage_marks_seeded_signals_seen_and_a_removed_one_missing(refreshed_
     by_key = {i["key"]: i for i in coverage["items"]}
     for key in SEEDED_TESTS:
         assert by_key[key]["seen"], by_key[key]
+    # Every AWS coverage check asks only for events the default event set collects.
+    aws_checks = [i for k, i in by_key.items() if k.startswith("cov-aws-")]
+    assert len(aws_checks) == 8 and all(i["collected"] for i in aws_checks)
     # Not in the scenario: the BEC test is reported missing. The app-registration hijack is there (secrets
     # added to existing applications, the en dash spelling with a trailing space among them).
     assert not by_key["art-t1098.003-bec"]["seen"]

@@ -53,9 +53,30 @@ def test_rules_cover_every_platform_and_tag_t1136_003() -> None:
         ("m365", "audit"),
         ("gcp", "gcp.audit"),
     }
+    known = {"attack.t1136.003", "attack.t1098.001", "attack.t1098.003"}
     for d in docs:
-        assert d["tags"] == ["attack.persistence", "attack.t1136.003"]
+        assert d["tags"][0] == "attack.persistence" and set(d["tags"][1:]) <= known, d["title"]
+    # Account creations tag T1136.003; the key made for another user is T1098.001.
+    by_title = {d["title"]: d for d in docs}
+    assert by_title["AWS Access Key Created for Another IAM User"]["tags"] == [
+        "attack.persistence",
+        "attack.t1098.001",
+    ]
+    assert sum("attack.t1136.003" in d["tags"] for d in docs) == len(docs) - 1
     assert len({d["id"] for d in docs}) == len(docs)
+
+
+def test_aws_rules_tell_services_apart_by_event_source() -> None:
+    docs = {d["title"]: d["detection"] for d in yaml.safe_load_all(SIGMA_PATH.read_text())}
+    identity_center = docs["Cloud Account Created in AWS IAM Identity Center"]
+    assert identity_center["selection_identity_store"]["eventSource"] == [
+        "sso-directory.amazonaws.com",
+        "identitystore.amazonaws.com",
+    ]
+    assert docs["Cloud Account Created in AWS IAM"]["selection"]["eventSource"] == "iam.amazonaws.com"
+    assert "iam.amazonaws.com" not in docs["AWS Service User Created Outside IAM"]["selection"]["eventSource"]
+    own_key = docs["AWS Access Key Created for Another IAM User"]["filter_main_own_key"]
+    assert own_key == {"requestParameters.userName|fieldref": "userIdentity.userName"}
 
 
 def test_playbook_serves_the_rule_for_download(offline_client) -> None:

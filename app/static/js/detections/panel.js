@@ -190,6 +190,19 @@ function renderPanel(d, links) {
       el("p", {className: "caw-muted"}, chain.description || chain.summary || ""), steps));
   }
 
+  const context = d.context || [];
+  if (context.length) {
+    const items = el("ul", {className: "caw-chain", id: "panel-context"});
+    for (const ev of context) {
+      items.appendChild(el("li", {className: "caw-chain__step"},
+        el("span", {className: "caw-chain__time"}, formatTime(ev.event_time)),
+        el("span", {className: "caw-chain__name"}, ev.event_name || ""),
+        el("span", {className: "caw-chain__who"},
+          (ev.actor || "") + (ev.target_account ? " → " + ev.target_account : ""))));
+    }
+    body.appendChild(section("Context (recorded, not raised)", items));
+  }
+
   body.appendChild(section("Raw payload",
     el("pre", {className: "caw-payload", id: "panel-payload", tabindex: "0", "aria-label": "Raw payload"},
       prettyPayload(d.payload))));
