@@ -42,6 +42,13 @@ def as_str(value: Any) -> str | None:
     return text or None
 
 
+def device_time(row: Mapping[str, Any]) -> int | None:
+    """The event's own time (Ariel ``devicetime``), or None when QRadar has none (0 or missing): chains and
+    twin merges then fall back to ``starttime``, the receipt time."""
+    value = as_int(row.get("devicetime"))
+    return value if value is not None and value > 0 else None
+
+
 def failed(ids: Identifiers) -> bool:
     """The payload says the operation failed (AWS errorCode, Entra/O365 result, GCP status)."""
     return bool(ids.result and ids.result.strip().lower().startswith("fail"))
@@ -81,6 +88,7 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     return {
         "event_key": event_key(row),
         "event_time": starttime,
+        "device_time": device_time(row),
         "event_name": event_name,
         "event_category": as_str(row.get("event_category")),
         "log_source": as_str(row.get("log_source")),
@@ -133,6 +141,7 @@ def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     return {
         "event_key": event_key(row),
         "event_time": starttime,
+        "device_time": device_time(row),
         "event_name": event_name,
         "cloud_platform": platform,
         "log_source": as_str(row.get("log_source")),
