@@ -6,5 +6,4 @@
 ALTER TABLE detections ADD COLUMN device_time INTEGER;
 ALTER TABLE follow_on_events ADD COLUMN device_time INTEGER;
 -- Twin candidates by their own time (`store.entra_detections_between`).
-CREATE INDEX detections_entra_device_time ON detections (COALESCE(device_time, event_time))
-    WHERE cloud_platform IN ('Azure AD', 'Office 365');
+CREATE INDEX detections_platform_own_time ON detections (cloud_platform, COALESCE(device_time, event_time));
