@@ -42,11 +42,24 @@ def as_str(value: Any) -> str | None:
     return text or None
 
 
+# An event's own time is believed within these bounds of its receipt time: feeds arrive up to days late
+# (a collector catching up) but never from the future beyond clock skew. Outside them it is a broken clock
+# or a mis-parsed timestamp, and the receipt time is the better estimate.
+DEVICE_TIME_MAX_LAG_MS = 7 * 86_400_000
+DEVICE_TIME_MAX_LEAD_MS = 15 * 60_000
+
+
 def device_time(row: Mapping[str, Any]) -> int | None:
-    """The event's own time (Ariel ``devicetime``), or None when QRadar has none (0 or missing): chains and
-    twin merges then fall back to ``starttime``, the receipt time."""
+    """The event's own time (Ariel ``devicetime``), or None when QRadar has none (0 or missing) or it is
+    implausibly far from ``starttime``: chains and twin merges then fall back to ``starttime``, the
+    receipt time."""
     value = as_int(row.get("devicetime"))
-    return value if value is not None and value > 0 else None
+    received = as_int(row.get("starttime"))
+    if value is None or value <= 0 or received is None:
+        return None
+    if not received - DEVICE_TIME_MAX_LAG_MS <= value <= received + DEVICE_TIME_MAX_LEAD_MS:
+        return None
+    return value
 
 
 def failed(ids: Identifiers) -> bool:

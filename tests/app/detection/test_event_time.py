@@ -22,6 +22,7 @@ import pytest
 
 from app.detection import refresher
 from app.detection.extract import extract
+from app.detection.records import device_time
 from app.tuning.matcher import Matcher
 from devconsole.launcher import start_serve, stop_serve
 from tests.app.detection.conftest import ACCOUNT, MIN, Console, cloudtrail, entra, iso
@@ -304,3 +305,12 @@ def test_placeholder_actor_never_matches_an_allowlist_entry() -> None:
         assert matcher.match_all(detection) == [], value
     assert matcher.match({"cloud_platform": "Office 365", "actor_id": APP_A_SP, "actor": "A"}) == 5
     assert matcher.match({"cloud_platform": "Office 365", "actor_id": "Notable-app", "actor": "x"}) == 3
+
+
+def test_device_time_is_believed_only_near_the_receipt_time() -> None:
+    received = 1_796_000_000_000
+    assert device_time({"starttime": received, "devicetime": received - 3 * HOUR}) == received - 3 * HOUR
+    assert device_time({"starttime": received, "devicetime": received + 2 * MIN}) == received + 2 * MIN
+    for broken in (0, None, "", "x", received - 8 * 24 * HOUR, received + HOUR):
+        assert device_time({"starttime": received, "devicetime": broken}) is None, broken
+    assert device_time({"devicetime": received}) is None
