@@ -42,9 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--data", required=True, help="data directory")
     seed.add_argument("--events", type=int, default=None, help="number of events to generate")
     seed.add_argument("--seed", type=int, default=None, help="random seed (reproducible data)")
+    seed.add_argument(
+        "--receipt-delays",
+        default="realistic",
+        help="when QRadar receives each record (starttime): realistic (default: per-platform delays, "
+        "Office 365 minutes to hours behind Entra), none, or a JSON file (devconsole/dsm/receipt.py)",
+    )
 
     ingest = commands.add_parser("ingest", help="ingest raw JSON records (JSON lines or a JSON array)")
     ingest.add_argument("--data", required=True, help="data directory")
+    ingest.add_argument(
+        "--receipt-delays",
+        default="none",
+        help="when QRadar receives each record (starttime): none (default: at the record's own time), "
+        "realistic, or a JSON file of per-type ranges and per-record delays (devconsole/dsm/receipt.py)",
+    )
     ingest.add_argument("files", nargs="+", metavar="FILE")
 
     serve = commands.add_parser("serve", help="serve the REST API and console pages over HTTPS on 127.0.0.1")

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from .dsm import RecordError, parse_record
 from .dsm.mapping import DsmMapper
+from .dsm.receipt import ReceiptDelays, load_receipt_delays
 from .store import EventStore
 
 # Largest record accepted. QRadar's own payload limits depend on the protocol and are configurable;
@@ -55,10 +56,15 @@ class IngestReport:
 
 class _Ingester:
     def __init__(
-        self, store: EventStore, batch_size: int, collect_ids: bool | Set[int], max_record_bytes: int
+        self,
+        store: EventStore,
+        batch_size: int,
+        collect_ids: bool | Set[int],
+        max_record_bytes: int,
+        receipt: ReceiptDelays | None = None,
     ) -> None:
         self.store = store
-        self.mapper = DsmMapper(store)
+        self.mapper = DsmMapper(store, receipt)
         self.batch_size = max(1, batch_size)
         self.max_record_bytes = max_record_bytes
         self.report = IngestReport(event_ids=[] if collect_ids is not False else None)
@@ -186,9 +192,11 @@ def ingest_records(
     batch_size: int = DEFAULT_BATCH_SIZE,
     collect_ids: bool | Set[int] = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    receipt: ReceiptDelays | None = None,
 ) -> IngestReport:
-    """Ingest records (dicts, or JSON text as str/bytes — then that text is stored as the payload)."""
-    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes)
+    """Ingest records (dicts, or JSON text as str/bytes — then that text is stored as the payload).
+    ``receipt``: when QRadar received each record (``starttime``); None: at the record's own time."""
+    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes, receipt)
     for index, item in enumerate(records):
         ingester.feed(index, item)
     return ingester.finish()
@@ -243,9 +251,11 @@ def ingest_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     collect_ids: bool | Set[int] = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    receipt: ReceiptDelays | None = None,
 ) -> IngestReport:
-    """Ingest JSON-lines / JSON-array / envelope files (``.gz`` too); index counts items across files."""
-    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes)
+    """Ingest JSON-lines / JSON-array / envelope files (``.gz`` too); index counts items across files.
+    ``receipt`` as for ``ingest_records``."""
+    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes, receipt)
     index = 0
     for path in map(Path, paths):
         try:
@@ -261,9 +271,15 @@ def ingest_files(
 
 
 def ingest_command(args: Any) -> int:
-    """``python -m devconsole ingest --data DIR FILE...``: prints counts and the rejection reasons."""
+    """``python -m devconsole ingest --data DIR [--receipt-delays none|realistic|FILE] FILE...``: prints
+    counts and the rejection reasons."""
+    try:
+        receipt = load_receipt_delays(getattr(args, "receipt_delays", None) or "none")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     store = EventStore.in_dir(args.data)
-    report = ingest_files(store, args.files)
+    report = ingest_files(store, args.files, receipt=receipt)
     sources = ", ".join(f"{name} {count}" for name, count in sorted(report.by_source.items()))
     print(f"ingested {report.ingested} records ({sources or 'none'}) in {report.seconds:.1f} s")
     print(f"rejected {len(report.rejected)} records")

@@ -257,6 +257,8 @@ _IDENTITY_COLUMNS = (
     "LOGSOURCENAME(logsourceid) AS log_source",
     "username AS actor",
     "sourceip AS source_ip",
+    # The record's own time (the DSM parses it from the payload); starttime is when QRadar received it.
+    "devicetime",
 )
 
 

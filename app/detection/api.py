@@ -370,6 +370,7 @@ OPENAPI_SCHEMAS = {
                 for f in (
                     "id",
                     "event_time",
+                    "device_time",
                     "qid",
                     "magnitude",
                     "severity",

@@ -6,7 +6,8 @@ carry administrator power, and later grants are judged by it.
 - `AttachGroupPolicy` / `PutGroupPolicy` of an admin policy (managed by ARN, remembered, or inline): the
   group is remembered as admin, so a later `AddUserToGroup` to it is an admin grant, whatever its name.
 
-Events are applied in time order within what one refresh reads; a grant seen before the policy or group
+Events are applied in the order of their own time (`device_time`, else receipt time) within what one
+refresh page reads; a grant seen before the policy or group
 it refers to was learned keeps the judgement it had (its own document, ARN and group name).
 """
 
@@ -24,7 +25,11 @@ from app.store import aws_privilege
 def apply(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> None:
     """Learn from and judge AWS follow-on records (in place: `admin_grant`), inside the caller's
     transaction."""
-    for rec in sorted(records, key=lambda r: (r.get("event_time") or 0, r.get("event_key") or "")):
+    # In the events' own order (receipt order can put a grant before the policy it refers to).
+    ordered = sorted(
+        records, key=lambda r: (r.get("device_time") or r.get("event_time") or 0, r.get("event_key") or "")
+    )
+    for rec in ordered:
         if rec.get("cloud_platform") != AWS:
             continue
         policy, group = rec.get("policy_ref"), rec.get("group_ref")

@@ -24,6 +24,12 @@ attack); its `kind` is the most serious kind present and `kinds` lists all of th
 Twins (item 5d) are not chains: an Entra creation seen in both Azure AD audit and the Office 365 audit is
 merged into one detection (`merge_twins`), with the Office 365 copy listed in `also_seen_in`.
 
+Every window compares the events' own times (Ariel ``devicetime``: `ChainEvent.event_time`), never the
+times QRadar received them: feeds arrive late and out of order (Office 365 minutes to hours after Entra, a
+CloudTrail key before the user it belongs to). An event without its own time stands in with its receipt
+time; a twin pair where either side does then needs the wider `twin_window_ms`, which covers Office 365's
+delivery delay.
+
 Everything here is pure: events in, chains out, deterministic (re-running adds nothing).
 """
 
@@ -60,6 +66,12 @@ TWIN_WINDOW_MS = 5 * 60_000
 # and its redemption. Both as long as a privilege grant may follow a creation.
 DOMAIN_WINDOW_MS = PRIVILEGE_WINDOW_MS
 GUEST_REDEMPTION_WINDOW_MS = PRIVILEGE_WINDOW_MS
+# Twins whose own times are both known are the same change logged twice: their times differ by clock skew.
+TWIN_CLOCK_SKEW_MS = 5 * 60_000
+# When either twin has only its receipt time, the gap is Office 365's delivery delay: Microsoft documents
+# audit records as typically available 60-90 minutes after the event and sometimes much later, so the
+# default (setting `twin_window_minutes`) covers 6 hours.
+TWIN_WINDOW_MS = 6 * 3600_000
 
 _ENTRA = (AZURE_AD, OFFICE_365)
 # An Identity Center account assignment is a detection of its own and the privilege grant of the user or
@@ -106,6 +118,12 @@ class ChainEvent:
     admin_grant: bool = False
     detection_id: int | None = None
     is_creation: bool = True
+    # When QRadar received the event (starttime); set when `event_time` is the event's own time.
+    received_time: int | None = None
+
+    @property
+    def receipt_time(self) -> int:
+        return self.event_time if self.received_time is None else self.received_time
 
     @property
     def name(self) -> str:
@@ -127,6 +145,15 @@ class Chain:
     @property
     def last_time(self) -> int:
         return self.events[-1].event_time
+
+    @property
+    def first_received(self) -> int:
+        """When QRadar received the chain's earliest-received event (the store windows chains by it)."""
+        return min(e.receipt_time for e in self.events)
+
+    @property
+    def last_received(self) -> int:
+        return max(e.receipt_time for e in self.events)
 
 
 def _linked(a: ChainEvent, b: ChainEvent) -> bool:
@@ -289,11 +316,13 @@ def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
     return platform == AWS and account_kind in ("access_key", "login_profile", IDENTITY_CENTER_GRANT_KIND)
 
 
-def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent]) -> list[Chain]:
+def build_chains(
+    creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent], twin_window_ms: int = TWIN_WINDOW_MS
+) -> list[Chain]:
     """All chains among the given creations (detections) and follow-on events, merged where they share
-    an event, events in time order."""
+    an event, events in time order (their own time)."""
     creations = sorted(creations, key=lambda e: (e.event_time, e.event_key))
-    follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)))[0]
+    follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)), twin_window_ms)[0]
     links = (
         _entra_links(creations)
         + _aws_credential_links(creations, follow_ons)
@@ -377,12 +406,16 @@ def chain_severity(base: int, chain: Chain) -> tuple[int, str]:
 def twin_match(primary: ChainEvent, other: ChainEvent, window_ms: int = TWIN_WINDOW_MS) -> bool:
     """Is `other` (Office 365) the same Entra change as `primary` (Azure AD)?
 
-    Same operation (ignoring O365's trailing period and case), within `window_ms`, and the same correlation
-    ID or an overlapping target. (Whether the Office 365 record carries the Entra correlation ID, as
+    Same operation (ignoring O365's trailing period and case), close in time, and the same correlation ID
+    or an overlapping target. Close: within clock skew (`TWIN_CLOCK_SKEW_MS`, at most `window_ms`) when
+    both events carry their own time, within `window_ms` (Office 365's delivery delay) when either has
+    only its receipt time. (Whether the Office 365 record carries the Entra correlation ID, as
     ``InterSystemsId``, is UNCONFIRMED, so a differing ID does not rule a twin out.)
     """
     if primary.platform != AZURE_AD or other.platform != OFFICE_365:
         return False
+    if primary.received_time is not None and other.received_time is not None:
+        window_ms = min(window_ms, TWIN_CLOCK_SKEW_MS)
     if primary.name != other.name or abs(primary.event_time - other.event_time) > window_ms:
         return False
     if (

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from app import settings
 from app.aql import detection as aqld
+from app.detection import chains as chainlib
 from app.detection.eventset import EVENT_NAME_KEYS, available_properties, resolve_type_ids
 from app.qradar import Gateway
 
@@ -29,6 +30,18 @@ SETTINGS = [
         "Most events one refresh reads per query; a larger backlog is read over several refreshes.",
         100,
         1_000_000,
+    ),
+    settings.Setting(
+        "twin_window_minutes",
+        "int",
+        chainlib.TWIN_WINDOW_MS // 60_000,
+        "How far apart an Entra (Azure AD) creation and its Office 365 copy may be to count as one "
+        "detection when either lacks its own event time (devicetime) and only QRadar's receipt time is "
+        "known. Office 365 audit records reach QRadar 1-2 hours after Entra's, sometimes much later; "
+        "the default, 6 hours, covers that delay. With both event times known, the copies must be within "
+        "5 minutes (clock skew).",
+        5,
+        24 * 60,
     ),
     settings.Setting(
         "detection_base_severity",
@@ -64,6 +77,8 @@ class DetectionConfig:
     payload_fallback: bool
     # Raise non-IAM CreateUser events (setting aws_non_iam_users).
     aws_non_iam_users: bool = True
+    # Azure AD / Office 365 twins without their own event time: how far apart their receipt times may be.
+    twin_window_ms: int = chainlib.TWIN_WINDOW_MS
 
 
 def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig:
@@ -103,4 +118,5 @@ def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig
         base_severity=values["detection_base_severity"],
         payload_fallback=values["custom_property_payload_fallback"],
         aws_non_iam_users=values["aws_non_iam_users"],
+        twin_window_ms=values["twin_window_minutes"] * 60_000,
     )

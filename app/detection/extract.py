@@ -13,12 +13,14 @@ snake_case request fields (`account_id`) all work.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 from app.detection import aws_policy, entra_roles
+from app.tuning.matcher import identity
 
 _MISSING = object()
 _DECODER = json.JSONDecoder()
@@ -503,13 +505,55 @@ def _extract_entra(rec: Mapping[str, Any], ids: Identifiers) -> None:
 
 # UNCONFIRMED: UserType codes beyond 0 (regular user).
 _O365_USER_TYPES = {"0": "User", "2": "Admin", "4": "System", "5": "Application"}
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_SP_PREFIX = "serviceprincipal_"
+
+
+def _o365_actor(rec: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(actor, actor ID, actor type) of an Office 365 record.
+
+    A user is keyed by ``UserKey`` (the PUID). An application acting on its own has no user: its
+    ``UserKey`` (and often ``UserId``) is a placeholder such as ``Not Available``, which would make every
+    application one actor. It is keyed by what the record says identifies it: the service principal's
+    object id from an ``Actor[]`` entry ``ServicePrincipal_<id>`` (the ID Entra logs as
+    ``initiatedBy.app.servicePrincipalId``), else the application ID (``AppId`` / ``ApplicationId``), else
+    the first GUID among ``Actor[]`` entries that is not the tenant (``ActorContextId`` names the tenant,
+    never the actor), else a UPN-typed (``Type: 5``) entry. Placeholders are never an actor or an ID.
+    (The meaning of ``Actor[].Type`` codes other than 5 is UNCONFIRMED; only the ID shapes are relied on.)
+    """
+    user_id = identity(_text(dig(rec, "UserId")))
+    user_key = identity(_text(dig(rec, "UserKey")))
+    tenants = {t.lower() for t in (_text(dig(rec, "ActorContextId")), _text(dig(rec, "OrganizationId"))) if t}
+    sp_id = guid_id = upn = name = None
+    for entry in _list(dig(rec, "Actor")):
+        if not isinstance(entry, Mapping):
+            continue
+        value = identity(_text(dig(entry, "ID")))
+        if value is None:
+            continue
+        kind = _text(dig(entry, "Type"))
+        lowered = value.lower()
+        if lowered.startswith(_SP_PREFIX) and _GUID.fullmatch(value[len(_SP_PREFIX) :]):
+            sp_id = sp_id or value[len(_SP_PREFIX) :]
+        elif _GUID.fullmatch(value) and lowered not in tenants:
+            guid_id = guid_id or value
+        elif kind == "5" and "@" in value:
+            upn = upn or value
+        elif kind == "1":
+            name = name or value
+    app_id = identity(_first(dig(rec, "AppId"), dig(rec, "ApplicationId")))
+    user_type = _text(dig(rec, "UserType"))
+    actor_type = _O365_USER_TYPES.get(user_type or "", user_type)
+    if user_key is not None:
+        return user_id or upn or user_key, user_key, actor_type
+    app_key = sp_id or app_id or guid_id
+    if app_key is not None:
+        return user_id or name or app_key, app_key, "ServicePrincipal" if sp_id else "Application"
+    return user_id or upn or name, upn or user_id, actor_type
 
 
 def _extract_o365(rec: Mapping[str, Any], ids: Identifiers) -> None:
-    ids.actor = _text(dig(rec, "UserId"))
-    ids.actor_id = _first(dig(rec, "UserKey"), dig(rec, "UserId"))
-    user_type = _text(dig(rec, "UserType"))
-    ids.actor_type = _O365_USER_TYPES.get(user_type or "", user_type)
+    ids.actor, ids.actor_id, ids.actor_type = _o365_actor(rec)
     ids.source_ip = _first(dig(rec, "ActorIpAddress"), dig(rec, "ClientIP"))
     ids.result = _text(dig(rec, "ResultStatus"))
     # UNCONFIRMED: InterSystemsId carries the Entra audit correlationId in AzureActiveDirectory records.
@@ -619,8 +663,10 @@ def extract(
         except Exception:  # a hostile payload must never fail the refresh
             ids = Identifiers()
     norm = normalized or {}
-    ids.actor = ids.actor or _text(norm.get("actor"))
-    ids.actor_id = ids.actor_id or ids.actor
+    # A placeholder (`Not Available`, `Unknown`, …) names nobody: never an actor, never a key for chains
+    # or allowlists.
+    ids.actor = identity(ids.actor) or identity(_text(norm.get("actor")))
+    ids.actor_id = identity(ids.actor_id) or ids.actor
     ids.source_ip = ids.source_ip or _text(norm.get("source_ip"))
     ids.target_account = ids.target_account or _text(norm.get("target_account"))
     if ids.target_account:

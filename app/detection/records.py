@@ -43,6 +43,26 @@ def as_str(value: Any) -> str | None:
     return text or None
 
 
+# An event's own time is believed within these bounds of its receipt time: feeds arrive up to days late
+# (a collector catching up) but never from the future beyond clock skew. Outside them it is a broken clock
+# or a mis-parsed timestamp, and the receipt time is the better estimate.
+DEVICE_TIME_MAX_LAG_MS = 7 * 86_400_000
+DEVICE_TIME_MAX_LEAD_MS = 15 * 60_000
+
+
+def device_time(row: Mapping[str, Any]) -> int | None:
+    """The event's own time (Ariel ``devicetime``), or None when QRadar has none (0 or missing) or it is
+    implausibly far from ``starttime``: chains and twin merges then fall back to ``starttime``, the
+    receipt time."""
+    value = as_int(row.get("devicetime"))
+    received = as_int(row.get("starttime"))
+    if value is None or value <= 0 or received is None:
+        return None
+    if not received - DEVICE_TIME_MAX_LAG_MS <= value <= received + DEVICE_TIME_MAX_LEAD_MS:
+        return None
+    return value
+
+
 def failed(ids: Identifiers) -> bool:
     """The payload says the operation failed (AWS errorCode, Entra/O365 result, GCP status)."""
     return bool(ids.result and ids.result.strip().lower().startswith("fail"))
@@ -93,6 +113,7 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     return {
         "event_key": event_key(row),
         "event_time": starttime,
+        "device_time": device_time(row),
         "event_name": event_name,
         "event_category": as_str(row.get("event_category")),
         "log_source": as_str(row.get("log_source")),
@@ -166,6 +187,7 @@ def follow_on_record(
         "group_ref": ids.group_ref,
         "event_key": event_key(row),
         "event_time": as_int(row.get("starttime")),
+        "device_time": device_time(row),
         "event_name": event_name,
         "cloud_platform": platform,
         "log_source": as_str(row.get("log_source")),

@@ -73,9 +73,15 @@ def _follow_on_kind(row: Mapping[str, Any]) -> str | None:
 def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.ChainEvent:
     keys = row["target_keys"]
     keys = json.loads(keys) if isinstance(keys, str) else (keys or [])
+    # Chains and twins correlate on the event's own time; the receipt time stands in when it is unknown.
+    try:
+        own_time = row["device_time"]
+    except (KeyError, IndexError):  # a record built without it (sqlite3.Row raises IndexError)
+        own_time = None
     return chainlib.ChainEvent(
         event_key=row["event_key"],
-        event_time=row["event_time"],
+        event_time=row["event_time"] if own_time is None else own_time,
+        received_time=None if own_time is None else row["event_time"],
         platform=row["cloud_platform"],
         event_name=row["event_name"] or "",
         account_kind=(row["account_kind"] if is_creation else _follow_on_kind(row)) or "other",
@@ -94,7 +100,10 @@ def _chain_event(row: Mapping[str, Any], *, is_creation: bool) -> chainlib.Chain
 
 
 def store_detections(
-    conn: sqlite3.Connection, records: Iterable[dict[str, Any]], matcher: Any = None
+    conn: sqlite3.Connection,
+    records: Iterable[dict[str, Any]],
+    matcher: Any = None,
+    twin_window_ms: int = chainlib.TWIN_WINDOW_MS,
 ) -> tuple[list[dict[str, Any]], list[int], list[int]]:
     """Insert new detections, merging Azure AD / Office 365 twins; returns (records inserted, their ids,
     ids of stored detections a twin changed). Runs inside the caller's transaction. With `matcher`, each new row gets its
@@ -116,7 +125,7 @@ def store_detections(
             inserted += store.insert_detections(conn, batch)
             new += batch
             batch = []
-            twin = _find_twin(conn, rec)
+            twin = _find_twin(conn, rec, twin_window_ms)
             if twin is not None:
                 if rec["cloud_platform"] == aqld.OFFICE_365:
                     store.add_twin(
@@ -137,10 +146,11 @@ def store_detections(
     return new, inserted, twinned
 
 
-def _find_twin(conn: sqlite3.Connection, rec: dict[str, Any]) -> int | None:
-    window = chainlib.TWIN_WINDOW_MS
+def _find_twin(conn: sqlite3.Connection, rec: dict[str, Any], window: int) -> int | None:
+    """The stored detection `rec` is the Azure AD / Office 365 twin of, matched by the events' own times
+    (the Office 365 copy reaches QRadar minutes to hours after Entra's record)."""
     new = _chain_event({**rec, "id": None, "admin_grant": 0}, is_creation=True)
-    for row in store.entra_detections_between(conn, rec["event_time"] - window, rec["event_time"] + window):
+    for row in store.entra_detections_between(conn, new.event_time - window, new.event_time + window):
         old = _chain_event({**dict(row), "admin_grant": 0}, is_creation=True)
         seen = set(
             json.loads(
@@ -148,19 +158,32 @@ def _find_twin(conn: sqlite3.Connection, rec: dict[str, Any]) -> int | None:
                 or "[]"
             )
         )
-        if new.platform == aqld.OFFICE_365 and aqld.OFFICE_365 not in seen and chainlib.twin_match(old, new):
+        if (
+            new.platform == aqld.OFFICE_365
+            and aqld.OFFICE_365 not in seen
+            and chainlib.twin_match(old, new, window)
+        ):
             return int(row["id"])
-        if new.platform == aqld.AZURE_AD and chainlib.twin_match(new, old):
+        if new.platform == aqld.AZURE_AD and chainlib.twin_match(new, old, window):
             return int(row["id"])
     return None
 
 
-def recorrelate(conn: sqlite3.Connection, since_ms: int, base_severity: int, at_ms: int) -> int:
-    """Recompute chains from `since_ms` on and store them; returns how many chains there are."""
+def recorrelate(
+    conn: sqlite3.Connection,
+    since_ms: int,
+    base_severity: int,
+    at_ms: int,
+    twin_window_ms: int = chainlib.TWIN_WINDOW_MS,
+) -> int:
+    """Recompute chains from `since_ms` (receipt time) on and store them; returns how many chains there
+    are. Chains order and window events by their own time; the stored chain's first/last time are receipt
+    times, the window the store replaces chains by."""
     creations, follow_ons = store.chain_inputs(conn, since_ms)
     built = chainlib.build_chains(
         [_chain_event(r, is_creation=True) for r in creations],
         [_chain_event(r, is_creation=False) for r in follow_ons],
+        twin_window_ms,
     )
     rows = []
     for chain in built:
@@ -170,8 +193,8 @@ def recorrelate(conn: sqlite3.Connection, since_ms: int, base_severity: int, at_
                 chain_key=chain.key,
                 kind=chain.kind,
                 kinds=chain.kinds,
-                first_time=chain.first_time,
-                last_time=chain.last_time,
+                first_time=chain.first_received,
+                last_time=chain.last_received,
                 severity=severity,
                 confidence=confidence,
                 admin=chain.admin,
@@ -427,7 +450,7 @@ class _Cycle:
             records = [r for r in records if not r.get("context_only")]
         with transaction(conn):
             matcher = _matcher_for_new_rows(conn, at)
-            new, inserted, twinned = store_detections(conn, records, matcher)
+            new, inserted, twinned = store_detections(conn, records, matcher, self.cfg.twin_window_ms)
             new_follow: list[dict[str, Any]] = []
             if follow_records:
                 known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
@@ -436,7 +459,9 @@ class _Cycle:
                 store.insert_follow_ons(conn, new_follow)
             recheck = set(twinned)
             if (inserted or twinned or new_follow) and self._needs_chains(new, new_follow, bool(twinned)):
-                self.chains = recorrelate(conn, self.chain_since, self.cfg.base_severity, at)
+                self.chains = recorrelate(
+                    conn, self.chain_since, self.cfg.base_severity, at, self.cfg.twin_window_ms
+                )
                 self.named_keys = None
                 # A chain that grew can override an earlier creation's suppression: recheck its members.
                 recheck.update(tuning_rows.chained_detection_ids(conn, self.chain_since))

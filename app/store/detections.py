@@ -20,6 +20,7 @@ TRIAGE_STATUSES = ("new", "investigating", "benign", "malicious", "escalated")
 DETECTION_COLUMNS = (
     "event_key",
     "event_time",
+    "device_time",
     "event_name",
     "event_category",
     "log_source",
@@ -55,6 +56,7 @@ LIST_FIELDS = (
     "id",
     "event_key",
     "event_time",
+    "device_time",
     "event_name",
     "event_category",
     "log_source",
@@ -111,6 +113,7 @@ SORT_COLUMNS = {
 FOLLOW_ON_COLUMNS = (
     "event_key",
     "event_time",
+    "device_time",
     "event_name",
     "cloud_platform",
     "log_source",
@@ -306,11 +309,13 @@ def promote_twin(conn: sqlite3.Connection, detection_id: int, record: Mapping[st
 
 
 def entra_detections_between(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> list[sqlite3.Row]:
-    """Azure AD / Office 365 detections in [start_ms, end_ms]: candidates for twin matching."""
+    """Azure AD / Office 365 detections whose own time (device_time, else event_time) is in [start_ms,
+    end_ms]: candidates for twin matching (migration 0013 indexes that expression)."""
     return conn.execute(
-        "SELECT id, event_key, event_time, event_name, cloud_platform, account_kind, actor, actor_id, "
-        "target_account, target_keys, correlation_id FROM detections "
-        "WHERE cloud_platform IN ('Azure AD', 'Office 365') AND event_time BETWEEN ? AND ?",
+        "SELECT id, event_key, event_time, device_time, event_name, cloud_platform, account_kind, actor, "
+        "actor_id, target_account, target_keys, correlation_id FROM detections "
+        "WHERE cloud_platform IN ('Azure AD', 'Office 365') "
+        "AND COALESCE(device_time, event_time) BETWEEN ? AND ?",
         (start_ms, end_ms),
     ).fetchall()
 
@@ -345,7 +350,7 @@ def has_creations_since(conn: sqlite3.Connection, since_ms: int) -> bool:
 # -- chains ---------------------------------------------------------------------------------------------
 
 _CHAIN_CREATION_COLUMNS = (
-    "id, event_key, event_time, event_name, cloud_platform, account_kind, actor, "
+    "id, event_key, event_time, device_time, event_name, cloud_platform, account_kind, actor, "
     "actor_id, target_account, target_id, target_keys, correlation_id"
 )
 
@@ -386,8 +391,9 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     follow-on event or one of those credentials names.
     """
     follow_ons = conn.execute(
-        "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
-        "target_keys, correlation_id, admin_grant, account_kind FROM follow_on_events WHERE event_time >= ? "
+        "SELECT event_key, event_time, device_time, event_name, cloud_platform, actor, actor_id, "
+        "target_account, target_keys, correlation_id, admin_grant, account_kind FROM follow_on_events "
+        "WHERE event_time >= ? "
         "ORDER BY event_time, event_key",
         (since_ms,),
     ).fetchall()

@@ -160,7 +160,9 @@ def csv_lines(rows: Iterator[Mapping[str, Any]], columns: tuple[str, ...], zone:
         cells = []
         for column in columns:
             if column == "event_time":
-                moment = datetime.fromtimestamp(row["event_time"] / 1000, tz=zone)
+                # The event's own time, as the tab shows it; its receipt time where it has none.
+                own = row.get("device_time")
+                moment = datetime.fromtimestamp((own if own else row["event_time"]) / 1000, tz=zone)
                 value = moment.isoformat(timespec="seconds")
             else:
                 value = COLUMNS[column][1](row)

@@ -28,7 +28,7 @@ from typing import Any
 
 from app.aql.detection import PLATFORMS
 from app.kinds import ACCOUNT_KINDS
-from app.tuning.matcher import MAX_PATTERN_LENGTH, MAX_WILDCARDS, Glob
+from app.tuning.matcher import MAX_PATTERN_LENGTH, MAX_WILDCARDS, Glob, is_placeholder
 
 ACTOR_PATTERN_FIELDS = ("actor_id", "actor")
 
@@ -51,23 +51,6 @@ _PINNED_ARN = re.compile(
 )
 # An e-mail-shaped ID pinned to its domain: no wildcard from the '@' on, and a dotted domain.
 _PINNED_EMAIL = re.compile(r"@[^@*\s]+\.[^@*\s]+$")
-# Values logs write when they have none: keying on one would match every actor without an ID.
-PLACEHOLDERS = frozenset(
-    {
-        "not available",
-        "n/a",
-        "na",
-        "none",
-        "null",
-        "nil",
-        "unknown",
-        "undefined",
-        "-",
-        "--",
-        "anonymous",
-        "00000000-0000-0000-0000-000000000000",
-    }
-)
 SERVICE_LINKED_ROLE = "service_linked_role"
 # Display names of Microsoft first-party applications. Any tenant's app can take one, and the detection
 # falls back to the display name when an Entra event names no ID: never an actor ID to key on.
@@ -259,10 +242,6 @@ def _cidrs(value: Any) -> list[str]:
             raise bad("source_cidrs", "source_cidrs must not cover every address")
         cidrs.append(str(network))
     return cidrs
-
-
-def is_placeholder(value: str | None) -> bool:
-    return value is not None and value.strip().casefold() in PLACEHOLDERS
 
 
 def is_service_principal(value: str | None) -> bool:

@@ -19,6 +19,36 @@ from typing import Any
 MAX_PATTERN_LENGTH = 256
 MAX_WILDCARDS = 16
 
+# Values logs write when they have none: keying on one would match every actor without an ID.
+PLACEHOLDERS = frozenset(
+    {
+        "not available",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "unknown",
+        "undefined",
+        "-",
+        "--",
+        "anonymous",
+        "00000000-0000-0000-0000-000000000000",
+    }
+)
+
+
+def is_placeholder(value: str | None) -> bool:
+    return value is not None and value.strip().casefold() in PLACEHOLDERS
+
+
+def identity(value: str | None) -> str | None:
+    """``value`` as an identity a rule may key on: None for nothing, blanks and placeholders (``Not
+    Available``, ``N/A``, ``Unknown``, the all-zero GUID, …), which would join every actor without an ID."""
+    if value is None or not value.strip() or is_placeholder(value):
+        return None
+    return value
+
 
 class Glob:
     """A case-insensitive ``*`` glob compiled to literal segments."""
@@ -135,10 +165,17 @@ class CompiledEntry:
     def matches(self, detection: Mapping[str, Any]) -> bool:
         if self.platforms and detection.get("cloud_platform") not in self.platforms:
             return False
-        if self.actor_id is not None and (detection.get("actor_id") or "").casefold() != self.actor_id:
+        # A placeholder actor (Office 365's "Not Available" for applications) is nobody: no actor
+        # condition matches it, so one entry can never cover every actor without an ID.
+        actor_id = identity(detection.get("actor_id"))
+        if self.actor_id is not None and (actor_id or "").casefold() != self.actor_id:
             return False
-        if self.actor_pattern is not None and not self.actor_pattern.matches(detection.get(self.actor_field)):
-            return False
+        if self.actor_pattern is not None:
+            subject = (
+                actor_id if self.actor_field == "actor_id" else identity(detection.get(self.actor_field))
+            )
+            if not self.actor_pattern.matches(subject):
+                return False
         if (
             self.source_service is not None
             and (detection.get("source_ip") or "").casefold() != self.source_service
@@ -212,7 +249,7 @@ class Matcher:
 
     def _candidates(self, detection: Mapping[str, Any]) -> list[list[CompiledEntry]]:
         lists = []
-        actor_id = (detection.get("actor_id") or "").casefold()
+        actor_id = (identity(detection.get("actor_id")) or "").casefold()
         if actor_id:
             exact = self.by_actor.get(actor_id)
             if exact:

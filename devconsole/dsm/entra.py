@@ -101,7 +101,14 @@ def parse(record: dict) -> ParsedEvent:
     event_name = req_event_name(record, "operationName")
     properties = opt_obj(record, "properties")
     category = str(record.get("category") or "").lower()
-    time_value = record.get("time") or properties.get("activityDateTime") or properties.get("createdDateTime")
+    # devicetime: an audit record's own activityDateTime (the Event Hub envelope's `time` repeats it)
+    own_time = properties.get("activityDateTime") if category in AUDIT_CATEGORIES else None
+    time_value = (
+        own_time
+        or record.get("time")
+        or properties.get("activityDateTime")
+        or properties.get("createdDateTime")
+    )
     time_ms = parse_time_ms(time_value, "time")
     tenant = tenant_of(record)
     if category in SIGNIN_CATEGORIES:

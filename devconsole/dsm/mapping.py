@@ -14,6 +14,7 @@ from .common import (
     ParsedEvent,
     magnitude_of,
 )
+from .receipt import ReceiptDelays
 
 _SOURCE_LABELS = {
     347: "AWS CloudTrail",
@@ -27,8 +28,10 @@ _SOURCE_LABELS = {
 class DsmMapper:
     """Resolves QIDs and log sources for one ingest run, caching what it has seen."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, receipt: ReceiptDelays | None = None) -> None:
         self.store = store
+        # When QRadar received each record (starttime); None: at the record's own time.
+        self.receipt = receipt
         self._qids: dict[tuple[int, str], int] = {}
         self._log_sources: dict[str, int] = {}
         with store.connect(readonly=True) as conn:
@@ -75,9 +78,10 @@ class DsmMapper:
         action = event.action
         severity = action.severity
         relevance = action.relevance
+        received = event.time_ms if self.receipt is None else self.receipt.received_ms(event, payload)
         return {
-            "starttime": event.time_ms,
-            "endtime": event.time_ms,
+            "starttime": received,
+            "endtime": received,
             "devicetime": event.time_ms,
             "qid": self.qid_for(event),
             "category": action.category_id,

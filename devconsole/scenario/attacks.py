@@ -18,7 +18,9 @@ from .facts import (
     HOSTILE_CSV,
     HOSTILE_SQL,
     HOSTILE_XSS,
+    MINUTE_MS,
     OFFICE_365,
+    RECEIPT_DELAY,
     TENANT_DOMAIN,
     UA_AAD_GRAPH,
     UA_AWS_CLI,
@@ -222,6 +224,9 @@ def attack_items(b: Builder) -> tuple[list[Item], list[OffenseSpec], list[ChainS
     c_policy = b.attach_user_policy(
         t + 120_000, ops, ops_ip, UA_AWS_CLI.format(command="iam.attach-user-policy"), new_user
     )
+    # Out-of-order arrival: the access key reaches QRadar before the user it belongs to.
+    b.arrives_after(c_user, 12 * MINUTE_MS)
+    b.arrives_after(c_key, 1 * MINUTE_MS)
     aws_user = aws_item(
         "seed-test-3-aws-user-access-key",
         "attack",
@@ -234,6 +239,10 @@ def attack_items(b: Builder) -> tuple[list[Item], list[OffenseSpec], list[ChainS
         is_service_account=False,
         chain_kind=CHAIN_AWS_USER_CREDENTIAL,
         source="seed Testing Methodology test 3",
+        depends_on={
+            RECEIPT_DELAY: "the access key is received 11 minutes before the user it was created for: "
+            "chained only when chains order events by their own time (devicetime)"
+        },
     )
     items.append(aws_user)
     items.append(
@@ -356,6 +365,9 @@ def attack_items(b: Builder) -> tuple[list[Item], list[OffenseSpec], list[ChainS
     azuread_module = {"user_agent": UA_AAD_GRAPH, "app_id": APPID_AAD_POWERSHELL}
     a2 = b.entra_add_user(t, rt_upn, rt_upn_ip, atomic_upn, "atomicredteam", **azuread_module)
     a2_twin = b.o365_add_user(t + 2_000, rt_upn, atomic_upn, "atomicredteam", rt_upn_ip)
+    # Office 365's copy reaches QRadar 40 minutes after the Entra record: far outside a receipt-time window.
+    b.arrives_after(a2, 2 * MINUTE_MS)
+    b.arrives_after(a2_twin, 40 * MINUTE_MS)
     a2_cleanup = b.entra_delete_user(
         t + 240_000, rt_upn, rt_upn_ip, atomic_upn, "atomicredteam", **azuread_module
     )
@@ -376,6 +388,10 @@ def attack_items(b: Builder) -> tuple[list[Item], list[OffenseSpec], list[ChainS
             also_seen_in=[OFFICE_365],
             source="Atomic Red Team T1136.003 #2 (e62d23ef-3153-4837-8625-fa4a3829134d)",
             notes="one creation in two feeds: expect one detection with also_seen_in Office 365 (rule d)",
+            depends_on={
+                RECEIPT_DELAY: "the Office 365 copy is received 38 minutes after the Entra record: one "
+                "detection only when twins are matched by the events' own time (devicetime)"
+            },
         )
     )
 

@@ -8,6 +8,11 @@ DEFAULT_EVENTS = 20_000
 DEFAULT_SEED = 1_136_003
 
 HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+
+# Behaviours of a real QRadar the scenario exercises: manifest "behaviours" says how each is set, an item's
+# "depends_on" names those its detection depends on (behaviour -> why).
+RECEIPT_DELAY = "receipt_delay"  # starttime = receipt, devicetime = the record's own time
 
 AWS_ACCOUNT = "111122223333"
 TENANT_ID = "5b7e2a4c-9d13-4f6e-8a21-c0ffee1136a3"

@@ -43,7 +43,7 @@ def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iter
         ((times[id(r)], 0, n, r) for n, r in enumerate(interesting)),
         ((t, 1, n, r) for n, (t, r) in enumerate(noise)),
     )
-    scenario = Scenario(seed, events, builder.now_ms, interesting, items, offenses, chains)
+    scenario = Scenario(seed, events, builder.now_ms, interesting, items, offenses, chains, builder.delays)
     return scenario, (entry[3] for entry in merged)
 
 

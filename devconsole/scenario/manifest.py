@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from ..dsm import parse_record
+from ..dsm.receipt import ReceiptDelays
 from ..ingest import IngestReport
-from .facts import AWS_ACCOUNT, AZURE_SUBSCRIPTION, CHAIN_RULES, GCP_PROJECT, TENANT_DOMAIN, TENANT_ID
+from .facts import (
+    AWS_ACCOUNT,
+    AZURE_SUBSCRIPTION,
+    CHAIN_RULES,
+    GCP_PROJECT,
+    RECEIPT_DELAY,
+    TENANT_DOMAIN,
+    TENANT_ID,
+)
 from .model import EventRef, Item, Scenario, StoredEvents
 
 MANIFEST_VERSION = 1
@@ -32,7 +41,7 @@ def record_facts(record: dict) -> tuple[str, str | None, str | None]:
 
 def event_entry(ref: EventRef, stored: StoredEvents) -> dict[str, Any]:
     eid = stored.event_id(ref)
-    qid, devicetype, starttime, name = stored.columns[eid]
+    qid, devicetype, starttime, name, devicetime = stored.columns[eid]
     field_name, record_id, username = record_facts(ref.record)
     entry: dict[str, Any] = {
         "event_id": eid,
@@ -43,6 +52,7 @@ def event_entry(ref: EventRef, stored: StoredEvents) -> dict[str, Any]:
         "qid": qid,
         "devicetype": devicetype,
         "starttime": starttime,
+        "devicetime": devicetime,
         "role": ref.role,
         "expected_detection": ref.expected_detection,
     }
@@ -77,7 +87,30 @@ def item_entry(item: Item, stored: StoredEvents, offense_id: int | None) -> dict
         "hostile_fields": item.hostile_fields,
         "offense_id": offense_id,
         "notes": item.notes,
+        "depends_on": item.depends_on,
         "events": [event_entry(ref, stored) for ref in item.events],
+    }
+
+
+def receipt_behaviour(receipt: ReceiptDelays | None) -> dict[str, Any]:
+    """What the manifest says about receipt delays: on or off, and each platform's range (seconds)."""
+    if receipt is None:
+        return {"enabled": False, "description": "starttime = devicetime = the record's own time"}
+    return {
+        "enabled": True,
+        "description": "starttime = when QRadar received the event, devicetime = the record's own time; "
+        "each platform's records arrive late by a delay drawn from its range (seeded), the records an "
+        "item depends on by an exact delay",
+        "seed": receipt.seed,
+        "ranges_s": {
+            str(type_id): {
+                "floor": span.floor_ms // 1000,
+                "typical": span.typical_ms // 1000,
+                "ceiling": span.ceiling_ms // 1000,
+            }
+            for type_id, span in sorted(receipt.ranges.items())
+        },
+        "not_after_ms": receipt.not_after_ms,
     }
 
 
@@ -89,6 +122,7 @@ def build_manifest(
     stored: StoredEvents,
     offense_entries: list[dict[str, Any]],
     offense_of_item: dict[str, int],
+    receipt: ReceiptDelays | None = None,
 ) -> dict[str, Any]:
     """The manifest of a seeded scenario: its records as ingested (``report``), stored as ``stored``."""
     return {
@@ -118,6 +152,7 @@ def build_manifest(
             "Azure Platform": 413,
         },
         "custom_properties": {"account_name": "Account Name"},
+        "behaviours": {RECEIPT_DELAY: receipt_behaviour(receipt)},
         "chain_rules": {kind: letter for kind, letter in CHAIN_RULES.items()},
         "items": [item_entry(item, stored, offense_of_item.get(item.key)) for item in scenario.items],
         "chains": [

@@ -38,6 +38,8 @@ class Item:
     allowlist: dict[str, Any] | None = None
     hostile_fields: dict[str, str] | None = None
     notes: str = ""
+    # QRadar behaviour (manifest "behaviours") -> how detecting this item depends on it
+    depends_on: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Scenario:
     items: list[Item]
     offenses: list[OffenseSpec]
     chains: list[ChainSpec]
+    # id(record) -> exact receipt delay (ms) for records whose arrival an item depends on
+    delays: dict[int, int] = field(default_factory=dict)
 
 
 def ref(
@@ -107,10 +111,10 @@ def aws_item(key: str, kind: str, title: str, identity: dict, events: list[Event
 @dataclass
 class StoredEvents:
     """Where the scenario's records landed in the event store: each record's event id, and the stored
-    columns (qid, devicetype, starttime, QID name) of every item's event."""
+    columns (qid, devicetype, starttime, QID name, devicetime) of every item's event."""
 
     ids: dict[int, int]  # id(record) -> event id
-    columns: dict[int, tuple[int, int, int, str]] = field(default_factory=dict)
+    columns: dict[int, tuple[int, int, int, str, int]] = field(default_factory=dict)
 
     def event_id(self, event: EventRef) -> int:
         return self.ids[id(event.record)]

@@ -7,15 +7,18 @@ import json
 import shutil
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..dsm import parse_record
+from ..dsm.receipt import ReceiptDelays, load_receipt_delays, receipt_config
 from ..ingest import ingest_files
 from ..store import EventStore
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .generate import generate
 from .manifest import build_manifest
-from .model import StoredEvents
+from .model import Scenario, StoredEvents
 from .offenses import store_offenses
 
 
@@ -38,16 +41,32 @@ def reset_store(data_dir: Path) -> None:
 
 
 def stored_columns(store: EventStore, event_ids: Iterable[int]) -> dict[int, tuple[int, int, int, str]]:
-    """event id -> (qid, devicetype, starttime, QID name) as stored."""
+    """event id -> (qid, devicetype, starttime, QID name, devicetime) as stored."""
     with store.connect(readonly=True) as conn:
         return {
             row[0]: row[1:]
             for row in conn.execute(
-                "SELECT e.id, e.qid, e.devicetype, e.starttime, q.name"
+                "SELECT e.id, e.qid, e.devicetype, e.starttime, q.name, e.devicetime"
                 " FROM events e JOIN qid_records q ON q.qid = e.qid"
                 f" WHERE e.id IN ({','.join(str(int(event_id)) for event_id in event_ids)})"
             )
         }
+
+
+def scenario_receipt(scenario: Scenario, spec: str, seed_value: int) -> ReceiptDelays | None:
+    """The receipt delays of a seeded console: ``spec``'s, plus the exact delays the scenario's items
+    asked for, and nothing received after the scenario's "now"."""
+    receipt = load_receipt_delays(spec, seed=seed_value)
+    if receipt is None:
+        return None
+    exact = dict(receipt.by_record_id)
+    for record in scenario.records:
+        delay = scenario.delays.get(id(record))
+        if delay is not None:
+            record_id = parse_record(record).record_id
+            if record_id is not None:
+                exact[record_id] = delay
+    return replace(receipt, by_record_id=exact, not_after_ms=scenario.now_ms)
 
 
 def seed(
@@ -55,8 +74,12 @@ def seed(
     events: int = DEFAULT_EVENTS,
     seed_value: int = DEFAULT_SEED,
     now_ms: int | None = None,
+    receipt_delays: str = "realistic",
 ) -> dict:
-    """Generate the scenario into ``data_dir`` (replacing any previous one) and return the manifest."""
+    """Generate the scenario into ``data_dir`` (replacing any previous one) and return the manifest.
+    ``receipt_delays``: ``realistic`` (each platform's delay from the record's own time to QRadar's
+    receipt, ``starttime``; the records ``Builder.arrives_after`` names get theirs exactly), ``none``, or a
+    JSON file (``devconsole.dsm.receipt.load_receipt_delays``)."""
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     reset_store(data)
@@ -73,8 +96,14 @@ def seed(
 
     record_count = write_records(remember_positions(), records_path)
 
+    receipt = scenario_receipt(scenario, receipt_delays, seed_value)
+    if receipt is not None:
+        # What re-ingesting records.jsonl needs to store the same events: ingest --receipt-delays FILE
+        (data / "scenario" / "receipt_delays.json").write_text(
+            json.dumps(receipt_config(receipt), indent=2) + "\n", encoding="utf-8"
+        )
     store = EventStore.in_dir(data)
-    report = ingest_files(store, [records_path], collect_ids=set(position.values()))
+    report = ingest_files(store, [records_path], collect_ids=set(position.values()), receipt=receipt)
     if report.rejected or report.errors:
         raise RuntimeError(f"scenario records were rejected: {report.rejected[:5]} {report.errors}")
     event_id_of_index = dict(report.event_ids or [])
@@ -82,7 +111,7 @@ def seed(
     stored.columns = stored_columns(store, (stored.event_id(r) for i in scenario.items for r in i.events))
     offense_entries, offense_of_item = store_offenses(store, scenario.offenses, stored)
     manifest = build_manifest(
-        scenario, records_path, record_count, report, stored, offense_entries, offense_of_item
+        scenario, records_path, record_count, report, stored, offense_entries, offense_of_item, receipt
     )
     manifest_path = data / "scenario" / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -94,7 +123,9 @@ def seed_command(args: Any) -> int:
     events = args.events if getattr(args, "events", None) is not None else DEFAULT_EVENTS
     seed_value = args.seed if getattr(args, "seed", None) is not None else DEFAULT_SEED
     started = time.perf_counter()
-    manifest = seed(args.data, events, seed_value)
+    manifest = seed(
+        args.data, events, seed_value, receipt_delays=getattr(args, "receipt_delays", "realistic")
+    )
     totals = manifest["totals"]
     kinds: dict[str, int] = {}
     for item in manifest["items"]:

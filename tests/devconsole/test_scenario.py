@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from devconsole.dsm.receipt import load_receipt_delays
 from devconsole.ingest import ingest_files
 from devconsole.scenario import (
     HOSTILE_CSV,
@@ -125,15 +126,16 @@ def test_times_are_relative_to_now(seeded, db):
 def test_re_ingesting_the_records_file_gives_the_same_events(seeded, tmp_path, db):
     data, _ = seeded
     store = EventStore.in_dir(tmp_path)
-    report = ingest_files(store, [data / "scenario" / "records.jsonl"])
+    receipt = load_receipt_delays(str(data / "scenario" / "receipt_delays.json"))
+    report = ingest_files(store, [data / "scenario" / "records.jsonl"], receipt=receipt)
     assert report.rejected == []
     with closing(store.connect(readonly=True)) as conn:
         again = conn.execute(
-            "SELECT e.starttime, q.name, e.username, e.sourceip, e.payload FROM events e"
+            "SELECT e.starttime, e.devicetime, q.name, e.username, e.sourceip, e.payload FROM events e"
             " JOIN qid_records q ON q.qid = e.qid ORDER BY e.id"
         ).fetchall()
     original = db.execute(
-        "SELECT e.starttime, q.name, e.username, e.sourceip, e.payload FROM events e"
+        "SELECT e.starttime, e.devicetime, q.name, e.username, e.sourceip, e.payload FROM events e"
         " JOIN qid_records q ON q.qid = e.qid ORDER BY e.id"
     ).fetchall()
     assert again == [tuple(row) for row in original]
@@ -252,7 +254,7 @@ def test_chains_reference_events_in_time_order(seeded, db):
     _, manifest = seeded
     assert {c["rule"] for c in manifest["chains"]} == {"a", "b", "c", "e", "f"}
     for chain in manifest["chains"]:
-        times = [event_row(db, eid)["starttime"] for eid in chain["event_ids"]]
+        times = [event_row(db, eid)["devicetime"] for eid in chain["event_ids"]]
         assert times == sorted(times), chain
 
 
@@ -285,7 +287,7 @@ def test_seed_methodology_test_2_aadinternals_chain_within_a_minute(seeded, db):
     ]
     assert len({r["correlationId"] for r in records}) == 1
     assert len({r["properties"]["initiatedBy"]["user"]["userPrincipalName"] for r in records}) == 1
-    times = [e["starttime"] for e in entry["events"]]
+    times = [e["devicetime"] for e in entry["events"]]
     assert times == sorted(times) and times[-1] - times[0] < 60_000
     assert entry["chain_rule"] == "a" and entry["is_service_account"] is True
 
@@ -303,7 +305,10 @@ def test_seed_methodology_test_3_aws_user_then_access_key(seeded, db):
     assert user["responseElements"]["user"]["arn"].endswith(":user/df00tech-atomic-test-user")
     assert user["sourceIPAddress"] == key["sourceIPAddress"]
     assert user["userIdentity"]["arn"] == key["userIdentity"]["arn"]
-    assert 0 < entry["events"][1]["starttime"] - entry["events"][0]["starttime"] <= 60_000
+    assert 0 < entry["events"][1]["devicetime"] - entry["events"][0]["devicetime"] <= 60_000
+    # The key reaches QRadar before the user it was created for (out-of-order arrival).
+    assert entry["events"][1]["starttime"] < entry["events"][0]["starttime"]
+    assert "receipt_delay" in entry["depends_on"]
     assert entry["actor_id"] == user["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
     assert entry["chain_rule"] == "b"
 
@@ -341,7 +346,10 @@ def test_o365_twin_is_the_same_creation_in_the_other_feed(seeded, db):
     entra, o365 = payload(db, creation["event_id"]), payload(db, twin["event_id"])
     assert o365["ObjectId"] == entra["properties"]["targetResources"][0]["userPrincipalName"]
     assert o365["UserId"] == entra["properties"]["initiatedBy"]["user"]["userPrincipalName"]
-    assert 0 < twin["starttime"] - creation["starttime"] < 60_000
+    assert 0 < twin["devicetime"] - creation["devicetime"] < 60_000
+    # Office 365's copy reaches QRadar 38 minutes after the Entra record.
+    assert twin["starttime"] - creation["starttime"] == 38 * 60_000 + 2_000
+    assert "receipt_delay" in entry["depends_on"]
     assert entry["also_seen_in"] == ["Office 365"]
     props = [json.loads(event_row(db, e["event_id"])["props"]) for e in (creation, twin)]
     assert props[0] == props[1] == {"Account Name": o365["ObjectId"]}
@@ -372,8 +380,8 @@ def test_follow_ons_are_privilege_grants_after_their_creation(seeded, db):
     }
     for entry in follow_ons:
         parent = item(manifest, entry["follows"])
-        first_creation = min(e["starttime"] for e in parent["events"] if e["expected_detection"])
-        assert all(0 < e["starttime"] - first_creation < 24 * HOUR_MS for e in entry["events"])
+        first_creation = min(e["devicetime"] for e in parent["events"] if e["expected_detection"])
+        assert all(0 < e["devicetime"] - first_creation < 24 * HOUR_MS for e in entry["events"])
         assert entry["chain_rule"] == "c"
     policy = payload(db, item(manifest, "follow-on-aws-admin-policy")["events"][0]["event_id"])
     assert policy["requestParameters"]["policyArn"] == "arn:aws:iam::aws:policy/AdministratorAccess"

@@ -192,6 +192,8 @@ def test_detail_panel_and_its_links(as_user, tab_env) -> None:
     for key in ("actor", "actor_id", "target_account", "source_ip", "event_name", "log_source"):
         if expected.get(key):
             assert expected[key] in body, key
+    # the event's own time and, separately, when QRadar received it
+    assert expected["device_time"] and "Received by QRadar" in body
     steps = frame.locator("#panel-chain li")
     assert steps.count() == len(expected["chain"]["events"]) >= 2
     assert "Not suppressed" in frame.locator("#panel-suppression").inner_text()

@@ -17,6 +17,9 @@ class BuilderBase:
         self.now_ms = now_ms - now_ms % 1000
         self.records: list[dict] = []
         self.times: dict[int, int] = {}  # id(record) -> event time (ms), for sorting
+        # id(record) -> exact receipt delay (ms) of a record an attack's meaning depends on; every other
+        # record gets its platform's realistic delay (devconsole.dsm.receipt) at ingest
+        self.delays: dict[int, int] = {}
         self.keep = True  # False while streaming bulk noise: records are yielded, not kept
         self._aws_ids: dict[str, str] = {}
         self._entra_ids: dict[str, str] = {}
@@ -52,6 +55,11 @@ class BuilderBase:
         """A whole-second time ``hours_ago`` before now, with up to ±5 minutes of jitter."""
         jitter = self.rng.randint(-300, 300) * 1000
         return self.now_ms - int(hours_ago * HOUR_MS) + jitter
+
+    def arrives_after(self, record: dict, delay_ms: int) -> dict:
+        """QRadar receives ``record`` exactly ``delay_ms`` after its own time."""
+        self.delays[id(record)] = delay_ms
+        return record
 
     def add(self, record: dict, time_ms: int) -> dict:
         if self.keep:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
 from app.detection.chains import (
     AWS_USER_CREDENTIAL,
@@ -170,8 +172,18 @@ def test_twin_merge_by_correlation_or_target() -> None:
     assert merge_twins([aad, other_corr])[1] == {"o2": aad}  # a differing O365 ID does not rule it out
     no_corr = ev("o3", 10 * SEC, OFFICE_365, "Add User.", "user", targets=("df00@contoso.com",))
     assert merge_twins([aad, no_corr])[1] == {"o3": aad}
-    far = ev("o4", 10 * MIN, OFFICE_365, "Add user.", "user", targets=("df00@contoso.com",))
+    # Receipt times only: Office 365's copy may arrive hours later (the twin window, 6 h by default).
+    late = ev("o4", 40 * MIN, OFFICE_365, "Add user.", "user", targets=("df00@contoso.com",))
+    assert merge_twins([aad, late])[1] == {"o4": aad}
+    far = ev("o4", 7 * HOUR, OFFICE_365, "Add user.", "user", targets=("df00@contoso.com",))
     assert merge_twins([aad, far])[1] == {}
+    assert merge_twins([aad, late], window_ms=30 * MIN)[1] == {}
+    # Both own times known: the same change logged twice differs by clock skew only.
+    own = replace(aad, received_time=aad.event_time + 2 * MIN)
+    own_late = replace(late, received_time=late.event_time + HOUR)
+    assert merge_twins([own, own_late])[1] == {}
+    own_copy = replace(late, event_time=aad.event_time + 2 * SEC, received_time=aad.event_time + 40 * MIN)
+    assert merge_twins([own, own_copy])[1] == {"o4": own}
     other_op = ev(
         "o5", SEC, OFFICE_365, "Add service principal.", "service_principal", targets=("df00@contoso.com",)
     )

@@ -20,7 +20,9 @@ export function chainLabel(d) {
 // Sortable = the detection API's sort whitelist (app/store/detections.py SORT_COLUMNS).
 export const SORTABLE = new Set(["event_time", "actor", "target_account", "cloud_platform", "triage_status"]);
 export const COLUMNS = [
-  {key: "event_time", label: "Time", render: (d) => formatTime(d.event_time)},
+  // The event's own time (devicetime); the receipt time (starttime, what the list sorts by) stands in
+  // when QRadar has none. The detail panel shows both.
+  {key: "event_time", label: "Time", render: (d) => formatTime(d.device_time || d.event_time)},
   {key: "event_category", label: "Category", render: (d) => d.event_category || d.event_name},
   {key: "log_source", label: "Log source"},
   {key: "actor", label: "Actor"},

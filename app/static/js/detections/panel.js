@@ -162,7 +162,8 @@ function renderPanel(d, links) {
 
   const list = el("dl", {className: "caw-fields"});
   const fields = [
-    ["Time", formatTime(d.event_time)], ["Event", d.event_name], ["Category", d.event_category],
+    ["Time", formatTime(d.device_time || d.event_time)],
+    ["Received by QRadar", formatTime(d.event_time)], ["Event", d.event_name], ["Category", d.event_category],
     ["Cloud platform", d.cloud_platform], ["Log source", d.log_source], ["Log source type", d.log_source_type],
     ["QID", d.qid], ["Actor", d.actor], ["Actor immutable ID", d.actor_id], ["Actor type", d.actor_type],
     ["Target account", d.target_account], ["Target ID", d.target_id], ["Target type", d.target_type],
