@@ -35,6 +35,7 @@ KINDS: tuple[AccountKind, ...] = (
     AccountKind("mfa_device", "MFA device"),
     AccountKind("login_profile", "Console password", credential=True),
     AccountKind("access_key", "Access key", credential=True),
+    AccountKind("workspace_user", "Google Workspace user"),
     AccountKind("other", "Other"),
 )
 

@@ -8,7 +8,9 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
   user within 10 minutes;
 * ``privilege_grant`` — any creation followed within 24 h by a privilege grant to the created identity
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
-  *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy).
+  *Add app role assignment to service principal*, *Consent to application*, GCP SetIamPolicy / SetIAMPolicy
+  adding a privileged role, Google Workspace GRANT_ADMIN_PRIVILEGE / ASSIGN_ROLE /
+  GRANT_DELEGATED_ADMIN_PRIVILEGES, and ADD_GROUP_MEMBER to an admin group).
 
 Chains that share an event are one chain (a CreateUser with both a key and an admin policy is one
 attack); its `kind` is the most serious kind present and `kinds` lists all of them.
@@ -25,7 +27,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
+from app.aql.detection import AWS, AZURE_AD, GCP, GOOGLE_WORKSPACE, OFFICE_365
 from app.detection.extract import base_name
 
 ENTRA_APP_SP_CREDENTIAL = "entra_app_sp_credential"
@@ -47,6 +49,12 @@ _ENTRA_GRANTS = (
     "add member to role",
     "add app role assignment to service principal",
     "consent to application",
+)
+_WORKSPACE_GRANTS = (
+    "grant_admin_privilege",
+    "assign_role",
+    "grant_delegated_admin_privileges",
+    "add_group_member",
 )
 
 
@@ -111,6 +119,8 @@ def is_privilege_grant(ev: ChainEvent) -> bool:
         return ev.admin_grant
     if ev.platform in _ENTRA and name in _ENTRA_GRANTS:
         return True
+    if ev.platform == GOOGLE_WORKSPACE and name in _WORKSPACE_GRANTS:
+        return ev.admin_grant
     return ev.platform == GCP and name == "setiampolicy" and ev.admin_grant
 
 

@@ -11,6 +11,7 @@ from .attacks import attack_items
 from .benign import benign_items
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .feeds import Builder
+from .google import google_items
 from .model import Scenario
 from .noise import noise_records
 from .noise_samples import noise_samples
@@ -24,6 +25,7 @@ def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iter
     items, offenses, chains = attack_items(builder)
     items.extend(benign_items(builder, chains))
     items.extend(noise_samples(builder, offenses))
+    items.extend(google_items(builder, chains))
     interesting = sorted(builder.records, key=lambda r: builder.times[id(r)])
     times = builder.times
     noise = noise_records(builder, max(0, events - len(interesting)))
