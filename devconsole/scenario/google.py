@@ -207,7 +207,9 @@ def _workspace_items(b: Builder) -> tuple[list[Item], list[ChainSpec]]:
     def workspace_item(
         key: str, kind: str, title: str, actor: str, events: list[EventRef], **kw: object
     ) -> Item:
-        return Item(key, kind, title, GOOGLE_WORKSPACE, actor, actor, "USER", events, **kw)  # type: ignore[arg-type]
+        # The actor is known by its Google profile ID (immutable), as the detection keys it.
+        actor_id = b.workspace_profile_id(actor)
+        return Item(key, kind, title, GOOGLE_WORKSPACE, actor, actor_id, "USER", events, **kw)  # type: ignore[arg-type]
 
     attacker, attacker_ip = mail("it-helpdesk"), "192.0.2.188"
     # New user, then the super admin role three hours later.
@@ -280,7 +282,7 @@ def _workspace_items(b: Builder) -> tuple[list[Item], list[ChainSpec]]:
             [ref(c3, "creation", True, False, "workspace_user", hire), ref(g3, "privilege", False)],
             is_service_account=False,
             allowlist={
-                "actor_id": hr,
+                "actor_id": b.workspace_profile_id(hr),
                 "source_cidr": "198.51.100.61/32",
                 "user_agent_regex": None,
                 "justification": "HR onboarding account",

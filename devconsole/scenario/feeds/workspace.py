@@ -11,6 +11,13 @@ WORKSPACE_CUSTOMER = "C03az79cb"
 class WorkspaceRecords(BuilderBase):
     """Admin-application activities as ``activities.list`` returns them."""
 
+    def workspace_profile_id(self, email: str) -> str:
+        """The actor's stable Google profile ID (what the detection keys the actor on)."""
+        ids: dict[str, str] = self.__dict__.setdefault("_workspace_profiles", {})
+        if email not in ids:
+            ids[email] = str(self.rng.randrange(10**20, 10**21))
+        return ids[email]
+
     def workspace(
         self,
         time_ms: int,
@@ -32,7 +39,7 @@ class WorkspaceRecords(BuilderBase):
             "actor": {
                 "callerType": "USER",
                 "email": actor,
-                "profileId": str(self.rng.randrange(10**20, 10**21)),
+                "profileId": self.workspace_profile_id(actor),
             },
             "ipAddress": ip,
             "events": [

@@ -26,6 +26,8 @@ SEEDED_TESTS = {
     "art-t1098.001-aws": "seed-test-3-aws-user-access-key",
     "art-t1098.001-sp": "seed-test-2-aadinternals-service-principal",
     "art-t1098.003-role": "follow-on-entra-global-admin",
+    "coverage-gcp-service-account-token-creator": "gcp-service-account-impersonation-grant",
+    "coverage-workspace-user-admin-role": "workspace-user-then-admin-role",
 }
 
 

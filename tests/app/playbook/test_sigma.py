@@ -52,9 +52,14 @@ def test_rules_cover_every_platform_and_tag_t1136_003() -> None:
         ("azure", "auditlogs"),
         ("m365", "audit"),
         ("gcp", "gcp.audit"),
+        ("gcp", "google_workspace.admin"),
     }
     for d in docs:
-        assert d["tags"] == ["attack.persistence", "attack.t1136.003"]
+        # Creations are T1136.003; the follow-on admin grants they lead to, T1098.003.
+        assert d["tags"] in (
+            ["attack.persistence", "attack.t1136.003"],
+            ["attack.persistence", "attack.t1098.003"],
+        )
     assert len({d["id"] for d in docs}) == len(docs)
 
 
