@@ -501,3 +501,39 @@ def test_the_query_matches_the_qualified_names_by_their_final_part_only(refreshe
         "google.cloud.resourcemanager.v2.Folders.SetIamPolicy",
         "SetIamPolicy",
     }
+
+
+# --- upgrade: stored log source types -------------------------------------------------------------
+
+
+def _stored_types_after_upgrade(tmp_path: Path, stored: dict[str, Any]) -> dict[str, Any]:
+    from app import settings
+    from app.store import db
+
+    conn = db.connect(tmp_path / "app.db")
+    conn.execute(
+        "INSERT OR REPLACE INTO settings VALUES ('log_source_types', ?, 'admin', 0)", (json.dumps(stored),)
+    )
+    conn.execute("PRAGMA user_version = 16")
+    conn.commit()
+    db.migrate(conn)
+    value = settings.get("log_source_types", conn=conn)
+    conn.close()
+    return value
+
+
+def test_upgrade_replaces_the_old_gcp_default_and_adds_workspace(tmp_path: Path) -> None:
+    stored = {
+        "AWS": [{"name": "Amazon AWS CloudTrail", "id": 347}],
+        "GCP": [{"name": "Google Cloud Audit Logs", "id": 5001}],
+    }
+    assert _stored_types_after_upgrade(tmp_path, stored) == {
+        "AWS": [{"name": "Amazon AWS CloudTrail", "id": 347}],
+        "GCP": [{"name": "Google Cloud Audit", "id": 449}],
+        "Google Workspace": [{"name": "Google G Suite", "id": 442}],
+    }
+
+
+def test_upgrade_keeps_a_gcp_type_an_administrator_chose(tmp_path: Path) -> None:
+    stored = {"GCP": [{"name": "Our GCP DSM", "id": 4012}], "Google Workspace": [{"name": "GWS", "id": 4013}]}
+    assert _stored_types_after_upgrade(tmp_path, stored) == stored
