@@ -57,6 +57,7 @@ KINDS: tuple[AccountKind, ...] = (
     # CreateAccessKey by an IAM user for itself: a key rotation, weaker than a key made for another user.
     AccountKind("own_access_key", "Access key (own, rotation)", credential=True, severity=3),
     AccountKind("iam_group", "IAM group", context_only=True),
+    AccountKind("workspace_user", "Google Workspace user"),
     AccountKind("other", "Other"),
 )
 

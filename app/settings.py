@@ -196,7 +196,8 @@ SETTINGS: list[Setting] = [
         "log_source_types",
         "log_source_types",
         {
-            # IDs from IBM's pySigma QRadar backend; GCP's 5001 is the dev console's (real ID UNCONFIRMED).
+            # IDs from IBM's pySigma QRadar backend (Google's display names are read from its keys,
+            # UNCONFIRMED: README, "Log source types").
             # Names are resolved to IDs at run time when the console knows them; the IDs are the fallback.
             "AWS": [{"name": "Amazon AWS CloudTrail", "id": 347}],
             "Azure AD": [
@@ -204,7 +205,8 @@ SETTINGS: list[Setting] = [
                 {"name": "Microsoft Azure Platform", "id": 413},
             ],
             "Office 365": [{"name": "Microsoft Office 365", "id": 397}],
-            "GCP": [{"name": "Google Cloud Audit Logs", "id": 5001}],
+            "GCP": [{"name": "Google Cloud Audit", "id": 449}],
+            "Google Workspace": [{"name": "Google G Suite", "id": 442}],
         },
         "Log source types searched per cloud platform: names, with default type IDs.",
     ),

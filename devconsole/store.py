@@ -20,14 +20,16 @@ from typing import Any
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
 
 # Log source types the console knows out of the box. IDs 347/445/413/397 are those IBM's pySigma
-# QRadar backend uses; the display strings of 445 and 397 are UNCONFIRMED there. 5001 for Google Cloud audit logs is this project's own choice (the real ID is
-# UNCONFIRMED); the app resolves IDs from names at run time, so only the names need to match a console.
+# QRadar backend uses, as are 449 (Google Cloud Audit) and 442 (Google G Suite); the display strings of 445,
+# 397, 449 and 442 are UNCONFIRMED there. The app resolves IDs from names at run time and falls back to the
+# IDs, so either matching a console is enough.
 BUILTIN_LOG_SOURCE_TYPES: dict[int, str] = {
     347: "Amazon AWS CloudTrail",
     445: "Microsoft Azure Active Directory",
     413: "Microsoft Azure Platform",
     397: "Microsoft Office 365",
-    5001: "Google Cloud Audit Logs",
+    449: "Google Cloud Audit",
+    442: "Google G Suite",
     11: "Linux OS",
     12: "Microsoft Windows Security Event Log",
     10: "Cisco ASA",

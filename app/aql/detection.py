@@ -14,7 +14,9 @@ from app.aql import literals as lit
 
 # Platform labels stored in `detections.cloud_platform` (ARCHITECTURE.md, the detection record).
 AWS, AZURE_AD, OFFICE_365, GCP = "AWS", "Azure AD", "Office 365", "GCP"
-PLATFORMS: tuple[str, ...] = (AWS, AZURE_AD, OFFICE_365, GCP)
+# Google Workspace / Cloud Identity admin activity (Admin SDK Reports API), its own log source type.
+GOOGLE_WORKSPACE = "Google Workspace"
+PLATFORMS: tuple[str, ...] = (AWS, AZURE_AD, OFFICE_365, GCP, GOOGLE_WORKSPACE)
 
 # Log source type names per platform (aql-and-rest-api.md §6.1); IDs are resolved from these at run time.
 # "Microsoft Azure Platform" (413) carries Entra audit logs when they arrive through Event Hubs.
@@ -22,15 +24,18 @@ DEFAULT_LOG_SOURCE_TYPE_NAMES: dict[str, tuple[str, ...]] = {
     AWS: ("Amazon AWS CloudTrail",),
     AZURE_AD: ("Microsoft Azure Active Directory", "Microsoft Azure Platform"),
     OFFICE_365: ("Microsoft Office 365",),
-    # UNCONFIRMED: the real QRadar name and ID of the Google Cloud audit DSM.
-    GCP: ("Google Cloud Audit Logs",),
+    # IDs from IBM's pySigma QRadar backend (`GoogleCloudAudit` 449, `GoogleGSuite` 442); the display
+    # names are read from those keys and are UNCONFIRMED (README, "Log source types").
+    GCP: ("Google Cloud Audit",),
+    GOOGLE_WORKSPACE: ("Google G Suite",),
 }
-# Used only when the console's log source type list cannot be read (pySigma backend IDs; 5001 is ours).
+# Used only when the console's log source type list cannot be read (pySigma backend IDs).
 DEFAULT_LOG_SOURCE_TYPE_IDS: dict[str, tuple[int, ...]] = {
     AWS: (347,),
     AZURE_AD: (445, 413),
     OFFICE_365: (397,),
-    GCP: (5001,),  # UNCONFIRMED
+    GCP: (449,),
+    GOOGLE_WORKSPACE: (442,),
 }
 
 # Entra ID / Office 365 coverage (issue 12). Names from detection-and-tuning.md where it has them ("Invite
@@ -80,6 +85,13 @@ def office_365_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(n.rstrip() + "." if not n.endswith(" ") else n + "." for n in names if "/" not in n)
 
 
+GCP_CREATION_EVENT_NAMES: tuple[str, ...] = (
+    "google.iam.admin.v1.CreateServiceAccount",
+    "google.iam.admin.v1.CreateServiceAccountKey",
+    "google.iam.admin.v%.CreateServiceAccount",
+    "google.iam.admin.v%.CreateServiceAccountKey",
+)
+
 # Account-creation event names (QID names) per platform. Matched with ILIKE, i.e. case-insensitively; an
 # administrator may add `%`/`_` wildcards in settings. AWS QID names = CloudTrail eventName, Entra = the
 # audit operationName, Office 365 = Operation (trailing period), GCP = methodName.
@@ -122,8 +134,13 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         "New-AzureADUser",
         *office_365_names(ENTRA_COVERAGE_EVENT_NAMES),
     ),
-    # What the seed's description names but its query misses.
-    GCP: ("google.iam.admin.v1.CreateServiceAccount", "google.iam.admin.v1.CreateServiceAccountKey"),
+    # What the seed's description names but its query misses. IAM writes the method as
+    # `google.iam.admin.v1.CreateServiceAccount`; other API surfaces and versions qualify it further
+    # (`google.iam.admin.v1.IAM.CreateServiceAccount`). The `%` only spans the version and service
+    # parts: each pattern still ends in the exact method name after a dot.
+    GCP: GCP_CREATION_EVENT_NAMES,
+    # Admin SDK Reports API event names (admin application), UNCONFIRMED as QRadar QID names.
+    GOOGLE_WORKSPACE: ("CREATE_USER",),
 }
 
 # Events that follow a creation in an attack chain (issue item 5): credentials and privilege grants.
@@ -153,7 +170,23 @@ DEFAULT_FOLLOW_ON_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         "Consent to application.",
         *office_365_names(ENTRA_COVERAGE_FOLLOW_ON_NAMES),
     ),
-    GCP: ("SetIamPolicy",),
+    # Project/folder/organization policy (`SetIamPolicy`, fully qualified by Resource Manager v1-v3 as
+    # `google.cloud.resourcemanager.v3.Projects.SetIamPolicy` and the like) and the service account's own
+    # policy (`google.iam.admin.v1.SetIAMPolicy`: who may act as it). Patterns end in the exact method.
+    GCP: (
+        "SetIamPolicy",
+        "google.iam.admin.v%.SetIAMPolicy",
+        "google.cloud.resourcemanager.v%.SetIamPolicy",
+        "google.iam.v1.IAMPolicy.SetIamPolicy",
+    ),
+    # Admin grants (UNCONFIRMED as QRadar QID names): super admin, an admin role, a delegated admin, and
+    # membership of a group (admin only when the group's name says so as a word).
+    GOOGLE_WORKSPACE: (
+        "GRANT_ADMIN_PRIVILEGE",
+        "ASSIGN_ROLE",
+        "GRANT_DELEGATED_ADMIN_PRIVILEGES",
+        "ADD_GROUP_MEMBER",
+    ),
 }
 
 # Creation events that create a non-human identity: what the seed's is_service_account meant.
@@ -168,8 +201,7 @@ SERVICE_IDENTITY_EVENT_NAMES: tuple[str, ...] = (
     "Add service principal credentials.",
     *ENTRA_APP_CREDENTIAL_PATTERNS,
     *office_365_names(ENTRA_APP_CREDENTIAL_PATTERNS),
-    "google.iam.admin.v1.CreateServiceAccount",
-    "google.iam.admin.v1.CreateServiceAccountKey",
+    *GCP_CREATION_EVENT_NAMES,
 )
 
 

@@ -20,6 +20,7 @@ from app.aql.detection import (
     DEFAULT_LOG_SOURCE_TYPE_IDS,
     ENTRA_APP_CREDENTIAL_PATTERNS,
     GCP,
+    GOOGLE_WORKSPACE,
     OFFICE_365,
     PLATFORMS,
     office_365_names,
@@ -285,7 +286,13 @@ def _topics() -> tuple[HuntingTopic, ...]:
             "gcp-keys",
             "Service account keys",
             GCP,
-            ("google.iam.admin.v1.CreateServiceAccountKey", "google.iam.admin.v1.UploadServiceAccountKey"),
+            (
+                "google.iam.admin.v1.CreateServiceAccountKey",
+                "google.iam.admin.v1.UploadServiceAccountKey",
+                # Bare verbs also match every qualified form (`%.CreateServiceAccountKey`, below).
+                "CreateServiceAccountKey",
+                "UploadServiceAccountKey",
+            ),
             "User-managed keys are long-lived credentials for the service account.",
             "T1098.001",
         ),
@@ -309,6 +316,31 @@ def _topics() -> tuple[HuntingTopic, ...]:
             ("GenerateAccessToken", "GenerateIdToken", "SignBlob", "SignJwt"),
             "Short-lived tokens minted for the service account show it being used.",
             "T1078.004",
+        ),
+        # Admin SDK Reports API event names (admin application); UNCONFIRMED as QRadar QID names.
+        HuntingTopic(
+            "workspace-admin-grants",
+            "Admin roles and admin groups",
+            GOOGLE_WORKSPACE,
+            ("GRANT_ADMIN_PRIVILEGE", "ASSIGN_ROLE", "GRANT_DELEGATED_ADMIN_PRIVILEGES", "ADD_GROUP_MEMBER"),
+            "Super admin, an admin role or an admin group for the new user makes it a persistent administrator.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "workspace-admin-roles",
+            "Custom admin roles",
+            GOOGLE_WORKSPACE,
+            ("CREATE_ROLE", "ADD_PRIVILEGE", "UPDATE_ROLE"),
+            "A custom role with powerful privileges prepares an admin grant that looks harmless by name.",
+            "T1098.003",
+        ),
+        HuntingTopic(
+            "workspace-access",
+            "Passwords, 2-Step Verification and API access",
+            GOOGLE_WORKSPACE,
+            ("CHANGE_PASSWORD", "TURN_OFF_2_STEP_VERIFICATION", "AUTHORIZE_API_CLIENT_ACCESS"),
+            "A password set by an admin, 2SV turned off or domain-wide delegation gives lasting access.",
+            "T1098.001",
         ),
     )
 

@@ -1,7 +1,7 @@
 """JSON for QRadar Pulse's Generic API widget (a JSON array of flat objects; see the README).
 
 * ``GET /api/pulse/timeseries?hours=24`` — one object per hour, oldest first:
-  ``{"date": "<ISO hour, UTC>", "AWS": n, "Azure AD": n, "Office 365": n, "GCP": n, "Total": n}``.
+  ``{"date": "<ISO hour, UTC>", "AWS": n, "Azure AD": n, "Office 365": n, "GCP": n, "Google Workspace": n, "Total": n}``.
 * ``GET /api/pulse/table?hours=24&limit=25`` — newest creations as rows:
   ``{"time", "platform", "event", "actor", "target", "service_account", "chain", "href"}``.
 

@@ -8,7 +8,9 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
   user within 10 minutes;
 * ``privilege_grant`` — any creation followed within 24 h by a privilege grant to the created identity
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
-  *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy).
+  *Add app role assignment to service principal*, *Consent to application*, GCP SetIamPolicy / SetIAMPolicy
+  adding a privileged role, Google Workspace GRANT_ADMIN_PRIVILEGE / ASSIGN_ROLE /
+  GRANT_DELEGATED_ADMIN_PRIVILEGES, and ADD_GROUP_MEMBER to an admin group);
 * ``entra_domain_federation`` — an Entra domain added or verified, then its authentication or federation
   settings set within 24 h (the AADInternals federation backdoor): severity 10;
 * ``entra_guest_redemption`` — an external user invited, then the invitation redeemed (severity 6: the normal
@@ -39,7 +41,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
+from app.aql.detection import AWS, AZURE_AD, GCP, GOOGLE_WORKSPACE, OFFICE_365
 from app.detection.extract import operation_key
 from app.kinds import CONTEXT_ONLY_KINDS
 
@@ -99,6 +101,12 @@ _ENTRA_GRANTS = (
     "add member to role completed (pim activation)",
 )
 _ENTRA_REDEMPTION = "redeem external user invite"
+_WORKSPACE_GRANTS = (
+    "grant_admin_privilege",
+    "assign_role",
+    "grant_delegated_admin_privileges",
+    "add_group_member",
+)
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,8 @@ def is_privilege_grant(ev: ChainEvent) -> bool:
         return ev.admin_grant
     if ev.platform in _ENTRA and name in _ENTRA_GRANTS:
         return True
+    if ev.platform == GOOGLE_WORKSPACE and name in _WORKSPACE_GRANTS:
+        return ev.admin_grant
     return ev.platform == GCP and name == "setiampolicy" and ev.admin_grant
 
 

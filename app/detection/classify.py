@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
+from app.aql.detection import AWS, AZURE_AD, GCP, GOOGLE_WORKSPACE, OFFICE_365
 from app.detection.extract import (
     IAM_SOURCE,
     IDENTITY_CENTER_SOURCES,
@@ -30,6 +30,10 @@ _TYPE_NAME_HINTS: tuple[tuple[str, str], ...] = (
     ("azure active directory", AZURE_AD),
     ("entra", AZURE_AD),
     ("azure", AZURE_AD),
+    # Before "google cloud": Workspace's type names ("Google G Suite") name no cloud.
+    ("g suite", GOOGLE_WORKSPACE),
+    ("gsuite", GOOGLE_WORKSPACE),
+    ("google workspace", GOOGLE_WORKSPACE),
     ("google cloud", GCP),
     ("gcp", GCP),
 )
@@ -94,6 +98,7 @@ _ENTRA_KINDS = {
     "set federation settings on domain": "domain_federation",
 }
 _GCP_KINDS = {"createserviceaccount": "service_account", "createserviceaccountkey": "service_account_key"}
+_WORKSPACE_KINDS = {"create_user": "workspace_user"}
 
 
 def aws_kind(name: str, ids: Identifiers | None) -> str:
@@ -125,6 +130,8 @@ def account_kind(platform: str | None, event_name: str | None, ids: Identifiers 
         return _ENTRA_KINDS.get(operation_key(event_name), "other")
     if platform == GCP:
         return _GCP_KINDS.get(name, "other")
+    if platform == GOOGLE_WORKSPACE:
+        return _WORKSPACE_KINDS.get(name, "other")
     return "other"
 
 

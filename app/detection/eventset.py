@@ -25,6 +25,7 @@ EVENT_NAME_KEYS = {
     aqld.AZURE_AD: "event_names_azure_ad",
     aqld.OFFICE_365: "event_names_office_365",
     aqld.GCP: "event_names_gcp",
+    aqld.GOOGLE_WORKSPACE: "event_names_google_workspace",
 }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
+from app.aql.detection import AWS, AZURE_AD, GCP, GOOGLE_WORKSPACE, OFFICE_365
 from app.detection import aws_policy, entra_roles
 from app.tuning.matcher import identity
 
@@ -588,12 +588,64 @@ def _extract_o365(rec: Mapping[str, Any], ids: Identifiers) -> None:
 
 # --- Google Cloud audit logs -------------------------------------------------------------------------
 
-_GCP_ADMIN_ROLES = (
-    "roles/owner",
-    "roles/editor",
-    "roles/iam.securityadmin",
-    "roles/resourcemanager.organizationadmin",
+# Roles that give control of a project, of IAM, or of a service account's credentials. The first five
+# are the issue's; organization admin, service account admin and role admin are as strong (they can grant
+# the others or act as any service account).
+GCP_PRIVILEGED_ROLES: frozenset[str] = frozenset(
+    {
+        "roles/owner",
+        "roles/editor",
+        "roles/iam.securityadmin",
+        "roles/iam.serviceaccounttokencreator",
+        "roles/iam.serviceaccountkeyadmin",
+        "roles/resourcemanager.organizationadmin",
+        "roles/iam.serviceaccountadmin",
+        "roles/iam.roleadmin",
+    }
 )
+
+
+def _gcp_added_bindings(proto: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(role, member) pairs a SetIamPolicy call added.
+
+    Read from the change, `serviceData.policyDelta.bindingDeltas` (action ADD), or from
+    `metadata.policyDelta` where newer services put it. Only when neither is present is the request's
+    whole policy the fallback: then every binding counts as added, which is why callers judge a grant by
+    the members of the privileged bindings only, not by whether the policy holds a privileged role.
+    """
+    for path in ("serviceData.policyDelta.bindingDeltas", "metadata.policyDelta.bindingDeltas"):
+        deltas = dig(proto, path)
+        if isinstance(deltas, list):
+            return [
+                (_text(dig(d, "role")) or "", _text(dig(d, "member")) or "")
+                for d in deltas
+                if isinstance(d, Mapping) and str(dig(d, "action", "")).upper() == "ADD"
+            ]
+    added = []
+    for b in _list(dig(proto, "request.policy.bindings")):
+        role = _text(dig(b, "role")) or ""
+        added += [(role, _text(m) or "") for m in _list(dig(b, "members"))]
+    return added
+
+
+def _gcp_policy_grant(proto: Mapping[str, Any], ids: Identifiers) -> None:
+    added = [(role, member.split(":", 1)[-1]) for role, member in _gcp_added_bindings(proto) if member]
+    privileged = [(role, member) for role, member in added if role.lower() in GCP_PRIVILEGED_ROLES]
+    # A grant joins a creation's chain through the identities it gave something to: for an admin grant
+    # only the members of the privileged roles (a logging role for a new service account in a change that
+    # also names an owner does not make that account an admin).
+    chosen = privileged or added
+    for _role, member in chosen:
+        ids.target_keys |= _keys(member)
+    if chosen:
+        ids.granted, ids.target_account = chosen[0]
+    ids.admin_grant = bool(privileged)
+    ids.target_type = "IamPolicy"
+    resource = _text(dig(proto, "resourceName")) or ""
+    if privileged and "/serviceAccounts/" in resource:
+        # Service-account policy (google.iam.admin.v1.SetIAMPolicy): a privileged role on the account
+        # (token creator, key admin) lets the member act as it, so the grant also joins that account.
+        ids.target_keys |= _keys(resource.split("/serviceAccounts/", 1)[1].split("/", 1)[0])
 
 
 def _extract_gcp(rec: Mapping[str, Any], ids: Identifiers) -> None:
@@ -624,20 +676,76 @@ def _extract_gcp(rec: Mapping[str, Any], ids: Identifiers) -> None:
         ids.target_id = _text(dig(resp, "name"))
         ids.target_keys |= _keys(ids.target_account)
     elif method == "setiampolicy":
-        bindings = dig(req, "policy.bindings")
-        for b in bindings if isinstance(bindings, list) else []:
-            role = _text(dig(b, "role")) or ""
-            members = dig(b, "members")
-            for m in members if isinstance(members, list) else []:
-                member = (_text(m) or "").split(":", 1)[-1]
-                ids.target_keys |= _keys(member)
-                if role.lower() in _GCP_ADMIN_ROLES:
-                    ids.admin_grant = True
-                    ids.granted = role
-                    ids.target_account = ids.target_account or member
-        ids.target_type = "IamPolicy"
+        _gcp_policy_grant(proto, ids)
     else:
         ids.target_account = _first(dig(resp, "email"), dig(proto, "resourceName"))
+
+
+# --- Google Workspace admin activity (Admin SDK Reports API) ---------------------------------------
+
+# Events that make someone a Workspace administrator whatever their parameters: super admin, and an
+# admin role (every Workspace role is an administrator role) or delegated admin. Names UNCONFIRMED as
+# QRadar QID names (they are the Reports API's).
+_WORKSPACE_ADMIN_EVENTS = ("grant_admin_privilege", "assign_role", "grant_delegated_admin_privileges")
+# A group whose name has one of these as a word ("gcp-organization-admins", "Domain Admins"); not a
+# substring ("badminton-club").
+_ADMIN_GROUP_WORDS = frozenset({"admin", "admins", "administrator", "administrators", "superadmins"})
+
+
+def group_name_is_admin(name: str | None) -> bool:
+    """True when a group name or e-mail names administrators as a word (its local part for an e-mail)."""
+    local = (name or "").split("@", 1)[0].lower()
+    words = "".join(c if c.isalnum() else " " for c in local).split()
+    return any(w in _ADMIN_GROUP_WORDS for w in words)
+
+
+def _workspace_parameters(event: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in _list(dig(event, "parameters")):
+        if not isinstance(p, Mapping):
+            continue
+        name = _text(dig(p, "name"))
+        values = dig(p, "multiValue")
+        value = _first(dig(p, "value"), dig(p, "intValue"), dig(p, "boolValue"))
+        if value is None and isinstance(values, list):
+            value = _first(*values)
+        if name and value is not None:
+            out.setdefault(name.upper(), value)
+    return out
+
+
+def _extract_workspace(rec: Mapping[str, Any], event_name: str, ids: Identifiers) -> None:
+    ids.actor = _first(dig(rec, "actor.email"), dig(rec, "actor.profileId"))
+    ids.actor_id = _first(dig(rec, "actor.profileId"), dig(rec, "actor.email"))
+    ids.actor_type = _text(dig(rec, "actor.callerType"))
+    ids.source_ip = _text(dig(rec, "ipAddress"))
+    ids.correlation_id = _first(dig(rec, "id.uniqueQualifier"), dig(rec, "etag"))
+    ids.result = "success"  # the admin log records changes that were made
+    wanted = (event_name or "").strip().lower()
+    events = [e for e in _list(dig(rec, "events")) if isinstance(e, Mapping)]
+    # An activity may carry several events; the one this QID names, else the first.
+    event = next(
+        (e for e in events if str(dig(e, "name", "")).lower() == wanted), events[0] if events else {}
+    )
+    name = str(dig(event, "name", "") or wanted).lower()
+    params = _workspace_parameters(event)
+    user = params.get("USER_EMAIL")
+    if name == "create_user":
+        ids.target_type = "User"
+    elif name in _WORKSPACE_ADMIN_EVENTS:
+        ids.target_type = "User"
+        ids.granted = params.get("ROLE_NAME") or ("Super Admin" if name == "grant_admin_privilege" else None)
+        ids.admin_grant = True
+    elif name == "add_group_member":
+        ids.target_type = "User"
+        ids.granted = params.get("GROUP_EMAIL") or params.get("GROUP_NAME")
+        ids.admin_grant = group_name_is_admin(ids.granted)
+    elif name in ("create_role", "add_privilege"):
+        ids.target_type = "Role"
+        user = params.get("ROLE_NAME")
+        ids.granted = params.get("PRIVILEGE_NAME")
+    ids.target_account = user
+    ids.target_keys |= _keys(user)
 
 
 _EXTRACTORS = {AZURE_AD: _extract_entra, OFFICE_365: _extract_o365, GCP: _extract_gcp}
@@ -657,6 +765,8 @@ def extract(
         try:
             if platform == AWS:
                 _extract_aws(rec, event_name or "", ids)
+            elif platform == GOOGLE_WORKSPACE:
+                _extract_workspace(rec, event_name or "", ids)
             elif platform in _EXTRACTORS:
                 _EXTRACTORS[platform](rec, ids)
             ids.payload_ok = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
+from app.aql.detection import AWS, AZURE_AD, GCP, GOOGLE_WORKSPACE, OFFICE_365
 from app.playbook.quoting import POSIX, POWERSHELL
 
 
@@ -136,6 +136,17 @@ GCP_AUDIT = Source("Google Cloud IAM audit logging", "https://cloud.google.com/i
 GCP_SA_KEYS = Source(
     "Google Cloud: best practices for managing service account keys",
     "https://cloud.google.com/iam/docs/best-practices-for-managing-service-account-keys",
+)
+WORKSPACE_ADMIN_AUDIT = Source(
+    "Google Workspace Admin SDK Reports API: admin activity events (user, delegated admin and group settings)",
+    "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/admin-user-settings",
+)
+WORKSPACE_ADMIN_ROLES = Source(
+    "Google Workspace Admin Help: pre-built administrator roles",
+    "https://support.google.com/a/answer/2405986",
+)
+GAM_WIKI = Source(
+    "GAM (GAM-team/GAM) wiki: users, admins and reports commands", "https://github.com/GAM-team/GAM/wiki"
 )
 QRADAR_REFSETS = Source(
     "QRadar reference data collections (time_to_live / expiry)",
@@ -781,6 +792,15 @@ GCP_PLAYBOOK = PlatformPlaybook(
                     ),
                     (GCP_AUDIT, ELASTIC_GCP_SA),
                 ),
+                Step(
+                    "Who may act as it, and what it was granted",
+                    "A SetIAMPolicy on the service account itself (google.iam.admin.v1.SetIAMPolicy) says who "
+                    "may impersonate it (token creator) or manage its keys; a project, folder or organization "
+                    "SetIamPolicy says what it may do. Read the change in serviceData.policyDelta (bindingDeltas "
+                    "with action ADD), not request.policy, which lists every existing binding.",
+                    (Command("gcloud iam service-accounts get-iam-policy {{target}}"),),
+                    (GCP_AUDIT,),
+                ),
                 _EXPECTED,
             ),
         ),
@@ -874,8 +894,103 @@ GCP_PLAYBOOK = PlatformPlaybook(
     ),
 )
 
+WORKSPACE_PLAYBOOK = PlatformPlaybook(
+    GOOGLE_WORKSPACE,
+    "platform-google-workspace",
+    "Google Workspace / Cloud Identity (Admin console audit)",
+    (
+        Phase(
+            TRIAGE,
+            PHASE_TITLES[TRIAGE],
+            (
+                Step(
+                    "Who created it, and what it holds",
+                    "actor.email is the admin who created the user (USER_EMAIL); check ipAddress and whether "
+                    "the user was then made super admin (GRANT_ADMIN_PRIVILEGE), given an admin role "
+                    "(ASSIGN_ROLE) or added to an admin group.",
+                    (
+                        Command(
+                            "gam info user {{target}}",
+                            note="GAM; the Admin console's user page shows the same",
+                        ),
+                        Command("gam print admins user {{target}}"),
+                    ),
+                    (WORKSPACE_ADMIN_AUDIT, GAM_WIKI),
+                ),
+                _EXPECTED,
+            ),
+        ),
+        Phase(
+            CONTAIN,
+            PHASE_TITLES[CONTAIN],
+            (
+                Step(
+                    "Suspend the user and end its sessions",
+                    "Suspending blocks sign-in; signing out and resetting sign-in cookies ends open sessions. "
+                    "Remove its admin role assignments (role assignment IDs from the list above).",
+                    (
+                        Command("gam update user {{target}} suspended on"),
+                        Command("gam user {{target}} signout"),
+                        Command("gam delete admin <role-assignment-id>"),
+                    ),
+                    (WORKSPACE_ADMIN_ROLES, GAM_WIKI),
+                ),
+            ),
+        ),
+        Phase(
+            INVESTIGATE,
+            PHASE_TITLES[INVESTIGATE],
+            (
+                Step(
+                    "Hunt follow-on persistence",
+                    "Admin roles and admin groups, custom roles (CREATE_ROLE, ADD_PRIVILEGE), passwords set by "
+                    "an admin, 2-Step Verification turned off and domain-wide delegation "
+                    "(AUTHORIZE_API_CLIENT_ACCESS) by the creator or for the new user.",
+                    (
+                        Command(
+                            "gam report admin user {{actor}} start {{since_date}} end {{until_date}}",
+                            note="the creator's admin activity",
+                        ),
+                        Command(
+                            "gam report login user {{target}} start {{since_date}}",
+                            note="the new user's sign-ins",
+                        ),
+                    ),
+                    (WORKSPACE_ADMIN_AUDIT, GAM_WIKI),
+                ),
+            ),
+        ),
+        Phase(
+            ERADICATE,
+            PHASE_TITLES[ERADICATE],
+            (
+                Step(
+                    "Delete the rogue user after evidence capture",
+                    "Transfer or export its data first if needed; a deleted user can be restored for 20 days.",
+                    (Command("gam delete user {{target}}"),),
+                    (GAM_WIKI,),
+                ),
+            ),
+        ),
+        Phase(
+            HARDEN,
+            PHASE_TITLES[HARDEN],
+            (
+                Step(
+                    "Fewer super admins, alerting on admin grants",
+                    "Keep super admin to a few break-glass accounts with security keys; delegate narrower "
+                    "admin roles; alert on GRANT_ADMIN_PRIVILEGE and ASSIGN_ROLE (this app chains them to the "
+                    "creation).",
+                    sources=(WORKSPACE_ADMIN_ROLES, MITRE_M_T1136),
+                ),
+            ),
+        ),
+        Phase(TUNE, PHASE_TITLES[TUNE], (_tuning_step("the provisioning admin's e-mail or profileId"),)),
+    ),
+)
+
 PLAYBOOKS: dict[str, PlatformPlaybook] = {
-    p.platform: p for p in (AWS_PLAYBOOK, AZURE_PLAYBOOK, OFFICE_PLAYBOOK, GCP_PLAYBOOK)
+    p.platform: p for p in (AWS_PLAYBOOK, AZURE_PLAYBOOK, OFFICE_PLAYBOOK, GCP_PLAYBOOK, WORKSPACE_PLAYBOOK)
 }
 
 

@@ -16,6 +16,8 @@ from app.aql.detection import (
     AZURE_AD,
     DEFAULT_EVENT_NAMES,
     DEFAULT_FOLLOW_ON_EVENT_NAMES,
+    GCP,
+    GOOGLE_WORKSPACE,
     OFFICE_365,
     ilike_matches,
 )
@@ -29,7 +31,7 @@ ART_T1098_003 = "https://github.com/redcanaryco/atomic-red-team/blob/master/atom
 @dataclass(frozen=True)
 class ValidationTest:
     key: str
-    origin: str  # "seed", "atomic" or "coverage" (a behaviour of a coverage family, no upstream atomic)
+    origin: str  # "seed", "atomic" or "coverage" (the product's own check of a family no atomic covers)
     name: str
     technique: str
     guid: str | None
@@ -297,6 +299,36 @@ TESTS: tuple[ValidationTest, ...] = (
         "attach-user-policy of the new ARN.",
         "CloudTrail CreatePolicy then AttachUserPolicy: judged by the policy's document, an admin grant.",
         ("CreatePolicy", "AttachUserPolicy"),
+    ),
+    ValidationTest(
+        "coverage-gcp-service-account-token-creator",
+        "coverage",
+        "GCP - service account created, then its creator made a token creator on it",
+        "T1136.003",
+        None,
+        GCP,
+        "gcloud iam service-accounts create ci-runner, then gcloud iam service-accounts add-iam-policy-binding "
+        "ci-runner@<project>.iam.gserviceaccount.com --member=user:<you> "
+        "--role=roles/iam.serviceAccountTokenCreator (cleanup: gcloud iam service-accounts delete).",
+        "Cloud Audit Logs (Admin Activity) google.iam.admin.v1.CreateServiceAccount, then "
+        "google.iam.admin.v1.SetIAMPolicy on the account with serviceData.policyDelta adding the role; "
+        "one privilege-grant chain.",
+        ("google.iam.admin.v1.CreateServiceAccount", "google.iam.admin.v1.SetIAMPolicy"),
+        "ci-runner",
+    ),
+    ValidationTest(
+        "coverage-workspace-user-admin-role",
+        "coverage",
+        "Google Workspace - user created, then assigned an admin role",
+        "T1136.003",
+        None,
+        GOOGLE_WORKSPACE,
+        "Create the user svc-backup-admin@<domain> in the Admin console (or gam create user), then assign "
+        "it an admin role (gam create admin svc-backup-admin@<domain> <role> customer); delete it after.",
+        "Admin audit log (Reports API, admin application) CREATE_USER, then ASSIGN_ROLE with USER_EMAIL = "
+        "the new user; one privilege-grant chain. Admin log events can take minutes to hours to arrive.",
+        ("CREATE_USER", "ASSIGN_ROLE"),
+        "svc-backup-admin",
     ),
 )
 

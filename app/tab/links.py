@@ -35,7 +35,13 @@ from app.store import get_db, offense_links
 bp = Blueprint("tab_links", __name__)
 
 PIN_WINDOW_MS = 60_000
-PLAYBOOK_SLUGS = {"AWS": "aws", "Azure AD": "azure-ad", "Office 365": "office-365", "GCP": "gcp"}
+PLAYBOOK_SLUGS = {
+    "AWS": "aws",
+    "Azure AD": "azure-ad",
+    "Office 365": "office-365",
+    "GCP": "gcp",
+    "Google Workspace": "google-workspace",
+}
 
 
 def event_aql(detection: dict[str, Any]) -> str | None:

@@ -224,10 +224,21 @@ PRESETS: tuple[Preset, ...] = (
         name="Break-glass procedure",
         description="Emergency access accounts used during an incident. Entries expire within 24 hours and "
         "need a ticket reference.",
-        platforms=("AWS", "Azure AD", "Office 365", "GCP"),
+        platforms=("AWS", "Azure AD", "Office 365", "GCP", "Google Workspace"),
         identity_label="Break-glass account object IDs / role ARNs",
         fingerprints={"actor": ("*break*glass*", "*emergency*"), "actor_id": ("*break*glass*",)},
         break_glass=True,
+    ),
+    Preset(
+        id="workspace_provisioning",
+        name="Google Workspace provisioning (HR onboarding admins, Google Cloud Directory Sync)",
+        description="Admin accounts and directory sync that create Google Workspace users for new hires. "
+        "Allowlist the provisioning admin's e-mail or profile ID; admin grants to the new users stay visible.",
+        platforms=("Google Workspace",),
+        identity_label="Provisioning admin e-mails or profile IDs",
+        # Google Cloud Directory Sync runs as an admin account an organisation names itself: names only.
+        fingerprints={"actor": ("*gcds*", "*directory*sync*", "*onboarding*", "*people-ops*")},
+        account_kinds=("workspace_user",),
     ),
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import azure_platform, cloudtrail, entra, gcp, o365
+from . import azure_platform, cloudtrail, entra, gcp, o365, workspace
 from .common import (
     ACCOUNT_NAME_PROPERTY,
     LOG_SOURCE_TYPE_NAMES,
@@ -23,6 +23,7 @@ from .common import (
 PARSERS: tuple[tuple[str, Callable[[dict], bool], Callable[[dict], ParsedEvent]], ...] = (
     ("cloudtrail", cloudtrail.looks_like, cloudtrail.parse),
     ("gcp", gcp.looks_like, gcp.parse),
+    ("workspace", workspace.looks_like, workspace.parse),
     ("o365", o365.looks_like, o365.parse),
     ("entra", entra.looks_like, entra.parse),
     ("azure_platform", azure_platform.looks_like, azure_platform.parse),
@@ -30,6 +31,7 @@ PARSERS: tuple[tuple[str, Callable[[dict], bool], Callable[[dict], ParsedEvent]]
 
 UNKNOWN_SOURCE_REASON = (
     "unknown source: not AWS CloudTrail (eventSource+eventName), Google Cloud audit (protoPayload), "
+    "Google Workspace admin activity (kind admin#reports#activity, or id.applicationName+events), "
     "Office 365 (Workload/RecordType+Operation), Entra ID (category AuditLogs/SignInLogs or an aadiam "
     "resourceId) or Azure Activity (operationName+/SUBSCRIPTIONS/ resourceId)"
 )

@@ -17,19 +17,22 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-# Log source type IDs (aql-and-rest-api.md §6.1; 5001 is this project's own choice, UNCONFIRMED).
+# Log source type IDs (aql-and-rest-api.md §6.1: IBM's pySigma QRadar backend). Google's display names
+# are read from that backend's keys (GoogleCloudAudit, GoogleGSuite) and are UNCONFIRMED.
 TYPE_CLOUDTRAIL = 347
 TYPE_AZURE_AD = 445
 TYPE_AZURE_PLATFORM = 413
 TYPE_OFFICE_365 = 397
-TYPE_GCP = 5001
+TYPE_GCP = 449
+TYPE_GOOGLE_WORKSPACE = 442
 
 LOG_SOURCE_TYPE_NAMES: dict[int, str] = {
     TYPE_CLOUDTRAIL: "Amazon AWS CloudTrail",
     TYPE_AZURE_AD: "Microsoft Azure Active Directory",
     TYPE_AZURE_PLATFORM: "Microsoft Azure Platform",
     TYPE_OFFICE_365: "Microsoft Office 365",
-    TYPE_GCP: "Google Cloud Audit Logs",
+    TYPE_GCP: "Google Cloud Audit",
+    TYPE_GOOGLE_WORKSPACE: "Google G Suite",
 }
 
 ACCOUNT_NAME_PROPERTY = "Account Name"

@@ -1,7 +1,9 @@
-"""Google Cloud audit logs (log source type 5001 here; QRadar's real ID for its Google Cloud DSM is
-UNCONFIRMED): Cloud Logging ``LogEntry`` records whose ``protoPayload`` is an ``AuditLog``.
+"""Google Cloud audit logs (log source type 449, "Google Cloud Audit" in IBM's pySigma QRadar backend; the
+display name is UNCONFIRMED): Cloud Logging ``LogEntry`` records whose ``protoPayload`` is an ``AuditLog``.
 
-Event name (QID name) = ``protoPayload.methodName`` (``google.iam.admin.v1.CreateServiceAccount``).
+Event name (QID name) = ``protoPayload.methodName`` as written (``google.iam.admin.v1.CreateServiceAccount``,
+``google.iam.admin.v1.IAM.CreateServiceAccount``, ``google.cloud.resourcemanager.v3.Projects.SetIamPolicy``);
+it is filed by its last part.
 Username = ``authenticationInfo.principalEmail``; source IP = ``requestMetadata.callerIp`` (GCP writes
 ``private``/``gce-internal-ip`` for internal callers: no IP then). Log source = the project.
 "Account Name" = the service account's e-mail for IAM service-account operations.
@@ -39,6 +41,7 @@ VERB_ACTIONS: dict[str, ActionClass] = {
     "DisableServiceAccount": ACCOUNT_CHANGED,
     "PatchServiceAccount": ACCOUNT_CHANGED,
     "SetIamPolicy": PRIVILEGE_GRANTED,
+    "SetIAMPolicy": PRIVILEGE_GRANTED,
 }
 
 

@@ -20,7 +20,8 @@ _SOURCE_LABELS = {
     347: "AWS CloudTrail",
     445: "Azure AD audit/sign-in",
     397: "Office 365 Management Activity",
-    5001: "Google Cloud audit log",
+    449: "Google Cloud audit log",
+    442: "Google Workspace admin activity",
     413: "Azure Activity Log",
 }
 

@@ -33,6 +33,7 @@ from .common import (
     TYPE_AZURE_PLATFORM,
     TYPE_CLOUDTRAIL,
     TYPE_GCP,
+    TYPE_GOOGLE_WORKSPACE,
     TYPE_OFFICE_365,
     ParsedEvent,
 )
@@ -78,6 +79,8 @@ REALISTIC_DELAYS: dict[int, DelayRange] = {
     TYPE_AZURE_PLATFORM: DelayRange(30 * SECOND_MS, 3 * MINUTE_MS, 15 * MINUTE_MS),
     TYPE_OFFICE_365: DelayRange(15 * MINUTE_MS, 60 * MINUTE_MS, 6 * HOUR_MS),
     TYPE_GCP: DelayRange(5 * SECOND_MS, 30 * SECOND_MS, 3 * MINUTE_MS),
+    # Google documents Admin console audit events as available within minutes, sometimes hours.
+    TYPE_GOOGLE_WORKSPACE: DelayRange(1 * MINUTE_MS, 10 * MINUTE_MS, 2 * HOUR_MS),
 }
 
 

@@ -13,6 +13,7 @@ from .benign import benign_items
 from .entra_families import entra_family_items
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .feeds import Builder
+from .google import google_items
 from .model import Scenario
 from .noise import noise_records
 from .noise_samples import noise_samples
@@ -36,6 +37,7 @@ def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iter
     chains.extend(aws_chains)
     builder.records.extend(aws.records)
     builder.times.update(aws.times)
+    items.extend(google_items(builder, chains))
     interesting = sorted(builder.records, key=lambda r: builder.times[id(r)])
     times = builder.times
     noise = noise_records(builder, max(0, events - len(interesting)))

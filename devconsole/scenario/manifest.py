@@ -29,6 +29,7 @@ RECORD_ID_FIELDS = {
     "entra_signin": "properties.id",
     "o365": "Id",
     "gcp": "insertId",
+    "workspace": "id.uniqueQualifier",
     "azure_platform": "properties.eventDataId",
 }
 
@@ -148,7 +149,8 @@ def build_manifest(
             "AWS": 347,
             "Azure AD": 445,
             "Office 365": 397,
-            "GCP": 5001,
+            "GCP": 449,
+            "Google Workspace": 442,
             "Azure Platform": 413,
         },
         "custom_properties": {"account_name": "Account Name"},

@@ -374,8 +374,8 @@ def test_gcp_service_account_and_key(store):
     key["insertId"] = "2xyz"
     ingest_records(store, [gcp_create_service_account(), key])
     account, credential = stored_events(store)
-    assert account["devicetype"] == credential["devicetype"] == 5001
-    assert account["log_source_type_name"] == "Google Cloud Audit Logs"
+    assert account["devicetype"] == credential["devicetype"] == 449
+    assert account["log_source_type_name"] == "Google Cloud Audit"
     assert account["qid_name"] == "google.iam.admin.v1.CreateServiceAccount"
     assert account["category_name"] == "User Account Added"
     assert account["log_source_name"] == "Google Cloud Audit @ acme-prod"

@@ -27,7 +27,7 @@ from tests.devconsole.test_ingest import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MINUTE, HOUR = 60_000, 3_600_000
-TYPES = {"cloudtrail": 347, "entra": 445, "o365": 397, "gcp": 5001}
+TYPES = {"cloudtrail": 347, "entra": 445, "o365": 397, "gcp": 449}
 
 
 def iso(ms: int) -> str:
@@ -179,7 +179,7 @@ def test_ingest_command_reads_a_delay_file(tmp_path) -> None:
         row["devicetype"]: row["starttime"] - row["devicetime"]
         for row in stored(EventStore(data / "events.db"))
     }
-    assert delays == {347: 0, 445: MINUTE, 397: 40 * MINUTE, 5001: 0}
+    assert delays == {347: 0, 445: MINUTE, 397: 40 * MINUTE, 449: 0}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"records": {"x": -1}}))
     refused = subprocess.run(

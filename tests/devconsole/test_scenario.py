@@ -106,6 +106,7 @@ def test_records_file_and_store_match_the_requested_size(seeded, db):
         "entra_signin",
         "o365",
         "gcp",
+        "workspace",
         "azure_platform",
     }
 
@@ -529,7 +530,8 @@ TYPE_NAMES = {
     347: "Amazon AWS CloudTrail",
     445: "Microsoft Azure Active Directory",
     397: "Microsoft Office 365",
-    5001: "Google Cloud Audit Logs",
+    449: "Google Cloud Audit",
+    442: "Google G Suite",
 }
 
 

@@ -107,7 +107,9 @@ def test_tab_loads_with_the_seeded_detections(as_user, tab_env) -> None:
     values = [int(v) for v in frame.locator("#overview-tiles .caw-kpi__value").all_inner_texts()]
     labels = frame.locator("#overview-tiles .caw-kpi__label").all_inner_texts()
     by_label = dict(zip(labels, values, strict=True))
-    platform_sum = sum(by_label.get(p, 0) for p in ("AWS", "Azure AD", "Office 365", "GCP"))
+    platform_sum = sum(
+        by_label.get(p, 0) for p in ("AWS", "Azure AD", "Office 365", "GCP", "Google Workspace")
+    )
     assert by_label["Cloud accounts created"] == platform_sum > 0
     legend = frame.locator("#timeline-legend").inner_text()
     assert all(p in legend for p in ("AWS", "Azure AD") if by_label.get(p))

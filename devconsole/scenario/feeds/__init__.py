@@ -9,9 +9,12 @@ from .cloudtrail import CloudTrailRecords
 from .entra import EntraRecords
 from .gcp import GcpAuditRecords
 from .office365 import Office365Records
+from .workspace import WorkspaceRecords
 
 __all__ = ["Builder", "BuilderBase"]
 
 
-class Builder(CloudTrailRecords, EntraRecords, Office365Records, GcpAuditRecords, AzureActivityRecords):
+class Builder(
+    CloudTrailRecords, EntraRecords, Office365Records, GcpAuditRecords, AzureActivityRecords, WorkspaceRecords
+):
     """Every feed's records, with ids drawn from one seeded RNG: the same seed gives the same records."""

@@ -1,4 +1,4 @@
-"""Google Cloud audit log records (log source type 5001)."""
+"""Google Cloud audit log records (log source type 449)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class GcpAuditRecords(BuilderBase):
         denied: bool = False,
         log: str = "activity",
         resource_type: str = "service_account",
+        service_data: dict | None = None,
     ) -> dict:
         extra = self.rng.randrange(1_000_000)
         proto: dict[str, Any] = {
@@ -58,6 +59,8 @@ class GcpAuditRecords(BuilderBase):
         }
         if request is not None:
             proto["request"] = request
+        if service_data is not None:
+            proto["serviceData"] = service_data
         if response is not None and not denied:
             proto["response"] = response
         record = {

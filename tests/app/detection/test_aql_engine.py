@@ -22,7 +22,7 @@ MIN = 60_000
 def engine(tmp_path: Path):
     store = store_mod.EventStore(tmp_path / "events.db")
     store.declare_custom_property("Account Name")
-    store.ensure_log_source_type(5001, "Google Cloud Audit Logs")
+    store.ensure_log_source_type(449, "Google Cloud Audit")
     rows = []
 
     def add(type_id: int, name: str, t: int, magnitude: int = 5, account: str | None = None) -> None:
@@ -50,7 +50,7 @@ def engine(tmp_path: Path):
     add(445, "Add user", -7 * MIN)
     add(397, "Add user.", -6 * MIN)
     add(397, "Add member to role.", -5 * MIN)  # a follow-on, not a creation
-    add(5001, "google.iam.admin.v1.CreateServiceAccount", -4 * MIN)
+    add(449, "google.iam.admin.v1.CreateServiceAccount", -4 * MIN)
     add(11, "Add user", -3 * MIN)  # same name, unrelated log source type
     add(347, "CreateUser", -90 * MIN)  # before the window
     add(347, "CreateRole", +1)  # at/after STOP (exclusive)

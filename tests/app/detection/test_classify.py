@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.aql.detection import AWS, AZURE_AD, DEFAULT_LOG_SOURCE_TYPE_IDS, GCP, OFFICE_365
+from app.aql.detection import AWS, AZURE_AD, DEFAULT_LOG_SOURCE_TYPE_IDS, GCP, GOOGLE_WORKSPACE, OFFICE_365
 from app.detection.classify import account_kind, is_service_account, platform_for
 from app.detection.extract import Identifiers
 
@@ -36,8 +36,11 @@ def seed_is_service_account(qid_name: str) -> int:
         (445, "Microsoft Azure Active Directory", AZURE_AD),
         (413, "Microsoft Azure Platform", AZURE_AD),
         (397, "Microsoft Office 365", OFFICE_365),
-        (5001, "Google Cloud Audit Logs", GCP),
+        (449, "Google Cloud Audit", GCP),
         (9999, "Google Cloud Audit Logs", GCP),  # unknown ID: the type name still says GCP
+        (442, "Google G Suite", GOOGLE_WORKSPACE),
+        (9998, "Google G Suite", GOOGLE_WORKSPACE),  # not "Google Cloud": its own platform
+        (9997, "Google Workspace Admin", GOOGLE_WORKSPACE),
         (12, "Linux OS", None),
     ],
 )
@@ -60,7 +63,7 @@ def test_seed_bug_add_application_and_gcp_were_unknown() -> None:
     assert seed_platform("Add application") == "Unknown"
     assert seed_platform("google.iam.admin.v1.CreateServiceAccount") == "Unknown"
     assert platform_for(445, None, TYPE_IDS) == AZURE_AD
-    assert platform_for(5001, None, TYPE_IDS) == GCP
+    assert platform_for(449, None, TYPE_IDS) == GCP
 
 
 @pytest.mark.parametrize(

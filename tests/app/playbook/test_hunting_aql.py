@@ -38,7 +38,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> AqlEngine:
         347: store.ensure_log_source("CloudTrail @ 111122223333", 347),
         445: store.ensure_log_source("Entra ID audit", 445),
         397: store.ensure_log_source("O365 audit", 397),
-        5001: store.ensure_log_source("GCP audit", 5001),
+        449: store.ensure_log_source("GCP audit", 449),
     }
 
     def ev(devicetype: int, name: str, t: int, user: str, target: str | None, tag: str) -> dict:
@@ -76,7 +76,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> AqlEngine:
         ev(445, "Consent to application", T0 + 4 * MIN, "evil@contoso.com", "App X", "entra-consent"),
         ev(397, "Add member to role.", T0 + 2 * MIN, "admin@contoso.com", "evil@contoso.com", "o365-role"),
         ev(
-            5001,
+            449,
             "google.iam.admin.v1.CreateServiceAccountKey",
             T0 + MIN,
             "dev@corp.example",
@@ -84,7 +84,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> AqlEngine:
             "gcp-key",
         ),
         ev(
-            5001,
+            449,
             "google.iam.v1.IAMPolicy.SetIamPolicy",
             T0 + 2 * MIN,
             "dev@corp.example",

@@ -43,6 +43,8 @@ SEEDED_TESTS = {
     "cov-aws-mfa-context": "aws-user-login-mfa-context",
     "cov-aws-admin-group": "aws-admin-group-membership",
     "cov-aws-customer-policy": "aws-customer-policy-admin",
+    "coverage-gcp-service-account-token-creator": "gcp-service-account-impersonation-grant",
+    "coverage-workspace-user-admin-role": "workspace-user-then-admin-role",
 }
 
 

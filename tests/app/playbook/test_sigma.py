@@ -52,17 +52,24 @@ def test_rules_cover_every_platform_and_tag_t1136_003() -> None:
         ("azure", "auditlogs"),
         ("m365", "audit"),
         ("gcp", "gcp.audit"),
+        ("gcp", "google_workspace.admin"),
     }
     known = {"attack.t1136.003", "attack.t1098.001", "attack.t1098.003"}
     for d in docs:
         assert d["tags"][0] == "attack.persistence" and set(d["tags"][1:]) <= known, d["title"]
-    # Account creations tag T1136.003; the key made for another user is T1098.001.
+    # Account creations tag T1136.003; the key made for another user is T1098.001; the Google admin grants
+    # that follow a creation are T1098.003.
     by_title = {d["title"]: d for d in docs}
     assert by_title["AWS Access Key Created for Another IAM User"]["tags"] == [
         "attack.persistence",
         "attack.t1098.001",
     ]
-    assert sum("attack.t1136.003" in d["tags"] for d in docs) == len(docs) - 1
+    for title in (
+        "Privileged Role Granted in Google Cloud IAM",
+        "Admin Privilege Granted in Google Workspace",
+    ):
+        assert by_title[title]["tags"] == ["attack.persistence", "attack.t1098.003"]
+    assert sum("attack.t1136.003" in d["tags"] for d in docs) == len(docs) - 3
     assert len({d["id"] for d in docs}) == len(docs)
 
 

@@ -27,12 +27,13 @@ from tests.app.tuning.tuning_helpers import HOUR, TUNER1, TUNER2, add_detection
 
 # The scenario's benign provisioning items, by the preset that covers them (devconsole/scenario/benign.py).
 PRESET_ITEMS = {
-    "iac": ["benign-terraform-pipeline", "benign-cloudformation"],
+    "iac": ["benign-terraform-pipeline", "benign-cloudformation", "benign-gcp-log-writer"],
     "config_management": ["benign-ansible", "benign-puppet"],
     "aws_service_linked_roles": ["benign-service-linked-role"],
     "hr_directory_sync": ["benign-entra-connect-sync", "benign-workday-inbound"],
     "microsoft_first_party": ["benign-managed-identity"],
     "break_glass": ["benign-break-glass"],
+    "workspace_provisioning": ["benign-workspace-onboarding"],
 }
 
 # The items whose events carry immutable evidence of their family (devconsole/scenario.py): CloudTrail's
@@ -45,6 +46,7 @@ SUGGESTED_ON_EVIDENCE = {
     "hr_directory_sync": ["benign-workday-inbound"],
     "microsoft_first_party": [],
     "break_glass": [],
+    "workspace_provisioning": [],
 }
 
 

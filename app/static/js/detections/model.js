@@ -10,7 +10,7 @@ export const TRIAGE_LABELS = {new: "New", investigating: "Investigating", benign
   malicious: "Malicious", escalated: "Escalated"};
 export const TRIAGE_COLORS = {new: "blue", investigating: "purple", benign: "green", malicious: "red",
   escalated: "magenta"};
-export const PLATFORM_COLORS = {"AWS": "warm-gray", "Azure AD": "blue", "Office 365": "cyan", "GCP": "teal"};
+export const PLATFORM_COLORS = {"AWS": "warm-gray", "Azure AD": "blue", "Office 365": "cyan", "GCP": "teal", "Google Workspace": "green"};
 
 export function chainLabel(d) {
   return (d.chain_kind ? String(d.chain_kind).replace(/_/g, " ") : "chain") + " #" + d.chain_id;
