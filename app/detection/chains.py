@@ -5,10 +5,14 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
 * ``entra_app_sp_credential`` — Entra *Add application* → *Add service principal* → *Add service principal
   credentials* by the same initiator or with the same correlation ID within 60 s (the AADInternals pattern);
 * ``aws_user_credential`` — AWS *CreateUser* then *CreateAccessKey* and/or *CreateLoginProfile* for the same
-  user within 10 minutes;
+  user within an hour;
 * ``privilege_grant`` — any creation followed within 24 h by a privilege grant to the created identity
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
-  *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy).
+  *Add app role assignment to service principal*, *Consent to application*, GCP admin SetIamPolicy); an
+  administrator grant joins the chain of an identity created up to 7 days before it (escalation memory).
+
+Every window is a setting (`ChainWindows`, built from `app.detection.config`); the constants below are
+their defaults.
 
 Chains that share an event are one chain (a CreateUser with both a key and an admin policy is one
 attack); its `kind` is the most serious kind present and `kinds` lists all of them.
@@ -36,8 +40,14 @@ PRIVILEGE_GRANT = "privilege_grant"
 CHAIN_KINDS: tuple[str, ...] = (ENTRA_APP_SP_CREDENTIAL, AWS_USER_CREDENTIAL, PRIVILEGE_GRANT)
 
 ENTRA_CHAIN_WINDOW_MS = 60_000
-AWS_CREDENTIAL_WINDOW_MS = 10 * 60_000
+# One hour: an STS assumed-role session lasts an hour by default (DurationSeconds 3600), so one attacker
+# session can create a user and then its key at any point of it; a person clicking through the console
+# (create user, then Security credentials → Create access key) easily takes more than ten minutes.
+AWS_CREDENTIAL_WINDOW_MS = 60 * 60_000
 PRIVILEGE_WINDOW_MS = 24 * 3600_000
+# An administrator grant to an identity created this long before it still joins the creation's chain:
+# escalation is often a later, separate step (a dormant backdoor account promoted days after).
+ESCALATION_MEMORY_MS = 7 * 86_400_000
 TWIN_WINDOW_MS = 5 * 60_000
 
 _ENTRA = (AZURE_AD, OFFICE_365)
@@ -48,6 +58,30 @@ _ENTRA_GRANTS = (
     "add app role assignment to service principal",
     "consent to application",
 )
+
+
+@dataclass(frozen=True)
+class ChainWindows:
+    """How far apart a chain's events may be (ms); each one a setting."""
+
+    entra_ms: int = ENTRA_CHAIN_WINDOW_MS
+    aws_credential_ms: int = AWS_CREDENTIAL_WINDOW_MS
+    privilege_ms: int = PRIVILEGE_WINDOW_MS
+    escalation_ms: int = ESCALATION_MEMORY_MS
+    twin_ms: int = TWIN_WINDOW_MS
+
+    def grant_ms(self, grant: ChainEvent) -> int:
+        """How long after a creation `grant` may come: the escalation memory for an administrator grant."""
+        return max(self.privilege_ms, self.escalation_ms) if grant.admin_grant else self.privilege_ms
+
+    @property
+    def recent_ms(self) -> int:
+        """The longest window other than the escalation memory: what each cycle re-correlates in full
+        (an administrator grant finds older creations through the store, by target)."""
+        return max(self.entra_ms, self.aws_credential_ms, self.privilege_ms, self.twin_ms)
+
+
+DEFAULT_WINDOWS = ChainWindows()
 
 
 @dataclass(frozen=True)
@@ -114,7 +148,7 @@ def is_privilege_grant(ev: ChainEvent) -> bool:
     return ev.platform == GCP and name == "setiampolicy" and ev.admin_grant
 
 
-def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEvent]]]:
+def _entra_links(events: Sequence[ChainEvent], window_ms: int) -> list[tuple[str, list[ChainEvent]]]:
     entra = [e for e in events if e.platform in _ENTRA and e.is_creation]
     apps = [e for e in entra if e.account_kind == "application"]
     sps = [e for e in entra if e.account_kind == "service_principal"]
@@ -122,7 +156,7 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
     found = []
     used: set[str] = set()
     for app in apps:
-        end = app.event_time + ENTRA_CHAIN_WINDOW_MS
+        end = app.event_time + window_ms
         sp = next(
             (
                 s
@@ -151,13 +185,13 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
 
 
 def _aws_credential_links(
-    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent], window_ms: int
 ) -> list[tuple[str, list[ChainEvent]]]:
     # Credentials are detections themselves (access_key / login_profile); accept them from either list.
     creds = [f for f in (*creations, *follow_ons) if f.platform == AWS and f.name in _AWS_CREDENTIALS]
     found = []
     for user in (c for c in creations if c.platform == AWS and c.name == "createuser"):
-        end = user.event_time + AWS_CREDENTIAL_WINDOW_MS
+        end = user.event_time + window_ms
         members = [f for f in creds if user.event_time <= f.event_time <= end and _same_target(user, f)]
         if members:
             found.append((AWS_USER_CREDENTIAL, [user, *members]))
@@ -165,17 +199,16 @@ def _aws_credential_links(
 
 
 def _privilege_links(
-    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent], windows: ChainWindows
 ) -> list[tuple[str, list[ChainEvent]]]:
     grants = [f for f in follow_ons if is_privilege_grant(f)]
     found = []
     for created in creations:
-        end = created.event_time + PRIVILEGE_WINDOW_MS
         members = [
             g
             for g in grants
             if _same_family(g.platform, created.platform)
-            and created.event_time <= g.event_time <= end
+            and created.event_time <= g.event_time <= created.event_time + windows.grant_ms(g)
             and _same_target(created, g)
         ]
         if members:
@@ -196,15 +229,21 @@ def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
     return platform == AWS and account_kind in ("access_key", "login_profile")
 
 
-def build_chains(creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent]) -> list[Chain]:
+def build_chains(
+    creations: Iterable[ChainEvent],
+    follow_ons: Iterable[ChainEvent],
+    windows: ChainWindows = DEFAULT_WINDOWS,
+) -> list[Chain]:
     """All chains among the given creations (detections) and follow-on events, merged where they share
     an event, events in time order."""
     creations = sorted(creations, key=lambda e: (e.event_time, e.event_key))
-    follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)))[0]
+    follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)), windows.twin_ms)[
+        0
+    ]
     links = (
-        _entra_links(creations)
-        + _aws_credential_links(creations, follow_ons)
-        + _privilege_links(creations, follow_ons)
+        _entra_links(creations, windows.entra_ms)
+        + _aws_credential_links(creations, follow_ons, windows.aws_credential_ms)
+        + _privilege_links(creations, follow_ons, windows)
     )
 
     # Union-find over event keys so overlapping links become one chain.
