@@ -22,19 +22,22 @@ from tests.app.detection.conftest import ACCOUNT, cloudtrail
 ROOT = Path(__file__).resolve().parents[3]
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
+PIPELINE = f"arn:aws:iam::{ACCOUNT}:role/pipelines/provisioner"
+INTRUDER = f"arn:aws:iam::{ACCOUNT}:role/intruder"
 
 
-def create_user(t: int, name: str) -> dict:
+def create_user(t: int, name: str, **actor: str) -> dict:
     return cloudtrail(
         t,
         "CreateUser",
         {"userName": name},
         {"user": {"userName": name, "userId": f"AIDA{name}", "arn": f"arn:aws:iam::{ACCOUNT}:user/{name}"}},
+        **actor,
     )
 
 
-def admin_grant(t: int, name: str) -> dict:
-    return cloudtrail(t, "AttachUserPolicy", {"userName": name, "policyArn": ADMIN_POLICY})
+def admin_grant(t: int, name: str, **actor: str) -> dict:
+    return cloudtrail(t, "AttachUserPolicy", {"userName": name, "policyArn": ADMIN_POLICY}, **actor)
 
 
 def access_key(t: int, name: str) -> dict:
@@ -59,6 +62,9 @@ def escalation_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         # A key 11 minutes after the user, read by the next cycle: chained (AWS credential window, 1 h).
         create_user(now - 100 * MIN, "key-11m"),
         access_key(now - 89 * MIN, "key-11m"),
+        # An allowlisted pipeline's user, granted admin days later by an actor no entry allows.
+        create_user(now - 3 * DAY - 2 * HOUR, "esc-hijacked", actor_arn=PIPELINE),
+        admin_grant(now - 50 * MIN, "esc-hijacked", actor_arn=INTRUDER),
     ]
     data_dir = tmp_path_factory.mktemp("escalation_console")
     raw = data_dir / "records.jsonl"
@@ -84,14 +90,19 @@ def escalation_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         stop_serve(served.process)
 
 
-def walk_forward(conn: sqlite3.Connection, env: dict, now: int) -> list[refresher.CycleResult]:
+CYCLES = (-8 * DAY - 30 * MIN, -3 * DAY - 30 * MIN, -95 * MIN, 0)
+
+
+def walk_forward(
+    conn: sqlite3.Connection, env: dict, now: int, cycles: tuple[int, ...] = CYCLES
+) -> list[refresher.CycleResult]:
     """Refresh cycles at increasing times, the way a refresher that ran all along would have: each reads
     from its watermark, so the last one's window holds the grants but not the creations days before."""
     from app.qradar import Gateway
 
     gw = Gateway.from_env(env, poll_wait_s=1)
     results = []
-    for at in (now - 8 * DAY - 30 * MIN, now - 3 * DAY - 30 * MIN, now - 95 * MIN, now):
+    for at in (now + offset for offset in cycles):
         result = refresher.refresh_once(conn, gw, now=at)
         assert result.status == "ok", result.error
         results.append(result)
@@ -169,6 +180,48 @@ def test_escalation_memory_is_a_setting(escalation_console, store_conn) -> None:
     walk_forward(store_conn, env, now)
     three_days = by_target(store_conn, "esc-3d", "CreateUser")
     assert three_days["chain_id"] is None
+
+
+def test_a_suppressed_creation_granted_admin_days_later_by_another_actor_comes_back(
+    escalation_console, store_conn
+) -> None:
+    from app.store import detections as detection_store
+    from app.store.db import transaction
+    from app.tuning import approval, service
+    from tests.app.tuning.tuning_helpers import TUNER1, TUNER2
+
+    env, now = escalation_console
+    with transaction(store_conn):
+        entry, _ = service.create_entry(
+            store_conn,
+            {
+                "platforms": ["AWS"],
+                "actor_id": PIPELINE,
+                "justification": "Provisioning pipeline creates service users (CHG-42)",
+                "expires_at": now + 30 * DAY,
+            },
+            user=TUNER1,
+            now_ms=now - 9 * DAY,
+        )
+    with transaction(store_conn):
+        approval.decide(
+            store_conn,
+            entry["id"],
+            {"version": entry["version"]},
+            user=TUNER2,
+            now_ms=now - 9 * DAY,
+            approve=True,
+        )
+    walk_forward(store_conn, env, now, CYCLES[:-1])
+    hijacked = detection_store.get_detection(
+        store_conn, by_target(store_conn, "esc-hijacked", "CreateUser")["id"]
+    )
+    assert hijacked["suppressed_by"] == entry["id"] and hijacked["chain_id"] is None
+    walk_forward(store_conn, env, now, CYCLES[-1:])
+    hijacked = detection_store.get_detection(store_conn, hijacked["id"])
+    assert hijacked["chain_kind"] == "privilege_grant"
+    assert hijacked["suppressed_by"] is None
+    assert hijacked["suppression_overridden_by"] == entry["id"]
 
 
 def test_creations_are_found_by_target_through_an_index(store_conn) -> None:
