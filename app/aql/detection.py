@@ -129,9 +129,6 @@ DEFAULT_EVENT_NAMES: dict[str, tuple[str, ...]] = {
         "Add service principal.",
         "Add application.",
         "Add service principal credentials.",
-        # The seed's PowerShell names; O365 normally records New-MsolUser as "Add user." (reference §6.2).
-        "New-MsolUser",
-        "New-AzureADUser",
         *office_365_names(ENTRA_COVERAGE_EVENT_NAMES),
     ),
     # What the seed's description names but its query misses. IAM writes the method as

@@ -22,7 +22,7 @@ from flask import Blueprint, jsonify, render_template
 from app.api.urls import console_url
 from app.aql.detection import PLATFORMS
 from app.auth import require
-from app.detection import refresher
+from app.detection import refresher, selfcheck
 from app.store import dashboard as store
 from app.store.db import get_db
 
@@ -56,6 +56,7 @@ def item() -> Any:
         summary=summary,
         platforms=PLATFORMS,
         stale=stale,
+        self_check=selfcheck.status(conn)["problems"],
         initiators=store.top_initiators(conn, now - DAY_MS, now + 1),
         tab_url=console_url("tab.index") or "",
         playbook_url=console_url("playbook.index") or "",

@@ -471,6 +471,10 @@ OPENAPI_PATHS = {
     "/api/status": {
         "get": {
             "summary": "Background refresh: last and next refresh, watermark, running and progress, last error",
+            "description": "Also `jobs` (every refresher job's status) and `self_check`: `checked_ms`, "
+            "`problems` (one sentence per configured log source type or event name the console does not "
+            "know), `findings` (`kind`, `platform`, `role`, `name`, `message`), `counts`, `stale` (the "
+            "checked settings changed since) and `last_error`.",
             "responses": {"200": ok("status")},
         }
     },

@@ -5,12 +5,13 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
 * ``entra_app_sp_credential`` — Entra *Add application* → *Add service principal* → *Add service principal
   credentials* by the same initiator or with the same correlation ID within 60 s (the AADInternals pattern);
 * ``aws_user_credential`` — AWS *CreateUser* then *CreateAccessKey* and/or *CreateLoginProfile* for the same
-  user within 10 minutes;
+  user within an hour;
 * ``privilege_grant`` — any creation followed within 24 h by a privilege grant to the created identity
   (AWS admin AttachUserPolicy / AttachRolePolicy / PutUserPolicy, Entra *Add member to role*,
   *Add app role assignment to service principal*, *Consent to application*, GCP SetIamPolicy / SetIAMPolicy
   adding a privileged role, Google Workspace GRANT_ADMIN_PRIVILEGE / ASSIGN_ROLE /
-  GRANT_DELEGATED_ADMIN_PRIVILEGES, and ADD_GROUP_MEMBER to an admin group);
+  GRANT_DELEGATED_ADMIN_PRIVILEGES, and ADD_GROUP_MEMBER to an admin group); an administrator grant joins
+  the chain of an identity created up to 7 days before it (escalation memory);
 * ``entra_domain_federation`` — an Entra domain added or verified, then its authentication or federation
   settings set within 24 h (the AADInternals federation backdoor): severity 10;
 * ``entra_guest_redemption`` — an external user invited, then the invitation redeemed (severity 6: the normal
@@ -19,6 +20,9 @@ Chain kinds, from the seed's expected signals and the reference's chain list:
 An IAM Identity Center account assignment (itself a detection) is the privilege grant of the Identity Center
 user or group it names; context-only events (MFA devices, IAM groups: `app.kinds`) join a chain that
 already holds a creation of their target but never start one.
+
+Every window is a setting (`ChainWindows`, built from `app.detection.config`); the constants below are
+their defaults.
 
 Chains that share an event are one chain (a CreateUser with both a key and an admin policy is one
 attack); its `kind` is the most serious kind present and `kinds` lists all of them.
@@ -61,9 +65,14 @@ CHAIN_KINDS: tuple[str, ...] = (
 )
 
 ENTRA_CHAIN_WINDOW_MS = 60_000
-AWS_CREDENTIAL_WINDOW_MS = 10 * 60_000
+# One hour: an STS assumed-role session lasts an hour by default (DurationSeconds 3600), so one attacker
+# session can create a user and then its key at any point of it; a person clicking through the console
+# (create user, then Security credentials → Create access key) easily takes more than ten minutes.
+AWS_CREDENTIAL_WINDOW_MS = 60 * 60_000
 PRIVILEGE_WINDOW_MS = 24 * 3600_000
-TWIN_WINDOW_MS = 5 * 60_000
+# An administrator grant to an identity created this long before it still joins the creation's chain:
+# escalation is often a later, separate step (a dormant backdoor account promoted days after).
+ESCALATION_MEMORY_MS = 7 * 86_400_000
 # Domain added/verified, then its authentication set to federated (the AADInternals backdoor); an invitation
 # and its redemption. Both as long as a privilege grant may follow a creation.
 DOMAIN_WINDOW_MS = PRIVILEGE_WINDOW_MS
@@ -107,6 +116,30 @@ _WORKSPACE_GRANTS = (
     "grant_delegated_admin_privileges",
     "add_group_member",
 )
+
+
+@dataclass(frozen=True)
+class ChainWindows:
+    """How far apart a chain's events may be (ms); each one a setting."""
+
+    entra_ms: int = ENTRA_CHAIN_WINDOW_MS
+    aws_credential_ms: int = AWS_CREDENTIAL_WINDOW_MS
+    privilege_ms: int = PRIVILEGE_WINDOW_MS
+    escalation_ms: int = ESCALATION_MEMORY_MS
+    twin_ms: int = TWIN_WINDOW_MS
+
+    def grant_ms(self, grant: ChainEvent) -> int:
+        """How long after a creation `grant` may come: the escalation memory for an administrator grant."""
+        return max(self.privilege_ms, self.escalation_ms) if grant.admin_grant else self.privilege_ms
+
+    @property
+    def recent_ms(self) -> int:
+        """The longest window other than the escalation memory: what each cycle re-correlates in full
+        (an administrator grant finds older creations through the store, by target)."""
+        return max(self.entra_ms, self.aws_credential_ms, self.privilege_ms, self.twin_ms)
+
+
+DEFAULT_WINDOWS = ChainWindows()
 
 
 @dataclass(frozen=True)
@@ -192,7 +225,7 @@ def is_privilege_grant(ev: ChainEvent) -> bool:
     return ev.platform == GCP and name == "setiampolicy" and ev.admin_grant
 
 
-def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEvent]]]:
+def _entra_links(events: Sequence[ChainEvent], window_ms: int) -> list[tuple[str, list[ChainEvent]]]:
     entra = [e for e in events if e.platform in _ENTRA and e.is_creation]
     apps = [e for e in entra if e.account_kind == "application"]
     sps = [e for e in entra if e.account_kind == "service_principal"]
@@ -200,7 +233,7 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
     found = []
     used: set[str] = set()
     for app in apps:
-        end = app.event_time + ENTRA_CHAIN_WINDOW_MS
+        end = app.event_time + window_ms
         sp = next(
             (
                 s
@@ -229,13 +262,13 @@ def _entra_links(events: Sequence[ChainEvent]) -> list[tuple[str, list[ChainEven
 
 
 def _aws_credential_links(
-    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent], window_ms: int
 ) -> list[tuple[str, list[ChainEvent]]]:
     # Credentials are detections themselves (access_key / login_profile); accept them from either list.
     creds = [f for f in (*creations, *follow_ons) if f.platform == AWS and f.name in _AWS_CREDENTIALS]
     found = []
     for user in (c for c in creations if c.platform == AWS and c.name == "createuser"):
-        end = user.event_time + AWS_CREDENTIAL_WINDOW_MS
+        end = user.event_time + window_ms
         members = [f for f in creds if user.event_time <= f.event_time <= end and _same_target(user, f)]
         if members:
             found.append((AWS_USER_CREDENTIAL, [user, *members]))
@@ -243,7 +276,7 @@ def _aws_credential_links(
 
 
 def _privilege_links(
-    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent]
+    creations: Sequence[ChainEvent], follow_ons: Sequence[ChainEvent], windows: ChainWindows
 ) -> list[tuple[str, list[ChainEvent]]]:
     # An owner added to an application is a detection (kind app_owner) and a grant to the new owner.
     owners = [c for c in creations if c.platform in _ENTRA and c.account_kind == "app_owner"]
@@ -253,13 +286,12 @@ def _privilege_links(
     for created in creations:
         if created.account_kind == IDENTITY_CENTER_GRANT_KIND:
             continue
-        end = created.event_time + PRIVILEGE_WINDOW_MS
         members = [
             g
             for g in grants
             if _same_family(g.platform, created.platform)
             and g.event_key != created.event_key  # an owner grant is also a detection of its own
-            and created.event_time <= g.event_time <= end
+            and created.event_time <= g.event_time <= created.event_time + windows.grant_ms(g)
             and _same_target(created, g)
         ]
         if members:
@@ -327,16 +359,20 @@ def is_chain_candidate(platform: str | None, account_kind: str | None) -> bool:
 
 
 def build_chains(
-    creations: Iterable[ChainEvent], follow_ons: Iterable[ChainEvent], twin_window_ms: int = TWIN_WINDOW_MS
+    creations: Iterable[ChainEvent],
+    follow_ons: Iterable[ChainEvent],
+    windows: ChainWindows = DEFAULT_WINDOWS,
 ) -> list[Chain]:
     """All chains among the given creations (detections) and follow-on events, merged where they share
     an event, events in time order (their own time)."""
     creations = sorted(creations, key=lambda e: (e.event_time, e.event_key))
-    follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)), twin_window_ms)[0]
+    follow_ons = merge_twins(sorted(follow_ons, key=lambda e: (e.event_time, e.event_key)), windows.twin_ms)[
+        0
+    ]
     links = (
-        _entra_links(creations)
-        + _aws_credential_links(creations, follow_ons)
-        + _privilege_links(creations, follow_ons)
+        _entra_links(creations, windows.entra_ms)
+        + _aws_credential_links(creations, follow_ons, windows.aws_credential_ms)
+        + _privilege_links(creations, follow_ons, windows)
         + _entra_domain_links(creations)
         + _guest_links(creations, follow_ons)
     )

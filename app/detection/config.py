@@ -12,6 +12,15 @@ from app.detection import chains as chainlib
 from app.detection.eventset import EVENT_NAME_KEYS, available_properties, resolve_type_ids
 from app.qradar import Gateway
 
+# Where the self-check (app.detection.selfcheck) looks for a configured event name among the QID records.
+SELF_CHECK_SCOPES = ("log_source_type", "all")
+
+
+def _check_scope(value: str) -> None:
+    if value not in SELF_CHECK_SCOPES:
+        raise settings.SettingError("self_check_qid_scope", f"must be one of {', '.join(SELF_CHECK_SCOPES)}")
+
+
 SETTINGS = [
     *(
         settings.Setting(
@@ -51,6 +60,60 @@ SETTINGS = [
         1,
         10,
     ),
+    # Chain windows (app.detection.chains): how far apart the steps of one attack may be.
+    settings.Setting(
+        "chain_entra_window_s",
+        "int",
+        chainlib.ENTRA_CHAIN_WINDOW_MS // 1000,
+        "Entra application → service principal → credentials chain: the three steps must fall within "
+        "this many seconds of the application's creation.",
+        10,
+        3600,
+    ),
+    settings.Setting(
+        "chain_aws_credential_window_minutes",
+        "int",
+        chainlib.AWS_CREDENTIAL_WINDOW_MS // 60_000,
+        "AWS CreateUser → CreateAccessKey / CreateLoginProfile chain: the credential must come within this "
+        "many minutes of the user (default one hour: an assumed-role session lasts an hour by default).",
+        1,
+        1440,
+    ),
+    settings.Setting(
+        "chain_privilege_window_hours",
+        "int",
+        chainlib.PRIVILEGE_WINDOW_MS // 3_600_000,
+        "A privilege grant to a new identity joins its creation's chain when it comes within this many hours.",
+        1,
+        168,
+    ),
+    settings.Setting(
+        "escalation_memory_days",
+        "int",
+        chainlib.ESCALATION_MEMORY_MS // 86_400_000,
+        "Escalation memory: an administrator grant to an identity created in the last N days joins the "
+        "creation's chain, also when the creation was stored by an earlier refresh.",
+        0,
+        90,
+    ),
+    settings.Setting(
+        "self_check_interval_hours",
+        "int",
+        24,
+        "How often the configured log source types and event names are checked against the console's "
+        "log source types and QID records (also at every start and after a change; 0 = never).",
+        0,
+        168,
+    ),
+    settings.Setting(
+        "self_check_qid_scope",
+        "str",
+        "log_source_type",
+        "Which QID records a configured event name is looked for in: 'log_source_type' (those of the "
+        "platform's log source types) or 'all' (every QID record, if this console's QID records do not "
+        "carry their log source type: UNCONFIRMED).",
+        validate=_check_scope,
+    ),
     settings.Setting(
         "aws_non_iam_users",
         "bool",
@@ -59,6 +122,17 @@ SETTINGS = [
         "...) as low-severity 'Service user (not IAM)' detections; off: ignore them.",
     ),
 ]
+
+
+def chain_windows(values: dict) -> chainlib.ChainWindows:
+    """The chain windows from the settings' values (`settings.all_values`)."""
+    return chainlib.ChainWindows(
+        entra_ms=values["chain_entra_window_s"] * 1000,
+        aws_credential_ms=values["chain_aws_credential_window_minutes"] * 60_000,
+        privilege_ms=values["chain_privilege_window_hours"] * 3_600_000,
+        escalation_ms=values["escalation_memory_days"] * 86_400_000,
+        twin_ms=values["twin_window_minutes"] * 60_000,
+    )
 
 
 @dataclass(frozen=True)
@@ -77,8 +151,7 @@ class DetectionConfig:
     payload_fallback: bool
     # Raise non-IAM CreateUser events (setting aws_non_iam_users).
     aws_non_iam_users: bool = True
-    # Azure AD / Office 365 twins without their own event time: how far apart their receipt times may be.
-    twin_window_ms: int = chainlib.TWIN_WINDOW_MS
+    windows: chainlib.ChainWindows = chainlib.DEFAULT_WINDOWS
 
 
 def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig:
@@ -118,5 +191,5 @@ def load_config(conn: sqlite3.Connection, gw: Gateway | None) -> DetectionConfig
         base_severity=values["detection_base_severity"],
         payload_fallback=values["custom_property_payload_fallback"],
         aws_non_iam_users=values["aws_non_iam_users"],
-        twin_window_ms=values["twin_window_minutes"] * 60_000,
+        windows=chain_windows(values),
     )

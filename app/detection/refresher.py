@@ -6,7 +6,8 @@ One cycle (`refresh_once`):
    search cut by its LIMIT, exactly where it stopped; otherwise QRadar's per-minute row counts of the
    overlap [watermark − overlap, watermark) are compared with what the last cycle read there, and the
    query re-reads from the first minute whose count changed (an event stored late), or from the watermark;
-2. the detection search, and the follow-on search while a creation of the last 24 h can still gain a chain
+2. the detection search, and the follow-on search while a stored creation can still gain a chain (within
+   the longest chain window or the escalation memory)
    (each oldest first, bounded by ``detection_row_limit``);
 3. their result pages, read in time order across both searches (about 4 MiB each), each row parsed once
    into a record; every page commits in **one transaction**: its new rows (exact de-duplication by event
@@ -39,7 +40,7 @@ from typing import Any
 
 from app import settings
 from app.aql import detection as aqld
-from app.detection import aws_memory
+from app.detection import aws_memory, selfcheck
 from app.detection import chains as chainlib
 from app.detection.config import DetectionConfig, load_config
 from app.detection.records import as_int, build_detection, build_follow_on
@@ -56,8 +57,14 @@ log = logging.getLogger(__name__)
 JOB = "detection"
 # A cycle's status row is "running" while its heartbeat is younger than this.
 HEARTBEAT_STALE_MS = 90_000
-# Re-correlate this far back each cycle: the longest chain window plus slack for late events.
-CHAIN_LOOKBACK_MS = chainlib.PRIVILEGE_WINDOW_MS + 10 * 60_000
+# Slack for late events on top of the longest chain window each cycle re-correlates.
+CHAIN_SLACK_MS = 10 * 60_000
+
+
+def chain_lookback_ms(windows: chainlib.ChainWindows) -> int:
+    """How far back of a cycle's window its chains are recomputed in full (older creations join through
+    the escalation memory's look-up by target)."""
+    return windows.recent_ms + CHAIN_SLACK_MS
 
 
 def now_ms() -> int:
@@ -174,17 +181,21 @@ def recorrelate(
     since_ms: int,
     base_severity: int,
     at_ms: int,
-    twin_window_ms: int = chainlib.TWIN_WINDOW_MS,
-) -> int:
-    """Recompute chains from `since_ms` (receipt time) on and store them; returns how many chains there
-    are. Chains order and window events by their own time; the stored chain's first/last time are receipt
-    times, the window the store replaces chains by."""
+    windows: chainlib.ChainWindows = chainlib.DEFAULT_WINDOWS,
+) -> tuple[int, list[int]]:
+    """Recompute chains from `since_ms` (receipt time) on and store them, with the older creations an administrator grant
+    of that span names (escalation memory, `windows.escalation_ms` back); returns how many chains there
+    are and the ids of the older detections whose chains were rebuilt. Chains order and window events by
+    their own time; the stored chain's first/last time are receipt times, the window the store replaces
+    chains by."""
     creations, follow_ons = store.chain_inputs(conn, since_ms)
-    built = chainlib.build_chains(
-        [_chain_event(r, is_creation=True) for r in creations],
-        [_chain_event(r, is_creation=False) for r in follow_ons],
-        twin_window_ms,
-    )
+    memory_from = since_ms - windows.escalation_ms
+    older, older_follow_ons, older_chains = store.remembered_creations(conn, since_ms, memory_from)
+    creation_events = {r["event_key"]: _chain_event(r, is_creation=True) for r in (*creations, *older)}
+    follow_events = {
+        r["event_key"]: _chain_event(r, is_creation=False) for r in (*follow_ons, *older_follow_ons)
+    }
+    built = chainlib.build_chains(creation_events.values(), follow_events.values(), windows)
     rows = []
     for chain in built:
         severity, confidence = chainlib.chain_severity(base_severity, chain)
@@ -212,8 +223,8 @@ def recorrelate(
                 ],
             )
         )
-    store.replace_chains(conn, since_ms, rows, at_ms)
-    return len(rows)
+    store.replace_chains(conn, since_ms, rows, at_ms, also_replace=older_chains)
+    return len(rows), [int(r["id"]) for r in older]
 
 
 def _apply_suppression(conn: sqlite3.Connection, at_ms: int, detection_ids: list[int]) -> bool:
@@ -406,7 +417,7 @@ class _Cycle:
         self.details = details
         self.start = start
         self.watermark = watermark
-        self.chain_since = start - CHAIN_LOOKBACK_MS
+        self.chain_since = start - chain_lookback_ms(cfg.windows)
         self.named_keys: set[str] | None = None
         self.inserted = 0
         self.chains: int | None = None
@@ -450,7 +461,7 @@ class _Cycle:
             records = [r for r in records if not r.get("context_only")]
         with transaction(conn):
             matcher = _matcher_for_new_rows(conn, at)
-            new, inserted, twinned = store_detections(conn, records, matcher, self.cfg.twin_window_ms)
+            new, inserted, twinned = store_detections(conn, records, matcher, self.cfg.windows.twin_ms)
             new_follow: list[dict[str, Any]] = []
             if follow_records:
                 known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
@@ -459,12 +470,13 @@ class _Cycle:
                 store.insert_follow_ons(conn, new_follow)
             recheck = set(twinned)
             if (inserted or twinned or new_follow) and self._needs_chains(new, new_follow, bool(twinned)):
-                self.chains = recorrelate(
-                    conn, self.chain_since, self.cfg.base_severity, at, self.cfg.twin_window_ms
+                self.chains, older = recorrelate(
+                    conn, self.chain_since, self.cfg.base_severity, at, self.cfg.windows
                 )
                 self.named_keys = None
                 # A chain that grew can override an earlier creation's suppression: recheck its members.
                 recheck.update(tuning_rows.chained_detection_ids(conn, self.chain_since))
+                recheck.update(older)
             if recheck:
                 _apply_suppression(conn, at, sorted(recheck))
             self.inserted += len(inserted) + len(twinned)
@@ -673,7 +685,8 @@ def refresh_once(
                 counted_from=counted_from,
             )
         ]
-        if cfg.follow_on and (count or store.has_creations_since(conn, start - CHAIN_LOOKBACK_MS)):
+        chain_reach = max(chain_lookback_ms(cfg.windows), cfg.windows.escalation_ms)
+        if cfg.follow_on and (count or store.has_creations_since(conn, start - chain_reach)):
             follow_start = stream_start(
                 "follow_on",
                 "follow-on events",
@@ -816,7 +829,8 @@ def _finish_failed(
 
 def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str, Any]:
     """What `GET /api/status` reports: last and next refresh, watermark, running and progress, last error;
-    and ``jobs``, the status of every job of the refresher (`app.store.jobs.list_jobs`)."""
+    ``jobs``, the status of every job of the refresher (`app.store.jobs.list_jobs`); and ``self_check``,
+    what the last check of the configured names against the console found (`app.detection.selfcheck`)."""
     state = get_refresh_state(conn, JOB)
     details = state.get("details") or {}
     at = now_ms()
@@ -849,6 +863,7 @@ def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str,
         },
         "counts": store.counts(conn),
         "jobs": job_store.list_jobs(conn),
+        "self_check": selfcheck.status(conn),
     }
 
 

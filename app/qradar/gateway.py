@@ -577,6 +577,34 @@ class Gateway:
             types = [t for t in types if t["name"] in wanted]
         return types
 
+    def qid_records(
+        self, log_source_type_id: int | None = None, *, page_size: int = 500, max_records: int = 200_000
+    ) -> list[dict[str, Any]]:
+        """``[{"qid", "name", "log_source_type_id"}]``: QRadar's QID records, of one log source type
+        (``filter=log_source_type_id=N``, the ``=`` of QRadar's filter grammar) or all of them, read in
+        ``Range`` pages until a short page or `max_records`. Names are matched by the caller (whether the
+        filter grammar takes ``ILIKE`` is not relied upon)."""
+        params = {"fields": "qid,name,log_source_type_id"}
+        if log_source_type_id is not None:
+            params["filter"] = f"log_source_type_id={int(log_source_type_id)}"
+        records: list[dict[str, Any]] = []
+        while len(records) < max_records:
+            start = len(records)
+            headers = {"Range": f"items={start}-{start + page_size - 1}"}
+            page = self.call("GET", "api/data_classification/qid_records", params=params, headers=headers)
+            page = [r for r in page or [] if isinstance(r, dict)]
+            records += [
+                {
+                    "qid": r.get("qid"),
+                    "name": str(r.get("name") or ""),
+                    "log_source_type_id": r.get("log_source_type_id"),
+                }
+                for r in page
+            ]
+            if len(page) < page_size:
+                break
+        return records
+
     # -- the logged-in user -------------------------------------------------------------------------
 
     def current_user(self, user_token: str) -> QRadarUser:

@@ -424,6 +424,79 @@ def chain_inputs(conn: sqlite3.Connection, since_ms: int) -> tuple[list[sqlite3.
     return creations, follow_ons
 
 
+def _creations_named(
+    conn: sqlite3.Connection, keys: Sequence[str], start_ms: int, end_ms: int
+) -> dict[int, sqlite3.Row]:
+    """Creations in [start_ms, end_ms) whose lower-cased target name or ID is one of `keys` (one indexed
+    look-up per column and chunk: migration 0018)."""
+    found: dict[int, sqlite3.Row] = {}
+    for column in ("target_account", "target_id"):
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT {_CHAIN_CREATION_COLUMNS}, chain_id FROM detections "
+                f"WHERE lower({column}) IN ({marks}) AND event_time >= ? AND event_time < ?",
+                [*chunk, start_ms, end_ms],
+            ):
+                found[row["id"]] = row
+    return found
+
+
+def remembered_creations(
+    conn: sqlite3.Connection, since_ms: int, memory_from_ms: int
+) -> tuple[list[sqlite3.Row], list[sqlite3.Row], list[int]]:
+    """Escalation memory: creations in [memory_from_ms, since_ms) — before what `chain_inputs` reads —
+    whose target an administrator grant from `since_ms` on names, found by target key, plus the stored
+    chains they are in (those chains' creations and follow-on events, so a chain rebuilt with the grant
+    keeps its earlier steps). Returns (creations, follow-on events, ids of those chains)."""
+    if memory_from_ms >= since_ms:
+        return [], [], []
+    keys = sorted(
+        {
+            k
+            for (text,) in conn.execute(
+                "SELECT target_keys FROM follow_on_events WHERE event_time >= ? AND admin_grant = 1",
+                (since_ms,),
+            )
+            for k in _json_list(text)
+            if isinstance(k, str)
+        }
+    )
+    if not keys:
+        return [], [], []
+    found = _creations_named(conn, keys, memory_from_ms, since_ms)
+    chain_ids = sorted({r["chain_id"] for r in found.values() if r["chain_id"] is not None})
+    follow_ons: list[sqlite3.Row] = []
+    if chain_ids:
+        marks = ",".join("?" * len(chain_ids))
+        members = conn.execute(
+            f"SELECT event_key, detection_id FROM chain_events WHERE chain_id IN ({marks})", chain_ids
+        ).fetchall()
+        detection_ids = sorted(
+            {m["detection_id"] for m in members if m["detection_id"] is not None} - set(found)
+        )
+        for i in range(0, len(detection_ids), 500):
+            chunk = detection_ids[i : i + 500]
+            for row in conn.execute(
+                f"SELECT {_CHAIN_CREATION_COLUMNS}, chain_id FROM detections "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[row["id"]] = row
+        follow_keys = sorted({m["event_key"] for m in members if m["detection_id"] is None})
+        for i in range(0, len(follow_keys), 500):
+            chunk = follow_keys[i : i + 500]
+            follow_ons += conn.execute(
+                "SELECT event_key, event_time, event_name, cloud_platform, actor, actor_id, target_account, "
+                f"target_keys, correlation_id, admin_grant FROM follow_on_events "
+                f"WHERE event_key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+    creations = sorted(found.values(), key=lambda r: (r["event_time"], r["id"]))
+    return creations, follow_ons, chain_ids
+
+
 @dataclass(frozen=True)
 class ChainRow:
     """A computed chain as the store needs it (built by the refresher from `app.detection.chains`)."""
@@ -440,12 +513,24 @@ class ChainRow:
     events: Sequence[tuple[str, int, str, str, str | None, str | None, int | None]]
 
 
-def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[ChainRow], now_ms: int) -> None:
-    """Make the stored chains starting at or after `since_ms` exactly `chains` (upsert by key), and set
-    chain membership, severity and confidence on the detections involved."""
+def replace_chains(
+    conn: sqlite3.Connection,
+    since_ms: int,
+    chains: Sequence[ChainRow],
+    now_ms: int,
+    also_replace: Sequence[int] = (),
+) -> None:
+    """Make the stored chains starting at or after `since_ms`, and the chains `also_replace` names (older
+    chains an administrator grant reopened: `remembered_creations`), exactly `chains` (upsert by key), and
+    set chain membership, severity and confidence on the detections involved."""
+    older = sorted(set(also_replace))
+    older_marks = ",".join("?" * len(older))
+    older_clause = f" OR id IN ({older_marks})" if older else ""
     old = {
         r["chain_key"]: r["id"]
-        for r in conn.execute("SELECT id, chain_key FROM chains WHERE first_time >= ?", (since_ms,))
+        for r in conn.execute(
+            f"SELECT id, chain_key FROM chains WHERE first_time >= ?{older_clause}", (since_ms, *older)
+        )
     }
     wanted = {c.chain_key for c in chains}
     stale = [cid for key, cid in old.items() if key not in wanted]
@@ -453,8 +538,8 @@ def replace_chains(conn: sqlite3.Connection, since_ms: int, chains: Sequence[Cha
     # detection already has its base values), then apply the new membership.
     conn.execute(
         "UPDATE detections SET chain_id = NULL, chain_kind = NULL, severity = base_severity, "
-        "confidence = base_confidence WHERE chain_id IN (SELECT id FROM chains WHERE first_time >= ?)",
-        (since_ms,),
+        f"confidence = base_confidence WHERE chain_id IN (SELECT id FROM chains WHERE first_time >= ?{older_clause})",
+        (since_ms, *older),
     )
     for cid in stale:
         conn.execute("DELETE FROM chains WHERE id = ?", (cid,))

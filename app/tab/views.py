@@ -5,13 +5,16 @@ Pages are thin Jinja shells; the data comes from the JSON API through the script
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, render_template
 
 from app.api.urls import app_root
 from app.auth import require
+from app.detection import selfcheck
 from app.kinds import KINDS
+from app.store.db import get_db
 
 bp = Blueprint("tab", __name__, url_prefix="/tab", template_folder="templates")
 
@@ -21,8 +24,26 @@ def page_config(section: str, **extra: Any) -> dict[str, Any]:
     return {"app_root": app_root("tab.index"), "section": section, **extra}
 
 
+def self_check_notice() -> dict[str, Any]:
+    """The self-check's findings for the page header (`tab/_self_check.html`), read from the store."""
+    found = selfcheck.status(get_db())
+    checked = found.get("checked_ms")
+    found["checked_text"] = (
+        datetime.fromtimestamp(checked / 1000, tz=UTC).strftime("checked %Y-%m-%d %H:%M UTC")
+        if checked
+        else None
+    )
+    return found
+
+
 def render_page(template: str, section: str, **extra: Any) -> str:
-    return render_template(template, section=section, page_config=page_config(section, **extra), kinds=KINDS)
+    return render_template(
+        template,
+        section=section,
+        page_config=page_config(section, **extra),
+        kinds=KINDS,
+        self_check=self_check_notice(),
+    )
 
 
 @bp.get("/")

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 from devconsole.certs import ensure_certs
+from devconsole.dsm.catalogue import declare_catalogue
 from devconsole.faults import FaultInjector
 from devconsole.searches import SearchManager
 from devconsole.server.context import Console, ManifestLoader, ServerConfig, close_db
@@ -40,6 +41,7 @@ def create_app(config: ServerConfig, faults: FaultInjector | None = None) -> Fla
 
     data_dir = Path(config.data_dir)
     store = EventStore.in_dir(data_dir)
+    declare_catalogue(store)  # QID records for every event the DSMs map (the QID records endpoint)
     faults = faults or FaultInjector()
 
     def engine_factory() -> object:

@@ -10,13 +10,14 @@ from app.detection.chains import (
     ENTRA_APP_SP_CREDENTIAL,
     PRIVILEGE_GRANT,
     ChainEvent,
+    ChainWindows,
     build_chains,
     chain_severity,
     merge_twins,
 )
 
 T0 = 1_780_000_000_000
-SEC, MIN, HOUR = 1000, 60_000, 3_600_000
+SEC, MIN, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000
 
 
 def ev(
@@ -89,12 +90,22 @@ def test_aws_create_user_then_access_key_and_login_profile() -> None:
     user = ev("u", 0, AWS, "CreateUser", "user", targets=("svc-x",))
     key = ev("k", 30 * SEC, AWS, "CreateAccessKey", targets=("svc-x",), creation=False)
     login = ev("l", 9 * MIN, AWS, "CreateLoginProfile", targets=("svc-x",), creation=False)
-    late = ev("k2", 11 * MIN, AWS, "CreateAccessKey", targets=("svc-x",), creation=False)
+    eleven = ev("k2", 11 * MIN, AWS, "CreateAccessKey", targets=("svc-x",), creation=False)
+    late = ev("k4", 61 * MIN, AWS, "CreateAccessKey", targets=("svc-x",), creation=False)
     other = ev("k3", MIN, AWS, "CreateAccessKey", targets=("someone-else",), creation=False)
-    chains = build_chains([user], [key, login, late, other])
+    chains = build_chains([user], [key, login, eleven, late, other])
     assert len(chains) == 1
     assert chains[0].kind == AWS_USER_CREDENTIAL
-    assert [e.event_key for e in chains[0].events] == ["u", "k", "l"]
+    assert [e.event_key for e in chains[0].events] == ["u", "k", "l", "k2"]
+
+
+def test_aws_credential_window_is_a_parameter() -> None:
+    user = ev("u", 0, AWS, "CreateUser", "user", targets=("svc-x",))
+    eleven = ev("k", 11 * MIN, AWS, "CreateAccessKey", targets=("svc-x",), creation=False)
+    assert build_chains([user], [eleven], ChainWindows(aws_credential_ms=10 * MIN)) == []
+    assert [c.kind for c in build_chains([user], [eleven], ChainWindows(aws_credential_ms=12 * MIN))] == [
+        AWS_USER_CREDENTIAL
+    ]
 
 
 def test_aws_policy_grant_must_be_admin() -> None:
@@ -104,8 +115,21 @@ def test_aws_policy_grant_must_be_admin() -> None:
     admin = ev("p2", 23 * HOUR, AWS, "AttachUserPolicy", targets=("svc-x",), creation=False, admin=True)
     chains = build_chains([user], [readonly, admin])
     assert chains[0].kind == PRIVILEGE_GRANT and chains[0].admin
-    too_late = ev("p3", 25 * HOUR, AWS, "AttachUserPolicy", targets=("svc-x",), creation=False, admin=True)
+    too_late = ev("p3", 8 * DAY, AWS, "AttachUserPolicy", targets=("svc-x",), creation=False, admin=True)
     assert build_chains([user], [too_late]) == []
+
+
+def test_escalation_memory_keeps_admin_grants_for_days_and_other_grants_for_the_privilege_window() -> None:
+    user = ev("u", 0, AZURE_AD, "Add user", "user", targets=("new@contoso.com",))
+    reader = ev("r", 25 * HOUR, AZURE_AD, "Add member to role", targets=("new@contoso.com",), creation=False)
+    assert build_chains([user], [reader]) == []  # not an administrator role: the 24 h window
+    admin = ev(
+        "a", 3 * DAY, AZURE_AD, "Add member to role", targets=("new@contoso.com",), creation=False, admin=True
+    )
+    chains = build_chains([user], [reader, admin])
+    assert [e.event_key for e in chains[0].events] == ["u", "a"] and chains[0].admin
+    assert build_chains([user], [admin], ChainWindows(escalation_ms=2 * DAY)) == []
+    assert build_chains([user], [admin], ChainWindows(escalation_ms=0, privilege_ms=4 * DAY)) != []
 
 
 def test_overlapping_chains_merge_into_one_with_all_kinds() -> None:

@@ -510,11 +510,17 @@ def _stored_types_after_upgrade(tmp_path: Path, stored: dict[str, Any]) -> dict[
     from app import settings
     from app.store import db
 
-    conn = db.connect(tmp_path / "app.db")
+    # A store as the release before migration 0017 left it: the migrations up to 0016 only.
+    before = tmp_path / "migrations-0016"
+    before.mkdir()
+    for version, path in db.migrations():
+        if version <= 16:
+            (before / path.name).write_text(path.read_text())
+    conn = db.connect(tmp_path / "app.db", migrate_schema=False)
+    db.migrate(conn, before)
     conn.execute(
         "INSERT OR REPLACE INTO settings VALUES ('log_source_types', ?, 'admin', 0)", (json.dumps(stored),)
     )
-    conn.execute("PRAGMA user_version = 16")
     conn.commit()
     db.migrate(conn)
     value = settings.get("log_source_types", conn=conn)
