@@ -42,9 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--data", required=True, help="data directory")
     seed.add_argument("--events", type=int, default=None, help="number of events to generate")
     seed.add_argument("--seed", type=int, default=None, help="random seed (reproducible data)")
+    seed.add_argument(
+        "--max-payload-bytes",
+        type=int,
+        default=None,
+        help="payloads longer than this are stored cut (0: no limit; default 4096)",
+    )
 
     ingest = commands.add_parser("ingest", help="ingest raw JSON records (JSON lines or a JSON array)")
     ingest.add_argument("--data", required=True, help="data directory")
+    ingest.add_argument(
+        "--max-payload-bytes",
+        type=int,
+        default=None,
+        help="payloads longer than this are stored cut (0: no limit; default 4096)",
+    )
     ingest.add_argument("files", nargs="+", metavar="FILE")
 
     serve = commands.add_parser("serve", help="serve the REST API and console pages over HTTPS on 127.0.0.1")

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from .attacks import attack_items
 from .benign import benign_items
+from .delivery import delivery_items
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .feeds import Builder
 from .model import Scenario
@@ -24,6 +25,7 @@ def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iter
     items, offenses, chains = attack_items(builder)
     items.extend(benign_items(builder, chains))
     items.extend(noise_samples(builder, offenses))
+    items.extend(delivery_items(builder))
     interesting = sorted(builder.records, key=lambda r: builder.times[id(r)])
     times = builder.times
     noise = noise_records(builder, max(0, events - len(interesting)))

@@ -54,6 +54,10 @@ def event_entry(ref: EventRef, stored: StoredEvents) -> dict[str, Any]:
         entry["target_account"] = ref.target_account
     if ref.twin_of is not None:
         entry["twin_of_event_id"] = stored.event_id(ref.twin_of)
+    if id(ref.record) in stored.coalesced:
+        entry["coalesced"] = True  # counted in event_id's eventcount; that event keeps another payload
+    if id(ref.record) in stored.truncated:
+        entry["payload_truncated"] = True
     return entry
 
 
@@ -77,6 +81,7 @@ def item_entry(item: Item, stored: StoredEvents, offense_id: int | None) -> dict
         "hostile_fields": item.hostile_fields,
         "offense_id": offense_id,
         "notes": item.notes,
+        "depends_on": item.depends_on,
         "events": [event_entry(ref, stored) for ref in item.events],
     }
 
@@ -101,6 +106,9 @@ def build_manifest(
             "records": record_count,
             "ingested": report.ingested,
             "rejected": len(report.rejected),
+            # Of the ingested: counted in an earlier event's eventcount (coalescing), payload stored cut.
+            "coalesced": report.coalesced,
+            "truncated": report.truncated,
             "by_source": dict(sorted(report.by_source.items())),
         },
         "tenants": {

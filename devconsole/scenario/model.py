@@ -38,6 +38,8 @@ class Item:
     allowlist: dict[str, Any] | None = None
     hostile_fields: dict[str, str] | None = None
     notes: str = ""
+    # QRadar delivery behaviours the item needs to show what it shows: "coalescing", "truncation".
+    depends_on: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +113,8 @@ class StoredEvents:
 
     ids: dict[int, int]  # id(record) -> event id
     columns: dict[int, tuple[int, int, int, str]] = field(default_factory=dict)
+    coalesced: set[int] = field(default_factory=set)  # id(record) of records counted in another event
+    truncated: set[int] = field(default_factory=set)  # id(record) of records stored with a cut payload
 
     def event_id(self, event: EventRef) -> int:
         return self.ids[id(event.record)]

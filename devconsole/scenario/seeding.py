@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..ingest import ingest_files
+from ..coalesce import DEFAULT_MAX_PAYLOAD_BYTES
+from ..ingest import ingest_files, payload_limit
 from ..store import EventStore
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .generate import generate
@@ -55,8 +56,10 @@ def seed(
     events: int = DEFAULT_EVENTS,
     seed_value: int = DEFAULT_SEED,
     now_ms: int | None = None,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> dict:
-    """Generate the scenario into ``data_dir`` (replacing any previous one) and return the manifest."""
+    """Generate the scenario into ``data_dir`` (replacing any previous one) and return the manifest.
+    Payloads longer than ``max_payload_bytes`` are stored cut (None: whole)."""
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     reset_store(data)
@@ -74,11 +77,15 @@ def seed(
     record_count = write_records(remember_positions(), records_path)
 
     store = EventStore.in_dir(data)
-    report = ingest_files(store, [records_path], collect_ids=set(position.values()))
+    report = ingest_files(
+        store, [records_path], collect_ids=set(position.values()), max_payload_bytes=max_payload_bytes
+    )
     if report.rejected or report.errors:
         raise RuntimeError(f"scenario records were rejected: {report.rejected[:5]} {report.errors}")
     event_id_of_index = dict(report.event_ids or [])
     stored = StoredEvents({record: event_id_of_index[index] for record, index in position.items()})
+    stored.coalesced = {record for record, index in position.items() if index in report.coalesced_indices}
+    stored.truncated = {record for record, index in position.items() if index in report.truncated_indices}
     stored.columns = stored_columns(store, (stored.event_id(r) for i in scenario.items for r in i.events))
     offense_entries, offense_of_item = store_offenses(store, scenario.offenses, stored)
     manifest = build_manifest(
@@ -94,7 +101,7 @@ def seed_command(args: Any) -> int:
     events = args.events if getattr(args, "events", None) is not None else DEFAULT_EVENTS
     seed_value = args.seed if getattr(args, "seed", None) is not None else DEFAULT_SEED
     started = time.perf_counter()
-    manifest = seed(args.data, events, seed_value)
+    manifest = seed(args.data, events, seed_value, max_payload_bytes=payload_limit(args))
     totals = manifest["totals"]
     kinds: dict[str, int] = {}
     for item in manifest["items"]:
