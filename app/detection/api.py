@@ -383,6 +383,19 @@ OPENAPI_SCHEMAS = {
             "also_seen_in": {"type": "array", "items": {"type": "string"}},
             "triage_status": {"type": "string", "enum": list(store.TRIAGE_STATUSES)},
             "payload": {"type": "string", "description": "only in GET /api/detections/{id}"},
+            "eventcount": {
+                "type": "integer",
+                "description": "events the stored QRadar record stands for (coalescing); only the first "
+                "one's payload is kept",
+            },
+            "payload_state": {"type": "string", "enum": ["parsed", "truncated", "unparsable", "missing"]},
+            "outcome": {
+                "type": "string",
+                "enum": ["success", "possible_success", "unknown"],
+                "description": "possible_success: a coalesced record whose kept payload failed; unknown: "
+                "the payload could not be read (fields come from QRadar's normalized ones)",
+            },
+            "outcome_label": {"type": "string", "description": "e.g. 'possible success, 4 coalesced'"},
         },
     },
     "Chain": {

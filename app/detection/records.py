@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.detection import classify
-from app.detection.extract import Identifiers, extract
+from app.detection.extract import PARSED, Identifiers, extract, payload_state
 
 if TYPE_CHECKING:
     from app.detection.config import DetectionConfig
@@ -47,6 +47,22 @@ def failed(ids: Identifiers) -> bool:
     return bool(ids.result and ids.result.strip().lower().startswith("fail"))
 
 
+# What the stored record says about whether the creation happened.
+SUCCESS, POSSIBLE_SUCCESS, UNKNOWN = "success", "possible_success", "unknown"
+OUTCOMES = (SUCCESS, POSSIBLE_SUCCESS, UNKNOWN)
+
+
+def outcome_of(ids: Identifiers, state: str, eventcount: int) -> str | None:
+    """``success``; ``possible_success`` for a coalesced record whose kept (first) payload failed — the
+    events counted with it may have succeeded; ``unknown`` when the payload cannot be read; None for a
+    single event whose payload says it failed (nothing was created)."""
+    if state != PARSED:
+        return UNKNOWN
+    if failed(ids):
+        return POSSIBLE_SUCCESS if eventcount > 1 else None
+    return SUCCESS
+
+
 def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int) -> dict[str, Any] | None:
     """A detection record from one Ariel row, or None if the row is not from one of our platforms."""
     starttime = as_int(row.get("starttime"))
@@ -71,10 +87,14 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         ids.target_account = prop_target
     elif not cfg.payload_fallback:
         ids.target_account = None
-    if failed(ids):
+    eventcount = max(1, as_int(row.get("eventcount")) or 1)
+    state = payload_state(row.get("payload"))
+    outcome = outcome_of(ids, state, eventcount)
+    if outcome is None:
         return None  # a failed creation created nothing (and is not the attack the chain rules mean)
     kind = classify.account_kind(platform, event_name)
-    severity, confidence = cfg.base_severity, "medium"
+    # Fail closed: kept, but never as a certain success.
+    severity, confidence = cfg.base_severity, "medium" if outcome == SUCCESS else "low"
     payload = row.get("payload")
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload).decode("utf-8", errors="replace")
@@ -110,6 +130,9 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None,
         "payload_ok": ids.payload_ok,
         "stored_at": stored_at,
+        "eventcount": eventcount,
+        "payload_state": state,
+        "outcome": outcome,
     }
 
 
@@ -125,9 +148,15 @@ def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         platform,
         event_name,
         row.get("payload"),
-        {"actor": row.get("actor"), "source_ip": row.get("source_ip")},
+        {
+            "actor": row.get("actor"),
+            "source_ip": row.get("source_ip"),
+            "target_account": row.get("target_account"),
+        },
     )
-    if failed(ids):
+    # A cut or unreadable payload is kept on its normalized fields (actor, target custom property); a
+    # failed payload standing for several coalesced events may hide the one that worked.
+    if failed(ids) and (as_int(row.get("eventcount")) or 1) <= 1:
         return None
     payload = row.get("payload")
     return {
