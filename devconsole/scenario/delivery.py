@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from ..coalesce import COALESCE_AFTER, DEFAULT_MAX_PAYLOAD_BYTES
-from .facts import UA_BOTO3_SCRIPT
+from .facts import TENANT_DOMAIN, UA_BOTO3_SCRIPT, UA_POWERSHELL
 from .feeds import Builder
-from .model import Item, aws_item, ref
+from .model import Item, aws_item, entra_user_item, ref
 
 COALESCING = "coalescing"
 TRUNCATION = "truncation"
@@ -43,6 +43,35 @@ def delivery_items(b: Builder, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTE
             depends_on=[COALESCING],
             notes="With coalescing on, the creation is counted in the stored event of the fourth (denied) "
             "attempt (eventcount 2): the app must report it as a possible success, not drop it as failed.",
+        )
+    )
+
+    # -- the same in Entra ID: four "Add user" calls refused, then the one that works.
+    admin, admin_ip = f"lynne.robbins@{TENANT_DOMAIN}", "198.51.100.78"
+    t = b.at(4.5)
+    upn = f"helpdesk-temp@{TENANT_DOMAIN}"
+    refused = [
+        b.entra_add_user(
+            t + i * 2_000, admin, admin_ip, upn, "helpdesk-temp", user_agent=UA_POWERSHELL,
+            result="failure", result_reason="Insufficient privileges to complete the operation.",
+        )
+        for i in range(4)
+    ]  # fmt: skip
+    added = b.entra_add_user(t + 8_000, admin, admin_ip, upn, "helpdesk-temp", user_agent=UA_POWERSHELL)
+    items.append(
+        entra_user_item(
+            b,
+            "delivery-coalesced-entra-add-user",
+            "attack",
+            "Entra user added after four refused attempts, coalesced behind a failed payload",
+            admin,
+            [
+                *(ref(r, "failed attempt", False) for r in refused[:COALESCE_AFTER]),
+                ref(added, "creation", True, False, "user", upn),
+            ],
+            is_service_account=False,
+            depends_on=[COALESCING],
+            notes="As the AWS item: the stored event keeps the fourth refusal's payload, eventcount 2.",
         )
     )
 

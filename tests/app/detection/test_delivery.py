@@ -63,9 +63,12 @@ def detections_of_event(conn: sqlite3.Connection, devconsole, event_id: int) -> 
     ).fetchall()
 
 
-def test_four_failed_calls_then_a_success_within_10_s_is_a_possible_success(refreshed, devconsole) -> None:
+@pytest.mark.parametrize("key", ["delivery-coalesced-create-user", "delivery-coalesced-entra-add-user"])
+def test_four_failed_calls_then_a_success_within_10_s_is_a_possible_success(
+    refreshed, devconsole, key: str
+) -> None:
     conn, _, scenario = refreshed
-    entry = item(scenario, "delivery-coalesced-create-user")
+    entry = item(scenario, key)
     assert entry["depends_on"] == ["coalescing"]
     (creation,) = [e for e in entry["events"] if e["role"] == "creation"]
     assert creation["coalesced"] is True
