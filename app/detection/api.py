@@ -474,7 +474,8 @@ OPENAPI_PATHS = {
     },
     "/api/status": {
         "get": {
-            "summary": "Background refresh: last and next refresh, watermark, running and progress, last error",
+            "summary": "Background refresh: last and next refresh, watermark, running and progress, last error; "
+            "jobs; coalescing (the cloud log sources that coalesce events, with a warning)",
             "responses": {"200": ok("status")},
         }
     },
