@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from app import features, settings
 from app.audit_retention import AUDIT_RETENTION_JOB
+from app.detection.coalescing import COALESCING_JOB
 from app.detection.refresher import REFRESH_JOB
 from app.detection.selfcheck import SELF_CHECK_JOB
 from app.jobs import Job, JobContext, JobRunner
@@ -53,6 +54,7 @@ JOBS: list[Job] = [
     PLANNER_STATISTICS_JOB,
     AUDIT_RETENTION_JOB,
     SELF_CHECK_JOB,
+    COALESCING_JOB,
 ]
 
 

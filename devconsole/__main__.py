@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="when QRadar receives each record (starttime): realistic (default: per-platform delays, "
         "Office 365 minutes to hours behind Entra), none, or a JSON file (devconsole/dsm/receipt.py)",
     )
+    seed.add_argument(
+        "--max-payload-bytes",
+        type=int,
+        default=None,
+        help="payloads longer than this are stored cut (0: no limit; default 4096)",
+    )
 
     ingest = commands.add_parser("ingest", help="ingest raw JSON records (JSON lines or a JSON array)")
     ingest.add_argument("--data", required=True, help="data directory")
@@ -56,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="when QRadar receives each record (starttime): none (default: at the record's own time), "
         "realistic, or a JSON file of per-type ranges and per-record delays (devconsole/dsm/receipt.py)",
+    )
+    ingest.add_argument(
+        "--max-payload-bytes",
+        type=int,
+        default=None,
+        help="payloads longer than this are stored cut (0: no limit; default 4096)",
     )
     ingest.add_argument("files", nargs="+", metavar="FILE")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .coalesce import DEFAULT_MAX_PAYLOAD_BYTES, Coalescer, Window, truncate_payload
 from .dsm import RecordError, parse_record
 from .dsm.mapping import DsmMapper
 from .dsm.receipt import ReceiptDelays, load_receipt_delays
@@ -48,6 +49,13 @@ class IngestReport:
     errors: list[str] = field(default_factory=list)  # unreadable files (not records)
     event_ids: list[tuple[int, int]] | None = None  # (index, events.id) when collect_ids is set
     seconds: float = 0.0
+    # Of ``ingested``: records counted in an earlier stored event (its eventcount), not stored themselves;
+    # their event_ids entry is that event's id.
+    coalesced: int = 0
+    truncated: int = 0  # stored with the payload cut at the maximum payload length
+    # Input indices (only those collect_ids asks for) counted in another event / stored with a cut payload.
+    coalesced_indices: set[int] = field(default_factory=set)
+    truncated_indices: set[int] = field(default_factory=set)
 
     @property
     def rate(self) -> float:
@@ -62,11 +70,16 @@ class _Ingester:
         collect_ids: bool | Set[int],
         max_record_bytes: int,
         receipt: ReceiptDelays | None = None,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        coalescing: bool = True,
     ) -> None:
         self.store = store
         self.mapper = DsmMapper(store, receipt)
         self.batch_size = max(1, batch_size)
         self.max_record_bytes = max_record_bytes
+        self.max_payload_bytes = max_payload_bytes
+        self.coalescer = Coalescer(store.log_source_coalescing()) if coalescing else None
+        self._absorbed: list[tuple[int, Window]] = []  # (index, window) of coalesced records
         self.report = IngestReport(event_ids=[] if collect_ids is not False else None)
         # True: every index; a set: only those indices (the scenario needs a few ids out of a million).
         self._wanted = None if isinstance(collect_ids, bool) else collect_ids
@@ -116,11 +129,36 @@ class _Ingester:
             if len(raw) > self.max_record_bytes:
                 self.reject(index, f"{where}{self.too_large(len(raw))}")
                 return
-        self._rows.append(self.mapper.row(event, raw))
-        self._indices.append(index)
+        row = self.mapper.row(event, raw)
+        if self.max_payload_bytes is not None and len(row["payload"]) > self.max_payload_bytes:
+            row["payload"] = truncate_payload(row["payload"], self.max_payload_bytes)
+            self.report.truncated += 1
+            if self._collects(index):
+                self.report.truncated_indices.add(index)
         self.report.by_source[event.source] += 1
+        window = self.coalesce(row)
+        if window is not None:
+            self.report.coalesced += 1
+            self._absorbed.append((index, window))
+            if self._collects(index):
+                self.report.coalesced_indices.add(index)
+            return
+        self._rows.append(row)
+        self._indices.append(index)
         if len(self._rows) >= self.batch_size:
             self.flush()
+
+    def _collects(self, index: int) -> bool:
+        return self.report.event_ids is not None and (self._wanted is None or index in self._wanted)
+
+    def coalesce(self, row: dict[str, Any]) -> Window | None:
+        """The window whose stored event counts ``row``, or None when ``row`` is stored itself."""
+        if self.coalescer is None:
+            return None
+        if not self.coalescer.knows(row["logsourceid"]):
+            # A log source created by this run: read its setting (on unless someone switched it off).
+            _read_settings(self.coalescer, self.store)
+        return self.coalescer.offer(row)
 
     def too_large(self, size: int) -> str:
         return f"record too large: {size} bytes (limit {self.max_record_bytes})"
@@ -131,17 +169,23 @@ class _Ingester:
     # -- storage -----------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        if not self._rows:
-            return
-        ids = self.store.insert_events(self._rows, conn=self._conn)
-        self.report.ingested += len(ids)
+        ids = self.store.insert_events(self._rows, conn=self._conn) if self._rows else []
+        if self.coalescer is not None:
+            for row, event_id in zip(self._rows, ids, strict=True):
+                self.coalescer.stored(row, event_id)
+            self.store.add_event_counts(self.coalescer.take_pending(), conn=self._conn)
+        self.report.ingested += len(ids) + len(self._absorbed)
         if self.report.event_ids is not None:
-            pairs = zip(self._indices, ids, strict=True)
+            pairs = [
+                *zip(self._indices, ids, strict=True),
+                *((index, window.event_id) for index, window in self._absorbed),
+            ]
             if self._wanted is not None:
-                pairs = ((index, eid) for index, eid in pairs if index in self._wanted)
+                pairs = [(index, eid) for index, eid in pairs if index in self._wanted]
             self.report.event_ids.extend(pairs)
         self._rows = []
         self._indices = []
+        self._absorbed = []
 
     def finish(self) -> IngestReport:
         try:
@@ -150,6 +194,12 @@ class _Ingester:
             self._conn.close()
         self.report.seconds = time.perf_counter() - self._started
         return self.report
+
+
+def _read_settings(coalescer: Coalescer, store: EventStore) -> None:
+    for log_source_id, enabled in store.log_source_coalescing().items():
+        if not coalescer.knows(log_source_id):
+            coalescer.set_enabled(log_source_id, enabled)
 
 
 def members_key(item: dict) -> str:
@@ -193,10 +243,16 @@ def ingest_records(
     collect_ids: bool | Set[int] = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
     receipt: ReceiptDelays | None = None,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    coalescing: bool = True,
 ) -> IngestReport:
-    """Ingest records (dicts, or JSON text as str/bytes — then that text is stored as the payload).
-    ``receipt``: when QRadar received each record (``starttime``); None: at the record's own time."""
-    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes, receipt)
+    """Ingest records (dicts, or JSON text as str/bytes — then that text is stored as the payload, cut at
+    ``max_payload_bytes``; None keeps payloads whole). ``receipt``: when QRadar received each record
+    (``starttime``); None: at the record's own time. Coalescing follows each log source's setting;
+    ``coalescing=False`` stores every record as its own event whatever the settings."""
+    ingester = _Ingester(
+        store, batch_size, collect_ids, max_record_bytes, receipt, max_payload_bytes, coalescing
+    )
     for index, item in enumerate(records):
         ingester.feed(index, item)
     return ingester.finish()
@@ -252,10 +308,14 @@ def ingest_files(
     collect_ids: bool | Set[int] = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
     receipt: ReceiptDelays | None = None,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    coalescing: bool = True,
 ) -> IngestReport:
     """Ingest JSON-lines / JSON-array / envelope files (``.gz`` too); index counts items across files.
-    ``receipt`` as for ``ingest_records``."""
-    ingester = _Ingester(store, batch_size, collect_ids, max_record_bytes, receipt)
+    ``receipt``, ``max_payload_bytes`` and ``coalescing`` as for ``ingest_records``."""
+    ingester = _Ingester(
+        store, batch_size, collect_ids, max_record_bytes, receipt, max_payload_bytes, coalescing
+    )
     index = 0
     for path in map(Path, paths):
         try:
@@ -270,6 +330,14 @@ def ingest_files(
     return ingester.finish()
 
 
+def payload_limit(args: Any) -> int | None:
+    """``--max-payload-bytes`` (0 = no limit; absent = QRadar's default)."""
+    value = getattr(args, "max_payload_bytes", None)
+    if value is None:
+        return DEFAULT_MAX_PAYLOAD_BYTES
+    return None if value <= 0 else value
+
+
 def ingest_command(args: Any) -> int:
     """``python -m devconsole ingest --data DIR [--receipt-delays none|realistic|FILE] FILE...``: prints
     counts and the rejection reasons."""
@@ -279,9 +347,10 @@ def ingest_command(args: Any) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     store = EventStore.in_dir(args.data)
-    report = ingest_files(store, args.files, receipt=receipt)
+    report = ingest_files(store, args.files, receipt=receipt, max_payload_bytes=payload_limit(args))
     sources = ", ".join(f"{name} {count}" for name, count in sorted(report.by_source.items()))
     print(f"ingested {report.ingested} records ({sources or 'none'}) in {report.seconds:.1f} s")
+    print(f"coalesced {report.coalesced} records into earlier events; truncated {report.truncated} payloads")
     print(f"rejected {len(report.rejected)} records")
     for index, reason in report.rejected[:PRINT_REJECTIONS]:
         print(f"  #{index}: {reason}")

@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS log_source_types (
 CREATE TABLE IF NOT EXISTS log_sources (
   id      INTEGER PRIMARY KEY,       -- logsourceid
   name    TEXT NOT NULL UNIQUE,
-  type_id INTEGER NOT NULL REFERENCES log_source_types(id)
+  type_id INTEGER NOT NULL REFERENCES log_source_types(id),
+  -- QRadar's per-log-source "Coalescing Events" (API: coalesce_events), on for a new log source.
+  coalesce_events INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS categories (
   id             INTEGER PRIMARY KEY,  -- low-level ids (e.g. 3xxx) and high-level ids share one table as in QRadar

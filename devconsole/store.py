@@ -120,6 +120,7 @@ class EventStore:
         self._write_lock = threading.Lock()  # one writer at a time inside this process
         with self.connect() as conn:
             conn.executescript(SCHEMA_PATH.read_text())
+            _add_missing_columns(conn)
             self._seed_builtins(conn)
 
     @classmethod
@@ -212,6 +213,38 @@ class EventStore:
             return conn.execute(
                 "INSERT INTO log_sources(name, type_id) VALUES (?, ?)", (name, type_id)
             ).lastrowid
+
+    def log_source_coalescing(self) -> dict[int, bool]:
+        """log source id -> whether it coalesces events (QRadar's ``coalesce_events``)."""
+        with self.connect(readonly=True) as conn:
+            return {
+                row[0]: bool(row[1]) for row in conn.execute("SELECT id, coalesce_events FROM log_sources")
+            }
+
+    def set_log_source_coalescing(self, log_source_id: int, coalesce: bool) -> bool:
+        """Switch coalescing of one log source; False when there is no such log source."""
+        with self._write_lock, self.connect() as conn:
+            changed = conn.execute(
+                "UPDATE log_sources SET coalesce_events = ? WHERE id = ?", (int(coalesce), log_source_id)
+            ).rowcount
+        return changed > 0
+
+    def add_event_counts(self, increments: Mapping[int, int], conn: sqlite3.Connection | None = None) -> None:
+        """Add to the ``eventcount`` of stored events (events coalesced into a record already written)."""
+        if not increments:
+            return
+        own = conn is None
+        with self._write_lock:
+            conn = conn or self.connect()
+            try:
+                with conn:
+                    conn.executemany(
+                        "UPDATE events SET eventcount = eventcount + ? WHERE id = ?",
+                        [(count, event_id) for event_id, count in increments.items()],
+                    )
+            finally:
+                if own:
+                    conn.close()
 
     def ensure_qid(
         self, type_id: int, name: str, category_id: int, description: str = "", severity: int = 5
@@ -320,6 +353,20 @@ class EventStore:
                 "INSERT OR IGNORE INTO offense_events(offense_id, event_id) VALUES (?, ?)",
                 [(offense_id, eid) for eid in event_ids],
             )
+
+
+# Columns added to tables after their first release: (table, column, definition). ``CREATE TABLE IF NOT
+# EXISTS`` leaves an older events.db as it was, so these are added on open.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("log_sources", "coalesce_events", "INTEGER NOT NULL DEFAULT 1"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, definition in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def _prepare_event(row: Mapping[str, Any]) -> tuple[Any, ...]:

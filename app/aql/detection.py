@@ -288,6 +288,8 @@ _IDENTITY_COLUMNS = (
     "sourceip AS source_ip",
     # The record's own time (the DSM parses it from the payload); starttime is when QRadar received it.
     "devicetime",
+    # QRadar's coalescing count: a record standing for several events keeps only the first one's payload.
+    "eventcount",
 )
 
 
@@ -322,15 +324,22 @@ def detection_query(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
 
 
 def follow_on_query(
-    platforms: Mapping[str, PlatformFilter], start_ms: int, stop_ms: int, row_limit: int = DEFAULT_ROW_LIMIT
+    platforms: Mapping[str, PlatformFilter],
+    start_ms: int,
+    stop_ms: int,
+    row_limit: int = DEFAULT_ROW_LIMIT,
+    target_property: str | None = None,
 ) -> str:
     """The bounded second query: credential and privilege-grant events in [start_ms, stop_ms).
 
     No magnitude filter (a grant's magnitude says nothing about the creation it follows) and no values
-    taken from logs: it is bounded by time window, log source types, event names and LIMIT.
+    taken from logs: it is bounded by time window, log source types, event names and LIMIT. With
+    ``target_property`` the console's normalized target comes along, so a follow-on whose payload is cut
+    or unreadable still names the account it touched.
     """
+    target = f"{lit.identifier(target_property)} AS target_account, " if target_property else ""
     return (
-        "SELECT " + ", ".join(_IDENTITY_COLUMNS) + ", UTF8(payload) AS payload FROM events"
+        "SELECT " + ", ".join(_IDENTITY_COLUMNS) + f", {target}UTF8(payload) AS payload FROM events"
         f" WHERE {_platform_where(platforms)}"
         f" AND {_window_where(start_ms, stop_ms)}"
         " ORDER BY starttime ASC"
@@ -389,4 +398,27 @@ def log_activity_query(spec: DetectionSpec, hours: int = 24) -> str:
         " ORDER BY starttime DESC"
         f" LIMIT {lit.integer(spec.row_limit, minimum=1, maximum=1_000_000)}"
         f" LAST {lit.integer(hours, minimum=1, maximum=24 * 366)} HOURS"
+    )
+
+
+# Coalescing merges events received within 10 s; a minute either side holds every event of the window.
+COALESCED_PIVOT_MS = 60_000
+
+
+def coalesced_events_query(
+    qid: int, event_time_ms: int, log_source: str | None = None, source_ip: str | None = None
+) -> str:
+    """The raw events around a coalesced record: every event of its QID (and log source and source IP,
+    when known) within a minute of it, with each record's ``eventcount`` and payload, oldest first.
+    Values come from logs: each is an escaped literal."""
+    where = [f"qid = {lit.integer(qid)}"]
+    if log_source:
+        where.append(f"LOGSOURCENAME(logsourceid) = {lit.string(log_source)}")
+    if source_ip:
+        where.append(f"sourceip = {lit.string(source_ip)}")
+    return (
+        "SELECT DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS event_time, QIDNAME(qid) AS event_name,"
+        " LOGSOURCENAME(logsourceid) AS log_source, username, sourceip, eventcount, UTF8(payload) AS payload"
+        f" FROM events WHERE {' AND '.join(where)} ORDER BY starttime ASC"
+        f" {lit.time_clause(event_time_ms - COALESCED_PIVOT_MS, event_time_ms + COALESCED_PIVOT_MS)}"
     )

@@ -392,6 +392,19 @@ OPENAPI_SCHEMAS = {
                 "description": "only in GET /api/detections/{id}: context-only events of the target (MFA "
                 "devices, IAM groups), recorded and never raised",
             },
+            "eventcount": {
+                "type": "integer",
+                "description": "events the stored QRadar record stands for (coalescing); only the first "
+                "one's payload is kept",
+            },
+            "payload_state": {"type": "string", "enum": ["parsed", "truncated", "unparsable", "missing"]},
+            "outcome": {
+                "type": "string",
+                "enum": ["success", "possible_success", "unknown"],
+                "description": "possible_success: a coalesced record whose kept payload failed; unknown: "
+                "the payload could not be read (fields come from QRadar's normalized ones)",
+            },
+            "outcome_label": {"type": "string", "description": "e.g. 'possible success, 4 coalesced'"},
         },
     },
     "Chain": {
@@ -474,7 +487,8 @@ OPENAPI_PATHS = {
             "description": "Also `jobs` (every refresher job's status) and `self_check`: `checked_ms`, "
             "`problems` (one sentence per configured log source type or event name the console does not "
             "know), `findings` (`kind`, `platform`, `role`, `name`, `message`), `counts`, `stale` (the "
-            "checked settings changed since) and `last_error`.",
+            "checked settings changed since) and `last_error`; `coalescing` (the cloud log sources that "
+            "coalesce events, with a warning).",
             "responses": {"200": ok("status")},
         }
     },

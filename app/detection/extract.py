@@ -88,6 +88,33 @@ def parse_payload(payload: str | bytes | None) -> Any:
     return obj if isinstance(obj, dict) else None
 
 
+PARSED, TRUNCATED, UNPARSABLE, MISSING = "parsed", "truncated", "unparsable", "missing"
+PAYLOAD_STATES = (PARSED, TRUNCATED, UNPARSABLE, MISSING)
+
+
+def payload_state(payload: str | bytes | None) -> str:
+    """Whether a payload holds a JSON object (``parsed``), stops in the middle of one (``truncated``: the
+    JSON is fine up to its end, as when QRadar cuts a payload at its maximum length), holds none that can
+    be read (``unparsable``) or is empty (``missing``)."""
+    if isinstance(payload, bytes | bytearray):
+        payload = bytes(payload).decode("utf-8", errors="replace")
+    if not isinstance(payload, str) or not payload.strip():
+        return MISSING
+    start = payload.find("{")
+    if start < 0:
+        return UNPARSABLE
+    try:
+        obj, _ = _DECODER.raw_decode(payload, start)
+    except RecursionError:
+        return UNPARSABLE
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            return UNPARSABLE
+        at_end = exc.pos >= len(payload.rstrip()) or exc.msg.startswith("Unterminated string")
+        return TRUNCATED if at_end else UNPARSABLE
+    return PARSED if isinstance(obj, dict) else UNPARSABLE
+
+
 def _norm(key: str) -> str:
     return key.replace("_", "").lower()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import kinds
 from app.detection import classify
-from app.detection.extract import Identifiers, extract
+from app.detection.extract import PARSED, Identifiers, extract, payload_state
 
 if TYPE_CHECKING:
     from app.detection.config import DetectionConfig
@@ -68,6 +68,22 @@ def failed(ids: Identifiers) -> bool:
     return bool(ids.result and ids.result.strip().lower().startswith("fail"))
 
 
+# What the stored record says about whether the creation happened.
+SUCCESS, POSSIBLE_SUCCESS, UNKNOWN = "success", "possible_success", "unknown"
+OUTCOMES = (SUCCESS, POSSIBLE_SUCCESS, UNKNOWN)
+
+
+def outcome_of(ids: Identifiers, state: str, eventcount: int) -> str | None:
+    """``success``; ``possible_success`` for a coalesced record whose kept (first) payload failed — the
+    events counted with it may have succeeded; ``unknown`` when the payload cannot be read; None for a
+    single event whose payload says it failed (nothing was created)."""
+    if state != PARSED:
+        return UNKNOWN
+    if failed(ids):
+        return POSSIBLE_SUCCESS if eventcount > 1 else None
+    return SUCCESS
+
+
 def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int) -> dict[str, Any] | None:
     """A detection record from one Ariel row, or None if the row is not from one of our platforms."""
     starttime = as_int(row.get("starttime"))
@@ -94,19 +110,28 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         ids.target_account = prop_target
     elif not cfg.payload_fallback:
         ids.target_account = None
-    if failed(ids):
+    eventcount = max(1, as_int(row.get("eventcount")) or 1)
+    state = payload_state(row.get("payload"))
+    outcome = outcome_of(ids, state, eventcount)
+    if outcome is None:
         return None  # a failed creation created nothing (and is not the attack the chain rules mean)
     kind = classify.account_kind(platform, event_name, ids)
     refined = classify.refine_kind(platform, event_name, kind, ids)
     if refined is None:
-        return None  # collected for what its payload may hold (federated credentials), and it holds none
-    kind = refined
+        if state == PARSED:
+            return None  # collected for what its payload may hold (federated credentials), and it holds none
+        # Fail closed: an unreadable payload may hide what it was collected for (a padded "Update
+        # application" cut before its federated credential): kept as that kind, outcome unknown.
+    else:
+        kind = refined
     if kind in kinds.CONTEXT_ONLY_KINDS:
         # Recorded for chains and the detail panel, never raised: stored as a follow-on event with its kind.
         return follow_on_record(row, platform, event_name, ids, stored_at, context_kind=kind)
     if kind == "service_user" and not cfg.aws_non_iam_users:
         return None
-    severity, confidence = kinds.severity_for(kind, cfg.base_severity), "medium"
+    # Fail closed: kept, but never as a certain success.
+    severity = kinds.severity_for(kind, cfg.base_severity)
+    confidence = "medium" if outcome == SUCCESS else "low"
     payload = row.get("payload")
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload).decode("utf-8", errors="replace")
@@ -143,6 +168,9 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         "payload": payload[:MAX_PAYLOAD_CHARS] if isinstance(payload, str) else None,
         "payload_ok": ids.payload_ok,
         "stored_at": stored_at,
+        "eventcount": eventcount,
+        "payload_state": state,
+        "outcome": outcome,
     }
 
 
@@ -158,9 +186,15 @@ def build_follow_on(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
         platform,
         event_name,
         row.get("payload"),
-        {"actor": row.get("actor"), "source_ip": row.get("source_ip")},
+        {
+            "actor": row.get("actor"),
+            "source_ip": row.get("source_ip"),
+            "target_account": row.get("target_account"),
+        },
     )
-    if failed(ids):
+    # A cut or unreadable payload is kept on its normalized fields (actor, target custom property); a
+    # failed payload standing for several coalesced events may hide the one that worked.
+    if failed(ids) and (as_int(row.get("eventcount")) or 1) <= 1:
         return None
     return follow_on_record(row, platform, event_name, ids, stored_at)
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from app import settings
 from app.aql import detection as aqld
-from app.detection import aws_memory, selfcheck
+from app.detection import aws_memory, coalescing, selfcheck
 from app.detection import chains as chainlib
 from app.detection.config import DetectionConfig, load_config
 from app.detection.records import as_int, build_detection, build_follow_on
@@ -694,7 +694,7 @@ def refresh_once(
             )
             search_id, count = _open_search(
                 gw,
-                aqld.follow_on_query(cfg.follow_on, follow_start, stop, row_limit),
+                aqld.follow_on_query(cfg.follow_on, follow_start, stop, row_limit, cfg.spec.target_property),
                 cfg,
                 progress,
                 "follow-on events",
@@ -864,6 +864,7 @@ def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str,
         "counts": store.counts(conn),
         "jobs": job_store.list_jobs(conn),
         "self_check": selfcheck.status(conn),
+        "coalescing": coalescing.status(conn),
     }
 
 

@@ -605,6 +605,14 @@ class Gateway:
                 break
         return records
 
+    def log_sources(self, fields: str = "id,name,type_id,coalesce_events") -> list[dict[str, Any]]:
+        """The console's log sources with ``fields`` (API 26.0 log source objects; a console that does not
+        expose a field leaves it out of each object)."""
+        body = self.call(
+            "GET", "api/config/event_sources/log_source_management/log_sources", params={"fields": fields}
+        )
+        return [s for s in body or [] if isinstance(s, dict)]
+
     # -- the logged-in user -------------------------------------------------------------------------
 
     def current_user(self, user_token: str) -> QRadarUser:

@@ -14,6 +14,16 @@ from typing import Any
 
 from app.store import audit
 
+
+def outcome_label(outcome: str | None, eventcount: int | None, state: str | None) -> str:
+    """``possible success, 4 coalesced`` / ``unknown (payload truncated)`` / ``success``."""
+    if outcome == "possible_success":
+        return f"possible success, {eventcount or 1} coalesced"
+    if outcome == "unknown":
+        return f"unknown (payload {state or 'unreadable'})"
+    return "success"
+
+
 TRIAGE_STATUSES = ("new", "investigating", "benign", "malicious", "escalated")
 
 # Columns a caller may write when inserting a detection (everything but id, chain and triage state).
@@ -50,6 +60,9 @@ DETECTION_COLUMNS = (
     "payload",
     "payload_ok",
     "stored_at",
+    "eventcount",
+    "payload_state",
+    "outcome",
 )
 # What `GET /api/detections` lists (the ARCHITECTURE.md record without the payload).
 LIST_FIELDS = (
@@ -88,6 +101,9 @@ LIST_FIELDS = (
     "triage_note",
     "triage_by",
     "triage_at",
+    "eventcount",
+    "payload_state",
+    "outcome",
 )
 # API sort name -> SQL column (whitelist; never user text in SQL).
 SORT_COLUMNS = {
@@ -150,6 +166,7 @@ def detection_to_json(row: sqlite3.Row, *, with_payload: bool = False) -> dict[s
     item["is_service_account"] = bool(item["is_service_account"])
     item["mfa"] = None if item["mfa"] is None else bool(item["mfa"])
     item["also_seen_in"] = _json_list(item["also_seen_in"])
+    item["outcome_label"] = outcome_label(item["outcome"], item["eventcount"], item["payload_state"])
     overridden = item["suppression_overridden_by"]
     if overridden is not None:
         item["suppression"] = {
@@ -257,7 +274,13 @@ def _column_value(record: Mapping[str, Any], column: str) -> Any:
         return 1 if value else 0
     if column == "mfa":
         return None if value is None else int(bool(value))
+    if value is None and column in _DELIVERY_DEFAULTS:
+        return _DELIVERY_DEFAULTS[column]
     return value
+
+
+# A record built without what QRadar's delivery did to its event: one whole event.
+_DELIVERY_DEFAULTS = {"eventcount": 1, "payload_state": "parsed", "outcome": "success"}
 
 
 def add_twin(

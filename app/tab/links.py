@@ -27,6 +27,7 @@ from app.api.errors import ApiError
 from app.api.openapi import errors, ok, path
 from app.api.urls import console_origin, log_activity_url, offense_url, q_url_for
 from app.aql import literals as lit
+from app.aql.detection import coalesced_events_query
 from app.auth import require
 from app.auth.access import require_visible_detection, visible_offenses
 from app.store import detections as detection_store
@@ -95,7 +96,20 @@ def detection_links(detection_id: int) -> dict[str, Any]:
             {"id": oid, "url": origin + offense_url(oid), "tab": tab_url(oid)} for oid in offense_ids
         ],
         "playbook": playbook_url(detection_id, detection.get("cloud_platform")),
+        "coalesced_events": coalesced_events_link(detection, origin),
     }
+
+
+def coalesced_events_link(detection: dict[str, Any], origin: str) -> dict[str, str] | None:
+    """Hunting pivot to the raw events around a coalesced record (eventcount > 1), or None."""
+    qid, event_time = detection.get("qid"), detection.get("event_time")
+    if (detection.get("eventcount") or 1) <= 1 or not isinstance(qid, int) or not isinstance(event_time, int):
+        return None
+    try:
+        aql = coalesced_events_query(qid, event_time, detection.get("log_source"), detection.get("source_ip"))
+    except lit.AqlLiteralError:
+        aql = coalesced_events_query(qid, event_time)  # a value AQL cannot quote is left out
+    return {"aql": aql, "log_activity": origin + log_activity_url(aql)}
 
 
 OPENAPI_PATHS = {
@@ -103,7 +117,7 @@ OPENAPI_PATHS = {
         "get": {
             "summary": "Deep links for a detection: Log Activity pinned to its event (AQL from escaped "
             "literals), the offenses known to contain it (QRadar's page and the tab filtered to "
-            "each), the playbook section for its platform",
+            "each), the playbook section for its platform, and for a coalesced record the raw events around it",
             "parameters": [path("detection_id")],
             "responses": {"200": ok("links (null when not available)"), **errors(404)},
         }

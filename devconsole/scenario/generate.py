@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from .attacks import attack_items
 from .aws_coverage import aws_coverage_items
 from .benign import benign_items
+from .delivery import delivery_items
 from .entra_families import entra_family_items
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .feeds import Builder
@@ -38,6 +39,7 @@ def generate(seed: int, events: int, now_ms: int | None) -> tuple[Scenario, Iter
     builder.records.extend(aws.records)
     builder.times.update(aws.times)
     items.extend(google_items(builder, chains))
+    items.extend(delivery_items(builder))
     interesting = sorted(builder.records, key=lambda r: builder.times[id(r)])
     times = builder.times
     noise = noise_records(builder, max(0, events - len(interesting)))

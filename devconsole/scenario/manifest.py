@@ -65,6 +65,10 @@ def event_entry(ref: EventRef, stored: StoredEvents) -> dict[str, Any]:
         entry["target_account"] = ref.target_account
     if ref.twin_of is not None:
         entry["twin_of_event_id"] = stored.event_id(ref.twin_of)
+    if id(ref.record) in stored.coalesced:
+        entry["coalesced"] = True  # counted in event_id's eventcount; that event keeps another payload
+    if id(ref.record) in stored.truncated:
+        entry["payload_truncated"] = True
     return entry
 
 
@@ -136,6 +140,9 @@ def build_manifest(
             "records": record_count,
             "ingested": report.ingested,
             "rejected": len(report.rejected),
+            # Of the ingested: counted in an earlier event's eventcount (coalescing), payload stored cut.
+            "coalesced": report.coalesced,
+            "truncated": report.truncated,
             "by_source": dict(sorted(report.by_source.items())),
         },
         "tenants": {

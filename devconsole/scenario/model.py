@@ -38,7 +38,8 @@ class Item:
     allowlist: dict[str, Any] | None = None
     hostile_fields: dict[str, str] | None = None
     notes: str = ""
-    # QRadar behaviour (manifest "behaviours") -> how detecting this item depends on it
+    # QRadar behaviour (manifest "behaviours": receipt_delay, coalescing, truncation) -> how detecting this
+    # item depends on it
     depends_on: dict[str, str] = field(default_factory=dict)
 
 
@@ -115,6 +116,8 @@ class StoredEvents:
 
     ids: dict[int, int]  # id(record) -> event id
     columns: dict[int, tuple[int, int, int, str, int]] = field(default_factory=dict)
+    coalesced: set[int] = field(default_factory=set)  # id(record) of records counted in another event
+    truncated: set[int] = field(default_factory=set)  # id(record) of records stored with a cut payload
 
     def event_id(self, event: EventRef) -> int:
         return self.ids[id(event.record)]

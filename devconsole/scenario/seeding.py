@@ -11,9 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..coalesce import DEFAULT_MAX_PAYLOAD_BYTES
 from ..dsm import parse_record
 from ..dsm.receipt import ReceiptDelays, load_receipt_delays, receipt_config
-from ..ingest import ingest_files
+from ..ingest import ingest_files, payload_limit
 from ..store import EventStore
 from .facts import DEFAULT_EVENTS, DEFAULT_SEED
 from .generate import generate
@@ -75,11 +76,13 @@ def seed(
     seed_value: int = DEFAULT_SEED,
     now_ms: int | None = None,
     receipt_delays: str = "realistic",
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> dict:
     """Generate the scenario into ``data_dir`` (replacing any previous one) and return the manifest.
     ``receipt_delays``: ``realistic`` (each platform's delay from the record's own time to QRadar's
     receipt, ``starttime``; the records ``Builder.arrives_after`` names get theirs exactly), ``none``, or a
-    JSON file (``devconsole.dsm.receipt.load_receipt_delays``)."""
+    JSON file (``devconsole.dsm.receipt.load_receipt_delays``). Payloads longer than ``max_payload_bytes``
+    are stored cut (None: whole)."""
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     reset_store(data)
@@ -103,11 +106,19 @@ def seed(
             json.dumps(receipt_config(receipt), indent=2) + "\n", encoding="utf-8"
         )
     store = EventStore.in_dir(data)
-    report = ingest_files(store, [records_path], collect_ids=set(position.values()), receipt=receipt)
+    report = ingest_files(
+        store,
+        [records_path],
+        collect_ids=set(position.values()),
+        receipt=receipt,
+        max_payload_bytes=max_payload_bytes,
+    )
     if report.rejected or report.errors:
         raise RuntimeError(f"scenario records were rejected: {report.rejected[:5]} {report.errors}")
     event_id_of_index = dict(report.event_ids or [])
     stored = StoredEvents({record: event_id_of_index[index] for record, index in position.items()})
+    stored.coalesced = {record for record, index in position.items() if index in report.coalesced_indices}
+    stored.truncated = {record for record, index in position.items() if index in report.truncated_indices}
     stored.columns = stored_columns(store, (stored.event_id(r) for i in scenario.items for r in i.events))
     offense_entries, offense_of_item = store_offenses(store, scenario.offenses, stored)
     manifest = build_manifest(
@@ -124,7 +135,11 @@ def seed_command(args: Any) -> int:
     seed_value = args.seed if getattr(args, "seed", None) is not None else DEFAULT_SEED
     started = time.perf_counter()
     manifest = seed(
-        args.data, events, seed_value, receipt_delays=getattr(args, "receipt_delays", "realistic")
+        args.data,
+        events,
+        seed_value,
+        receipt_delays=getattr(args, "receipt_delays", "realistic"),
+        max_payload_bytes=payload_limit(args),
     )
     totals = manifest["totals"]
     kinds: dict[str, int] = {}

@@ -155,7 +155,17 @@ def _pinned_event_log_source(value: str) -> list[str]:
     return [event_aql({"event_time": NOW_MS, "qid": 1234, "log_source": value})]
 
 
+def _coalesced_log_source(value: str) -> list[str]:
+    return [aqld.coalesced_events_query(1234, NOW_MS, value, "198.51.100.7")]
+
+
+def _coalesced_source_ip(value: str) -> list[str]:
+    return [aqld.coalesced_events_query(1234, NOW_MS, "CloudTrail @ 111122223333", value)]
+
+
 BUILDERS: dict[str, Callable[[str], list[str]]] = {
+    "coalesced.log_source": _coalesced_log_source,
+    "coalesced.source_ip": _coalesced_source_ip,
     "detection.event_name": _detection_event_name,
     "follow_on.event_name": _follow_on_event_name,
     "log_activity.event_name": _log_activity_event_name,
@@ -472,7 +482,12 @@ def test_settings_api_refuses_a_quoted_custom_property_name(client, login) -> No
 # Public AQL builders and where the tests above feed them hostile or mistyped values. A new builder fails
 # this test until it is added to BUILDERS (or, taking only typed values, to the typed tests) and here.
 COVERED_BUILDERS = {
-    "app.aql.detection": {"detection_query", "follow_on_query", "log_activity_query"},
+    "app.aql.detection": {
+        "detection_query",
+        "follow_on_query",
+        "log_activity_query",
+        "coalesced_events_query",
+    },
     "app.aql.hunting": {"hunting_query", "hunting_queries", "find_query", "pivot_clause"},
     "app.aql.offense": {"offense_events_query", "minute_time_clause", "offense_links_query"},
 }

@@ -347,7 +347,10 @@ def hostile_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileEnv
     data_dir = tmp_path_factory.mktemp("hostile_console")
     records = hostile_records(int(time.time() * 1000))
     store = EventStore.in_dir(data_dir)
-    report = ingest_records(store, [r for _, _, r in records], collect_ids=True)
+    # Whole payloads, one event each: what is tested here is the content, not QRadar's delivery.
+    report = ingest_records(
+        store, [r for _, _, r in records], collect_ids=True, max_payload_bytes=None, coalescing=False
+    )
     assert report.rejected == [], report.rejected[:5]
     assert report.ingested == len(records)
     event_ids = dict(report.event_ids or [])

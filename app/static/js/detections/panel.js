@@ -144,6 +144,9 @@ function renderPanel(d, links) {
       }
     }
     if (links.playbook) linkRow.appendChild(linkButton("Playbook for " + d.cloud_platform, links.playbook, "link-playbook"));
+    if (links.coalesced_events) {
+      linkRow.appendChild(linkButton("Raw events (coalesced)", links.coalesced_events.log_activity, "link-coalesced-events"));
+    }
   } else if (links && links.error) {
     linkRow.appendChild(el("span", {className: "caw-muted"}, "Links unavailable: " + links.error));
   }
@@ -155,6 +158,15 @@ function renderPanel(d, links) {
   });
   body.appendChild(linkRow);
 
+  // What QRadar's delivery left of the event: a coalesced record or an unreadable payload is never a
+  // certain success.
+  if (d.outcome && d.outcome !== "success") {
+    body.appendChild(el("div", {className: "cds--inline-notification cds--inline-notification--warning caw-inline-note",
+      id: "panel-outcome", role: "status"},
+    d.outcome === "possible_success"
+      ? `Possible success, ${d.eventcount} coalesced: QRadar stored ${d.eventcount} events as one record and kept only the first payload, which failed. Check the raw events.`
+      : `Outcome unknown: the payload is ${d.payload_state}. The fields come from QRadar's normalized fields.`));
+  }
   const why = el("p", {id: "panel-suppression"}, suppressionText(d));
   body.appendChild(section("Suppression", why));
   if (d.suppressed_by) explainEntry(d.suppressed_by, why);
@@ -169,7 +181,8 @@ function renderPanel(d, links) {
     ["Target account", d.target_account], ["Target ID", d.target_id], ["Target type", d.target_type],
     ["Account kind", d.account_kind], ["Service account", d.is_service_account ? "Yes" : "No"],
     ["Source IP", d.source_ip], ["User agent", d.user_agent], ["Correlation ID", d.correlation_id],
-    ["Result", d.result], ["MFA", d.mfa === null || d.mfa === undefined ? "unknown" : (d.mfa ? "Yes" : "No")],
+    ["Result", d.result], ["Outcome", d.outcome_label], ["Event count", d.eventcount],
+    ["Payload", d.payload_state], ["MFA", d.mfa === null || d.mfa === undefined ? "unknown" : (d.mfa ? "Yes" : "No")],
     ["Magnitude", d.magnitude], ["Severity", d.severity], ["Confidence", d.confidence],
     ["Also seen in", (d.also_seen_in || []).join(", ")], ["Event key", d.event_key], ["Detection ID", d.id],
   ];

@@ -52,6 +52,12 @@ export async function loadStatus() {
   else if (errorText) notify($("refresh-notice"), "error", "The last refresh failed:", errorText);
   else if (status.last_status === "cancelled") notify($("refresh-notice"), "info", "The last refresh was cancelled.");
   else notify($("refresh-notice"));
+  // The coalescing health check: cloud log sources whose repeated events QRadar merges.
+  const coalescing = status.coalescing || {};
+  if (coalescing.warning) {
+    const names = (coalescing.log_sources_on || []).map((s) => s.name).join(", ");
+    notify($("coalescing-notice"), "warning", coalescing.warning, names);
+  } else notify($("coalescing-notice"));
   clearTimeout(timer);
   // Poll every second while a refresh runs or is queued, else every 30 s.
   if (running || status.refresh_requested) {
