@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from app import features, settings
 from app.audit_retention import AUDIT_RETENTION_JOB
+from app.detection.reconcile import RECONCILE_JOB
 from app.detection.refresher import REFRESH_JOB
 from app.jobs import Job, JobContext, JobRunner
 from app.offense.sync import OFFENSE_LINKS_JOB
@@ -51,6 +52,7 @@ JOBS: list[Job] = [
     OFFENSE_LINKS_JOB,
     PLANNER_STATISTICS_JOB,
     AUDIT_RETENTION_JOB,
+    RECONCILE_JOB,
 ]
 
 

@@ -159,6 +159,16 @@ def _window_where(start_ms: int, stop_ms: int) -> str:
     return f"starttime >= {lit.epoch_ms(start_ms)} AND starttime < {lit.epoch_ms(stop_ms)}"
 
 
+def _ranges_where(start_ms: int, stop_ms: int, ranges: Sequence[tuple[int, int]] | None) -> str:
+    """[start_ms, stop_ms), or only the given [start, stop) ranges of it (the late-data reconciliation
+    re-reads the minutes whose counts changed)."""
+    if ranges is None:
+        return _window_where(start_ms, stop_ms)
+    if not ranges:
+        raise lit.AqlLiteralError("no time range to search")
+    return "(" + " OR ".join(f"({_window_where(max(a, start_ms), min(b, stop_ms))})" for a, b in ranges) + ")"
+
+
 # Columns every refresher query selects; the app keys rows on starttime/qid/logsourceid/payload.
 _IDENTITY_COLUMNS = (
     "starttime",
@@ -175,13 +185,15 @@ _IDENTITY_COLUMNS = (
 )
 
 
-def detection_query(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
+def detection_query(
+    spec: DetectionSpec, start_ms: int, stop_ms: int, *, ranges: Sequence[tuple[int, int]] | None = None
+) -> str:
     """The detection AQL over [start_ms, stop_ms), oldest first.
 
     Keeps the seed's output columns (event_time, event_category, log_source, actor, target_account,
     source_ip, cloud_platform, is_service_account) and adds what the app needs (starttime, qid,
     event name, log source type, payload). Oldest first with a LIMIT so a truncated page still advances
-    the refresher's watermark to the last row it saw.
+    the refresher's watermark to the last row it saw. `ranges`: only these [start, stop) parts of the window.
     """
     columns = [
         "DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS event_time",
@@ -198,7 +210,7 @@ def detection_query(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
         "SELECT " + ", ".join(columns) + " FROM events"
         f" WHERE {_platform_where(spec.platforms)}"
         f" AND magnitude >= {lit.integer(spec.magnitude_min, minimum=0, maximum=10)}"
-        f" AND {_window_where(start_ms, stop_ms)}"
+        f" AND {_ranges_where(start_ms, stop_ms, ranges)}"
         " ORDER BY starttime ASC"
         f" LIMIT {lit.integer(spec.row_limit, minimum=1, maximum=1_000_000)}"
         f" {lit.time_clause(start_ms, stop_ms)}"
@@ -206,7 +218,12 @@ def detection_query(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
 
 
 def follow_on_query(
-    platforms: Mapping[str, PlatformFilter], start_ms: int, stop_ms: int, row_limit: int = DEFAULT_ROW_LIMIT
+    platforms: Mapping[str, PlatformFilter],
+    start_ms: int,
+    stop_ms: int,
+    row_limit: int = DEFAULT_ROW_LIMIT,
+    *,
+    ranges: Sequence[tuple[int, int]] | None = None,
 ) -> str:
     """The bounded second query: credential and privilege-grant events in [start_ms, stop_ms).
 
@@ -216,7 +233,7 @@ def follow_on_query(
     return (
         "SELECT " + ", ".join(_IDENTITY_COLUMNS) + ", UTF8(payload) AS payload FROM events"
         f" WHERE {_platform_where(platforms)}"
-        f" AND {_window_where(start_ms, stop_ms)}"
+        f" AND {_ranges_where(start_ms, stop_ms, ranges)}"
         " ORDER BY starttime ASC"
         f" LIMIT {lit.integer(row_limit, minimum=1, maximum=1_000_000)}"
         f" {lit.time_clause(start_ms, stop_ms)}"

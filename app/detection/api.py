@@ -461,7 +461,9 @@ OPENAPI_PATHS = {
     },
     "/api/status": {
         "get": {
-            "summary": "Background refresh: last and next refresh, watermark, running and progress, last error",
+            "summary": "Background refresh: last and next refresh, watermark, running and progress, last error; "
+            "late_data: the largest receipt-to-first-seen lag and the detections only the late-data "
+            "reconciliation found",
             "responses": {"200": ok("status")},
         }
     },

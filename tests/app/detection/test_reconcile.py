@@ -1,0 +1,114 @@
+"""Late-data reconciliation against the dev console with its store delay switched on: an event QRadar
+stores 3 hours after its starttime is missed by the incremental refresh, found by the reconciliation
+(once, marked, lag reported); a fault-free run gives exactly one detection per creation."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+
+from app.detection import reconcile, refresher
+from app.store import late_data
+from devconsole.ingest import ingest_records
+from devconsole.store import EventStore
+from devconsole.storedelay import StoreDelayClient
+from tests.app.detection.conftest import HOUR, MIN, cloudtrail
+
+LATE_ACCOUNT = "999988887777"
+
+
+def creations(conn: sqlite3.Connection) -> Counter:
+    return Counter(
+        (r["event_name"], r["cloud_platform"], r["target_account"])
+        for r in conn.execute("SELECT event_name, cloud_platform, target_account FROM detections")
+    )
+
+
+def table(conn: sqlite3.Connection, name: str) -> list[tuple]:
+    return [tuple(r) for r in conn.execute(f"SELECT * FROM {name} ORDER BY 1, 2")]
+
+
+def test_fault_free_run_gives_one_detection_per_creation(detection_console, gateway, store_conn) -> None:
+    first = refresher.refresh_once(store_conn, gateway)
+    assert first.status == "ok", first.error
+    before = {t: table(store_conn, t) for t in ("detections", "detection_events", "chains", "chain_events")}
+    found = creations(store_conn)
+    assert set(found.values()) == {1}, found  # one detection per creation
+    assert len(found) == len(detection_console.expected["detections"])
+
+    result = reconcile.reconcile_once(store_conn, gateway)
+    assert result.status == "ok", result.error
+    assert result.count_rows > 0  # it did compare QRadar's per-minute counts with what the refresh read
+    assert result.changed_minutes == {"detections": 0, "follow_on": 0}
+    assert (result.rows_fetched, result.inserted) == (0, 0)
+    assert {t: table(store_conn, t) for t in before} == before  # nothing added, nothing touched
+
+    again = refresher.refresh_once(store_conn, gateway)
+    assert again.status == "ok", again.error
+    assert reconcile.reconcile_once(store_conn, gateway).inserted == 0
+    assert creations(store_conn) == found
+    status = refresher.status(store_conn)["late_data"]
+    assert status["reconciled_detections"] == 0
+    assert status["max_lag_ms"] is None  # nothing arrived late
+
+
+def test_event_stored_three_hours_late_is_found_by_reconciliation(
+    detection_console, gateway, store_conn
+) -> None:
+    events = EventStore(detection_console.data_dir / "events.db")
+    log_source = events.ensure_log_source(f"AWS CloudTrail @ {LATE_ACCOUNT}", 347)
+    # Searchable 3 h after its starttime, and held back a while longer: the backlog is released below.
+    StoreDelayClient(
+        detection_console.base_url, detection_console.tokens["admin"], detection_console.ca_path
+    ).set(log_source, lag_seconds=3 * 3600 + 600)
+    now = int(time.time() * 1000)
+    late = cloudtrail(
+        now - 3 * HOUR - 2 * MIN,  # a minute of its own (the scenario's GCP creation is at now - 3 h)
+        "CreateUser",
+        {"userName": "late-user"},
+        {
+            "user": {
+                "userName": "late-user",
+                "userId": "AIDALATE",
+                "arn": f"arn:aws:iam::{LATE_ACCOUNT}:user/late-user",
+            }
+        },
+    )
+    late["recipientAccountId"] = LATE_ACCOUNT
+    assert ingest_records(events, [late]).ingested == 1
+    pending = events.pending_events()
+    assert [(p["log_source_id"], p["events"]) for p in pending] == [(log_source, 1)]
+
+    first = refresher.refresh_once(store_conn, gateway)  # the 24 h backfill: the event is not searchable
+    assert first.status == "ok", first.error
+    assert ("CreateUser", "AWS", "late-user") not in creations(store_conn)
+    held = reconcile.reconcile_once(store_conn, gateway)
+    assert (held.status, held.inserted) == ("ok", 0)
+
+    assert events.release_pending() == 1  # QRadar stores it now, 3 h after it received it
+    incremental = refresher.refresh_once(store_conn, gateway)
+    assert incremental.status == "ok", incremental.error
+    assert ("CreateUser", "AWS", "late-user") not in creations(store_conn)  # behind the 10-minute overlap
+
+    result = reconcile.reconcile_once(store_conn, gateway)
+    assert result.status == "ok", result.error
+    assert result.inserted == 1
+    assert result.changed_minutes["detections"] == 1
+    assert result.rows_fetched == 1  # only the minute whose count changed was read
+    row = store_conn.execute("SELECT * FROM detections WHERE target_account = 'late-user'").fetchone()
+    assert row["found_by"] == late_data.RECONCILIATION
+    assert row["event_time"] // MIN == (now - 3 * HOUR - 2 * MIN) // MIN
+
+    found = creations(store_conn)
+    assert set(found.values()) == {1}, found  # the scenario's detections once each, the late one once
+    assert reconcile.reconcile_once(store_conn, gateway).inserted == 0  # idempotent
+    assert refresher.refresh_once(store_conn, gateway).status == "ok"
+    assert creations(store_conn) == found
+
+    status = refresher.status(store_conn)
+    assert status["late_data"]["reconciled_detections"] == 1
+    lag = status["late_data"]["max_lag_ms"]
+    assert 3 * HOUR <= lag < 3 * HOUR + 10 * MIN, lag
+    assert status["late_data"]["last_reconciliation"]["inserted"] == 0
+    events.clear_store_delays()
