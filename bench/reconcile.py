@@ -1,10 +1,11 @@
 """Late-data reconciliation cost per day of events, against the refresh of the same day.
 
-    python -m bench.reconcile [--events N] [--late-percent P] [--payload-bytes B]
+    python -m bench.reconcile [--events N] [--late-percent P] [--late-shape burst|scattered]
 
 Builds a dev console data directory holding N matching CloudTrail ``CreateUser`` events over the last
 23 hours (`bench.refresh`'s data) plus P % more on a second log source that QRadar has received but not
-stored yet (``searchable_at`` in the future: the dev console's store delay), serves it with
+stored yet (``searchable_at`` in the future: the dev console's store delay) — received within one hour
+4-5 hours ago (``burst``: a collector's backlog) or spread over the day (``scattered``) — serves it with
 ``python -m devconsole serve`` and runs, in this process, against it:
 
 1. **baseline**: the detection refresh of the day (the backfill, cycles until caught up);
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reconcile", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="matching events in the day")
     parser.add_argument("--late-percent", type=float, default=1.0, help="events stored hours late, in %%")
+    parser.add_argument("--late-shape", choices=("burst", "scattered"), default="burst")
     parser.add_argument("--payload-bytes", type=int, default=700, help="approximate size of each payload")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -54,12 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path = Path(tmp)
         data_dir = tmp_path / "console"
         now = now_ms()
-        start, stop = now - 23 * HOUR, now - 3 * HOUR // 2
+        start = now - 23 * HOUR
+        late_span = (
+            (start, now - 3 * HOUR // 2)
+            if args.late_shape == "scattered"
+            else (now - 5 * HOUR, now - 4 * HOUR)
+        )
         total = int(args.events / 0.99)
         store, ids = build_console_data(data_dir, total, start, now - 60_000, args.payload_bytes)
         late_count = max(1, int(total * args.late_percent / 100))
         late_ids = {**ids, "ls": store.ensure_log_source("bench-cloudtrail-late", 347)}
-        insert_span(store, late_ids, total, late_count, start, stop, args.payload_bytes)
+        insert_span(store, late_ids, total, late_count, *late_span, args.payload_bytes)
         with store.connect() as conn:  # received, not yet stored: the backlog is released in step 3
             conn.execute(
                 "UPDATE events SET searchable_at = ? WHERE logsourceid = ?",
@@ -67,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(
             f"events: {total:,} searchable over 23 h ({args.events:,} matching, ~{args.payload_bytes} bytes), "
-            f"{late_count:,} more held back ({args.late_percent:g} %, received 1.5-23 h ago)"
+            f"{late_count:,} more held back ({args.late_percent:g} %, {args.late_shape}: received "
+            f"{(now - late_span[1]) / HOUR:g}-{(now - late_span[0]) / HOUR:g} h ago)"
         )
         served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
         try:

@@ -243,27 +243,49 @@ def follow_on_query(
 MINUTE_MS = 60_000
 
 
-def _minute_counts(where: str, start_ms: int, stop_ms: int) -> str:
+def _minute_counts(
+    where: str,
+    start_ms: int,
+    stop_ms: int,
+    bucket_ms: int = MINUTE_MS,
+    ranges: Sequence[tuple[int, int]] | None = None,
+) -> str:
+    bucket = lit.integer(bucket_ms, minimum=1000, maximum=86_400_000)
     return (
-        f"SELECT starttime - starttime % {MINUTE_MS} AS minute_ms, COUNT(*) AS n FROM events"
-        f" WHERE {where} AND {_window_where(start_ms, stop_ms)}"
+        f"SELECT starttime - starttime % {bucket} AS minute_ms, COUNT(*) AS n FROM events"
+        f" WHERE {where} AND {_ranges_where(start_ms, stop_ms, ranges)}"
         f" GROUP BY minute_ms {lit.time_clause(start_ms, stop_ms)}"
     )
 
 
-def detection_minute_counts(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
+def detection_minute_counts(
+    spec: DetectionSpec,
+    start_ms: int,
+    stop_ms: int,
+    *,
+    bucket_ms: int = MINUTE_MS,
+    ranges: Sequence[tuple[int, int]] | None = None,
+) -> str:
     """How many rows `detection_query` gives per minute (epoch ms of the minute) in [start_ms, stop_ms): the
-    refresher compares them with what it read before to re-read only the minutes that changed."""
+    refresher compares them with what it read before to re-read only the minutes that changed. The
+    reconciliation also counts per hour (`bucket_ms`) and within the `ranges` of changed hours."""
     where = (
         f"{_platform_where(spec.platforms)}"
         f" AND magnitude >= {lit.integer(spec.magnitude_min, minimum=0, maximum=10)}"
     )
-    return _minute_counts(where, start_ms, stop_ms)
+    return _minute_counts(where, start_ms, stop_ms, bucket_ms, ranges)
 
 
-def follow_on_minute_counts(platforms: Mapping[str, PlatformFilter], start_ms: int, stop_ms: int) -> str:
-    """How many rows `follow_on_query` gives per minute in [start_ms, stop_ms)."""
-    return _minute_counts(_platform_where(platforms), start_ms, stop_ms)
+def follow_on_minute_counts(
+    platforms: Mapping[str, PlatformFilter],
+    start_ms: int,
+    stop_ms: int,
+    *,
+    bucket_ms: int = MINUTE_MS,
+    ranges: Sequence[tuple[int, int]] | None = None,
+) -> str:
+    """How many rows `follow_on_query` gives per minute (or `bucket_ms`) in [start_ms, stop_ms)."""
+    return _minute_counts(_platform_where(platforms), start_ms, stop_ms, bucket_ms, ranges)
 
 
 def log_activity_query(spec: DetectionSpec, hours: int = 24) -> str:

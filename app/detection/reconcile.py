@@ -6,10 +6,11 @@ overlap (``overlap_minutes``) behind the watermark, so an event stored later tha
 Every ``reconcile_interval_s`` (default hourly) this job looks back ``reconcile_window_hours`` (default
 24 h) up to the detection watermark, at a small cost:
 
-1. QRadar's per-minute row counts of the window, for the detection query and (while a creation can still
-   gain a chain) the follow-on query — at most one row per minute (`aqld.detection_minute_counts`);
-2. compared with the rows the refresh read per minute (``ariel_minute_counts``, migration 0012, written by
-   every refresh cycle and reconciliation for the minutes they read in full);
+1. QRadar's per-hour row counts of the window, for the detection query and (while a creation can still
+   gain a chain) the follow-on query — at most one row per hour (`aqld.detection_minute_counts` with an
+   hour bucket), compared with the rows the refresh read (``ariel_minute_counts``, migration 0012, written
+   by every refresh cycle and reconciliation for the minutes they read in full, summed per hour);
+2. for the hours that differ, QRadar's per-minute counts, compared likewise;
 3. only the minutes whose count differs are searched (one search per query, its window the changed
    minutes' ranges) and read through the refresher's own page pipeline (`refresher._drain`,
    `refresher._Cycle`): event-key de-duplication, twin merges, allowlist suppression and chains exactly as
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 JOB = "late_data_reconciliation"
 MINUTE_MS = aqld.MINUTE_MS
+HOUR_MS = 60 * MINUTE_MS
 
 
 @dataclass
@@ -116,7 +118,7 @@ def reconcile_once(
         queries: list[tuple[str, Any, Any]] = [
             (
                 "detections",
-                lambda a, b: aqld.detection_minute_counts(cfg.spec, a, b),
+                lambda a, b, **kw: aqld.detection_minute_counts(cfg.spec, a, b, **kw),
                 lambda ranges: aqld.detection_query(cfg.spec, ranges[0][0], ranges[-1][1], ranges=ranges),
             )
         ]
@@ -124,7 +126,7 @@ def reconcile_once(
             queries.append(
                 (
                     "follow_on",
-                    lambda a, b: aqld.follow_on_minute_counts(cfg.follow_on, a, b),
+                    lambda a, b, **kw: aqld.follow_on_minute_counts(cfg.follow_on, a, b, **kw),
                     lambda ranges: aqld.follow_on_query(
                         cfg.follow_on, ranges[0][0], ranges[-1][1], cfg.spec.row_limit, ranges=ranges
                     ),
@@ -132,9 +134,26 @@ def reconcile_once(
             )
         changed: dict[str, list[int]] = {}
         for name, count_aql, _ in queries:
-            counts, rows = refresher._minute_counts(gw, cfg, progress, count_aql(start, stop), name)
+            # Per hour first (at most one row an hour), then per minute only within the hours that differ.
+            hours, rows = refresher._minute_counts(
+                gw, cfg, progress, count_aql(start, stop, bucket_ms=HOUR_MS), name
+            )
             result.count_rows += rows
-            changed[name] = changed_minutes(counts, late_data.minute_counts(conn, name, start, stop))
+            known_hours = late_data.bucket_counts(conn, name, start, stop, HOUR_MS)
+            hour_ranges = [
+                (max(h, start), min(h + HOUR_MS, stop)) for h in changed_minutes(hours, known_hours)
+            ]
+            changed[name] = []
+            if hour_ranges:
+                low, high = hour_ranges[0][0], hour_ranges[-1][1]
+                counts, rows = refresher._minute_counts(
+                    gw, cfg, progress, count_aql(low, high, ranges=hour_ranges), name
+                )
+                result.count_rows += rows
+                known = late_data.minute_counts(conn, name, low, high)
+                changed[name] = [
+                    m for m in changed_minutes(counts, known) if any(a <= m < b for a, b in hour_ranges)
+                ]
             result.changed_minutes[name] = len(changed[name])
         streams: list[refresher._Stream] = []
         stored_at = refresher.now_ms()
@@ -200,6 +219,9 @@ def reconcile_once(
         log.warning("late-data reconciliation failed: %s", exc)
         result.status, result.error = "error", f"QRadar: {exc}"
         return result
+    except Exception as exc:  # recorded by the job runner too; the figures say it failed
+        result.status, result.error = "error", f"internal error: {type(exc).__name__}: {exc}"
+        raise
     finally:
         for search_id in searches:
             refresher._delete_search(gw, search_id)

@@ -23,6 +23,18 @@ def minute_counts(conn: sqlite3.Connection, query: str, from_ms: int, to_ms: int
     return {int(m): int(n) for m, n in rows}
 
 
+def bucket_counts(
+    conn: sqlite3.Connection, query: str, from_ms: int, to_ms: int, bucket_ms: int
+) -> dict[int, int]:
+    """The same rows summed per `bucket_ms` (e.g. per hour: the reconciliation's first comparison)."""
+    rows = conn.execute(
+        "SELECT minute - minute % ? AS bucket, SUM(n) FROM ariel_minute_counts"
+        " WHERE query = ? AND minute >= ? AND minute < ? GROUP BY bucket",
+        (bucket_ms, query, from_ms, to_ms),
+    )
+    return {int(b): int(n) for b, n in rows}
+
+
 def replace_minute_counts(
     conn: sqlite3.Connection, query: str, minutes: Iterable[int], counts: Mapping[int, int]
 ) -> None:
