@@ -159,3 +159,25 @@ def test_changed_minutes_become_merged_ranges() -> None:
     changed = reconcile.changed_minutes(counts, known)
     assert changed == [MIN, 2 * MIN, 5 * MIN]
     assert reconcile.minute_ranges(changed) == [(MIN, 3 * MIN), (5 * MIN, 6 * MIN)]
+
+
+def test_a_qradar_fault_fails_the_run_and_the_next_one_recovers(
+    detection_console, gateway, store_conn
+) -> None:
+    from app.jobs import JobContext, JobRunner
+
+    assert refresher.refresh_once(store_conn, gateway).status == "ok"
+    before = table(store_conn, "detections")
+    runner = JobRunner([reconcile.RECONCILE_JOB], JobContext(store_conn, gateway))
+    detection_console.faults.error_searches(1, "Injected: the count search failed.")
+    try:
+        assert runner.run(reconcile.RECONCILE_JOB) is False
+    finally:
+        detection_console.faults.clear()
+    job = next(j for j in refresher.status(store_conn)["jobs"] if j["name"] == reconcile.JOB)
+    assert job["last_status"] == "error" and "Injected" in job["last_error"]
+    assert refresher.status(store_conn)["late_data"]["last_reconciliation"]["status"] == "error"
+    assert table(store_conn, "detections") == before
+    assert runner.run(reconcile.RECONCILE_JOB) is True
+    assert refresher.status(store_conn)["late_data"]["last_reconciliation"]["status"] == "ok"
+    assert table(store_conn, "detections") == before
