@@ -13,7 +13,9 @@ One cycle (`refresh_once`):
    key, O365/Azure AD twins merged, batched inserts, ``suppressed_by`` from the allowlist matcher), the
    chains recomputed when the page changes their inputs, and the watermark moved to the time before which
    both searches have been read in full (never back);
-4. the last commit adds the retention purge, the overlap's per-minute counts and the cycle's status.
+4. the last commit adds the retention purge, the overlap's per-minute counts, the rows read per minute
+   for the minutes read in full (``ariel_minute_counts``, which the late-data reconciliation,
+   `app.detection.reconcile`, compares with QRadar's) and the cycle's status.
 
 Memory is bounded by a page, never a cycle. The store always equals a clean cycle up to its watermark:
 a crash or a QRadar error keeps the pages committed before it, and the next cycle goes on from their
