@@ -20,6 +20,7 @@ from collections.abc import Callable
 from app import features, settings
 from app.audit_retention import AUDIT_RETENTION_JOB
 from app.detection.coalescing import COALESCING_JOB
+from app.detection.reconcile import RECONCILE_JOB
 from app.detection.refresher import REFRESH_JOB
 from app.detection.selfcheck import SELF_CHECK_JOB
 from app.jobs import Job, JobContext, JobRunner
@@ -55,6 +56,7 @@ JOBS: list[Job] = [
     AUDIT_RETENTION_JOB,
     SELF_CHECK_JOB,
     COALESCING_JOB,
+    RECONCILE_JOB,
 ]
 
 

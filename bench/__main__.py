@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "ingest": (["--events", "1000000"], ["--events", "20000"]),
     "aql": (["--events", "1000000"], ["--events", "20000"]),
     "refresh": (["--events", "1000000"], ["--events", "20000"]),
+    "reconcile": (["--events", "100000"], ["--events", "10000"]),
     "tuning": ([], ["--detections", "2000"]),
     "api": (["--detections", "1000000"], ["--detections", "20000"]),
     "load": ([], ["--duration", "10"]),

@@ -53,9 +53,22 @@ CREATE TABLE IF NOT EXISTS events (
   relevance         INTEGER NOT NULL DEFAULT 5,
   eventcount        INTEGER NOT NULL DEFAULT 1,
   payload           BLOB,
-  props             TEXT               -- JSON object: custom property name -> value
+  props             TEXT,              -- JSON object: custom property name -> value
+  searchable_at     INTEGER            -- epoch ms the event becomes visible to searches; NULL = at once
 );
 CREATE INDEX IF NOT EXISTS events_starttime ON events(starttime);
+
+-- Store delay per log source (devconsole/storedelay.py): how long after its starttime an event becomes
+-- searchable, with occasional backlog bursts; deterministic under `seed`.
+CREATE TABLE IF NOT EXISTS store_delays (
+  logsourceid         INTEGER PRIMARY KEY,
+  lag_ms              INTEGER NOT NULL DEFAULT 0,
+  jitter_ms           INTEGER NOT NULL DEFAULT 0,
+  burst_probability   REAL NOT NULL DEFAULT 0,
+  burst_window_ms     INTEGER NOT NULL DEFAULT 3600000,
+  burst_ms            INTEGER NOT NULL DEFAULT 0,
+  seed                INTEGER NOT NULL DEFAULT 0
+);
 
 CREATE TABLE IF NOT EXISTS offenses (
   id                INTEGER PRIMARY KEY,

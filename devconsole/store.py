@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from devconsole import storedelay
+
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
 
 # Log source types the console knows out of the box. IDs 347/445/413/397 are those IBM's pySigma
@@ -94,6 +96,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "eventcount",
     "payload",
     "props",
+    "searchable_at",
 )
 _EVENT_DEFAULTS: dict[str, Any] = {
     "username": None,
@@ -106,6 +109,7 @@ _EVENT_DEFAULTS: dict[str, Any] = {
     "eventcount": 1,
     "payload": None,
     "props": None,
+    "searchable_at": None,
 }
 # QIDs are allocated per log source type in blocks so that they read like QRadar's large numbers.
 _QID_BLOCK = 1_000_000
@@ -285,16 +289,19 @@ class EventStore:
         """Insert events in one transaction and return their ids in order.
 
         ``props`` may be a dict (stored as JSON); ``payload`` bytes or str (stored as bytes);
-        ``endtime``/``devicetime`` default to ``starttime``.
+        ``endtime``/``devicetime`` default to ``starttime``; ``searchable_at`` to what the log source's
+        store delay gives (`devconsole.storedelay`), or NULL (searchable at once).
         """
-        prepared = [_prepare_event(row) for row in rows]
-        if not prepared:
+        rows = list(rows)
+        if not rows:
             return []
         sql = f"INSERT INTO events({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
         own = conn is None
         with self._write_lock:
             conn = conn or self.connect()
             try:
+                delays = storedelay.load_delays(conn)
+                prepared = [_prepare_event(row, delays) for row in rows]
                 if conn.in_transaction:
                     conn.commit()
                 # BEGIN IMMEDIATE takes SQLite's write lock before reading MAX(id), so no other process
@@ -311,6 +318,38 @@ class EventStore:
             finally:
                 if own:
                     conn.close()
+
+    # -- store delay (devconsole.storedelay) ----------------------------------------------------
+
+    def set_store_delay(self, logsourceid: int, delay: storedelay.StoreDelay | None) -> None:
+        """Events of this log source ingested from now on become searchable as `delay` says (None: at once)."""
+        with self._write_lock, self.connect() as conn:
+            if delay is None:
+                conn.execute("DELETE FROM store_delays WHERE logsourceid = ?", (logsourceid,))
+            else:
+                storedelay.save_delay(conn, logsourceid, delay)
+
+    def clear_store_delays(self) -> None:
+        with self._write_lock, self.connect() as conn:
+            conn.execute("DELETE FROM store_delays")
+
+    def store_delays(self) -> list[dict[str, Any]]:
+        with self.connect(readonly=True) as conn:
+            return storedelay.delays_json(conn)
+
+    def release_pending(self, now_ms: int | None = None, logsourceid: int | None = None) -> int:
+        """Events still held back (of one log source, or all) become searchable at `now_ms`; how many."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        with self._write_lock, self.connect() as conn:
+            where, params = "searchable_at > ?", [now]
+            if logsourceid is not None:
+                where, params = where + " AND logsourceid = ?", [now, logsourceid]
+            return conn.execute(f"UPDATE events SET searchable_at = ? WHERE {where}", [now, *params]).rowcount
+
+    def pending_events(self, now_ms: int | None = None) -> list[dict[str, Any]]:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        with self.connect(readonly=True) as conn:
+            return storedelay.pending_json(conn, now)
 
     def count_events(self) -> int:
         with self.connect(readonly=True) as conn:
@@ -359,6 +398,7 @@ class EventStore:
 # EXISTS`` leaves an older events.db as it was, so these are added on open.
 _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("log_sources", "coalesce_events", "INTEGER NOT NULL DEFAULT 1"),
+    ("events", "searchable_at", "INTEGER"),  # store delays
 )
 
 
@@ -369,7 +409,9 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
-def _prepare_event(row: Mapping[str, Any]) -> tuple[Any, ...]:
+def _prepare_event(
+    row: Mapping[str, Any], delays: Mapping[int, storedelay.StoreDelay] | None = None
+) -> tuple[Any, ...]:
     unknown = set(row) - set(EVENT_COLUMNS)
     if unknown:
         raise ValueError(f"unknown event columns: {sorted(unknown)}")
@@ -385,6 +427,12 @@ def _prepare_event(row: Mapping[str, Any]) -> tuple[Any, ...]:
         values["devicetime"] = values["starttime"]
     if isinstance(values["payload"], str):
         values["payload"] = values["payload"].encode("utf-8")
+    if values["searchable_at"] is None and delays:
+        delay = delays.get(int(values["logsourceid"]))
+        if delay is not None:
+            values["searchable_at"] = delay.searchable_at(
+                int(values["logsourceid"]), int(values["starttime"]), values["payload"]
+            )
     if isinstance(values["props"], Mapping):
         values["props"] = json.dumps(values["props"], ensure_ascii=False) if values["props"] else None
     return tuple(values[c] for c in EVENT_COLUMNS)

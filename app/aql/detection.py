@@ -273,6 +273,16 @@ def _window_where(start_ms: int, stop_ms: int) -> str:
     return f"starttime >= {lit.epoch_ms(start_ms)} AND starttime < {lit.epoch_ms(stop_ms)}"
 
 
+def _ranges_where(start_ms: int, stop_ms: int, ranges: Sequence[tuple[int, int]] | None) -> str:
+    """[start_ms, stop_ms), or only the given [start, stop) ranges of it (the late-data reconciliation
+    re-reads the minutes whose counts changed)."""
+    if ranges is None:
+        return _window_where(start_ms, stop_ms)
+    if not ranges:
+        raise lit.AqlLiteralError("no time range to search")
+    return "(" + " OR ".join(f"({_window_where(max(a, start_ms), min(b, stop_ms))})" for a, b in ranges) + ")"
+
+
 # Columns every refresher query selects; the app keys rows on starttime/qid/logsourceid/payload.
 _IDENTITY_COLUMNS = (
     "starttime",
@@ -293,13 +303,15 @@ _IDENTITY_COLUMNS = (
 )
 
 
-def detection_query(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
+def detection_query(
+    spec: DetectionSpec, start_ms: int, stop_ms: int, *, ranges: Sequence[tuple[int, int]] | None = None
+) -> str:
     """The detection AQL over [start_ms, stop_ms), oldest first.
 
     Keeps the seed's output columns (event_time, event_category, log_source, actor, target_account,
     source_ip, cloud_platform, is_service_account) and adds what the app needs (starttime, qid,
     event name, log source type, payload). Oldest first with a LIMIT so a truncated page still advances
-    the refresher's watermark to the last row it saw.
+    the refresher's watermark to the last row it saw. `ranges`: only these [start, stop) parts of the window.
     """
     columns = [
         "DATEFORMAT(starttime, 'yyyy-MM-dd HH:mm:ss') AS event_time",
@@ -316,7 +328,7 @@ def detection_query(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
         "SELECT " + ", ".join(columns) + " FROM events"
         f" WHERE {_platform_where(spec.platforms)}"
         f" AND magnitude >= {lit.integer(spec.magnitude_min, minimum=0, maximum=10)}"
-        f" AND {_window_where(start_ms, stop_ms)}"
+        f" AND {_ranges_where(start_ms, stop_ms, ranges)}"
         " ORDER BY starttime ASC"
         f" LIMIT {lit.integer(spec.row_limit, minimum=1, maximum=1_000_000)}"
         f" {lit.time_clause(start_ms, stop_ms)}"
@@ -329,6 +341,8 @@ def follow_on_query(
     stop_ms: int,
     row_limit: int = DEFAULT_ROW_LIMIT,
     target_property: str | None = None,
+    *,
+    ranges: Sequence[tuple[int, int]] | None = None,
 ) -> str:
     """The bounded second query: credential and privilege-grant events in [start_ms, stop_ms).
 
@@ -341,7 +355,7 @@ def follow_on_query(
     return (
         "SELECT " + ", ".join(_IDENTITY_COLUMNS) + f", {target}UTF8(payload) AS payload FROM events"
         f" WHERE {_platform_where(platforms)}"
-        f" AND {_window_where(start_ms, stop_ms)}"
+        f" AND {_ranges_where(start_ms, stop_ms, ranges)}"
         " ORDER BY starttime ASC"
         f" LIMIT {lit.integer(row_limit, minimum=1, maximum=1_000_000)}"
         f" {lit.time_clause(start_ms, stop_ms)}"
@@ -351,27 +365,49 @@ def follow_on_query(
 MINUTE_MS = 60_000
 
 
-def _minute_counts(where: str, start_ms: int, stop_ms: int) -> str:
+def _minute_counts(
+    where: str,
+    start_ms: int,
+    stop_ms: int,
+    bucket_ms: int = MINUTE_MS,
+    ranges: Sequence[tuple[int, int]] | None = None,
+) -> str:
+    bucket = lit.integer(bucket_ms, minimum=1000, maximum=86_400_000)
     return (
-        f"SELECT starttime - starttime % {MINUTE_MS} AS minute_ms, COUNT(*) AS n FROM events"
-        f" WHERE {where} AND {_window_where(start_ms, stop_ms)}"
+        f"SELECT starttime - starttime % {bucket} AS minute_ms, COUNT(*) AS n FROM events"
+        f" WHERE {where} AND {_ranges_where(start_ms, stop_ms, ranges)}"
         f" GROUP BY minute_ms {lit.time_clause(start_ms, stop_ms)}"
     )
 
 
-def detection_minute_counts(spec: DetectionSpec, start_ms: int, stop_ms: int) -> str:
+def detection_minute_counts(
+    spec: DetectionSpec,
+    start_ms: int,
+    stop_ms: int,
+    *,
+    bucket_ms: int = MINUTE_MS,
+    ranges: Sequence[tuple[int, int]] | None = None,
+) -> str:
     """How many rows `detection_query` gives per minute (epoch ms of the minute) in [start_ms, stop_ms): the
-    refresher compares them with what it read before to re-read only the minutes that changed."""
+    refresher compares them with what it read before to re-read only the minutes that changed. The
+    reconciliation also counts per hour (`bucket_ms`) and within the `ranges` of changed hours."""
     where = (
         f"{_platform_where(spec.platforms)}"
         f" AND magnitude >= {lit.integer(spec.magnitude_min, minimum=0, maximum=10)}"
     )
-    return _minute_counts(where, start_ms, stop_ms)
+    return _minute_counts(where, start_ms, stop_ms, bucket_ms, ranges)
 
 
-def follow_on_minute_counts(platforms: Mapping[str, PlatformFilter], start_ms: int, stop_ms: int) -> str:
-    """How many rows `follow_on_query` gives per minute in [start_ms, stop_ms)."""
-    return _minute_counts(_platform_where(platforms), start_ms, stop_ms)
+def follow_on_minute_counts(
+    platforms: Mapping[str, PlatformFilter],
+    start_ms: int,
+    stop_ms: int,
+    *,
+    bucket_ms: int = MINUTE_MS,
+    ranges: Sequence[tuple[int, int]] | None = None,
+) -> str:
+    """How many rows `follow_on_query` gives per minute (or `bucket_ms`) in [start_ms, stop_ms)."""
+    return _minute_counts(_platform_where(platforms), start_ms, stop_ms, bucket_ms, ranges)
 
 
 def log_activity_query(spec: DetectionSpec, hours: int = 24) -> str:

@@ -488,7 +488,8 @@ OPENAPI_PATHS = {
             "`problems` (one sentence per configured log source type or event name the console does not "
             "know), `findings` (`kind`, `platform`, `role`, `name`, `message`), `counts`, `stale` (the "
             "checked settings changed since) and `last_error`; `coalescing` (the cloud log sources that "
-            "coalesce events, with a warning).",
+            "coalesce events, with a warning); `late_data`: the largest receipt-to-first-seen lag and the "
+            "detections only the late-data reconciliation found.",
             "responses": {"200": ok("status")},
         }
     },

@@ -121,6 +121,26 @@ SETTINGS = [
         "Raise CreateUser events of non-IAM AWS services (Transfer Family, ElastiCache, MemoryDB, Amazon MQ, "
         "...) as low-severity 'Service user (not IAM)' detections; off: ignore them.",
     ),
+    # Late-data reconciliation (app/detection/reconcile.py).
+    settings.Setting(
+        "reconcile_interval_s",
+        "int",
+        3600,
+        "Seconds between late-data reconciliations: each compares QRadar's per-minute event counts over "
+        "the reconciliation window with what the refresh read, and stores what arrived too late for it "
+        "(0 turns it off).",
+        0,
+        86_400,
+    ),
+    settings.Setting(
+        "reconcile_window_hours",
+        "int",
+        24,
+        "How far back the late-data reconciliation looks (hours): events stored in QRadar up to this long "
+        "after they were received are still detected.",
+        1,
+        24 * 30,
+    ),
 ]
 
 

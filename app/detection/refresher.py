@@ -14,7 +14,9 @@ One cycle (`refresh_once`):
    key, O365/Azure AD twins merged, batched inserts, ``suppressed_by`` from the allowlist matcher), the
    chains recomputed when the page changes their inputs, and the watermark moved to the time before which
    both searches have been read in full (never back);
-4. the last commit adds the retention purge, the overlap's per-minute counts and the cycle's status.
+4. the last commit adds the retention purge, the overlap's per-minute counts, the rows read per minute
+   for the minutes read in full (``ariel_minute_counts``, which the late-data reconciliation,
+   `app.detection.reconcile`, compares with QRadar's) and the cycle's status.
 
 Memory is bounded by a page, never a cycle. The store always equals a clean cycle up to its watermark:
 a crash or a QRadar error keeps the pages committed before it, and the next cycle goes on from their
@@ -48,6 +50,7 @@ from app.jobs import Job, JobContext, JobFailed, backoff_s
 from app.qradar import Gateway, QRadarError, QRadarUnavailable, SearchCancelled
 from app.store import detections as store
 from app.store import jobs as job_store
+from app.store import late_data
 from app.store import tuning as tuning_rows
 from app.store.db import transaction
 from app.store.refresh_state import get_refresh_state, save_refresh_state
@@ -257,8 +260,11 @@ class CycleResult:
 class _Progress:
     """Writes progress and a heartbeat to refresh_state (throttled) and checks for cancel requests."""
 
-    def __init__(self, conn: sqlite3.Connection, details: dict[str, Any], interval_s: float = 1.0) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, details: dict[str, Any], interval_s: float = 1.0, name: str = JOB
+    ) -> None:
         self.conn = conn
+        self.name = name  # the refresh_state row it writes
         self.details = details
         self.interval_s = interval_s
         self._last = 0.0
@@ -271,7 +277,7 @@ class _Progress:
             self._last = now
             self.details["heartbeat_ms"] = now_ms()
             with transaction(self.conn):
-                save_refresh_state(self.conn, JOB, details=self.details)
+                save_refresh_state(self.conn, self.name, details=self.details)
 
     def cancel_requested(self) -> bool:
         now = time.monotonic()
@@ -411,12 +417,21 @@ class _Cycle:
         *,
         start: int,
         watermark: int | None,
+        state_job: str | None = JOB,
+        found_by: str | None = None,
+        late_before: int | None = None,
     ) -> None:
         self.conn = conn
         self.cfg = cfg
         self.details = details
         self.start = start
         self.watermark = watermark
+        # The refresh_state row whose watermark and details each commit saves (None: the reconciliation,
+        # which reads behind the watermark and keeps its own state).
+        self.state_job = state_job
+        self.found_by = found_by  # detections.found_by of the rows it inserts
+        # Rows older than this arrived late (the watermark before the cycle): their lag is noted.
+        self.late_before = late_before
         self.chain_since = start - chain_lookback_ms(cfg.windows)
         self.named_keys: set[str] | None = None
         self.inserted = 0
@@ -450,9 +465,11 @@ class _Cycle:
         *,
         final: dict[str, Any] | None = None,
         answers_request: int | None = None,
+        minute_counts: Iterable[tuple[str, Iterable[int], Mapping[int, int]]] = (),
     ) -> None:
         """Store `records` and `follow_records` (all older than `upto`) and move the watermark to `upto`
-        (never back), in one transaction. `final`: the cycle's last commit, with its closing state."""
+        (never back), in one transaction. `final`: the cycle's last commit, with its closing state.
+        `minute_counts`: (query, minutes read in full, rows per minute) for the reconciliation's check."""
         conn = self.conn
         at = now_ms()
         if any(r.get("context_only") for r in records):
@@ -461,7 +478,14 @@ class _Cycle:
             records = [r for r in records if not r.get("context_only")]
         with transaction(conn):
             matcher = _matcher_for_new_rows(conn, at)
+            if self.found_by is not None:
+                for rec in records:
+                    rec["found_by"] = self.found_by
             new, inserted, twinned = store_detections(conn, records, matcher, self.cfg.windows.twin_ms)
+            if new and self.late_before is not None:
+                late_data.note_lags(conn, new, self.late_before)
+            for query, minutes, counts in minute_counts:
+                late_data.replace_minute_counts(conn, query, minutes, counts)
             new_follow: list[dict[str, Any]] = []
             if follow_records:
                 known = store.known_event_keys(conn, (f["event_key"] for f in follow_records))
@@ -482,8 +506,10 @@ class _Cycle:
             self.inserted += len(inserted) + len(twinned)
             self.watermark = upto if self.watermark is None else max(self.watermark, upto)
             self.details.update(heartbeat_ms=at, inserted=self.inserted)
+            if self.state_job is None:
+                return
             if final is None:
-                save_refresh_state(conn, JOB, watermark_ms=self.watermark, details=self.details)
+                save_refresh_state(conn, self.state_job, watermark_ms=self.watermark, details=self.details)
                 return
             purged = store.purge_older_than(conn, final.pop("purge_before"))
             if answers_request is not None:
@@ -682,7 +708,7 @@ def refresh_once(
                 row_limit=row_limit,
                 page_size=cfg.page_size,
                 build=lambda row: build_detection(row, cfg, stored_at),
-                counted_from=counted_from,
+                counted_from=min(counted_from, _minute(start)),
             )
         ]
         chain_reach = max(chain_lookback_ms(cfg.windows), cfg.windows.escalation_ms)
@@ -711,30 +737,20 @@ def refresh_once(
                     row_limit=row_limit,
                     page_size=cfg.page_size,
                     build=lambda row: build_follow_on(row, cfg, stored_at),
-                    counted_from=counted_from,
+                    counted_from=min(counted_from, _minute(follow_start)),
                 )
             )
         detections_stream = streams[0]
         follow_stream = streams[1] if len(streams) > 1 else None
-        cycle = _Cycle(conn, cfg, details, start=min(s.start for s in streams), watermark=watermark)
-        total = sum(s.record_count for s in streams) or 1
-        committed = start
-        # Pages in time order across both searches: read the one that lags, commit what both have read.
-        while not all(s.done for s in streams):
-            if progress.cancel_requested():
-                raise SearchCancelled(detections_stream.search_id)
-            lagging = min((s for s in streams if not s.done), key=lambda s: s.limit())
-            lagging.read_page()
-            upto = min(s.limit() for s in streams)
-            if upto > committed and not all(s.done for s in streams):
-                cycle.commit(
-                    detections_stream.take_before(upto),
-                    follow_stream.take_before(upto) if follow_stream else [],
-                    upto,
-                )
-                committed = upto
-            read = sum(s.rows for s in streams)
-            progress.update(phase="storing", progress=50 + 50 * read // total, rows_fetched=read)
+        cycle = _Cycle(
+            conn,
+            cfg,
+            details,
+            start=min(s.start for s in streams),
+            watermark=watermark,
+            late_before=watermark,
+        )
+        _drain(streams, cycle, progress, start)
         while searches:  # read in full: free QRadar's result sets before the last commit
             _delete_search(gw, searches.pop())
         upto = min(s.limit() for s in streams)
@@ -757,6 +773,7 @@ def refresh_once(
             detections_stream.take_before(upto),
             follow_stream.take_before(upto) if follow_stream else [],
             upto,
+            minute_counts=_read_in_full(streams, upto, tail_counts),
             answers_request=answers_request,
             final={
                 "tail_counts": tail_counts,
@@ -789,6 +806,55 @@ def refresh_once(
     finally:
         for search_id in searches:
             _delete_search(gw, search_id)
+
+
+def _drain(streams: list[_Stream], cycle: _Cycle, progress: _Progress, committed: int) -> None:
+    """The page pipeline: the searches' pages in time order (read the one that lags), each commit holding
+    what all of them have read; the records of the last, still buffered, are left for the caller's final
+    commit. `streams[0]` is the detection search, `streams[1]` (optional) the follow-on one."""
+    detections_stream = streams[0]
+    follow_stream = streams[1] if len(streams) > 1 else None
+    total = sum(s.record_count for s in streams) or 1
+    while not all(s.done for s in streams):
+        if progress.cancel_requested():
+            raise SearchCancelled(detections_stream.search_id)
+        lagging = min((s for s in streams if not s.done), key=lambda s: s.limit())
+        lagging.read_page()
+        upto = min(s.limit() for s in streams)
+        if upto > committed and not all(s.done for s in streams):
+            cycle.commit(
+                detections_stream.take_before(upto),
+                follow_stream.take_before(upto) if follow_stream else [],
+                upto,
+            )
+            committed = upto
+        read = sum(s.rows for s in streams)
+        progress.update(phase="storing", progress=50 + 50 * read // total, rows_fetched=read)
+
+
+STREAM_QUERIES = ("detections", "follow_on")  # the names of streams[0] and streams[1]
+
+
+def _read_in_full(
+    streams: list[_Stream], upto: int, tail_counts: Mapping[str, Mapping[str, int] | None] | None
+) -> list[tuple[str, Iterable[int], Mapping[int, int]]]:
+    """Per query, the minutes this cycle read in full before `upto` and their row counts, for the
+    reconciliation's comparison (`app.detection.reconcile`): the minutes from the stream's first whole
+    minute, and those of the overlap's tail counts (which add up a minute read in parts by two cycles)."""
+    found = []
+    for name, stream in zip(STREAM_QUERIES, streams, strict=False):
+        first = -(-stream.start // aqld.MINUTE_MS) * aqld.MINUTE_MS
+        last = _minute(upto)
+        counts = {m: n for m, n in stream.minute_counts.items() if first <= m < last}
+        tail = (tail_counts or {}).get(name)
+        if tail is not None:
+            tail_minutes = {int(m): int(n) for m, n in tail.items() if int(m) < last}
+            if tail_minutes:
+                first = min(first, min(tail_minutes))
+            counts.update(tail_minutes)
+        if first < last:
+            found.append((name, range(first, last, aqld.MINUTE_MS), counts))
+    return found
 
 
 def _finish_failed(
@@ -862,6 +928,8 @@ def status(conn: sqlite3.Connection, interval_s: int | None = None) -> dict[str,
             for k in ("window", "rows_fetched", "follow_on_rows", "inserted", "purged", "suppression_applied")
         },
         "counts": store.counts(conn),
+        # Events stored late in QRadar: the largest receipt-to-first-seen lag, what only the reconciliation found.
+        "late_data": late_data.summary(conn),
         "jobs": job_store.list_jobs(conn),
         "self_check": selfcheck.status(conn),
         "coalescing": coalescing.status(conn),

@@ -222,8 +222,9 @@ def insert_detection(conn: sqlite3.Connection, record: Mapping[str, Any]) -> int
     return detection_id
 
 
-# A batch insert also writes suppressed_by: the refresher matches the allowlist before inserting.
-_BATCH_COLUMNS = (*DETECTION_COLUMNS, "suppressed_by")
+# A batch insert also writes suppressed_by (the refresher matches the allowlist before inserting) and
+# found_by (migration 0012: which search found the row).
+_BATCH_COLUMNS = (*DETECTION_COLUMNS, "suppressed_by", "found_by")
 _INSERT_DETECTIONS = (
     f"INSERT INTO detections ({', '.join(_BATCH_COLUMNS)}) VALUES ({', '.join('?' * len(_BATCH_COLUMNS))})"
 )

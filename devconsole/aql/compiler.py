@@ -411,6 +411,11 @@ class Compiler:
         conditions = []
         if query.subquery is None:
             conditions.append(f"{alias}.starttime BETWEEN {self.param(start_ms)} AND {self.param(stop_ms)}")
+            if scope.database == "events":
+                # An event stored late (devconsole.storedelay) is invisible until it is searchable.
+                conditions.append(
+                    f"({alias}.searchable_at IS NULL OR {alias}.searchable_at <= {self.param(self.now_ms)})"
+                )
         if where_sql:
             conditions.append(f"({where_sql})")
         if conditions:

@@ -152,8 +152,8 @@ class AqlEngine:
         try:
             rows = conn.execute(
                 "SELECT (starttime - ?) * ? / ?, COUNT(*) FROM events WHERE starttime BETWEEN ? AND ?"
-                " GROUP BY 1",
-                (query.start_ms, buckets, span, query.start_ms, query.stop_ms),
+                " AND (searchable_at IS NULL OR searchable_at <= ?) GROUP BY 1",
+                (query.start_ms, buckets, span, query.start_ms, query.stop_ms, query.now_ms),
             ).fetchall()
         finally:
             conn.close()

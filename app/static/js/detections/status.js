@@ -37,6 +37,7 @@ export async function loadStatus() {
     formatTime(status.last_refresh_ms || status.last_refresh) : "never";
   $("refresh-next").textContent = status.next_refresh_ms || status.next_refresh ?
     formatTime(status.next_refresh_ms || status.next_refresh) : "–";
+  showLateData(status.late_data);
   const running = Boolean(status.running);
   const progress = Math.max(0, Math.min(100, Number(status.progress || 0)));
   $("refresh-progress").hidden = !running;
@@ -70,6 +71,24 @@ export async function loadStatus() {
     }
     timer = setTimeout(loadStatus, nextPollMs(status));
   }
+}
+
+// Events QRadar stored late: the largest receipt-to-first-seen lag and the detections only the late-data
+// reconciliation found (shown once there is a lag to report).
+function showLateData(late) {
+  const lag = late && Number.isFinite(late.max_lag_ms) ? late.max_lag_ms : null;
+  $("late-data").hidden = lag === null;
+  if (lag === null) return;
+  $("late-data-lag").textContent = formatLag(lag);
+  $("late-data-reconciled").textContent = String(late.reconciled_detections || 0);
+}
+
+function formatLag(ms) {
+  const minutes = Math.round(ms / 60000);
+  if (minutes < 1) return `${Math.max(0, Math.round(ms / 1000))} s`;
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
 }
 
 async function refreshNow() {
