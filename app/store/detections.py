@@ -224,13 +224,45 @@ def _row_values(record: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any,
     return tuple(values)
 
 
+# Migration 0014: the text index of a batch, one statement per index (`first_id` bound), while
+# `detection_batch` holds the batch's row and the per-row trigger leaves it alone.
+_INDEX_BATCH = (
+    "INSERT INTO detections_search (rowid, target_account, target_id, correlation_id, triage_note) "
+    "SELECT id, lower(target_account), lower(target_id), lower(correlation_id), lower(triage_note) "
+    "FROM detections WHERE id > :first_id ORDER BY id",
+    *(
+        f"INSERT INTO search_values (column_name, value) SELECT DISTINCT '{column}', {column} "
+        f"FROM detections WHERE id > :first_id AND {column} != '' ON CONFLICT (column_name, value) DO NOTHING"
+        for column in ("event_name", "actor", "actor_id", "source_ip", "user_agent", "log_source")
+    ),
+)
+
+
+def _indexes_batches(conn: sqlite3.Connection) -> bool:
+    """Whether the store's text index trigger skips rows inserted while `detection_batch` holds a row
+    (migration 0014 on a store with the index)."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'detections_search_insert'"
+    ).fetchone()
+    return row is not None and "detection_batch" in row[0]
+
+
 def insert_detections(conn: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert new detections (and their `detection_events` rows) with one executemany each; returns the new
-    ids in the order of `records`. `suppressed_by` is taken from each record (None when absent)."""
+    ids in the order of `records`. `suppressed_by` is taken from each record (None when absent). The text
+    index gets the whole batch at once (migration 0014); call inside a transaction."""
     if not records:
         return []
     (before,) = conn.execute("SELECT IFNULL(MAX(id), 0) FROM detections").fetchone()
-    conn.executemany(_INSERT_DETECTIONS, [_row_values(r, _BATCH_COLUMNS) for r in records])
+    values = [_row_values(r, _BATCH_COLUMNS) for r in records]
+    if _indexes_batches(conn):
+        conn.execute("INSERT INTO detection_batch (first_id) VALUES (?)", (before,))
+        conn.executemany(_INSERT_DETECTIONS, values)
+        for statement in _INDEX_BATCH:
+            conn.execute(statement, {"first_id": before})
+        conn.execute("DELETE FROM detection_batch")
+    else:
+        conn.executemany(_INSERT_DETECTIONS, values)
     # AUTOINCREMENT ids only grow, and one executemany inserts in order.
     ids = [r[0] for r in conn.execute("SELECT id FROM detections WHERE id > ? ORDER BY id", (before,))]
     if len(ids) != len(records):
