@@ -210,17 +210,34 @@ _JSON_COLUMNS = frozenset({"also_seen_in", "target_keys"})
 _FLAG_COLUMNS = frozenset({"is_service_account", "payload_ok", "admin_grant"})
 
 
+# Per column list, the positions of the columns whose values are converted on the way in.
+_CONVERSIONS: dict[tuple[str, ...], tuple[list[int], list[int], int | None]] = {}
+
+
+def _conversions(columns: Sequence[str]) -> tuple[list[int], list[int], int | None]:
+    key = tuple(columns)
+    found = _CONVERSIONS.get(key)
+    if found is None:
+        found = (
+            [i for i, c in enumerate(key) if c in _JSON_COLUMNS],
+            [i for i, c in enumerate(key) if c in _FLAG_COLUMNS],
+            key.index("mfa") if "mfa" in key else None,
+        )
+        _CONVERSIONS[key] = found
+    return found
+
+
 def _row_values(record: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-    values = []
-    for column in columns:
-        value = record.get(column)
-        if column in _JSON_COLUMNS:
-            value = json.dumps(sorted(value or []))
-        elif column in _FLAG_COLUMNS:
-            value = 1 if value else 0
-        elif column == "mfa" and value is not None:
-            value = int(bool(value))
-        values.append(value)
+    """The stored values of `columns`: JSON lists as sorted JSON text, flags as 0/1, mfa as NULL or 0/1."""
+    json_at, flag_at, mfa_at = _conversions(columns)
+    get = record.get
+    values = [get(column) for column in columns]
+    for i in json_at:
+        values[i] = json.dumps(sorted(values[i] or []))
+    for i in flag_at:
+        values[i] = 1 if values[i] else 0
+    if mfa_at is not None and values[mfa_at] is not None:
+        values[mfa_at] = int(bool(values[mfa_at]))
     return tuple(values)
 
 
