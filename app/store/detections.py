@@ -241,18 +241,30 @@ def _row_values(record: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any,
     return tuple(values)
 
 
-# Migration 0014: the text index of a batch, one statement per index (`first_id` bound), while
-# `detection_batch` holds the batch's row and the per-row trigger leaves it alone.
+# Migration 0014: a batch's rows go into the text index with one statement (`first_id` bound), and
+# their distinct values of the repeating columns into `search_values`, while `detection_batch` holds the
+# batch's row and the per-row trigger leaves both alone.
 _INDEX_BATCH = (
     "INSERT INTO detections_search (rowid, target_account, target_id, correlation_id, triage_note) "
     "SELECT id, lower(target_account), lower(target_id), lower(correlation_id), lower(triage_note) "
-    "FROM detections WHERE id > :first_id ORDER BY id",
-    *(
-        f"INSERT INTO search_values (column_name, value) SELECT DISTINCT '{column}', {column} "
-        f"FROM detections WHERE id > :first_id AND {column} != '' ON CONFLICT (column_name, value) DO NOTHING"
-        for column in ("event_name", "actor", "actor_id", "source_ip", "user_agent", "log_source")
-    ),
+    "FROM detections WHERE id > :first_id ORDER BY id"
 )
+_VALUE_AT = tuple(
+    (column, _BATCH_COLUMNS.index(column))
+    for column in ("event_name", "actor", "actor_id", "source_ip", "user_agent", "log_source")
+)
+_INSERT_VALUE = (
+    "INSERT INTO search_values (column_name, value) VALUES (?, ?) ON CONFLICT (column_name, value) DO NOTHING"
+)
+
+
+def _search_values(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+    """The distinct (column, value) pairs of the batch that the trigger would add: NULL and '' are not."""
+    found = {(column, row[i]) for row in rows for column, i in _VALUE_AT}
+    return sorted(
+        ((column, value) for column, value in found if value is not None and value != ""),
+        key=lambda pair: (pair[0], str(pair[1])),
+    )
 
 
 def _indexes_batches(conn: sqlite3.Connection) -> bool:
@@ -275,8 +287,8 @@ def insert_detections(conn: sqlite3.Connection, records: Sequence[Mapping[str, A
     if _indexes_batches(conn):
         conn.execute("INSERT INTO detection_batch (first_id) VALUES (?)", (before,))
         conn.executemany(_INSERT_DETECTIONS, values)
-        for statement in _INDEX_BATCH:
-            conn.execute(statement, {"first_id": before})
+        conn.execute(_INDEX_BATCH, {"first_id": before})
+        conn.executemany(_INSERT_VALUE, _search_values(values))
         conn.execute("DELETE FROM detection_batch")
     else:
         conn.executemany(_INSERT_DETECTIONS, values)
