@@ -157,12 +157,23 @@ def has_fts5_trigram(conn: sqlite3.Connection) -> bool:
     return True
 
 
+# The text index the first FTS5 trigram part creates; later parts change it, so they apply only to a store
+# that has it (one migrated while SQLite lacked the tokenizer has none, whatever SQLite it runs on now).
+FTS5_TRIGRAM_TABLE = "detections_search"
+
+
 def _statements(conn: sqlite3.Connection, path: Path, optional_dir: Path) -> list[str]:
-    """The migration's statements, then its FTS5 trigram part when there is one and SQLite has it."""
+    """The migration's statements, then its FTS5 trigram part when there is one and SQLite has it (and,
+    for a part after the first, the store has the index the first created)."""
     statements = split_statements(path.read_text(encoding="utf-8"))
     optional = optional_dir / path.name
     if optional.is_file() and has_fts5_trigram(conn):
-        statements += split_statements(optional.read_text(encoding="utf-8"))
+        first = min(p.name for p in optional_dir.glob("*.sql"))
+        has_index = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS5_TRIGRAM_TABLE,)
+        ).fetchone()
+        if optional.name == first or has_index is not None:
+            statements += split_statements(optional.read_text(encoding="utf-8"))
     return statements
 
 

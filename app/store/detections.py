@@ -232,27 +232,94 @@ _JSON_COLUMNS = frozenset({"also_seen_in", "target_keys"})
 _FLAG_COLUMNS = frozenset({"is_service_account", "payload_ok", "admin_grant"})
 
 
+# Per column list, the positions of the columns whose values are converted on the way in.
+_Conversions = tuple[list[int], list[int], int | None, list[tuple[int, Any]]]
+_CONVERSIONS: dict[tuple[str, ...], _Conversions] = {}
+
+
+def _conversions(columns: Sequence[str]) -> _Conversions:
+    key = tuple(columns)
+    found = _CONVERSIONS.get(key)
+    if found is None:
+        found = (
+            [i for i, c in enumerate(key) if c in _JSON_COLUMNS],
+            [i for i, c in enumerate(key) if c in _FLAG_COLUMNS],
+            key.index("mfa") if "mfa" in key else None,
+            [(i, _DELIVERY_DEFAULTS[c]) for i, c in enumerate(key) if c in _DELIVERY_DEFAULTS],
+        )
+        _CONVERSIONS[key] = found
+    return found
+
+
 def _row_values(record: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-    values = []
-    for column in columns:
-        value = record.get(column)
-        if column in _JSON_COLUMNS:
-            value = json.dumps(sorted(value or []))
-        elif column in _FLAG_COLUMNS:
-            value = 1 if value else 0
-        elif column == "mfa" and value is not None:
-            value = int(bool(value))
-        values.append(value)
+    """The stored values of `columns`: JSON lists as sorted JSON text, flags as 0/1, mfa as NULL or 0/1,
+    missing delivery fields as one whole event (`_DELIVERY_DEFAULTS`)."""
+    json_at, flag_at, mfa_at, default_at = _conversions(columns)
+    get = record.get
+    values = [get(column) for column in columns]
+    for i in json_at:
+        values[i] = json.dumps(sorted(values[i] or []))
+    for i in flag_at:
+        values[i] = 1 if values[i] else 0
+    if mfa_at is not None and values[mfa_at] is not None:
+        values[mfa_at] = int(bool(values[mfa_at]))
+    for i, default in default_at:
+        if values[i] is None:
+            values[i] = default
     return tuple(values)
+
+
+# Migration 0014: a batch's rows go into the text index with one statement (`first_id` bound), and
+# their distinct values of the repeating columns into `search_values`, while `detection_batch` holds the
+# batch's row and the per-row trigger leaves both alone.
+_INDEX_BATCH = (
+    "INSERT INTO detections_search (rowid, target_account, target_id, correlation_id, triage_note) "
+    "SELECT id, lower(target_account), lower(target_id), lower(correlation_id), lower(triage_note) "
+    "FROM detections WHERE id > :first_id ORDER BY id"
+)
+_VALUE_AT = tuple(
+    (column, _BATCH_COLUMNS.index(column))
+    for column in ("event_name", "actor", "actor_id", "source_ip", "user_agent", "log_source")
+)
+_INSERT_VALUE = (
+    "INSERT INTO search_values (column_name, value) VALUES (?, ?) ON CONFLICT (column_name, value) DO NOTHING"
+)
+
+
+def _search_values(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+    """The distinct (column, value) pairs of the batch that the trigger would add: NULL and '' are not."""
+    found = {(column, row[i]) for row in rows for column, i in _VALUE_AT}
+    return sorted(
+        ((column, value) for column, value in found if value is not None and value != ""),
+        key=lambda pair: (pair[0], str(pair[1])),
+    )
+
+
+def _indexes_batches(conn: sqlite3.Connection) -> bool:
+    """Whether the store's text index trigger skips rows inserted while `detection_batch` holds a row
+    (migration 0014 on a store with the index)."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'detections_search_insert'"
+    ).fetchone()
+    return row is not None and "detection_batch" in row[0]
 
 
 def insert_detections(conn: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert new detections (and their `detection_events` rows) with one executemany each; returns the new
-    ids in the order of `records`. `suppressed_by` is taken from each record (None when absent)."""
+    ids in the order of `records`. `suppressed_by` is taken from each record (None when absent). The text
+    index gets the whole batch at once (migration 0014); call inside a transaction."""
     if not records:
         return []
     (before,) = conn.execute("SELECT IFNULL(MAX(id), 0) FROM detections").fetchone()
-    conn.executemany(_INSERT_DETECTIONS, [_row_values(r, _BATCH_COLUMNS) for r in records])
+    values = [_row_values(r, _BATCH_COLUMNS) for r in records]
+    if _indexes_batches(conn):
+        conn.execute("INSERT INTO detection_batch (first_id) VALUES (?)", (before,))
+        conn.executemany(_INSERT_DETECTIONS, values)
+        conn.execute(_INDEX_BATCH, {"first_id": before})
+        conn.executemany(_INSERT_VALUE, _search_values(values))
+        conn.execute("DELETE FROM detection_batch")
+    else:
+        conn.executemany(_INSERT_DETECTIONS, values)
     # AUTOINCREMENT ids only grow, and one executemany inserts in order.
     ids = [r[0] for r in conn.execute("SELECT id FROM detections WHERE id > ? ORDER BY id", (before,))]
     if len(ids) != len(records):

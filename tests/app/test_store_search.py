@@ -376,3 +376,99 @@ def test_a_sqlite_without_the_trigram_tokenizer_gets_the_store_without_the_index
         assert store.has_search_index(conn) == db.has_fts5_trigram(conn) is True
     finally:
         conn.close()
+
+
+def index_contents(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What the text index holds: each detection's indexed texts (FTS5 rowid and the trigram matches of
+    every stored value) and the distinct values, by column."""
+    values = sorted(tuple(r) for r in conn.execute("SELECT column_name, value FROM search_values"))
+    texts = sorted(
+        {
+            (column, r[0])
+            for column in ("target_account", "target_id", "correlation_id")
+            for r in conn.execute(f"SELECT lower({column}) FROM detections WHERE {column} IS NOT NULL")
+            if len(r[0]) >= 3
+        }
+    )
+    found = [
+        (
+            column,
+            text,
+            sorted(
+                r[0]
+                for r in conn.execute(
+                    "SELECT rowid FROM detections_search WHERE detections_search MATCH ?",
+                    (f'{column} : "{text.replace(chr(34), chr(34) * 2)}"',),
+                )
+            ),
+        )
+        for column, text in texts
+        if "\x00" not in text
+    ]
+    return values, found
+
+
+def test_batch_inserts_index_their_rows_as_row_by_row_inserts_do(tmp_path: Path) -> None:
+    """The refresher's batches (migration 0014: the per-row trigger is skipped, one statement indexes the
+    batch) leave the same index as inserting the same rows one by one, in the same transaction as the rows."""
+    rng = random.Random(14)
+    records = [random_record(rng, n) for n in range(900)]
+    single, batched = db.connect(tmp_path / "single.db"), db.connect(tmp_path / "batched.db")
+    try:
+        assert store._indexes_batches(batched)
+        with db.transaction(single):
+            for record in records:
+                store.insert_detection(single, record)
+        with db.transaction(batched):
+            ids = store.insert_detections(batched, records[:400])
+            # A row written by anyone else in the same transaction is indexed by the trigger.
+            store.insert_detection(batched, records[400])
+            ids += store.insert_detections(batched, records[401:450])
+        assert ids == list(range(1, 401)) + list(range(402, 451))
+        with pytest.raises(RuntimeError), db.transaction(batched):
+            store.insert_detections(batched, records[450:])
+            raise RuntimeError("abort")  # a rolled-back batch leaves nothing in the index
+        assert batched.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 450
+        with db.transaction(batched):
+            store.insert_detections(batched, records[450:])
+        assert batched.execute("SELECT COUNT(*) FROM detection_batch").fetchone()[0] == 0
+        assert index_contents(batched) == index_contents(single)
+        assert assert_search_matches_rows(batched, random.Random(5)) > 40
+        # After a batch, an ordinary insert is indexed again.
+        with db.transaction(batched):
+            conn_id = store.insert_detection(
+                batched, {**records[0], "event_key": "x" * 64, "target_id": "Zq9-solo"}
+            )
+        assert store.list_detections(batched, store.DetectionFilter(text="zq9-SOLO"))[0][0]["id"] == conn_id
+    finally:
+        single.close()
+        batched.close()
+
+
+def test_a_store_migrated_without_the_index_stays_without_it_when_sqlite_gains_the_tokenizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trigram parts after the first change the index; a store that has none skips them."""
+    old = tmp_path / "migrations"
+    (old / "fts5_trigram").mkdir(parents=True)
+    for version, path in db.migrations():
+        if version <= 10:
+            (old / path.name).write_text(path.read_text())
+    for path in db.FTS5_TRIGRAM_DIR.glob("*.sql"):
+        if int(path.name[:4]) <= 10:
+            (old / "fts5_trigram" / path.name).write_text(path.read_text())
+    monkeypatch.setattr(db, "has_fts5_trigram", lambda conn: False)
+    conn = db.connect(tmp_path / "store.db", migrate_schema=False)
+    try:
+        assert db.migrate(conn, old) == 10
+        monkeypatch.undo()
+        assert db.migrate(conn) == db.migrations()[-1][0]
+        assert not store.has_search_index(conn) and not store._indexes_batches(conn)
+        rng = random.Random(2)
+        with db.transaction(conn):
+            store.insert_detections(conn, [random_record(rng, n) for n in range(200)])
+        for text in ("deployer", "user-1", "%"):
+            fast, slow = both(conn, store.DetectionFilter(text=text), limit=500)
+            assert fast == slow
+    finally:
+        conn.close()
