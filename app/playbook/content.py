@@ -1024,8 +1024,9 @@ INVESTIGATION_GUIDE: tuple[tuple[str, str], ...] = (
     ),
     (
         "Chain",
-        "Privilege, credential or consent within 24 h, and first use of the new identity: the chain "
-        "badge in the app and the hunting queries.",
+        "Privilege, credential or consent within 24 h (an administrator grant up to 7 days later: the "
+        "escalation memory setting), and first use of the new identity: the chain badge in the app and "
+        "the hunting queries.",
     ),
     ("Scope", "Other identities created by the same actor in the window; the creator's other activity."),
 )
