@@ -9,10 +9,11 @@ step, which process to kill and after how long; a killed refresher is restarted,
 killed workers. Afterwards ``check_store`` verifies:
 
 * ``PRAGMA integrity_check`` is ok;
-* watermark and detections agree: the detections equal (event keys and field values) a clean single cycle
-  over the same window [first start, watermark) in a fresh store — nothing lost, nothing twice;
+* watermark and detections agree: the detections equal (event keys and field values but suppression) a
+  clean single cycle over the same window [first start, watermark) in a fresh store — nothing lost, nothing
+  twice;
 * no half-applied allowlist change: each entry equals its latest audit record, and recomputing suppression
-  from the active entries changes no detection's ``suppressed_by``;
+  from the active entries changes no detection's ``suppressed_by`` or ``suppression_overridden_by``;
 * the audit log is complete: every acknowledged (2xx) write has its audit row (entry id and version).
 
 The test (``test_crash_safety.py``) runs it against the session's dev console; standalone it seeds its own.
@@ -361,11 +362,15 @@ def crash_loop(
 
 # -- the checks ------------------------------------------------------------------------------------------
 
+# Suppression state (``suppressed_by`` and the chain override ``suppression_overridden_by``) comes from the
+# allowlist entries, which the clean store has none of; it is checked against the crash store's own active
+# entries instead (the recompute at the end of ``check_store``).
 COMPARED_OUT = {
     "id",
     "stored_at",
     "chain_id",
     "suppressed_by",
+    "suppression_overridden_by",
     "triage_status",
     "triage_note",
     "triage_by",
@@ -482,13 +487,17 @@ def check_store(console: Any, outcome: dict[str, Any], work_dir: Path) -> list[s
             shutil.copy(str(db_path) + suffix, str(copy) + suffix)
     check = db.connect(copy)
     try:
-        before = dict(check.execute("SELECT id, suppressed_by FROM detections").fetchall())
+        state = "SELECT id, suppressed_by, suppression_overridden_by FROM detections"
+        before = {r[0]: r[1:] for r in check.execute(state)}
         with check:
             suppress.apply(check, int(time.time() * 1000))
-        after = dict(check.execute("SELECT id, suppressed_by FROM detections").fetchall())
+        after = {r[0]: r[1:] for r in check.execute(state)}
         changed = [i for i in before if before[i] != after[i]]
         if changed:
-            problems.append(f"{len(changed)} detections' suppressed_by disagree with the active entries")
+            problems.append(
+                f"{len(changed)} detections' suppressed_by/suppression_overridden_by disagree with the "
+                f"active entries, e.g. detection {changed[0]}: {before[changed[0]]} vs {after[changed[0]]}"
+            )
     finally:
         check.close()
     return problems

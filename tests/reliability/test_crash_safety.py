@@ -58,7 +58,7 @@ def test_the_checks_catch_a_half_applied_change(
     crashed: dict[str, Any], devconsole: Any, tmp_path: Path
 ) -> None:
     """The checker is not blind: a store with an audit row removed, a detection dropped and a detection whose
-    suppression no entry explains is reported on each count."""
+    suppression or chain override no entry explains is reported on each count."""
     broken = tmp_path / "broken.db"
     source = sqlite3.connect(crashed["db_path"])
     target = sqlite3.connect(broken)
@@ -73,9 +73,15 @@ def test_the_checks_catch_a_half_applied_change(
     target.execute("DELETE FROM detections WHERE id = (SELECT MIN(id) FROM detections)")
     # A suppression no entry explains (as if the detection update committed without its entry).
     target.execute("UPDATE detections SET suppressed_by = 999999 WHERE id = (SELECT MAX(id) FROM detections)")
+    # A chain override no entry explains.
+    target.execute(
+        "UPDATE detections SET suppressed_by = NULL, suppression_overridden_by = 999999 "
+        "WHERE id = (SELECT MIN(id) FROM detections)"
+    )
     target.commit()
     target.close()
     problems = check_store(devconsole, {**crashed, "db_path": broken}, tmp_path)
     text = "\n".join(problems)
-    assert "missing" in text and "audit" in text and "suppressed_by" in text, problems
+    assert "missing" in text and "audit" in text, problems
+    assert "2 detections' suppressed_by/suppression_overridden_by disagree" in text, problems
     shutil.rmtree(tmp_path, ignore_errors=True)
