@@ -524,7 +524,7 @@ def chain_followers(conn: sqlite3.Connection, chain_ids: Iterable[int]) -> list[
             for r in conn.execute(
                 "SELECT ce.chain_id, ce.event_key, ce.event_time, ce.event_name, ce.cloud_platform, "
                 "ce.detection_id, COALESCE(d.actor, f.actor, ce.actor) AS actor, "
-                "COALESCE(d.actor_id, f.actor_id) AS actor_id, d.account_kind, "
+                "COALESCE(d.actor_id, f.actor_id) AS actor_id, COALESCE(d.account_kind, f.account_kind) AS account_kind, "
                 "COALESCE(d.source_ip, f.source_ip) AS source_ip, d.user_agent, "
                 "COALESCE(d.target_account, f.target_account, ce.target_account) AS target_account, "
                 "d.target_id, f.event_key IS NOT NULL AS follow_on "

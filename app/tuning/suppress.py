@@ -121,6 +121,23 @@ def apply(conn: sqlite3.Connection, now_ms: int, detection_ids: Iterable[int] | 
     return changed
 
 
+# Follow-on events in a chain that give the new identity nothing: the invited guest accepting its own
+# invitation (Entra / Office 365 spelling).
+_NOT_GIVING = frozenset({"redeem external user invite"})
+
+
+def _gives(event: dict[str, Any]) -> bool:
+    """Did this chain event give an identity credentials or privilege? Grants and credentials do; context
+    (an MFA device enrolled, a group created: `kinds.CONTEXT_ONLY_KINDS`) and an invitation's redemption
+    do not."""
+    kind = event["account_kind"]
+    if kind in kinds.CONTEXT_ONLY_KINDS:
+        return False
+    if event["follow_on"]:
+        return (event["event_name"] or "").rstrip(". ").casefold() not in _NOT_GIVING
+    return kind in kinds.CREDENTIAL_KINDS
+
+
 def _chain_overrides(conn: sqlite3.Connection, matcher: Matcher, matched: list[dict[str, Any]]) -> set[int]:
     """Ids of the ``matched`` detections (each matched by an entry, each in a chain) that another,
     non-allowlisted actor later gave credentials or privilege within their chain."""
@@ -135,8 +152,7 @@ def _chain_overrides(conn: sqlite3.Connection, matcher: Matcher, matched: list[d
         for event in followers.get(detection["chain_id"], []):
             if event["detection_id"] == detection["id"] or event["event_time"] < detection["event_time"]:
                 continue
-            gives = event["follow_on"] or event["account_kind"] in kinds.CREDENTIAL_KINDS
-            if not gives:
+            if not _gives(event):
                 continue
             actor_id = (event["actor_id"] or "").casefold()
             if actor_id and actor_id == own_actor:

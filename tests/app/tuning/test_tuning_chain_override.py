@@ -49,6 +49,16 @@ def _grant_admin(t: int, name: str, by: str) -> dict[str, Any]:
     return cloudtrail(t, "AttachUserPolicy", {"userName": name, "policyArn": ADMIN_POLICY}, actor_arn=by)
 
 
+def _enable_own_mfa(t: int, name: str) -> dict[str, Any]:
+    """The new user enrolling its own MFA device: context of its chain, nothing given to it."""
+    return cloudtrail(
+        t,
+        "EnableMFADevice",
+        {"userName": name, "serialNumber": f"arn:aws:iam::{ACCOUNT}:mfa/{name}"},
+        actor_arn=f"arn:aws:iam::{ACCOUNT}:user/{name}",
+    )
+
+
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data_dir = tmp_path_factory.mktemp("chain_override_console")
@@ -57,6 +67,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         _create_user(BASE - HOUR + 60_000, "svc-finished"),
         _grant_admin(BASE + 30 * 60_000, "svc-hijacked", INTRUDER),
         _grant_admin(BASE + 31 * 60_000, "svc-finished", PIPELINE),
+        _enable_own_mfa(BASE + 33 * 60_000, "svc-finished"),
     ]
     raw = data_dir / "records.jsonl"
     raw.write_text("\n".join(json.dumps(r) for r in records) + "\n")
@@ -132,8 +143,14 @@ def test_a_suppressed_creation_granted_admin_by_another_actor_comes_back(
     listed, _ = detection_store.list_detections(conn, detection_store.DetectionFilter(suppressed=False))
     assert hijacked["id"] in {d["id"] for d in listed}
 
-    # The allowlisted pipeline granting its own user admin is its own work: still suppressed.
+    # The allowlisted pipeline granting its own user admin is its own work, and the user enrolling its own
+    # MFA device (context, not a grant) gives it nothing: still suppressed.
     finished = _creation(conn, "svc-finished")
     assert finished["chain_id"] is not None
+    context = conn.execute(
+        "SELECT COUNT(*) FROM chain_events WHERE chain_id = ? AND event_name = 'EnableMFADevice'",
+        (finished["chain_id"],),
+    ).fetchone()[0]
+    assert context == 1  # the enrolment is in the chain
     assert (finished["suppressed_by"], finished["suppression_overridden_by"]) == (entry["id"], None)
     conn.close()
