@@ -1069,7 +1069,8 @@ CONTEXT_LIMIT = 50
 
 def context_events(conn: sqlite3.Connection, row: sqlite3.Row) -> list[dict[str, Any]]:
     """Context-only events (stored follow-on events with an `account_kind`: MFA devices, IAM groups) of the
-    detection's target on its platform, from an hour before it to a day after, oldest first."""
+    detection's target on its platform, received from an hour before it to a day after, in the order of
+    their own time (feeds deliver out of order)."""
     keys = sorted({k for k in _json_list(row["target_keys"]) if isinstance(k, str)})[:400]
     if not keys:
         return []
@@ -1077,9 +1078,10 @@ def context_events(conn: sqlite3.Connection, row: sqlite3.Row) -> list[dict[str,
     return [
         dict(r)
         for r in conn.execute(
-            "SELECT event_key, event_time, event_name, account_kind, actor, target_account, log_source "
-            "FROM follow_on_events WHERE event_time BETWEEN ? AND ? AND account_kind IS NOT NULL "
-            f"AND cloud_platform = ? AND lower(target_account) IN ({marks}) ORDER BY event_time, event_key "
+            "SELECT event_key, event_time, device_time, event_name, account_kind, actor, target_account, "
+            "log_source FROM follow_on_events WHERE event_time BETWEEN ? AND ? AND account_kind IS NOT NULL "
+            f"AND cloud_platform = ? AND lower(target_account) IN ({marks}) "
+            "ORDER BY COALESCE(device_time, event_time), event_key "
             "LIMIT ?",
             (
                 row["event_time"] - CONTEXT_BEFORE_MS,

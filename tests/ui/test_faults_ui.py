@@ -463,8 +463,20 @@ def refresh_failed_cycle_refused(ui: FaultUi) -> None:
 
 
 def check_tab(ui: FaultUi, fault: Fault) -> None:
+    # A search cancelled from outside fails only while searches are being cancelled: the canceller keeps
+    # running until the failure has been checked, or the refresher's retry (15 s later) may succeed first.
     wait_refresh_idle(ui)
     runs = ui.status()["runs"]
+    with contextlib.ExitStack() as faults_on:
+        failed = _check_tab_failing(ui, fault, faults_on, runs)
+    if failed is not None:
+        _check_tab_recovers(ui, fault, failed, runs)
+
+
+def _check_tab_failing(
+    ui: FaultUi, fault: Fault, faults_on: contextlib.ExitStack, runs: int
+) -> dict[str, Any] | None:
+    """The tab while the fault is on; the refresh status it failed with (None: the fault is no failure)."""
     if fault.refresh is None:
         refresh_failed_cycle_refused(ui)
         ui.tab = ui.session.open_console()  # the page reads the refresher's health when it loads
@@ -472,9 +484,9 @@ def check_tab(ui: FaultUi, fault: Fault) -> None:
         ui.tab.wait_for_selector(f"{NOTICE} .cds--inline-notification--error", timeout=WAIT_MS)
     elif fault.cancel_from_outside:
         fault.refresh(ui.devconsole)
-        with Canceller(ui.devconsole) as canceller:
-            ui.tab.click("#refresh-now")
-            ui.tab.wait_for_selector(f"{NOTICE} .cds--inline-notification--error", timeout=WAIT_MS)
+        canceller = faults_on.enter_context(Canceller(ui.devconsole))
+        ui.tab.click("#refresh-now")
+        ui.tab.wait_for_selector(f"{NOTICE} .cds--inline-notification--error", timeout=WAIT_MS)
         assert canceller.cancelled
     else:
         fault.refresh(ui.devconsole)
@@ -485,7 +497,7 @@ def check_tab(ui: FaultUi, fault: Fault) -> None:
             rows_still_listed(ui)
             wait_recovered_tab(ui)
             assert ui.status()["runs"] > runs
-            return
+            return None
         ui.tab.wait_for_selector(f"{NOTICE} .cds--inline-notification--error", timeout=WAIT_MS)
     text = notice_text(ui)
     assert words_in(text, fault.refresh_words), text
@@ -501,7 +513,10 @@ def check_tab(ui: FaultUi, fault: Fault) -> None:
     # So does the banner on the tab's other pages.
     banner = tuning_banner(ui)
     assert words_in(banner, fault.refresh_words) and "QRadar refresh failing" in banner, banner
+    return status
 
+
+def _check_tab_recovers(ui: FaultUi, fault: Fault, status: dict[str, Any], runs: int) -> None:
     ui.devconsole.faults.clear()
     if fault.refresh is None:
         # Recovery with backoff, untouched: the refresher retries when the backoff is due (15 s after the

@@ -209,7 +209,7 @@ function renderPanel(d, links) {
     const items = el("ul", {className: "caw-chain", id: "panel-context"});
     for (const ev of context) {
       items.appendChild(el("li", {className: "caw-chain__step"},
-        el("span", {className: "caw-chain__time"}, formatTime(ev.event_time)),
+        el("span", {className: "caw-chain__time"}, formatTime(ev.device_time || ev.event_time)),
         el("span", {className: "caw-chain__name"}, ev.event_name || ""),
         el("span", {className: "caw-chain__who"},
           (ev.actor || "") + (ev.target_account ? " → " + ev.target_account : ""))));
