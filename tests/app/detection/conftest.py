@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,6 +305,36 @@ def add_garbled_event(data_dir: Path, t: int) -> None:
     )
 
 
+def ingest_records(data_dir: Path, lines: Sequence[str], *options: str) -> subprocess.CompletedProcess:
+    """Write ``lines`` (JSON texts) to ``DIR/records.jsonl`` and ingest them through the DSM CLI; the
+    finished process, whose output has the ingested and rejected counts."""
+    raw = data_dir / "records.jsonl"
+    raw.write_text("\n".join(lines) + "\n")
+    return subprocess.run(
+        [sys.executable, "-m", "devconsole", "ingest", "--data", str(data_dir), *options, str(raw)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def serve_console(data_dir: Path, *options: str) -> Any:
+    """``devconsole serve`` of ``data_dir`` with the app's manifest and no search reuse (stop it with
+    ``stop_serve(served.process)``)."""
+    return start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0", *options)
+
+
+def console_env(served: Any, data_dir: Path) -> dict[str, str]:
+    """The app's environment for a served dev console: its address, the service token, its CA."""
+    tokens = json.loads((data_dir / "tokens.json").read_text())
+    return {
+        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{served.port}",
+        "SEC_ADMIN_TOKEN": tokens["service"],
+        "REQUESTS_CA_BUNDLE": str(served.ca_path),
+    }
+
+
 @dataclass
 class Console:
     base_url: str
@@ -333,19 +363,11 @@ class Console:
 def detection_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     data_dir = tmp_path_factory.mktemp("detection_console")
     records, expected = scenario(int(time.time() * 1000))
-    raw = data_dir / "records.jsonl"
-    raw.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "devconsole", "ingest", "--data", str(data_dir), str(raw)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ingest = ingest_records(data_dir, [json.dumps(r) for r in records])
     assert ingest.returncode == 0, ingest.stderr + ingest.stdout
     add_garbled_event(data_dir, int(time.time() * 1000) - 5 * HOUR)
     expected["detections"].add(("CreateUser", "AWS", False, None, "garbled-user"))
-    served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
+    served = serve_console(data_dir)
     console = Console(
         served.base_url,
         served.port,

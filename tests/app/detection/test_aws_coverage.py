@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +19,10 @@ from app import settings
 from app.detection import refresher
 from app.qradar import Gateway
 from app.store.db import connect
-from devconsole.launcher import start_serve, stop_serve
+from devconsole.launcher import stop_serve
+from tests.app.detection.conftest import console_env, ingest_records, serve_console
 
-from .conftest import ACCOUNT, HOUR, MIN, ROOT, iso
+from .conftest import ACCOUNT, HOUR, MIN, iso
 
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 IC_STORE = "d-9067642ac7"
@@ -325,7 +324,6 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     data_dir = tmp_path_factory.mktemp("aws_console")
-    raw = data_dir / "records.jsonl"
     lines = [json.dumps(r) for r in records(int(time.time() * 1000))]
     # Bad input: not JSON, an eventSource that is not a string, no event time.
     bad = [
@@ -333,19 +331,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Pat
         json.dumps({**records(0)[1], "eventSource": 7}),
         json.dumps({k: v for k, v in records(0)[7].items() if k != "eventTime"}),
     ]
-    raw.write_text("\n".join([*lines, *bad]) + "\n")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "devconsole", "ingest", "--data", str(data_dir), str(raw)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ingest = ingest_records(data_dir, [*lines, *bad])
     assert ingest.returncode == 0, ingest.stderr + ingest.stdout
     assert f"ingested {len(lines)} records" in ingest.stdout, ingest.stdout
     assert "rejected 3 records" in ingest.stdout, ingest.stdout
     assert "eventSource must be a string" in ingest.stdout
-    served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
+    served = serve_console(data_dir)
     try:
         yield served, data_dir
     finally:
@@ -353,13 +344,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Pat
 
 
 def gateway_for(served: Any, data_dir: Path) -> Gateway:
-    tokens = json.loads((data_dir / "tokens.json").read_text())
-    env = {
-        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{served.port}",
-        "SEC_ADMIN_TOKEN": tokens["service"],
-        "REQUESTS_CA_BUNDLE": str(served.ca_path),
-    }
-    return Gateway.from_env(env, poll_wait_s=1)
+    return Gateway.from_env(console_env(served, data_dir), poll_wait_s=1)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +14,9 @@ import pytest
 
 from app.detection import refresher
 from app.store.db import connect
-from devconsole.launcher import start_serve, stop_serve
-from tests.app.detection.conftest import ACCOUNT, cloudtrail
+from devconsole.launcher import stop_serve
+from tests.app.detection.conftest import ACCOUNT, cloudtrail, console_env, ingest_records, serve_console
 
-ROOT = Path(__file__).resolve().parents[3]
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 PIPELINE = f"arn:aws:iam::{ACCOUNT}:role/pipelines/provisioner"
@@ -67,23 +64,10 @@ def escalation_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         admin_grant(now - 50 * MIN, "esc-hijacked", actor_arn=INTRUDER),
     ]
     data_dir = tmp_path_factory.mktemp("escalation_console")
-    raw = data_dir / "records.jsonl"
-    raw.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "devconsole", "ingest", "--data", str(data_dir), str(raw)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ingest = ingest_records(data_dir, [json.dumps(r) for r in records])
     assert ingest.returncode == 0, ingest.stderr + ingest.stdout
-    served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
-    tokens = json.loads((data_dir / "tokens.json").read_text())
-    env = {
-        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{served.port}",
-        "SEC_ADMIN_TOKEN": tokens["service"],
-        "REQUESTS_CA_BUNDLE": served.ca_path,
-    }
+    served = serve_console(data_dir)
+    env = console_env(served, data_dir)
     try:
         yield env, now
     finally:

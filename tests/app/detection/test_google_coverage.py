@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +25,9 @@ from app.detection.classify import account_kind, platform_for
 from app.detection.extract import GCP_PRIVILEGED_ROLES, extract, group_name_is_admin
 from app.qradar import Gateway
 from app.store.db import connect
+from devconsole.launcher import stop_serve
+from tests.app.detection.conftest import console_env, ingest_records, serve_console
 
-ROOT = Path(__file__).resolve().parents[3]
 MIN, HOUR = 60_000, 3_600_000
 PROJECT = "demo-7731"
 
@@ -372,26 +371,11 @@ def records(now: int) -> tuple[list[dict], list[dict]]:
 
 @pytest.fixture(scope="module")
 def google_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from devconsole.launcher import start_serve, stop_serve
-
     data_dir = tmp_path_factory.mktemp("google_console")
     good, bad = records(int(time.time() * 1000))
-    raw = data_dir / "records.jsonl"
-    raw.write_text("\n".join(json.dumps(r) for r in [*good, *bad]) + "\n")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "devconsole", "ingest", "--data", str(data_dir), str(raw)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
-    tokens = json.loads((data_dir / "tokens.json").read_text())
-    env = {
-        "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{served.port}",
-        "SEC_ADMIN_TOKEN": tokens["service"],
-        "REQUESTS_CA_BUNDLE": str(served.ca_path),
-    }
+    ingest = ingest_records(data_dir, [json.dumps(r) for r in [*good, *bad]])
+    served = serve_console(data_dir)
+    env = console_env(served, data_dir)
     try:
         yield {"ingest": ingest, "env": env, "good": len(good), "bad": len(bad), "data": data_dir}
     finally:

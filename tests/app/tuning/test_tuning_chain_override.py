@@ -8,8 +8,6 @@ run with fixed ``now`` values so the grant arrives in the second one."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +21,10 @@ from app.store import db
 from app.store import detections as detection_store
 from app.store.db import transaction
 from app.tuning import approval, service
-from devconsole.launcher import start_serve, stop_serve
-from tests.app.detection.conftest import ACCOUNT, cloudtrail
+from devconsole.launcher import stop_serve
+from tests.app.detection.conftest import ACCOUNT, cloudtrail, console_env, ingest_records, serve_console
 from tests.app.tuning.tuning_helpers import HOUR, TUNER1, TUNER2
 
-ROOT = Path(__file__).resolve().parents[3]
 PIPELINE = f"arn:aws:iam::{ACCOUNT}:role/pipelines/provisioner"
 INTRUDER = f"arn:aws:iam::{ACCOUNT}:role/intruder"
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -69,24 +66,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         _grant_admin(BASE + 31 * 60_000, "svc-finished", PIPELINE),
         _enable_own_mfa(BASE + 33 * 60_000, "svc-finished"),
     ]
-    raw = data_dir / "records.jsonl"
-    raw.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "devconsole", "ingest", "--data", str(data_dir), str(raw)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ingest = ingest_records(data_dir, [json.dumps(r) for r in records])
     assert ingest.returncode == 0, ingest.stderr + ingest.stdout
-    served = start_serve(data_dir, "--manifest", str(ROOT / "manifest.json"), "--search-reuse", "0")
-    tokens = json.loads((data_dir / "tokens.json").read_text())
+    served = serve_console(data_dir)
     try:
-        yield {
-            "QRADAR_CONSOLE_FQDN": f"127.0.0.1:{served.port}",
-            "SEC_ADMIN_TOKEN": tokens["service"],
-            "REQUESTS_CA_BUNDLE": served.ca_path,
-        }
+        yield console_env(served, data_dir)
     finally:
         stop_serve(served.process)
 
