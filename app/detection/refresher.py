@@ -629,6 +629,9 @@ def refresh_once(
     details: dict[str, Any] = {
         "pid": os.getpid(),
         "started_ms": stop,
+        # Beating from the first commit: without it a status read before the first progress write would
+        # take this cycle for one that died mid-way ("interrupted").
+        "heartbeat_ms": now_ms(),
         "progress": 0,
         "phase": "starting",
         "failures": int((state.get("details") or {}).get("failures", 0)),

@@ -102,6 +102,23 @@ def test_first_refresh_detects_every_attack_and_nothing_benign(
     assert state["last_status"] == "ok" and state["watermark_ms"] == result.stop_ms
 
 
+def test_a_cycle_reads_as_running_from_its_first_commit(
+    detection_console, gateway, store_conn, monkeypatch
+) -> None:
+    """The cycle's first commit already beats: a status read before its first progress write (here, while
+    it loads its configuration) sees it running, not "interrupted" (a crashed cycle's status)."""
+    seen: list[dict] = []
+    load_config = refresher.load_config
+
+    def load_and_look(conn, gw):
+        seen.append(refresher.status(conn))
+        return load_config(conn, gw)
+
+    monkeypatch.setattr(refresher, "load_config", load_and_look)
+    assert refresher.refresh_once(store_conn, gateway).status == "ok"
+    assert [(s["running"], s["last_status"], s["runs"]) for s in seen] == [(True, "running", 1)]
+
+
 def test_second_run_and_full_requery_add_nothing(detection_console, gateway, store_conn) -> None:
     assert refresher.refresh_once(store_conn, gateway).status == "ok"
     before = snapshot(store_conn)
