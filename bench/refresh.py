@@ -11,6 +11,9 @@ serves it with ``python -m devconsole serve``, and then reports:
   process alone — the dev console's AQL and HTTP work runs in another process and is not counted. Next to
   it, the CPU time of *only* ``json.loads`` of the same Ariel result pages (fetched again, decoded in this
   process, timed with ``time.thread_time``); their ratio is the figure. Wall time is shown too;
+* **the floor** on the same pages, as ratios to that ``json.loads``: the HTTPS fetch, the decoding of each
+  row's payload, and a bare insert de-duplicated by event key — work any refresher does before it
+  classifies, matches the allowlist or indexes anything;
 * **rows fetched per steady-state refresh** (5 minutes' worth of events stored after the backfill's
   watermark; every row of every search counted: the overlap's per-minute counts, detections, follow-on
   events) versus the new events, and versus a full 24-hour re-query;
@@ -23,6 +26,7 @@ Speed lives here, never in tests.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -200,8 +204,21 @@ def state(db_path: Path) -> dict:
     return {"watermark_ms": row[0], **json.loads(row[1])}
 
 
-def json_loads_cost(env: dict[str, str], db_path: Path, start: int, stop: int) -> tuple[float, int, int]:
-    """CPU seconds spent in json.loads alone on the Ariel result pages of the same detection query."""
+@dataclass
+class InputCost:
+    """CPU seconds (this thread) spent on the Ariel result pages of the detection query, step by step."""
+
+    loads_s: float  # json.loads of each page: the baseline of the refresh-cost ratio
+    fetch_s: float  # the HTTPS GET of each page through the gateway's transport (TLS, HTTP, requests)
+    payload_s: float  # json.loads of each row's payload (classification reads the record inside)
+    store_s: float  # each page's rows into a bare table with only a UNIQUE event key, one commit a page
+    rows: int
+    size: int
+
+
+def input_cost(env: dict[str, str], db_path: Path, start: int, stop: int) -> InputCost:
+    """What reading the same pages costs before any detection work: the baseline (json.loads of each
+    page) and the floor any refresher pays (fetch, page and payload decoding, a de-duplicated insert)."""
     from app.aql.detection import detection_query
     from app.detection.config import load_config
     from app.qradar import Gateway
@@ -217,9 +234,16 @@ def json_loads_cost(env: dict[str, str], db_path: Path, start: int, stop: int) -
     sid = gw.start_search(detection_query(spec, start, stop))
     try:
         status = gw.wait_for_search(sid, 3600)
-        seconds, rows, size = 0.0, 0, 0
+        cost = InputCost(0.0, 0.0, 0.0, 0.0, 0, 0)
+        bare = sqlite3.connect(db_path.with_name("bare.db"))
+        bare.execute("PRAGMA journal_mode = WAL")
+        bare.execute("PRAGMA synchronous = NORMAL")
+        bare.execute(
+            "CREATE TABLE rows (id INTEGER PRIMARY KEY, event_key TEXT NOT NULL UNIQUE, payload TEXT)"
+        )
         for first in range(0, status.record_count, PAGE_SIZE):
             last = min(first + PAGE_SIZE, status.record_count) - 1
+            t0 = time.thread_time()
             resp = gw.transport.request(
                 "GET",
                 f"api/ariel/searches/{sid}/results",
@@ -227,12 +251,34 @@ def json_loads_cost(env: dict[str, str], db_path: Path, start: int, stop: int) -
                 headers={"Range": f"items={first}-{last}"},
             )
             raw = resp.content
-            t0 = time.thread_time()
-            body = json.loads(raw)
-            seconds += time.thread_time() - t0
-            rows += len(body["events"])
-            size += len(raw)
-        return seconds, rows, size
+            t1 = time.thread_time()
+            events = json.loads(raw)["events"]
+            t2 = time.thread_time()
+            for event in events:
+                json.loads(event["payload"])
+            t3 = time.thread_time()
+            with bare:
+                bare.executemany(
+                    "INSERT INTO rows (event_key, payload) VALUES (?, ?)",
+                    (
+                        (
+                            hashlib.sha256(
+                                f"{e['starttime']}|{e['qid']}|{e['payload']}".encode()
+                            ).hexdigest(),
+                            e["payload"],
+                        )
+                        for e in events
+                    ),
+                )
+            t4 = time.thread_time()
+            cost.fetch_s += t1 - t0
+            cost.loads_s += t2 - t1
+            cost.payload_s += t3 - t2
+            cost.store_s += t4 - t3
+            cost.rows += len(events)
+            cost.size += len(raw)
+        bare.close()
+        return cost
     finally:
         gw.delete_search(sid)
 
@@ -301,12 +347,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"refresher CPU {backfill.cpu_s:.1f} s (its own process: user + system, process start included)"
             )
 
-            loads_s, rows, size = json_loads_cost(env, db_path, now - 24 * HOUR, now_ms())
+            cost = input_cost(env, db_path, now - 24 * HOUR, now_ms())
+            loads_s = cost.loads_s
             print(
-                f"json.loads only, same result pages: {rows:,} rows, {size / 2**20:,.0f} MiB "
-                f"in {loads_s:.1f} s CPU → {rows / loads_s:,.0f} rows/s"
+                f"json.loads only, same result pages: {cost.rows:,} rows, {cost.size / 2**20:,.0f} MiB "
+                f"in {loads_s:.1f} s CPU → {cost.rows / loads_s:,.0f} rows/s"
             )
             print(f"refresh cost: refresher CPU / json.loads CPU = {backfill.cpu_s / loads_s:.1f}x")
+            floor = cost.fetch_s + cost.loads_s + cost.payload_s
+            print(
+                f"floor, same pages, as ratios to json.loads: HTTPS fetch {cost.fetch_s / loads_s:.1f}x "
+                f"+ page decode 1.0x + payload decode {cost.payload_s / loads_s:.1f}x "
+                f"= reading the input {floor / loads_s:.1f}x; + a bare de-duplicated insert "
+                f"{cost.store_s / loads_s:.1f}x = {(floor + cost.store_s) / loads_s:.1f}x "
+                f"(no classification, no indexes, no counts: what no refresher can go below)"
+            )
 
             # Steady state: 5 minutes' worth of events at the data set's own rate, stored since the last
             # refresh (after its watermark), then one refresh.
