@@ -295,6 +295,24 @@ def _search_values(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, Any]]:
     )
 
 
+# Migration 0019: the batch's counts, one grouped upsert per table, while `detection_batch` holds its row
+# and the per-row count triggers leave them alone (WHERE: SQLite's upsert after a SELECT needs one).
+_COUNT_BATCH = (
+    "INSERT INTO detection_hour_counts (hour_ms, cloud_platform, is_service_account, suppressed, n) "
+    "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account, suppressed_by IS NOT NULL, "
+    "COUNT(*) FROM detections WHERE id > :first_id GROUP BY 1, 2, 3, 4 "
+    "ON CONFLICT (hour_ms, cloud_platform, is_service_account, suppressed) DO UPDATE SET n = n + excluded.n",
+    "INSERT INTO detection_actor_day_counts (day_ms, actor_id, actor, actor_null, n) "
+    "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''), actor IS NULL, "
+    "COUNT(*) FROM detections WHERE id > :first_id AND suppressed_by IS NULL GROUP BY 1, 2, 3, 4 "
+    "ON CONFLICT (day_ms, actor_id, actor, actor_null) DO UPDATE SET n = n + excluded.n",
+    "INSERT INTO detection_state_counts (cloud_platform, is_service_account, suppressed, triage_status, n) "
+    "SELECT cloud_platform, is_service_account, suppressed_by IS NOT NULL, triage_status, COUNT(*) "
+    "FROM detections WHERE id > :first_id GROUP BY 1, 2, 3, 4 "
+    "ON CONFLICT (cloud_platform, is_service_account, suppressed, triage_status) DO UPDATE SET n = n + excluded.n",
+)
+
+
 def _indexes_batches(conn: sqlite3.Connection) -> bool:
     """Whether the store's text index trigger skips rows inserted while `detection_batch` holds a row
     (migration 0014 on a store with the index)."""
@@ -307,19 +325,20 @@ def _indexes_batches(conn: sqlite3.Connection) -> bool:
 def insert_detections(conn: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert new detections (and their `detection_events` rows) with one executemany each; returns the new
     ids in the order of `records`. `suppressed_by` is taken from each record (None when absent). The text
-    index gets the whole batch at once (migration 0014); call inside a transaction."""
+    index (migration 0014) and the counts (migration 0019) get the whole batch at once; call inside a
+    transaction."""
     if not records:
         return []
     (before,) = conn.execute("SELECT IFNULL(MAX(id), 0) FROM detections").fetchone()
     values = [_row_values(r, _BATCH_COLUMNS) for r in records]
+    conn.execute("INSERT INTO detection_batch (first_id) VALUES (?)", (before,))
+    conn.executemany(_INSERT_DETECTIONS, values)
+    for statement in _COUNT_BATCH:
+        conn.execute(statement, {"first_id": before})
     if _indexes_batches(conn):
-        conn.execute("INSERT INTO detection_batch (first_id) VALUES (?)", (before,))
-        conn.executemany(_INSERT_DETECTIONS, values)
         conn.execute(_INDEX_BATCH, {"first_id": before})
         conn.executemany(_INSERT_VALUE, _search_values(values))
-        conn.execute("DELETE FROM detection_batch")
-    else:
-        conn.executemany(_INSERT_DETECTIONS, values)
+    conn.execute("DELETE FROM detection_batch")
     # AUTOINCREMENT ids only grow, and one executemany inserts in order.
     ids = [r[0] for r in conn.execute("SELECT id FROM detections WHERE id > ? ORDER BY id", (before,))]
     if len(ids) != len(records):
