@@ -50,6 +50,8 @@ class Identifiers:
     admin_grant: bool = False
     invoked_by: str | None = None
     payload_ok: bool = False
+    # The payload held a JSON object: its state is `PARSED` (`payload_state` would decode it a second time).
+    payload_parsed: bool = False
     # Entra: the initiating application's appId (cross-tenant sync), the role template ID of a role grant,
     # and whether the change touched federated identity credentials ("Update application").
     initiator_app_id: str | None = None
@@ -799,6 +801,7 @@ def extract(
             ids.payload_ok = True
         except Exception:  # a hostile payload must never fail the refresh
             ids = Identifiers()
+        ids.payload_parsed = True
     norm = normalized or {}
     # A placeholder (`Not Available`, `Unknown`, …) names nobody: never an actor, never a key for chains
     # or allowlists.

@@ -111,7 +111,7 @@ def build_detection(row: Mapping[str, Any], cfg: DetectionConfig, stored_at: int
     elif not cfg.payload_fallback:
         ids.target_account = None
     eventcount = max(1, as_int(row.get("eventcount")) or 1)
-    state = payload_state(row.get("payload"))
+    state = PARSED if ids.payload_parsed else payload_state(row.get("payload"))
     outcome = outcome_of(ids, state, eventcount)
     if outcome is None:
         return None  # a failed creation created nothing (and is not the attack the chain rules mean)

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 
 from app.aql.detection import AWS, AZURE_AD, GCP, OFFICE_365
-from app.detection.extract import base_name, dig, extract, parse_payload
+from app.detection.extract import PARSED, base_name, dig, extract, parse_payload, payload_state
 
 AWS_CREATE_USER = {
     "eventVersion": "1.10",
@@ -364,3 +364,42 @@ def test_helpers() -> None:
     assert base_name("Add user.") == "add user"
     assert base_name("google.iam.admin.v1.CreateServiceAccount") == "createserviceaccount"
     assert base_name("CreateUser") == "createuser"
+
+
+_WHOLE = json.dumps(AWS_CREATE_USER)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _WHOLE,
+        _WHOLE.encode(),
+        "<13>Mar 11 16:00:00 host " + _WHOLE + " trailing text",
+        _WHOLE[: len(_WHOLE) // 2],  # cut by QRadar's maximum payload length
+        "<13>Mar 11 16:00:00 host not json at all",
+        "[1, 2, 3]",
+        '{"a": [1, 2}',
+        '{"a":' * 50_000,  # nesting deeper than the decoder goes
+        "   ",
+        "",
+        None,
+    ],
+    ids=[
+        "object",
+        "bytes",
+        "syslog-prefix",
+        "truncated",
+        "text",
+        "array",
+        "broken",
+        "deep",
+        "blank",
+        "empty",
+        "none",
+    ],
+)
+def test_extract_decodes_a_payload_once_and_agrees_with_payload_state(payload) -> None:
+    # The refresher takes the state from extract's own decoding when it found an object (one decode per
+    # payload); payload_state decides every other case, so both must agree on what is an object.
+    ids = extract(AWS, "CreateUser", payload)
+    assert ids.payload_parsed == (payload_state(payload) == PARSED)
