@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -295,22 +296,48 @@ def _search_values(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, Any]]:
     )
 
 
-# Migration 0019: the batch's counts, one grouped upsert per table, while `detection_batch` holds its row
-# and the per-row count triggers leave them alone (WHERE: SQLite's upsert after a SELECT needs one).
-_COUNT_BATCH = (
-    "INSERT INTO detection_hour_counts (hour_ms, cloud_platform, is_service_account, suppressed, n) "
-    "SELECT (event_time / 3600000) * 3600000, cloud_platform, is_service_account, suppressed_by IS NOT NULL, "
-    "COUNT(*) FROM detections WHERE id > :first_id GROUP BY 1, 2, 3, 4 "
-    "ON CONFLICT (hour_ms, cloud_platform, is_service_account, suppressed) DO UPDATE SET n = n + excluded.n",
-    "INSERT INTO detection_actor_day_counts (day_ms, actor_id, actor, actor_null, n) "
-    "SELECT (event_time / 86400000) * 86400000, IFNULL(actor_id, ''), IFNULL(actor, ''), actor IS NULL, "
-    "COUNT(*) FROM detections WHERE id > :first_id AND suppressed_by IS NULL GROUP BY 1, 2, 3, 4 "
-    "ON CONFLICT (day_ms, actor_id, actor, actor_null) DO UPDATE SET n = n + excluded.n",
-    "INSERT INTO detection_state_counts (cloud_platform, is_service_account, suppressed, triage_status, n) "
-    "SELECT cloud_platform, is_service_account, suppressed_by IS NOT NULL, triage_status, COUNT(*) "
-    "FROM detections WHERE id > :first_id GROUP BY 1, 2, 3, 4 "
-    "ON CONFLICT (cloud_platform, is_service_account, suppressed, triage_status) DO UPDATE SET n = n + excluded.n",
+# Migration 0019: the batch's counts, while `detection_batch` holds its row and the per-row count triggers
+# leave them alone. The bucket keys are computed by SQLite from the stored rows (the triggers' own
+# expressions), read once, grouped here, and added with one upsert per bucket.
+_BATCH_BUCKETS = (
+    "SELECT (event_time / 3600000) * 3600000, (event_time / 86400000) * 86400000, cloud_platform, "
+    "is_service_account, suppressed_by IS NOT NULL, IFNULL(actor_id, ''), IFNULL(actor, ''), actor IS NULL, "
+    "triage_status FROM detections WHERE id > ?"
 )
+_ADD_HOUR_COUNT = (
+    "INSERT INTO detection_hour_counts (hour_ms, cloud_platform, is_service_account, suppressed, n) "
+    "VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (hour_ms, cloud_platform, is_service_account, suppressed) DO UPDATE SET n = n + excluded.n"
+)
+_ADD_ACTOR_DAY_COUNT = (
+    "INSERT INTO detection_actor_day_counts (day_ms, actor_id, actor, actor_null, n) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (day_ms, actor_id, actor, actor_null) DO UPDATE SET n = n + excluded.n"
+)
+_ADD_STATE_COUNT = (
+    "INSERT INTO detection_state_counts (cloud_platform, is_service_account, suppressed, triage_status, n) "
+    "VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (cloud_platform, is_service_account, suppressed, triage_status) DO UPDATE SET n = n + excluded.n"
+)
+
+
+def _count_batch(conn: sqlite3.Connection, first_id: int) -> None:
+    """Add the detections after `first_id` to the three count tables (what the insert triggers add)."""
+    hours: Counter[tuple[Any, ...]] = Counter()
+    actor_days: Counter[tuple[Any, ...]] = Counter()
+    states: Counter[tuple[Any, ...]] = Counter()
+    for hour, day, platform, service, suppressed, actor_id, actor, actor_null, triage in conn.execute(
+        _BATCH_BUCKETS, (first_id,)
+    ):
+        hours[(hour, platform, service, suppressed)] += 1
+        if not suppressed:
+            actor_days[(day, actor_id, actor, actor_null)] += 1
+        states[(platform, service, suppressed, triage)] += 1
+    for statement, counter in (
+        (_ADD_HOUR_COUNT, hours),
+        (_ADD_ACTOR_DAY_COUNT, actor_days),
+        (_ADD_STATE_COUNT, states),
+    ):
+        conn.executemany(statement, [(*key, n) for key, n in counter.items()])
 
 
 def _indexes_batches(conn: sqlite3.Connection) -> bool:
@@ -333,8 +360,7 @@ def insert_detections(conn: sqlite3.Connection, records: Sequence[Mapping[str, A
     values = [_row_values(r, _BATCH_COLUMNS) for r in records]
     conn.execute("INSERT INTO detection_batch (first_id) VALUES (?)", (before,))
     conn.executemany(_INSERT_DETECTIONS, values)
-    for statement in _COUNT_BATCH:
-        conn.execute(statement, {"first_id": before})
+    _count_batch(conn, before)
     if _indexes_batches(conn):
         conn.execute(_INDEX_BATCH, {"first_id": before})
         conn.executemany(_INSERT_VALUE, _search_values(values))
