@@ -60,6 +60,12 @@ JOBS: list[Job] = [
 ]
 
 
+# The refresher's page cache: a page of new rows touches a leaf of each of the detections' indexes, and with
+# SQLite's default 2 MiB those leaves are read again from the file for every page (bench.refresh: 5-8 % of
+# the refresh's CPU at 100,000 events). 16 MiB keeps its peak RSS far below the 120 MiB it is allowed.
+REFRESHER_CACHE_KIB = 16 * 1024
+
+
 def gateway_for(conn: sqlite3.Connection, env: dict[str, str] | None = None) -> Gateway:
     """The refresher's gateway, shaped by the settings stored in ``conn``'s store."""
     return build_gateway(
@@ -115,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         db_path,
         ", ".join(job.name for job in JOBS),
     )
-    serve(lambda: connect(db_path), gateway_for, once=args.once, stop_event=stop_event)
+    serve(
+        lambda: connect(db_path, cache_kib=REFRESHER_CACHE_KIB),
+        gateway_for,
+        once=args.once,
+        stop_event=stop_event,
+    )
     return 0
 
 

@@ -31,6 +31,15 @@ def test_connect_uses_wal_busy_timeout_and_migrates(tmp_path):
     assert {"settings", "refresh_state", "audit_log"} <= tables
 
 
+def test_only_the_connection_that_asks_gets_a_larger_page_cache(tmp_path):
+    from app.refresher import REFRESHER_CACHE_KIB
+
+    default = db.connect(tmp_path / "a.db").execute("PRAGMA cache_size").fetchone()[0]
+    refresher = db.connect(tmp_path / "a.db", cache_kib=REFRESHER_CACHE_KIB)
+    assert default == -2000  # SQLite's default, in KiB: every web worker keeps it
+    assert refresher.execute("PRAGMA cache_size").fetchone()[0] == -REFRESHER_CACHE_KIB < default
+
+
 def test_migrations_are_numbered_in_order_and_idempotent(tmp_path):
     versions = [v for v, _ in db.migrations()]
     assert versions == sorted(versions) and versions[0] == 1
