@@ -252,8 +252,8 @@ def input_cost(env: dict[str, str], db_path: Path, start: int, stop: int) -> Inp
             )
             raw = resp.content
             t1 = time.thread_time()
-            # The baseline is the best of three decodes of the page: one decode of a page of tens of MB varies by
-            # quarter from run to run on this machine, and the ratio should not move with it.
+            # The baseline is the best of three decodes of the page: one decode of a page (tens of MB)
+            # varies by a quarter from run to run on this machine, and the ratio should not move with it.
             loads = []
             for _ in range(3):
                 start_decode = time.thread_time()
