@@ -1,12 +1,14 @@
 /* Detections page: the refresh status poll — last and next refresh, progress and Cancel while a refresh
  * runs, QRadar's problem in words while refreshes fail, and "Refresh now". */
 
-import {api, formatTime, notify} from "../common.js";
+import {api, formatTime, hasCapability, me, notify} from "../common.js";
 import {describe, nextPollMs} from "../qradar_health.js";
 import {$} from "./model.js";
 
 let timer = null;
 let wasRunning = false;
+// Cancelling needs the 'tune' permission (the API answers others 403): only they are offered Cancel.
+let mayCancel = false;
 let dataChanged = () => {};
 
 // onRefreshed(): a refresh this page saw running has ended, so the shown data may be stale.
@@ -14,6 +16,9 @@ export function initStatus({onRefreshed}) {
   dataChanged = onRefreshed;
   $("refresh-now").addEventListener("click", refreshNow);
   $("refresh-cancel").addEventListener("click", cancelRefresh);
+  me().then((user) => {
+    mayCancel = hasCapability(user, "tune");
+  });
 }
 
 function refreshErrorText(status) {
@@ -41,7 +46,7 @@ export async function loadStatus() {
   const running = Boolean(status.running);
   const progress = Math.max(0, Math.min(100, Number(status.progress || 0)));
   $("refresh-progress").hidden = !running;
-  $("refresh-cancel").hidden = !running;
+  $("refresh-cancel").hidden = !(running && mayCancel);
   $("refresh-now").disabled = running;
   $("refresh-progress-track").setAttribute("aria-valuenow", String(progress));
   $("refresh-progress-bar").style.transform = `scaleX(${progress / 100})`;
