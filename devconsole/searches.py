@@ -214,13 +214,16 @@ class SearchManager:
             self._finish(search, "COMPLETED", rows or [])
 
     def _slow_ramp(self, search: Search, seconds: float) -> bool:
-        """Injected slowness: spend ``seconds`` in EXECUTE with rising progress. True if canceled."""
-        steps = 20
-        for step in range(steps):
+        """Injected slowness: spend ``seconds`` in EXECUTE with rising progress, or less when the fault is
+        cleared meanwhile (a slowed search must not hold a search slot after its test). True if canceled."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
             if search.cancel_requested:
                 return True
-            search.progress = max(search.progress, int(step * 90 / steps))
-            time.sleep(seconds / steps)
+            if self._faults.search_extra_seconds() <= 0:
+                break
+            search.progress = max(search.progress, int(90 * (1 - left / seconds)))
+            time.sleep(min(0.25, left))
         return search.cancel_requested
 
     @staticmethod

@@ -58,6 +58,21 @@ def test_searches_wait_for_a_free_slot(engine_factory):
     assert ("EXECUTE", "WAIT") in observed or ("WAIT", "EXECUTE") in observed
 
 
+def test_a_slowed_search_stops_being_slow_when_the_fault_is_cleared(engine_factory):
+    # A test that slows searches and clears the fault must not leave a search sleeping in a slot.
+    faults = FaultInjector()
+    faults.slow_searches(600)
+    manager = SearchManager(engine_factory, faults, max_concurrent=1)
+    slowed, _ = manager.create(unique_query(), "admin")
+    waiting, _ = manager.create(unique_query(), "admin")
+    while manager.get(slowed.search_id).status != "EXECUTE":
+        time.sleep(0.02)
+    assert manager.wait(slowed.search_id, 1).status == "EXECUTE"  # still slowed while the fault is on
+    faults.clear()
+    assert manager.wait(slowed.search_id, 30).status == "COMPLETED"
+    assert manager.wait(waiting.search_id, 30).status == "COMPLETED"
+
+
 def test_identical_query_reuse_skips_canceled_searches(engine_factory):
     faults = FaultInjector()
     faults.slow_searches(2)
