@@ -3,8 +3,8 @@
 --
 -- Three upserts per inserted row (hour bucket, initiator-day bucket, state group) were about a tenth of
 -- what an insert cost; a page of rows falls into a handful of buckets. While `detection_batch` holds a
--- row, inserts leave the counts alone and the writer that put the row there adds its whole batch with one
--- grouped statement per table before removing it, in the same transaction (`insert_detections` in
+-- row, inserts leave the counts alone and the writer that put the row there reads its batch's bucket keys
+-- once and adds one upsert per bucket before removing it, in the same transaction (`_count_batch` in
 -- app/store/detections.py). Every other writer (triage, tuning, retention, an operator's sqlite3) still
 -- has its rows counted by these triggers: no other connection ever sees a row in `detection_batch`.
 DROP TRIGGER detections_counts_insert;
